@@ -1,0 +1,119 @@
+/**
+ * The shared vocabulary of nodemailer-tls-policy, as plain data types.
+ *
+ * One name per idea (see ARCHITECTURE.md): destination, level, policy, plan, facts, trust,
+ * verdict, stage, decision, attempt, delivery. Every module speaks in these types; none of
+ * them carries behaviour.
+ */
+
+/** Postfix's TLS security levels (smtp_tls_security_level), weakest first. */
+export const LEVELS = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure'] as const;
+export type Level = (typeof LEVELS)[number];
+
+/** Levels that authenticate the server; only these may name a fallback level. */
+export const AUTHENTICATED_LEVELS = ['dane', 'dane-only', 'fingerprint', 'verify', 'secure'] as const;
+export type AuthenticatedLevel = (typeof AUTHENTICATED_LEVELS)[number];
+
+/** What an authenticated level may fall back to (the tlsfallback proposal). */
+export type FallbackLevel = 'encrypt' | 'may';
+
+/** How Postfix logs the peer: Cleartext, Anonymous, Untrusted, Trusted, Verified. */
+export type Trust = 'Cleartext' | 'Anonymous' | 'Untrusted' | 'Trusted' | 'Verified';
+
+/** Where a TLS failure happened (the stages of Postfix's fallback proposal). */
+export type Stage = 'no-starttls' | 'starttls-refused' | 'handshake' | 'session' | 'verification';
+
+/** The DNSSEC status every DNS answer travels with. */
+export type DnssecStatus = 'secure' | 'insecure' | 'failed';
+
+/** Digest algorithms for fingerprints and audit digests (smtp_tls_fingerprint_digest). */
+export type DigestAlgorithm = 'sha256' | 'sha1' | 'sha512' | 'sha384' | 'sha224' | 'md5';
+
+/**
+ * A policy as found for a destination: the level asked for, with Postfix's attributes.
+ * Produced by the policy module from the table, the default level and Exim's aliases.
+ */
+export interface Policy {
+  level: Level;
+  /**
+   * `match` tokens as written: for verify/secure, host name patterns and the keywords
+   * `hostname`, `nexthop`, `dot-nexthop` (a leading '.' means any subdomain); for
+   * fingerprint, certificate or public-key digests (hex, with or without colons).
+   */
+  match?: string[];
+  /** TLS protocols, Postfix syntax tokens: `TLSv1.2`, `!TLSv1`, `>=TLSv1.2`, `<=TLSv1.3`. */
+  protocols?: string[];
+  /** OpenSSL cipher list, or Postfix's grade names `high`, `medium`, `low`, `export`, `null`. */
+  ciphers?: string;
+  /** Cipher names or patterns to exclude, as Postfix's `exclude`. */
+  exclude?: string[];
+  /** SNI: `hostname`, `nexthop`, or a literal name. */
+  servername?: string;
+  /** A CA file (PEM) to verify the server against, in place of the default CAs. */
+  caFile?: string;
+  /** Client certificate chain file (PEM) to present, with its key. */
+  certFile?: string;
+  keyFile?: string;
+  /** Per-destination fallback: a level, or 'none' to forbid any configured fallback. */
+  fallback?: FallbackLevel | 'none';
+  /** A stricter level evaluated and reported, never enforced (report-only). */
+  shadow?: Level;
+  /** Exim's tls_tempfail_tryclear for this destination, when it was set. */
+  tempfailTryclear?: boolean;
+  /** Where this policy came from, for messages: e.g. `policy.txt:12`, `default`, `hostsRequireTls`. */
+  source: string;
+}
+
+/** An attempt's audit record: Postfix's audit template fields, plus where and what happened. */
+export interface AuditRecord {
+  /** The remote server as Postfix logs it: `mx1.example.net[192.0.2.1]:25`. */
+  relay: string;
+  destination: string;
+  mx: string;
+  address: string;
+  port: number;
+  /** The effective level after any fallback. */
+  level: Level;
+  /** The level asked for before fallback; empty when no fallback took place. */
+  policy: string;
+  auth: Trust | '';
+  protocol: string;
+  cipher: string;
+  cert_digest: string;
+  spki_digest: string;
+  /** Why the level was lowered or plaintext used; empty when it was not. */
+  fallback_reason: string;
+  /** The shadow level, whether it would have passed, and why not. */
+  shadow: string;
+  shadow_result: string;
+  /** The last SMTP reply that mattered (e.g. `250 2.0.0 Ok: queued`, `454 4.7.0 TLS not available`). */
+  reply: string;
+  /** The TLSA record or fingerprint or name that authenticated the peer, if any. */
+  matched: string;
+  [key: string]: string | number;
+}
+
+/** What the TLS layer of one session showed: gathered by the smtp module, judged by verify. */
+export interface PeerTls {
+  /** e.g. `TLSv1.3`. */
+  protocol: string;
+  /** e.g. `TLS_AES_256_GCM_SHA384`. */
+  cipher: string;
+  /** The certificates the server sent, DER, leaf first; empty when it sent none. */
+  chain: Buffer[];
+  /** Whether OpenSSL verified the chain against the CA set the handshake used. */
+  authorized: boolean;
+  /** OpenSSL's reason when it did not, e.g. `CERT_HAS_EXPIRED`. */
+  authorizationError?: string;
+}
+
+/** Trust plus, on failure, the reason in one sentence. */
+export interface Verdict {
+  /** Whether the level's requirements are met. */
+  ok: boolean;
+  trust: Trust;
+  /** One sentence, naming the host: "mx1.example.net certificate ... matched no name in ...". */
+  reason?: string;
+  /** What authenticated the peer: the name, fingerprint or TLSA record that matched. */
+  matched?: string;
+}

@@ -1,0 +1,13 @@
+// Builds dist/esm (ES modules) and dist/cjs (CommonJS), each with its .d.ts files.
+// dist/cjs gets its own package.json so Node reads its .js files as CommonJS.
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const tsc = require.resolve('typescript/bin/tsc');
+rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+for (const project of ['tsconfig.esm.json', 'tsconfig.cjs.json']) {
+  execFileSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
+}
+writeFileSync(new URL('../dist/cjs/package.json', import.meta.url), '{ "type": "commonjs" }\n');
