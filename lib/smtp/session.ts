@@ -1,0 +1,330 @@
+/**
+ * One SMTP conversation with one MX address, around Nodemailer's SMTPConnection.
+ *
+ * The session holds no policy. It connects, lets SMTPConnection do EHLO and STARTTLS, and
+ * reports facts: was STARTTLS offered, what did the server answer to it, did the handshake
+ * fail, was the connection lost inside TLS, what peer chain, protocol and cipher did TLS show.
+ * The caller judges those facts (verify, decide) *before* it sends anything of the mail: the
+ * session never sends MAIL FROM, RCPT, AUTH or DATA on its own.
+ *
+ * TLS runs with `rejectUnauthorized: false` on purpose: Node checks nothing useful for DANE or
+ * fingerprints during the handshake, so the verdict is taken on the peer chain afterwards, and
+ * OpenSSL's own chain verification result (`authorized`) is one of the facts.
+ */
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { PeerTls } from '../types.js';
+import {
+  ehloLinesOf,
+  isSecure,
+  isUpgrading,
+  lastReplyOf,
+  onCommand,
+  plaintextEhloOf,
+  tlsSocketOf,
+} from './connection-internals.js';
+
+export interface SessionOptions {
+  /** The MX host name, for messages. */
+  host: string;
+  /** The address to connect to. */
+  address: string;
+  port: number;
+  /** TLS from the first byte (SMTPS, port 465) instead of STARTTLS. */
+  implicitTls?: boolean;
+  /** Whether to send STARTTLS when it is offered (false at level none). */
+  starttls: boolean;
+  /** Options for the TLS handshake: servername, ca, cert, key, minVersion, maxVersion, ciphers. */
+  tls: ConnectionOptions;
+  /** EHLO name. */
+  name?: string;
+  connectionTimeout?: number;
+  greetingTimeout?: number;
+  socketTimeout?: number;
+  logger?: unknown;
+  debug?: boolean;
+}
+
+/** How a session that never became ready ended. */
+export type SessionFailureKind =
+  /** TCP connect failed or timed out, or the server closed before greeting. */
+  | 'connect'
+  /** The server answered with an error (greeting, EHLO/HELO) in cleartext. */
+  | 'reply'
+  /** The TLS handshake failed (the connection is dead). */
+  | 'handshake'
+  /** The connection was lost inside TLS, before the transaction. */
+  | 'tls-session'
+  /** The server answered with an error inside TLS (e.g. 421 to EHLO): its answer, not a TLS failure. */
+  | 'tls-reply';
+
+export interface SessionFailure {
+  kind: SessionFailureKind;
+  /** What went wrong, in words, without the host (the caller adds where). */
+  message: string;
+  /** The server's reply, when there was one. */
+  reply?: string;
+  /** The reply's code, when there was one. */
+  replyCode?: number;
+}
+
+/** What one session saw. */
+export interface SessionFacts {
+  /** Whether the last cleartext EHLO offered STARTTLS. */
+  starttlsOffered: boolean;
+  /** Whether STARTTLS was sent. */
+  starttlsSent: boolean;
+  /** The server's non-2xx reply to STARTTLS, when it refused. */
+  starttlsReply?: string;
+  /** TLS as established, when it was. */
+  tls?: PeerTls;
+  /** Set when the session never became ready. */
+  failure?: SessionFailure;
+}
+
+export interface RecipientResult {
+  recipient: string;
+  /** `accepted`, or refused temporarily (4xx) or permanently (5xx). */
+  status: 'accepted' | 'deferred' | 'rejected';
+  reply?: string;
+}
+
+export interface TransactionResult {
+  /** Whether the message was accepted for at least one recipient. */
+  ok: boolean;
+  recipients: RecipientResult[];
+  /** The final reply (to DATA), or the reply that stopped the transaction. */
+  reply?: string;
+  /** Set when the transaction failed as a whole (MAIL FROM, DATA or the connection). */
+  failure?: { message: string; reply?: string; replyCode?: number; temporary: boolean };
+}
+
+function replyCode(reply: string | undefined): number | undefined {
+  const match = reply ? /^([2-5]\d\d)/.exec(reply) : null;
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The single-line form of a (possibly multi-line) reply, for messages and the audit. */
+export function oneLine(reply: string | undefined): string | undefined {
+  return reply?.replace(/\r?\n/g, ' ').trim();
+}
+
+function peerOf(socket: TLSSocket): PeerTls {
+  const chain: Buffer[] = [];
+  let cert = socket.getPeerCertificate(true);
+  const seen = new Set<string>();
+  while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    chain.push(cert.raw);
+    cert = cert.issuerCertificate;
+  }
+  const authorizationError = socket.authorizationError;
+  return {
+    protocol: socket.getProtocol() ?? '',
+    cipher: socket.getCipher()?.name ?? '',
+    chain,
+    authorized: socket.authorized,
+    ...(authorizationError ? { authorizationError: String((authorizationError as { code?: string }).code ?? authorizationError) } : {}),
+  };
+}
+
+function offersStarttls(ehlo: string | string[] | undefined): boolean {
+  if (!ehlo) return false;
+  const lines = Array.isArray(ehlo) ? ehlo : ehlo.split(/\r?\n/).slice(1);
+  return lines.some((line) => /^(\d{3}[ -])?STARTTLS\b/i.test(line.trim()));
+}
+
+export class Session {
+  readonly facts: SessionFacts;
+  private readonly connection: SMTPConnection;
+  private closed = false;
+
+  private constructor(connection: SMTPConnection, facts: SessionFacts) {
+    this.connection = connection;
+    this.facts = facts;
+  }
+
+  /** Whether the channel is encrypted. */
+  get encrypted(): boolean {
+    return this.facts.tls !== undefined;
+  }
+
+  /**
+   * Connects, reads the greeting, does EHLO and (when asked and offered) STARTTLS and EHLO
+   * again. Resolves with the facts, and a session ready for a transaction when it got that far.
+   */
+  static open(options: SessionOptions): Promise<{ facts: SessionFacts; session?: Session }> {
+    const connection = new SMTPConnection({
+      host: options.address,
+      port: options.port,
+      secure: options.implicitTls === true,
+      ignoreTLS: !options.starttls,
+      opportunisticTLS: true,
+      ...(options.tls.servername ? { servername: options.tls.servername } : {}),
+      tls: { ...options.tls, rejectUnauthorized: false },
+      ...(options.name ? { name: options.name } : {}),
+      ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
+      ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
+      ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
+      logger: (options.logger ?? false) as never,
+      debug: options.debug === true,
+      socketCloseTimeout: 0,
+    });
+    let starttlsSent = false;
+    connection.on('error', () => {
+      /* reported through the settle path below */
+    });
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (error?: Error & { response?: string; code?: string }) => {
+        if (settled) return;
+        settled = true;
+        const secure = isSecure(connection);
+        const facts: SessionFacts = {
+          starttlsOffered: false,
+          starttlsSent,
+        };
+        if (error) {
+          facts.starttlsOffered = starttlsSent || offersStarttls(plaintextEhloOf(connection));
+          facts.failure = classifyFailure(error, {
+            implicitTls: options.implicitTls === true,
+            upgrading: isUpgrading(connection),
+            secure,
+            // a reply arrived (the greeting at least): tells a dead TLS port from a refusal
+            sawReply: lastReplyOf(connection) !== undefined,
+          });
+          connection.close();
+          resolve({ facts });
+          return;
+        }
+        const socket = tlsSocketOf(connection);
+        if (socket) {
+          facts.tls = peerOf(socket);
+          facts.starttlsOffered = !options.implicitTls;
+        } else {
+          // Still cleartext: either STARTTLS was not offered (or not wanted), or it was refused,
+          // in which case SMTPConnection went on with the cleartext EHLO and the last reply is
+          // the refusal.
+          facts.starttlsOffered = offersStarttls(ehloLinesOf(connection));
+          if (starttlsSent) {
+            const reply = lastReplyOf(connection);
+            if (reply !== undefined) facts.starttlsReply = oneLine(reply);
+          }
+        }
+        resolve({ facts, session: new Session(connection, facts) });
+      };
+      // Watch the commands SMTPConnection writes, to know when STARTTLS went out.
+      onCommand(connection, (command) => {
+        if (/^STARTTLS\b/i.test(command)) starttlsSent = true;
+      });
+      connection.once('error', (err: Error) => settle(err as Error & { response?: string }));
+      connection.once('end', () => settle(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' })));
+      try {
+        connection.connect((err?: Error | null) => {
+          if (err) settle(err as Error & { response?: string });
+          else settle();
+        });
+      } catch (err) {
+        settle(err as Error);
+      }
+    });
+  }
+
+  /** SMTP AUTH. Rejects with the server's reply. */
+  login(auth: { user: string; pass: string }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.connection.login({ user: auth.user, pass: auth.pass }, (err) => {
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  }
+
+  /** One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA. */
+  send(from: string, recipients: string[], message: Buffer): Promise<TransactionResult> {
+    return new Promise((resolve) => {
+      this.connection.send({ from, to: recipients, size: message.length }, message, (err, info) => {
+        if (!err && info) {
+          const rejected = new Map<string, string | undefined>();
+          for (const e of info.rejectedErrors ?? []) {
+            const r = e as { recipient?: string; response?: string };
+            if (r.recipient) rejected.set(r.recipient, r.response);
+          }
+          const results: RecipientResult[] = recipients.map((recipient) => {
+            if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: oneLine(info.response) };
+            const reply = oneLine(rejected.get(recipient));
+            return { recipient, status: (replyCode(reply) ?? 500) >= 500 ? 'rejected' : 'deferred', reply };
+          });
+          resolve({ ok: true, recipients: results, reply: oneLine(info.response) });
+          return;
+        }
+        const e = err as Error & { response?: string; responseCode?: number; rejectedErrors?: Array<{ recipient?: string; response?: string }>; command?: string };
+        const reply = oneLine(e.response);
+        const code = e.responseCode ?? replyCode(reply);
+        if (e.rejectedErrors && e.rejectedErrors.length && e.command === 'RCPT TO') {
+          // Every recipient refused: each with its own reply.
+          const byRecipient = new Map(e.rejectedErrors.map((r) => [r.recipient, oneLine(r.response)]));
+          const results: RecipientResult[] = recipients.map((recipient) => {
+            const r = byRecipient.get(recipient) ?? reply;
+            return { recipient, status: (replyCode(r) ?? 400) >= 500 ? 'rejected' : 'deferred', reply: r };
+          });
+          resolve({ ok: false, recipients: results, reply });
+          return;
+        }
+        const temporary = code === undefined || code < 500;
+        resolve({
+          ok: false,
+          recipients: recipients.map((recipient) => ({ recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? e.message })),
+          reply,
+          failure: { message: e.message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary },
+        });
+      });
+    });
+  }
+
+  /** Ends the session politely (QUIT), without waiting. */
+  quit(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.connection.quit();
+    } catch {
+      /* already gone */
+    }
+    setTimeout(() => this.connection.close(), 1000).unref();
+  }
+
+  /** Drops the connection at once. */
+  close(): void {
+    this.closed = true;
+    this.connection.close();
+  }
+}
+
+/** Sorts an error that ended a session before it was ready into one of the failure kinds. */
+export function classifyFailure(
+  error: Error & { response?: string; code?: string; originalCode?: string },
+  state: { implicitTls: boolean; upgrading: boolean; secure: boolean; sawReply: boolean },
+): SessionFailure {
+  const reply = oneLine(error.response);
+  const code = replyCode(reply);
+  const detail = (error.message || String(error)).replace(/: \d{3}[ -].*$/s, '');
+  if (state.upgrading) {
+    return { kind: 'handshake', message: `TLS handshake failed: ${detail}` };
+  }
+  if (reply && code) {
+    const insideStarttls = state.secure && !state.implicitTls;
+    return { kind: insideStarttls ? 'tls-reply' : 'reply', message: `the server answered ${reply}`, reply, replyCode: code };
+  }
+  if (state.implicitTls && !state.sawReply) {
+    const system = error.originalCode ?? '';
+    if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL/.test(system) || /CONNECT_TIMEOUT|Connection timeout/i.test(`${error.code} ${error.message}`)) {
+      return { kind: 'connect', message: `connection failed: ${detail}` };
+    }
+    return { kind: 'handshake', message: `TLS handshake failed: ${detail}` };
+  }
+  if (state.secure) {
+    return { kind: 'tls-session', message: `connection lost inside TLS: ${detail}` };
+  }
+  return { kind: 'connect', message: state.sawReply ? `connection lost: ${detail}` : `connection failed: ${detail}` };
+}
