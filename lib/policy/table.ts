@@ -1,0 +1,355 @@
+/**
+ * The policy table: Postfix's tls_policy file syntax or a JS object, checked entry by entry,
+ * normalized, and looked up in Postfix's order.
+ */
+import { readFileSync } from 'node:fs';
+import type { Policy } from '../types.js';
+import { checkEntry, OBJECT_ATTRIBUTES, type RawAttribute, type RawEntry } from './entry.js';
+import { PolicyError, type PolicyProblem } from './errors.js';
+import { normalizeBracketHost, normalizeKey } from './keys.js';
+import { normalizeDomain, parentPatterns } from './names.js';
+
+/** One entry of the object form: a level name, or the level with attributes in camelCase. */
+export type PolicyObjectEntry =
+  | string
+  | {
+      level: string;
+      match?: string | string[];
+      protocols?: string | string[];
+      ciphers?: string;
+      exclude?: string | string[];
+      servername?: string;
+      caFile?: string;
+      certFile?: string;
+      keyFile?: string;
+      fallback?: string;
+      shadow?: string;
+      tempfailTryclear?: boolean | string;
+    };
+
+/** What createPolicyTable() accepts. */
+export type PolicyInput = string | Record<string, PolicyObjectEntry> | { file: string } | PolicyTable | undefined | null;
+
+/** The next hop a policy is looked up for. */
+export type NextHop =
+  /** MX delivery to a recipient domain. */
+  | { kind: 'domain'; domain: string }
+  /** A relay, [host]:port, no MX lookup. */
+  | { kind: 'host'; host: string; port?: number };
+
+/**
+ * A checked, normalized, immutable policy table: normalized key -> Policy.
+ * Build it with createPolicyTable(); an empty table is valid.
+ */
+export class PolicyTable {
+  /** Where the table came from: a file name, '<text>', '<object>' or '<none>'. */
+  readonly source: string;
+  readonly #entries: ReadonlyMap<string, Policy>;
+
+  /** @internal use createPolicyTable() */
+  constructor(source: string, entries: ReadonlyMap<string, Policy>) {
+    this.source = source;
+    this.#entries = entries;
+    Object.freeze(this);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The entry for a key written in any accepted spelling (`EXAMPLE.com.`, `[ipv6:2001:DB8::1]`). */
+  get(key: string): Policy | undefined {
+    const k = normalizeKey(key);
+    return k.ok ? this.#entries.get(k.value) : undefined;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Normalized keys, in input order. */
+  keys(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  entries(): [string, Policy][] {
+    return [...this.#entries.entries()];
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, Policy]> {
+    return this.#entries.entries();
+  }
+
+  /** @internal exact lookup by normalized key */
+  lookupExact(key: string): Policy | undefined {
+    return this.#entries.get(key);
+  }
+}
+
+/** The result of checking a policy without throwing: every problem, and the table when there are none. */
+export interface PolicyCheck {
+  problems: PolicyProblem[];
+  table: PolicyTable | undefined;
+}
+
+/**
+ * Builds a PolicyTable. A string containing whitespace is table text; any other non-empty
+ * string, or `{ file }`, names a file read synchronously (its name is kept for messages);
+ * an object maps keys to levels or `{ level, ...attributes }`; undefined gives an empty
+ * table. Throws a PolicyError listing every problem.
+ */
+export function createPolicyTable(input: PolicyInput): PolicyTable {
+  const { problems, table } = checkPolicyTable(input);
+  if (!table) throw new PolicyError(problems);
+  return table;
+}
+
+/** Like createPolicyTable(), but returns the problems instead of throwing (for check-policy). */
+export function checkPolicyTable(input: PolicyInput): PolicyCheck {
+  if (input instanceof PolicyTable) return { problems: [], table: input };
+  if (input === undefined || input === null || input === '') {
+    return { problems: [], table: new PolicyTable('<none>', new Map()) };
+  }
+  if (typeof input === 'string') {
+    return /\s/.test(input) ? checkPolicyText(input, '<text>') : checkPolicyFile(input);
+  }
+  if (typeof input === 'object' && !Array.isArray(input)) {
+    const keys = Object.keys(input);
+    if (keys.length === 1 && keys[0] === 'file' && typeof (input as { file: unknown }).file === 'string') {
+      return checkPolicyFile((input as { file: string }).file);
+    }
+    return checkPolicyObject(input as Record<string, PolicyObjectEntry>);
+  }
+  return {
+    problems: [{ file: '<input>', line: 0, message: `a policy must be text, an object or { file }, not ${typeof input}` }],
+    table: undefined,
+  };
+}
+
+/** Reads and checks a policy file; a file that cannot be read is one problem (line 0). */
+export function checkPolicyFile(file: string): PolicyCheck {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { problems: [{ file, line: 0, message: `cannot read the policy file: ${e.code ?? e.message}` }], table: undefined };
+  }
+  return checkPolicyText(text, file);
+}
+
+/**
+ * Checks table text in Postfix's syntax. `file` names it in messages.
+ *
+ * Lines: `#` as the first non-blank character makes a comment line; blank lines are
+ * ignored; a line that starts with white space continues the logical line before it (and
+ * comment or blank lines in between do not end it), as Postfix's readllines(). A `#` later
+ * in a line is not special. Each logical line is `KEY LEVEL [name=value ...]`, the value
+ * split at white space and commas, `{ name = value }` allowing both inside the value.
+ */
+export function checkPolicyText(text: string, file: string): PolicyCheck {
+  const problems: PolicyProblem[] = [];
+  const entries: RawEntry[] = [];
+  for (const { line, text: logical } of logicalLines(text, file, problems)) {
+    const m = /^(\S+)\s*([\s\S]*)$/.exec(logical)!;
+    const key = m[1]!;
+    const tokens = tokenize(m[2]!);
+    const attributes: RawAttribute[] = [];
+    for (const token of tokens.slice(1)) {
+      if (token.startsWith('#')) {
+        problems.push({ file, line, message: `"#" after the entry for ${key} does not start a comment (put comments on lines of their own)` });
+        break;
+      }
+      const nv = splitAttribute(token);
+      if (typeof nv === 'string') {
+        problems.push({ file, line, message: `malformed attribute "${token}" for ${key}: ${nv}` });
+      } else {
+        attributes.push({ name: nv.name.toLowerCase(), display: nv.name, value: nv.value });
+      }
+    }
+    entries.push({ key, level: tokens[0], attributes, file, line, source: `${file}:${line}`, objectForm: false });
+  }
+  return build(entries, file, problems, 'line');
+}
+
+/** Checks the object form: `{ 'example.com': 'secure', '.example.org': { level: 'encrypt' } }`. */
+export function checkPolicyObject(obj: Record<string, PolicyObjectEntry>): PolicyCheck {
+  const file = '<object>';
+  const problems: PolicyProblem[] = [];
+  const entries: RawEntry[] = [];
+  Object.entries(obj).forEach(([key, value], i) => {
+    const line = i + 1;
+    const base = { key, file, line, source: `${file} ${key}`, objectForm: true };
+    if (typeof value === 'string') {
+      entries.push({ ...base, level: value.trim(), attributes: [] });
+      return;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      problems.push({ file, line, message: `entry for ${key} must be a level name or { level, ... }` });
+      return;
+    }
+    const attributes: RawAttribute[] = [];
+    let level: string | undefined;
+    let bad = false;
+    for (const [name, v] of Object.entries(value)) {
+      if (v === undefined) continue;
+      if (name === 'level') {
+        if (typeof v === 'string') level = v.trim();
+        else {
+          problems.push({ file, line, message: `level for ${key} must be a string` });
+          bad = true;
+        }
+        continue;
+      }
+      const canonical = OBJECT_ATTRIBUTES[name] ?? name;
+      const push = (s: string) => attributes.push({ name: canonical, display: name, value: s });
+      if (typeof v === 'string') {
+        push(v);
+      } else if (typeof v === 'boolean' && canonical === 'tempfail_tryclear') {
+        push(v ? 'yes' : 'no');
+      } else if (Array.isArray(v) && v.every((x) => typeof x === 'string') && ['match', 'protocols', 'exclude'].includes(canonical)) {
+        // Several match values add up as repeated match attributes; protocols and exclude are lists.
+        if (canonical === 'match') v.forEach(push);
+        else push(v.join(':'));
+      } else {
+        const want =
+          canonical === 'tempfail_tryclear'
+            ? 'a boolean'
+            : ['match', 'protocols', 'exclude'].includes(canonical)
+              ? 'a string or an array of strings'
+              : 'a string';
+        problems.push({ file, line, message: `attribute "${name}" for ${key} must be ${want}` });
+        bad = true;
+      }
+    }
+    if (!bad) entries.push({ ...base, level, attributes });
+  });
+  return build(entries, file, problems, 'entry');
+}
+
+/** Normalizes keys, finds duplicates, checks entries, and builds the table when all is well. */
+function build(entries: RawEntry[], source: string, problems: PolicyProblem[], unit: 'line' | 'entry'): PolicyCheck {
+  const table = new Map<string, Policy>();
+  const seen = new Map<string, number>();
+  for (const raw of entries) {
+    // The entry is checked even when its key is bad, so that every problem is reported at once.
+    const key = normalizeKey(raw.key);
+    let usable = key.ok;
+    if (!key.ok) {
+      problems.push({ file: raw.file, line: raw.line, message: `invalid destination "${raw.key}": ${key.reason}` });
+    } else {
+      const first = seen.get(key.value);
+      if (first !== undefined) {
+        problems.push({
+          file: raw.file,
+          line: raw.line,
+          message: `${key.value} is listed twice, at ${unit === 'line' ? 'lines' : 'entries'} ${first} and ${raw.line}`,
+        });
+        usable = false;
+      } else {
+        seen.set(key.value, raw.line);
+      }
+    }
+    const policy = checkEntry(raw, problems);
+    if (policy && usable && key.ok) table.set(key.value, policy);
+  }
+  problems.sort((a, b) => a.line - b.line);
+  return problems.length > 0 ? { problems, table: undefined } : { problems, table: new PolicyTable(source, table) };
+}
+
+/** Joins physical lines into Postfix logical lines; a logical line's number is its first line. */
+function logicalLines(text: string, file: string, problems: PolicyProblem[]): { line: number; text: string }[] {
+  const out: { line: number; text: string }[] = [];
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  lines.forEach((physical, i) => {
+    const trimmed = physical.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    if (/^\s/.test(physical)) {
+      const last = out[out.length - 1];
+      if (last) last.text += physical;
+      else problems.push({ file, line: i + 1, message: 'continuation line (starting with white space) without an entry before it' });
+      return;
+    }
+    out.push({ line: i + 1, text: physical });
+  });
+  for (const l of out) l.text = l.text.trim();
+  return out;
+}
+
+/** Splits at white space and commas, keeping `{...}` groups (nested) together, as Postfix's mystrtokq(). */
+function tokenize(s: string): string[] {
+  const out: string[] = [];
+  const sep = (c: string) => c === ',' || /\s/.test(c);
+  let i = 0;
+  while (i < s.length) {
+    while (i < s.length && sep(s[i]!)) i++;
+    if (i >= s.length) break;
+    const start = i;
+    let depth = 0;
+    for (; i < s.length; i++) {
+      const c = s[i]!;
+      if (c === '{') depth++;
+      else if (c === '}' && depth > 0) depth--;
+      else if (depth === 0 && sep(c)) break;
+    }
+    out.push(s.slice(start, i));
+  }
+  return out;
+}
+
+/** `name=value` or `{ name = value }` (Postfix's extpar() + split_nameval()); a string is the reason it is malformed. */
+function splitAttribute(token: string): { name: string; value: string } | string {
+  let t = token;
+  if (t.startsWith('{')) {
+    let depth = 0;
+    let close = -1;
+    for (let i = 0; i < t.length; i++) {
+      if (t[i] === '{') depth++;
+      else if (t[i] === '}' && --depth === 0) {
+        close = i;
+        break;
+      }
+    }
+    if (close === -1) return `missing "}"`;
+    if (close !== t.length - 1) return `text after "}"`;
+    t = t.slice(1, close).trim().replace(/\s+/g, ' ');
+  }
+  const m = /^\s*([^\s=]*)\s*(=?)\s*([\s\S]*?)\s*$/.exec(t)!;
+  if (m[1] === '') return 'missing attribute name';
+  if (m[2] !== '=') return `missing "=" after attribute name`;
+  return { name: m[1]!, value: m[3]! };
+}
+
+/**
+ * The keys tried for a next hop, in order. A domain: itself, then its parent patterns
+ * nearest first (a.b.example.com, .b.example.com, .example.com, .com), as Postfix's
+ * tls_policy_lookup(). A host: `[host]:port`, then `[host]`.
+ *
+ * Postfix looks up a bracketed next hop exactly as written, once: `[host]:587` finds only
+ * `[host]:587`, `[host]` only `[host]`. Here the relay always has a port, so `[host]:port`
+ * is tried first and `[host]` serves as the entry for every port of that host.
+ * A domain that is not a valid host name is looked up once, as is, like Postfix.
+ */
+export function lookupKeys(nexthop: NextHop): string[] {
+  if (nexthop.kind === 'domain') {
+    const d = normalizeDomain(nexthop.domain);
+    if (!d.ok) return [nexthop.domain.toLowerCase()];
+    return [d.value, ...parentPatterns(d.value)];
+  }
+  let host = nexthop.host.trim();
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const h = normalizeBracketHost(host);
+  const bracket = `[${h.ok ? h.value : host.toLowerCase()}]`;
+  return nexthop.port === undefined ? [bracket] : [`${bracket}:${nexthop.port}`, bracket];
+}
+
+/** The policy for a next hop: the first table entry in lookupKeys() order, else `defaultPolicy`. */
+export function lookupPolicy(table: PolicyTable | undefined, nexthop: NextHop, defaultPolicy: Policy): Policy {
+  if (table) {
+    for (const key of lookupKeys(nexthop)) {
+      const p = table.lookupExact(key);
+      if (p) return p;
+    }
+  }
+  return defaultPolicy;
+}
