@@ -1,0 +1,172 @@
+/**
+ * Test PKI: real certificates made at test time with the openssl command line.
+ *
+ * Every call works in its own fresh temporary directory (removed before it returns), so
+ * test files running in parallel never share state, and nothing is cached. Keys are EC
+ * P-256 unless RSA is asked for. Certificates are issued with `openssl ca`, which (unlike
+ * OpenSSL 3.0's `x509 -req`) can set any notBefore/notAfter, so expired and not-yet-valid
+ * certificates are real; self-signed ones use `openssl ca -selfsign`.
+ */
+import { execFile } from 'node:child_process';
+import { generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+export type KeyType = 'rsa' | 'ec';
+
+/** A certificate with its key. */
+export interface Issued {
+  /** The certificate, PEM. */
+  certPem: string;
+  /** Its private key, PKCS#8 PEM. */
+  keyPem: string;
+  /** The certificate, DER. */
+  der: Buffer;
+  /**
+   * What a server would send: this certificate, then the intermediate CAs above it, leaf
+   * first; never a self-signed root above it (a self-signed certificate is its own chain).
+   */
+  chainPem: string;
+  /** Whether it is self-signed (a root CA or a 'self' leaf). */
+  selfSigned: boolean;
+}
+
+export interface CertOptions {
+  /** DNS subjectAltNames; none makes a certificate without the extension. */
+  names?: string[];
+  /** Subject CN; none makes a subject with only an O attribute. */
+  cn?: string;
+  notBefore?: Date;
+  notAfter?: Date;
+  keyType?: KeyType;
+}
+
+export interface LeafOptions extends CertOptions {
+  names: string[];
+}
+
+export interface CAOptions extends Omit<CertOptions, 'cn'> {
+  /** Sign with this CA (an intermediate CA); default: self-signed root. */
+  issuer?: Issued;
+}
+
+const DAY = 24 * 60 * 60 * 1000;
+
+/** OpenSSL's GeneralizedTime form, YYYYMMDDHHMMSSZ. */
+function opensslTime(d: Date): string {
+  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/** A value for `-subj`: '/', '+' and '\' escaped. */
+function subjValue(s: string): string {
+  return s.replace(/[\\/+]/g, (c) => `\\${c}`);
+}
+
+/** A value for the config file's alt_names section. */
+function confValue(s: string): string {
+  if (/[\r\n]/.test(s)) throw new Error(`pki: name with a line break: ${JSON.stringify(s)}`);
+  return /^[A-Za-z0-9*._-]+$/.test(s) ? s : `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+async function newKey(type: KeyType = 'ec'): Promise<string> {
+  const pair =
+    type === 'rsa'
+      ? await generateKeyPairAsync('rsa', { modulusLength: 2048 })
+      : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+  return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+}
+
+function config(dir: string, ca: boolean, names: readonly string[]): string {
+  const lines = [
+    '[ req ]',
+    'distinguished_name = req_dn',
+    'prompt = no',
+    '[ req_dn ]',
+    '[ ca ]',
+    'default_ca = test_ca',
+    '[ test_ca ]',
+    `database = ${join(dir, 'index.txt')}`,
+    `new_certs_dir = ${dir}`,
+    `serial = ${join(dir, 'serial')}`,
+    'default_md = sha256',
+    'policy = any_policy',
+    'unique_subject = no',
+    'email_in_dn = no',
+    'copy_extensions = none',
+    '[ any_policy ]',
+    'commonName = optional',
+    'organizationName = optional',
+    '[ cert_ext ]',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+  ];
+  if (ca) {
+    lines.push('basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign,cRLSign');
+  } else {
+    lines.push('basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature,keyEncipherment', 'extendedKeyUsage = serverAuth');
+  }
+  if (names.length > 0) {
+    lines.push('subjectAltName = @alt_names', '[ alt_names ]');
+    names.forEach((n, i) => lines.push(`DNS.${i + 1} = ${confValue(n)}`));
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function issue(issuer: Issued | 'self', ca: boolean, opts: CertOptions): Promise<Issued> {
+  const dir = await mkdtemp(join(tmpdir(), 'ntp-pki-'));
+  try {
+    const now = Date.now();
+    const notBefore = opts.notBefore ?? new Date(now - 60 * 60 * 1000);
+    const notAfter = opts.notAfter ?? new Date(now + (ca ? 3650 : 30) * DAY);
+    const keyPem = await newKey(opts.keyType);
+    const file = (name: string) => join(dir, name);
+    await Promise.all([
+      writeFile(file('key.pem'), keyPem, { mode: 0o600 }),
+      writeFile(file('openssl.cnf'), config(dir, ca, opts.names ?? [])),
+      writeFile(file('index.txt'), ''),
+      // A random serial: certificates from one issuer never collide.
+      writeFile(file('serial'), `40${randomBytes(15).toString('hex')}\n`),
+    ]);
+    const subject = opts.cn !== undefined ? `/CN=${subjValue(opts.cn)}` : '/O=nodemailer-tls-policy test';
+    await run('openssl', ['req', '-new', '-config', file('openssl.cnf'), '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
+    const args = ['ca', '-batch', '-notext', '-config', file('openssl.cnf'), '-in', file('req.csr'), '-out', file('cert.pem')];
+    args.push('-startdate', opensslTime(notBefore), '-enddate', opensslTime(notAfter), '-extensions', 'cert_ext');
+    if (issuer === 'self') {
+      args.push('-selfsign', '-keyfile', file('key.pem'));
+    } else {
+      await Promise.all([
+        writeFile(file('issuer.pem'), issuer.certPem),
+        writeFile(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 }),
+      ]);
+      args.push('-cert', file('issuer.pem'), '-keyfile', file('issuer-key.pem'));
+    }
+    await run('openssl', args);
+    const certPem = await readFile(file('cert.pem'), 'utf8');
+    const der = Buffer.from(new X509Certificate(certPem).raw);
+    const above = issuer === 'self' || issuer.selfSigned ? '' : issuer.chainPem;
+    return { certPem, keyPem, der, chainPem: certPem + above, selfSigned: issuer === 'self' };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A CA: a self-signed root, or with `issuer` an intermediate CA signed by that CA. */
+export function makeCA(commonName: string, opts: CAOptions = {}): Promise<Issued> {
+  const { issuer, ...rest } = opts;
+  return issue(issuer ?? 'self', true, { ...rest, cn: commonName });
+}
+
+/** A server certificate signed by `issuer`, or self-signed with 'self'. */
+export function makeLeaf(issuer: Issued | 'self', opts: LeafOptions): Promise<Issued> {
+  return issue(issuer, false, opts);
+}
+
+/** Days from now, for notBefore/notAfter. */
+export function daysFromNow(days: number): Date {
+  return new Date(Date.now() + days * DAY);
+}
