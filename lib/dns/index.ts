@@ -1,0 +1,474 @@
+/**
+ * The resolver: every DNS lookup of the library goes through here, and every answer travels
+ * with its DNSSEC status ('secure' | 'insecure' | 'failed', lib/types.ts `DnssecStatus`).
+ *
+ * What it implements, and from where:
+ * - A stub resolver (RFC 1034 §5.3.1) asking recursive servers, with RD=1, CD=0 and EDNS0
+ *   (RFC 6891) carrying DO=1 (RFC 3225, RFC 4035 §3.2.1) and a UDP payload size of 1232.
+ *   AD is clear in queries (RFC 4035 §4.6). It validates nothing itself: like Postfix
+ *   (dns_lookup.c, RES_TRUSTAD), it believes the AD bit (RFC 4035 §3.2.3, RFC 6840 §5.8) of
+ *   a validating resolver it trusts, and only over a path it trusts (RFC 4035 §4.6, §4.9.3;
+ *   RFC 3655 §1.1). By default (`trustAd: 'loopback'`) only servers on loopback are trusted,
+ *   the default glibc's and OpenBSD's `trust-ad` handling also chose.
+ * - UDP first, TCP when the reply has TC set (RFC 1035 §4.2, RFC 7766 §5). Random IDs and a
+ *   fresh source port per try; replies are checked for ID, question and sender, and
+ *   mismatches are ignored rather than trusted or fatal (RFC 5452 §4, §9).
+ * - CNAME chains in the answer section are followed (RFC 1034 §3.6.2, RFC 2181 §10.1.1),
+ *   only through records on the chain (RFC 2181 §5.4.1); the RCODE speaks of the last name
+ *   (RFC 6604). A secure result needs the AD bit on the single reply that carried the whole
+ *   chain, as Postfix's dns_get_answer() requires of every CNAME it follows.
+ * - Positive answers are cached for the lowest TTL of the records and CNAMEs used; NXDOMAIN
+ *   and NODATA for min(SOA TTL, SOA MINIMUM) from the authority section (RFC 2308 §5), and not
+ *   at all without an SOA (RFC 2308 §5). Identical concurrent lookups share one query.
+ *
+ * Choices made where the sources leave room:
+ * - Status: 'secure' = AD set by a trusted server; 'insecure' = AD clear or server not trusted;
+ *   'failed' = SERVFAIL (what a validating resolver returns for bogus data), REFUSED, any
+ *   other error RCODE, no reply, a malformed reply, a referral from a non-recursive server,
+ *   a reply still truncated over TCP. NXDOMAIN and NODATA are answers (with no records).
+ *   DNS failures never throw; bad arguments (an empty or invalid name, an unknown type) do.
+ * - Retries: `attempts` rounds (default 2) over the servers in their configured order, each
+ *   try waiting `timeout` ms (default 2000). A server that answered with an error RCODE or a
+ *   malformed reply is not asked again for that lookup; one that timed out or could not be
+ *   reached is, in the next round. The failure reason names what each server did.
+ * - Failures are not cached: the next lookup asks again (concurrent ones still share a query).
+ * - Cache lifetimes are capped at one day for answers and three hours for negative answers
+ *   (RFC 2308 §5 suggests one to three hours); the capped value is the reported `ttl`.
+ *   A TTL of 0 is not cached. Cached answers report the TTL remaining, rounded up.
+ * - When the answer section ends its CNAME chain without the asked type, the answer is NODATA
+ *   for the last name (no further query: the recursive resolver has already chased it).
+ * - Messages that cannot be replies to the query (under 12 octets, another ID, another
+ *   question) are ignored and the try keeps waiting; a reply with the right ID and question
+ *   that does not decode is malformed (failed). Records in the additional section that fail
+ *   to decode are tolerated (that section is not used); any in the question, answer or
+ *   authority sections make the reply malformed. Error replies (not NOERROR/NXDOMAIN) are
+ *   accepted without a question section. Answer records of a class other than IN are ignored.
+ * - Names: lowercased, trailing dot removed, labels with non-ASCII characters converted to
+ *   A-labels one by one (so `_25._tcp` and numeric labels pass untouched); an empty label, a
+ *   label over 63 octets, a name over 253 characters or spaces/control characters throw.
+ * - A server not on loopback gets a `logger.warn` at construction: with `trustAd: true`
+ *   that its AD bit is only as trustworthy as the path to it; with 'loopback' that its
+ *   answers will never be secure (so DANE cannot apply).
+ * - A and AAAA records carry `family` (4 or 6) besides `address`.
+ * - `addresses()` asks A and AAAA in parallel and combines them, A records first:
+ *   both answered -> the weaker status of the two ('insecure' if either is), rcode NXDOMAIN
+ *   only when both say so, the lower TTL; one failed and the other has records -> the other
+ *   answer unchanged (the addresses found are as good as they were; a host reachable over
+ *   one family stays usable); one failed and the
+ *   other has none -> failed, since the failed half may have held the only addresses; both
+ *   failed -> failed, both reasons given.
+ */
+import { randomInt } from 'node:crypto';
+import dns2 from 'dns2';
+import type { DnssecStatus } from '../types.js';
+import {
+  TYPE,
+  buildQuery,
+  isReferral,
+  rcodeName,
+  readAnswer,
+  typeName,
+  type AddressRecord,
+  type AnyRecord,
+  type CnameRecord,
+  type HostRecord,
+  type MxRecord,
+  type RecordType,
+  type RecordTypes,
+  type TlsaRecord,
+  type TxtRecord,
+} from './message.js';
+import { normalizeName } from './names.js';
+import { isLoopback, parseServer, systemServers, type ServerAddress } from './servers.js';
+import { tcpTry, udpTry, type Query, type TryOutcome } from './transport.js';
+
+export type {
+  AddressRecord,
+  AnyRecord,
+  CnameRecord,
+  HostRecord,
+  MxRecord,
+  RawRecord,
+  RecordType,
+  RecordTypes,
+  SoaRecord,
+  TlsaRecord,
+  TxtRecord,
+} from './message.js';
+export { parseTlsa } from './message.js';
+export { normalizeName } from './names.js';
+export { isLoopback, parseResolvConf, parseServer } from './servers.js';
+
+/** The statuses an answer can have; a failure is the other branch of `DnsResult`. */
+export type AnswerStatus = Exclude<DnssecStatus, 'failed'>;
+
+/** An answer: records found (NOERROR), or none (NXDOMAIN, or NODATA as NOERROR with no records). */
+export interface DnsAnswer<T> {
+  status: AnswerStatus;
+  rcode: 'NOERROR' | 'NXDOMAIN';
+  /** The name asked for, normalised (lowercase, no trailing dot, A-labels). */
+  name: string;
+  records: T[];
+  /** Seconds the answer may be used for (remaining, when it came from the cache). */
+  ttl: number;
+  /** The CNAME chain followed, in order (each target name). */
+  cnames: string[];
+  /** The final owner name: `name` when no CNAME was followed. */
+  canonical: string;
+}
+
+/** A lookup that produced no usable answer. Always temporary: ask again later. */
+export interface DnsFailure {
+  status: 'failed';
+  name: string;
+  /** One sentence: "DNS lookup of MX for example.com failed: SERVFAIL from 127.0.0.1:5353". */
+  reason: string;
+  temporary: true;
+}
+
+export type DnsResult<T> = DnsAnswer<T> | DnsFailure;
+
+export interface DnsLogger {
+  warn?: (message: string) => void;
+}
+
+export interface ResolverOptions {
+  /** `'127.0.0.1'`, `'127.0.0.1:5353'`, `'[::1]:53'`. Default: /etc/resolv.conf's nameservers. */
+  servers?: string[];
+  /** Whose AD bit to believe: 'loopback' (default) servers only, every server (true), none (false). */
+  trustAd?: boolean | 'loopback';
+  /** Milliseconds to wait for each try. Default 2000. */
+  timeout?: number;
+  /** Rounds over the servers. Default 2. */
+  attempts?: number;
+  /** Cache answers for their TTL. Default true. */
+  cache?: boolean;
+  logger?: DnsLogger;
+}
+
+export interface ResolverStats {
+  /** DNS messages sent (each UDP try, each TCP retry). */
+  queriesSent: number;
+  /** Lookups answered from the cache. */
+  cacheHits: number;
+  /** Lookups that went to the network. */
+  cacheMisses: number;
+  /** Lookups that joined an identical lookup already under way. */
+  inflightJoins: number;
+  /** Replies truncated over UDP and asked again over TCP. */
+  tcpRetries: number;
+}
+
+export interface AddressOptions {
+  ipv4?: boolean;
+  ipv6?: boolean;
+}
+
+/** What other modules need of a resolver; tests may pass any object of this shape. */
+export interface DnsResolver {
+  query<K extends RecordType>(name: string, type: K): Promise<DnsResult<RecordTypes[K]>>;
+  mx(name: string): Promise<DnsResult<MxRecord>>;
+  a(name: string): Promise<DnsResult<AddressRecord>>;
+  aaaa(name: string): Promise<DnsResult<AddressRecord>>;
+  addresses(name: string, options?: AddressOptions): Promise<DnsResult<AddressRecord>>;
+  tlsa(name: string): Promise<DnsResult<TlsaRecord>>;
+  cname(name: string): Promise<DnsResult<CnameRecord>>;
+  txt(name: string): Promise<DnsResult<TxtRecord>>;
+}
+
+const DEFAULT_TIMEOUT = 2000;
+const DEFAULT_ATTEMPTS = 2;
+const MAX_POSITIVE_TTL = 86_400;
+const MAX_NEGATIVE_TTL = 10_800;
+const MAX_CACHE_ENTRIES = 10_000;
+/** Types that cannot be asked with a plain query: none, OPT, TKEY, TSIG, IXFR, AXFR. */
+const FORBIDDEN_TYPES = new Set([0, 41, 249, 250, 251, 252]);
+
+interface CacheEntry {
+  answer: DnsAnswer<AnyRecord>;
+  expires: number;
+}
+
+type ServerResult =
+  | { kind: 'answer'; answer: DnsAnswer<AnyRecord>; cacheable: boolean }
+  | Exclude<TryOutcome, { kind: 'reply' }>;
+
+export class Resolver implements DnsResolver {
+  /** The servers asked, in order, as `address:port`. */
+  readonly servers: readonly string[];
+  private readonly serverList: ServerAddress[];
+  private readonly trustAd: boolean | 'loopback';
+  private readonly timeout: number;
+  private readonly attempts: number;
+  private readonly caching: boolean;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<DnsResult<AnyRecord>>>();
+  private readonly counters: ResolverStats = { queriesSent: 0, cacheHits: 0, cacheMisses: 0, inflightJoins: 0, tcpRetries: 0 };
+
+  constructor(options: ResolverOptions = {}) {
+    const specs = options.servers ?? systemServers();
+    if (!Array.isArray(specs) || specs.length === 0) throw new TypeError('DNS servers must be a non-empty array');
+    this.serverList = specs.map(parseServer);
+    this.servers = this.serverList.map((server) => server.label);
+    this.trustAd = options.trustAd ?? 'loopback';
+    if (this.trustAd !== true && this.trustAd !== false && this.trustAd !== 'loopback') {
+      throw new TypeError(`trustAd must be true, false or 'loopback', got ${JSON.stringify(options.trustAd)}`);
+    }
+    this.timeout = positiveInteger(options.timeout ?? DEFAULT_TIMEOUT, 'timeout');
+    this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, 'attempts');
+    this.caching = options.cache ?? true;
+    const warn = options.logger?.warn;
+    if (warn) {
+      for (const server of this.serverList) {
+        if (isLoopback(server.address)) continue;
+        if (this.trustAd === true) {
+          warn(
+            `DNS server ${server.label} is not on loopback but its AD bit is trusted (trustAd: true): ` +
+              'the AD bit is only as trustworthy as the path to the resolver',
+          );
+        } else if (this.trustAd === 'loopback') {
+          warn(
+            `DNS server ${server.label} is not on loopback, so its AD bit is not believed and its answers ` +
+              'are never secure (DANE needs a validating resolver on loopback, or trustAd: true)',
+          );
+        }
+      }
+    }
+  }
+
+  /** Counters since creation (or the last `clear()`); a copy. */
+  get stats(): ResolverStats {
+    return { ...this.counters };
+  }
+
+  /** Empty the cache and reset the counters. Lookups under way are not affected. */
+  clear(): void {
+    this.cache.clear();
+    for (const key of Object.keys(this.counters) as (keyof ResolverStats)[]) this.counters[key] = 0;
+  }
+
+  query<K extends RecordType>(name: string, type: K): Promise<DnsResult<RecordTypes[K]>>;
+  query(name: string, type: number): Promise<DnsResult<AnyRecord>>;
+  query(name: string, type: RecordType | number): Promise<DnsResult<AnyRecord>> {
+    let code: number;
+    if (typeof type === 'number') {
+      if (!Number.isInteger(type) || type < 1 || type > 0xffff || FORBIDDEN_TYPES.has(type)) {
+        throw new TypeError(`DNS type ${type} cannot be queried`);
+      }
+      code = type;
+    } else if (typeof type === 'string' && Object.hasOwn(TYPE, type) && (type as string) !== 'OPT') {
+      code = TYPE[type as keyof typeof TYPE];
+    } else {
+      throw new TypeError(`unknown DNS type ${JSON.stringify(type)}`);
+    }
+    return this.lookup(normalizeName(name), code);
+  }
+
+  mx(name: string): Promise<DnsResult<MxRecord>> {
+    return this.query(name, 'MX');
+  }
+
+  a(name: string): Promise<DnsResult<AddressRecord>> {
+    return this.query(name, 'A');
+  }
+
+  aaaa(name: string): Promise<DnsResult<AddressRecord>> {
+    return this.query(name, 'AAAA');
+  }
+
+  tlsa(name: string): Promise<DnsResult<TlsaRecord>> {
+    return this.query(name, 'TLSA');
+  }
+
+  cname(name: string): Promise<DnsResult<CnameRecord>> {
+    return this.query(name, 'CNAME');
+  }
+
+  txt(name: string): Promise<DnsResult<TxtRecord>> {
+    return this.query(name, 'TXT');
+  }
+
+  /** A and AAAA in parallel, combined as described at the top of this file. */
+  addresses(name: string, options: AddressOptions = {}): Promise<DnsResult<AddressRecord>> {
+    const ipv4 = options.ipv4 ?? true;
+    const ipv6 = options.ipv6 ?? true;
+    if (!ipv4 && !ipv6) throw new TypeError('addresses() needs ipv4 or ipv6');
+    const qname = normalizeName(name);
+    if (!ipv6) return this.a(qname);
+    if (!ipv4) return this.aaaa(qname);
+    return Promise.all([this.a(qname), this.aaaa(qname)]).then(([v4, v6]) => combineAddresses(qname, v4, v6));
+  }
+
+  private lookup(qname: string, qtype: number): Promise<DnsResult<AnyRecord>> {
+    const key = `${qtype}/${qname}`;
+    if (this.caching) {
+      const entry = this.cache.get(key);
+      if (entry) {
+        const remaining = entry.expires - Date.now();
+        if (remaining > 0) {
+          this.counters.cacheHits++;
+          return Promise.resolve(copyResult(entry.answer, Math.ceil(remaining / 1000)));
+        }
+        this.cache.delete(key);
+      }
+    }
+    const pending = this.inflight.get(key);
+    if (pending) {
+      this.counters.inflightJoins++;
+      return pending.then((result) => copyResult(result));
+    }
+    this.counters.cacheMisses++;
+    const promise = this.resolve(qname, qtype).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, promise);
+    return promise.then((result) => copyResult(result));
+  }
+
+  private async resolve(qname: string, qtype: number): Promise<DnsResult<AnyRecord>> {
+    const what = `DNS lookup of ${typeName(qtype)} for ${qname}`;
+    const details = new Map<string, string>();
+    const tries = new Map<string, number>();
+    const ignored = new Map<string, number>();
+    const done = new Set<string>();
+    for (let round = 0; round < this.attempts; round++) {
+      for (const server of this.serverList) {
+        if (done.has(server.label)) continue;
+        let outcome: ServerResult;
+        try {
+          outcome = await this.ask(server, qname, qtype);
+        } catch (error) {
+          // Nothing in ask() is expected to throw; never let a DNS problem escape as one.
+          outcome = { kind: 'error', why: `${(error as Error).message} (${server.label})`, final: true };
+        }
+        if (outcome.kind === 'answer') {
+          if (this.caching) this.store(`${qtype}/${qname}`, outcome.answer, outcome.cacheable);
+          return outcome.answer;
+        }
+        if (outcome.kind === 'timeout') {
+          const count = (tries.get(server.label) ?? 0) + 1;
+          const spurious = (ignored.get(server.label) ?? 0) + outcome.ignored;
+          tries.set(server.label, count);
+          ignored.set(server.label, spurious);
+          details.set(
+            server.label,
+            `no reply from ${server.label} after ${count} ${count === 1 ? 'try' : 'tries'} of ${this.timeout} ms` +
+              (spurious > 0 ? ` (ignored ${spurious} ${spurious === 1 ? 'message' : 'messages'} that did not answer the query)` : ''),
+          );
+        } else {
+          details.set(server.label, outcome.why);
+          if (outcome.final) done.add(server.label);
+        }
+      }
+      if (done.size === this.serverList.length) break;
+    }
+    return { status: 'failed', name: qname, reason: `${what} failed: ${[...details.values()].join('; ')}`, temporary: true };
+  }
+
+  /** One try against one server: UDP, then TCP if truncated; the reply classified. */
+  private async ask(server: ServerAddress, qname: string, qtype: number): Promise<ServerResult> {
+    let outcome = await udpTry(server, this.newQuery(qname, qtype), this.timeout);
+    if (outcome.kind === 'reply' && outcome.flags.tc) {
+      this.counters.tcpRetries++;
+      outcome = await tcpTry(server, this.newQuery(qname, qtype), this.timeout);
+      if (outcome.kind === 'timeout') {
+        return { kind: 'error', why: `no reply over TCP from ${server.label} within ${this.timeout} ms after a truncated UDP reply`, final: false };
+      }
+      if (outcome.kind === 'reply' && outcome.flags.tc) {
+        return { kind: 'error', why: `reply from ${server.label} truncated even over TCP`, final: true };
+      }
+    }
+    if (outcome.kind !== 'reply') return outcome;
+    const { message, flags, rcode } = outcome;
+    if (rcode !== 0 && rcode !== 3) {
+      return { kind: 'error', why: `${rcodeName(rcode)} from ${server.label}${extendedError(message)}`, final: true };
+    }
+    if (rcode === 0 && isReferral(message)) {
+      return { kind: 'error', why: `referral from ${server.label} (not a recursive resolver)`, final: true };
+    }
+    let read;
+    try {
+      read = readAnswer(message, qname, qtype);
+    } catch (error) {
+      return { kind: 'error', why: `malformed reply from ${server.label} (${(error as Error).message})`, final: true };
+    }
+    const negative = rcode === 3 || read.records.length === 0;
+    const cap = negative ? MAX_NEGATIVE_TTL : MAX_POSITIVE_TTL;
+    const answer: DnsAnswer<AnyRecord> = {
+      status: flags.ad && this.trusts(server) ? 'secure' : 'insecure',
+      rcode: rcode === 3 ? 'NXDOMAIN' : 'NOERROR',
+      name: qname,
+      records: rcode === 3 ? [] : read.records.map((record) => Object.freeze(record)),
+      ttl: Math.min(read.ttl, cap),
+      cnames: read.cnames,
+      canonical: read.canonical,
+    };
+    return { kind: 'answer', answer, cacheable: read.cacheable };
+  }
+
+  private newQuery(name: string, type: number): Query {
+    const id = randomInt(0x10000);
+    this.counters.queriesSent++;
+    return { id, name, type, buffer: buildQuery(id, name, type) };
+  }
+
+  private trusts(server: ServerAddress): boolean {
+    return this.trustAd === 'loopback' ? isLoopback(server.address) : this.trustAd;
+  }
+
+  private store(key: string, answer: DnsAnswer<AnyRecord>, cacheable: boolean): void {
+    if (!cacheable || answer.ttl <= 0) return;
+    if (this.cache.size >= MAX_CACHE_ENTRIES) {
+      const now = Date.now();
+      for (const [k, entry] of this.cache) if (entry.expires <= now) this.cache.delete(k);
+      while (this.cache.size >= MAX_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    }
+    this.cache.set(key, { answer, expires: Date.now() + answer.ttl * 1000 });
+  }
+}
+
+export function createResolver(options?: ResolverOptions): Resolver {
+  return new Resolver(options);
+}
+
+function positiveInteger(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new TypeError(`${what} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function copyResult<T>(result: DnsResult<T>, ttl?: number): DnsResult<T> {
+  if (result.status === 'failed') return { ...result };
+  return { ...result, records: [...result.records], cnames: [...result.cnames], ttl: ttl ?? result.ttl };
+}
+
+/** RFC 8914 Extended DNS Errors in the reply's OPT record, as " (DNSSEC_BOGUS: text)". */
+function extendedError(message: InstanceType<typeof dns2.Packet>): string {
+  const opt = message.additionals.find((rr) => rr.type === TYPE.OPT);
+  const options = (opt?.rdata ?? []) as { ednsCode: number; infoCode?: number; extraText?: string }[];
+  const parts = options
+    .filter((option) => option.ednsCode === dns2.Packet.EDNS_OPTION_CODE.EDE && typeof option.infoCode === 'number')
+    .map((option) => {
+      const label = dns2.Packet.EDE_NAME[option.infoCode!] ?? `EDE ${option.infoCode}`;
+      return option.extraText ? `${label}: ${option.extraText}` : label;
+    });
+  return parts.length > 0 ? ` (${parts.join('; ')})` : '';
+}
+
+function combineAddresses(
+  name: string,
+  v4: DnsResult<AddressRecord>,
+  v6: DnsResult<AddressRecord>,
+): DnsResult<AddressRecord> {
+  if (v4.status === 'failed' && v6.status === 'failed') {
+    return { status: 'failed', name, reason: `${v4.reason}; ${v6.reason}`, temporary: true };
+  }
+  if (v4.status === 'failed') return v6.status !== 'failed' && v6.records.length > 0 ? v6 : v4;
+  if (v6.status === 'failed') return v4.records.length > 0 ? v4 : v6;
+  return {
+    status: v4.status === 'secure' && v6.status === 'secure' ? 'secure' : 'insecure',
+    rcode: v4.rcode === 'NXDOMAIN' && v6.rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'NOERROR',
+    name,
+    records: [...v4.records, ...v6.records],
+    ttl: Math.min(v4.ttl, v6.ttl),
+    cnames: v4.cnames.length > 0 ? v4.cnames : v6.cnames,
+    canonical: v4.cnames.length > 0 ? v4.canonical : v6.canonical,
+  };
+}
