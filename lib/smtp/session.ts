@@ -96,7 +96,7 @@ export interface TransactionResult {
   /** The final reply (to DATA), or the reply that stopped the transaction. */
   reply?: string;
   /** Set when the transaction failed as a whole (MAIL FROM, DATA or the connection). */
-  failure?: { message: string; reply?: string; replyCode?: number; temporary: boolean };
+  failure?: { message: string; reply?: string; replyCode?: number; temporary: boolean; command?: string };
 }
 
 function replyCode(reply: string | undefined): number | undefined {
@@ -161,7 +161,8 @@ export class Session {
       ignoreTLS: !options.starttls,
       opportunisticTLS: true,
       ...(options.tls.servername ? { servername: options.tls.servername } : {}),
-      tls: { ...options.tls, rejectUnauthorized: false },
+      // no check during the handshake: verify judges the chain and names afterwards
+      tls: { ...options.tls, rejectUnauthorized: false, checkServerIdentity: () => undefined },
       ...(options.name ? { name: options.name } : {}),
       ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
       ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
@@ -276,7 +277,7 @@ export class Session {
           ok: false,
           recipients: recipients.map((recipient) => ({ recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? e.message })),
           reply,
-          failure: { message: e.message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary },
+          failure: { message: e.message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
         });
       });
     });
@@ -308,7 +309,7 @@ export function classifyFailure(
 ): SessionFailure {
   const reply = oneLine(error.response);
   const code = replyCode(reply);
-  const detail = (error.message || String(error)).replace(/: \d{3}[ -].*$/s, '');
+  const detail = (error.message || String(error)).replace(/: \d{3}[ -].*$/s, '').replace(/\s+/g, ' ').trim();
   if (state.upgrading) {
     return { kind: 'handshake', message: `TLS handshake failed: ${detail}` };
   }

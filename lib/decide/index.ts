@@ -1,0 +1,212 @@
+/**
+ * decide: plan x facts x verdict -> what happens next with one MX address. Pure.
+ *
+ * Every rule about *when* mail may cross a channel lives here, one branch per rule, so that a
+ * reader who asks "what happens when the MX offers STARTTLS and answers 454?" finds one place.
+ *
+ * Sources of the rules:
+ * - Postfix (smtp_proto.c, TLS_README): at `may`, no STARTTLS -> cleartext; a 4xx or 5xx to
+ *   STARTTLS -> cleartext on the same connection; a failed handshake or a TLS failure in the
+ *   session -> a new cleartext connection, but only once the message is older than
+ *   minimal_backoff_time and (this library's rule) no AUTH credentials are configured. At a
+ *   mandatory level every one of those is a failure of that MX, and the next MX is tried.
+ * - Exim's tls_tempfail_tryclear (4.96): when set, a 4xx to STARTTLS, a failed handshake or a
+ *   connection lost inside TLS -> cleartext at once (a new connection where the old one is
+ *   dead), with no age gate; when unset, each is a temporary failure of that MX. A 5xx to
+ *   STARTTLS continues in cleartext either way.
+ * - The strict variant (asked for on exim-users, in neither MTA): cleartext only when the
+ *   server did not offer STARTTLS at all.
+ * - Seed 001: before any cleartext retry on a new connection, the destination's other MX hosts
+ *   are tried with TLS ('plaintext-later'); tls_tempfail_tryclear=true asks for it at once.
+ * - A reply inside TLS (421 to the EHLO after STARTTLS) is the server's answer, not a TLS
+ *   failure: that MX fails, and no cleartext retry follows.
+ * - The tlsfallback proposal: an authenticated level that cannot authenticate goes on at its
+ *   fallback level (encrypt or may) when one is configured; the decision says from which level
+ *   and why.
+ * - RFC 7672 section 2.2 / Postfix: SMTP AUTH never crosses a cleartext channel unless the
+ *   caller allowed it explicitly.
+ */
+import type { FallbackLevel, Level, Stage, Trust, Verdict } from '../types.js';
+
+/** How `may` treats STARTTLS and TLS failures. */
+export interface OpportunisticRules {
+  /** Exim's tls_tempfail_tryclear; undefined: Postfix's behaviour. */
+  tempfailTryclear?: boolean;
+  /** Cleartext only when STARTTLS was not offered at all. */
+  strict?: boolean;
+  /** Postfix's minimal_backoff_time, seconds. */
+  minimalBackoff: number;
+  /** How long the message has been queued, seconds (0 for a new message). */
+  messageAge: number;
+}
+
+export interface DecideInput {
+  /** Where, for sentences: `mx1.example.net[192.0.2.1]:25`. */
+  where: string;
+  /** The level asked for this MX (after host lists). */
+  level: Level;
+  /** The level it may fall back to, when authentication fails (never below what fallback says). */
+  fallback?: FallbackLevel;
+  rules: OpportunisticRules;
+  /** SMTP AUTH credentials are configured for this destination. */
+  hasAuth: boolean;
+  /** The caller explicitly allows AUTH over cleartext. */
+  allowPlaintextAuth?: boolean;
+  /** This session is the cleartext retry (STARTTLS was not attempted on purpose). */
+  plaintextRetry?: boolean;
+  facts: {
+    starttlsOffered: boolean;
+    starttlsReply?: string;
+    tls: boolean;
+    failure?: { kind: 'connect' | 'reply' | 'handshake' | 'tls-session' | 'tls-reply'; message: string; reply?: string; replyCode?: number };
+  };
+  /** The verdict on the peer, when TLS was established. */
+  verdict?: Verdict;
+}
+
+export type Decision =
+  /** Send the mail on this session. */
+  | {
+      action: 'send';
+      /** The level the mail travels at (the fallback level after a fallback). */
+      level: Level;
+      trust: Trust;
+      /** The level asked for, when a fallback or cleartext downgrade took place. */
+      downgradedFrom?: Level;
+      /** Why the mail travels below what was asked, or in cleartext. */
+      reason?: string;
+      stage?: Stage;
+    }
+  /** This MX fails; try the next one. */
+  | {
+      action: 'next';
+      reason: string;
+      /** Whether the failure is temporary (a 5xx reply makes it permanent, if no MX is left). */
+      temporary: boolean;
+      /** Set when the failure is a TLS-policy failure (a stage of the TLS proposal). */
+      stage?: Stage;
+    }
+  /** Open a new cleartext connection to this address now (tls_tempfail_tryclear). */
+  | { action: 'plaintext-now'; reason: string; stage: Stage }
+  /** Retry this address in cleartext, after the other MX hosts were tried with TLS. */
+  | { action: 'plaintext-later'; reason: string; stage: Stage };
+
+const MANDATORY: ReadonlySet<Level> = new Set(['encrypt', 'dane-only', 'fingerprint', 'verify', 'secure']);
+
+function code(reply: string | undefined): number | undefined {
+  const m = reply ? /^([2-5]\d\d)/.exec(reply) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Whether cleartext is allowed at all for this MX: `may`, or a mandatory level with fallback=may. */
+function cleartextAllowed(input: DecideInput): boolean {
+  return input.level === 'none' || input.level === 'may' || input.level === 'dane' || input.fallback === 'may';
+}
+
+/** A 'send' in cleartext, unless that would carry AUTH credentials in the clear. */
+function sendCleartext(input: DecideInput, reason: string | undefined, stage: Stage | undefined): Decision {
+  if (input.hasAuth && !input.allowPlaintextAuth) {
+    return {
+      action: 'next',
+      temporary: true,
+      stage: stage ?? 'no-starttls',
+      reason: `${reason ?? `${input.where} is cleartext`}, and SMTP AUTH is never sent over cleartext (set allowPlaintextAuth to allow it)`,
+    };
+  }
+  const downgraded = MANDATORY.has(input.level) || input.level === 'dane-only';
+  return {
+    action: 'send',
+    level: downgraded ? 'may' : input.level,
+    trust: 'Cleartext',
+    ...(downgraded ? { downgradedFrom: input.level } : {}),
+    ...(reason ? { reason } : {}),
+    ...(stage ? { stage } : {}),
+  };
+}
+
+/** What to do when TLS could not be had: no STARTTLS, refused, handshake or session failure. */
+function tlsUnavailable(input: DecideInput, stage: Stage, reason: string, replyCode?: number): Decision {
+  const rules = input.rules;
+  const permanentReply = replyCode !== undefined && replyCode >= 500;
+  if (!cleartextAllowed(input)) {
+    const fallbackNote = input.fallback === 'encrypt' ? ' (its fallback level encrypt needs TLS too)' : '';
+    return {
+      action: 'next',
+      temporary: !permanentReply,
+      stage,
+      reason: `${reason}; TLS is mandatory at level ${input.level}${fallbackNote}`,
+    };
+  }
+  if (stage === 'no-starttls') return sendCleartext(input, reason, stage);
+  if (rules.strict) {
+    return { action: 'next', temporary: true, stage, reason: `${reason}; cleartext is allowed only when STARTTLS is not offered (strict opportunistic TLS)` };
+  }
+  if (stage === 'starttls-refused') {
+    if (permanentReply || rules.tempfailTryclear !== false) return sendCleartext(input, reason, stage);
+    return { action: 'next', temporary: true, stage, reason: `${reason}; tlsTempfailTryclear is false, so no cleartext` };
+  }
+  // handshake or session: the connection is dead, cleartext needs a new one.
+  if (input.hasAuth && !input.allowPlaintextAuth) {
+    return { action: 'next', temporary: true, stage, reason: `${reason}; no cleartext retry because SMTP AUTH is configured` };
+  }
+  if (rules.tempfailTryclear === true) return { action: 'plaintext-now', stage, reason };
+  if (rules.tempfailTryclear === false) {
+    return { action: 'next', temporary: true, stage, reason: `${reason}; tlsTempfailTryclear is false, so no cleartext` };
+  }
+  if (rules.messageAge < rules.minimalBackoff) {
+    return {
+      action: 'next',
+      temporary: true,
+      stage,
+      reason: `${reason}; no cleartext retry before the message is ${rules.minimalBackoff} s old (it is ${Math.floor(rules.messageAge)} s old)`,
+    };
+  }
+  return { action: 'plaintext-later', stage, reason };
+}
+
+export function decide(input: DecideInput): Decision {
+  const { facts, where } = input;
+  const failure = facts.failure;
+  if (failure) {
+    switch (failure.kind) {
+      case 'handshake':
+        return tlsUnavailable(input, 'handshake', `${where} ${failure.message}`);
+      case 'tls-session':
+        return tlsUnavailable(input, 'session', `${where} ${failure.message}`);
+      case 'tls-reply':
+        return {
+          action: 'next',
+          temporary: (failure.replyCode ?? 400) < 500,
+          reason: `${where} answered ${failure.reply} inside TLS`,
+        };
+      case 'reply':
+        return { action: 'next', temporary: (failure.replyCode ?? 400) < 500, reason: `${where} answered ${failure.reply}` };
+      case 'connect':
+        return { action: 'next', temporary: true, reason: `${where} ${failure.message}` };
+    }
+  }
+  if (input.level === 'none' || input.plaintextRetry) {
+    const reason = input.plaintextRetry ? `cleartext retry of ${where} after a TLS failure` : undefined;
+    return sendCleartext(input, reason, input.plaintextRetry ? 'handshake' : undefined);
+  }
+  if (!facts.tls) {
+    if (!facts.starttlsOffered) return tlsUnavailable(input, 'no-starttls', `${where} offered no STARTTLS`);
+    const reply = facts.starttlsReply ?? 'no reply';
+    return tlsUnavailable(input, 'starttls-refused', `${where} refused STARTTLS: ${reply}`, code(facts.starttlsReply));
+  }
+  const verdict = input.verdict;
+  if (!verdict) throw new Error('decide: TLS was established but no verdict was given');
+  if (verdict.ok) return { action: 'send', level: input.level, trust: verdict.trust };
+  const reason = verdict.reason ?? `${where} failed verification`;
+  if (input.fallback) {
+    return {
+      action: 'send',
+      level: input.fallback,
+      trust: verdict.trust,
+      downgradedFrom: input.level,
+      reason,
+      stage: 'verification',
+    };
+  }
+  return { action: 'next', temporary: true, stage: 'verification', reason };
+}

@@ -1,0 +1,467 @@
+/**
+ * deliver: one destination's delivery, the loop over its MX addresses that applies `decide`.
+ *
+ * It gathers facts (DNS, sessions) and carries out decisions; it holds no TLS rule of its own.
+ * The order follows Postfix's smtp_connect.c and seed 001:
+ * 1. MX hosts by preference, random among equal preference; no MX -> the domain itself
+ *    (implicit MX); a null MX (RFC 7505) or a domain that does not exist -> permanent failure.
+ * 2. Up to `maxMxAddresses` addresses are tried with TLS as the plan asks. A TLS failure that
+ *    allows a cleartext retry on a new connection ('plaintext-later') is put aside.
+ * 3. Only when no MX took the mail over TLS, the put-aside addresses are retried in cleartext,
+ *    in order ('plaintext-now' retries at once: Exim's tls_tempfail_tryclear).
+ * The last MX's reply class decides whether a failed destination is temporary or permanent.
+ */
+import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
+import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
+import { makePlan, matchNames, type Plan } from '../plan/index.js';
+import { auditDigests, verifyPeer } from '../verify/index.js';
+import { renderTemplate } from '../audit/index.js';
+import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, Stage, Trust, Verdict } from '../types.js';
+
+/** The DNS this module needs (lib/dns's Resolver has it). */
+export interface DeliverDns {
+  mx(name: string): Promise<DnsAnswer<{ exchange: string; preference: number }>>;
+  addresses(name: string): Promise<DnsAnswer<{ address: string }>>;
+}
+export type DnsAnswer<T> =
+  | { status: 'secure' | 'insecure'; rcode: 'NOERROR' | 'NXDOMAIN'; records: T[] }
+  | { status: 'failed'; reason: string };
+
+/** Where one delivery goes: a recipient domain (MX lookup) or a fixed relay. */
+export type Destination =
+  | { kind: 'domain'; domain: string }
+  | { kind: 'relay'; host: string; port: number; implicitTls: boolean };
+
+export interface DeliverSettings {
+  port: number;
+  maxMxAddresses: number;
+  digest: DigestAlgorithm;
+  rules: Omit<OpportunisticRules, 'messageAge' | 'tempfailTryclear'> & { tempfailTryclear?: boolean };
+  auth?: { user: string; pass: string };
+  allowPlaintextAuth: boolean;
+  tlsFailuresPermanent: boolean;
+  auditTemplate: string;
+  name?: string;
+  connectionTimeout?: number;
+  greetingTimeout?: number;
+  socketTimeout?: number;
+  ipv6: boolean;
+  debug: boolean;
+  /** Nodemailer-style logger (already made with getLogger). */
+  logger: { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
+  /** Passed to SMTPConnection for SMTP-level logging. */
+  smtpLogger?: unknown;
+}
+
+export interface DeliverHooks {
+  /** The policy for this destination, after table lookup. */
+  policyFor(destination: Destination): Policy;
+  /** Exim's host lists applied to one MX host. */
+  hostPolicy(policy: Policy, host: { name: string; address: string }): Policy;
+  /** The fallback level for a policy, if any. */
+  fallbackFor(policy: Policy): FallbackLevel | undefined;
+  /** Reads (and caches) the files a policy names. */
+  files(policy: Policy): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+}
+
+/** One session with one MX address, with its audit record. */
+export interface Attempt {
+  mx: string;
+  address: string;
+  port: number;
+  /** tls: as the plan asked; cleartext-retry: the cleartext retry after a TLS failure. */
+  mode: 'tls' | 'cleartext-retry';
+  level: Level;
+  trust: Trust | '';
+  /** What was decided: sent (the transaction ran), next MX, or cleartext retry. */
+  decision: Decision['action'];
+  /** Why this MX failed, or why the mail went below the level asked. */
+  reason?: string;
+  stage?: Stage;
+  reply?: string;
+  audit: AuditRecord;
+  /** The audit template rendered for this attempt. */
+  auditLine: string;
+}
+
+export interface Delivery {
+  destination: string;
+  /** The level asked for this destination (its policy). */
+  level: Level;
+  policySource: string;
+  status: 'delivered' | 'partial' | 'deferred' | 'bounced';
+  accepted: string[];
+  rejected: string[];
+  pending: string[];
+  /** The final reply to the message, when it was sent. */
+  response?: string;
+  attempts: Attempt[];
+  /** Why it failed, one sentence per MX, when it did. */
+  reason?: string;
+  /** Machine-readable failure code: ETLS (TLS policy), EDNS, ECONNECTION, EENVELOPE, EMESSAGE, EAUTH. */
+  code?: string;
+  temporary?: boolean;
+}
+
+interface Target {
+  host: string;
+  address: string;
+  port: number;
+  mxSecure: boolean;
+  implicitTls: boolean;
+}
+
+type TargetsResult = { targets: Target[] } | { fail: { reason: string; code: string; temporary: boolean } };
+
+function shuffle<T>(items: T[]): T[] {
+  const out = items.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+/** MX records -> host names in delivery order (preference, random among equals). */
+export function orderMx(records: { exchange: string; preference: number }[]): string[] {
+  const byPreference = new Map<number, string[]>();
+  for (const r of records) {
+    const list = byPreference.get(r.preference) ?? [];
+    list.push(r.exchange.toLowerCase().replace(/\.$/, ''));
+    byPreference.set(r.preference, list);
+  }
+  return [...byPreference.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(byPreference.get(p) ?? []));
+}
+
+function isIp(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}
+
+async function resolveTargets(destination: Destination, dns: DeliverDns, settings: DeliverSettings): Promise<TargetsResult> {
+  let hosts: string[];
+  let mxSecure = false;
+  let port = settings.port;
+  let implicitTls = false;
+  if (destination.kind === 'relay') {
+    hosts = [destination.host];
+    port = destination.port;
+    implicitTls = destination.implicitTls;
+  } else {
+    const domain = destination.domain;
+    const mx = await dns.mx(domain);
+    if (mx.status === 'failed') return { fail: { reason: mx.reason, code: 'EDNS', temporary: true } };
+    if (mx.rcode === 'NXDOMAIN') {
+      return { fail: { reason: `${domain} does not exist (NXDOMAIN for its MX lookup)`, code: 'EDNS', temporary: false } };
+    }
+    mxSecure = mx.status === 'secure';
+    if (mx.records.length === 0) {
+      hosts = [domain]; // implicit MX (RFC 5321 section 5.1)
+    } else if (mx.records.some((r) => r.exchange === '' || r.exchange === '.')) {
+      return { fail: { reason: `${domain} accepts no mail: it publishes a null MX (RFC 7505)`, code: 'ENULLMX', temporary: false } };
+    } else {
+      hosts = orderMx(mx.records);
+    }
+  }
+  const answers = await Promise.all(
+    hosts.map(async (host) => (isIp(host) ? { host, answer: { status: 'insecure' as const, rcode: 'NOERROR' as const, records: [{ address: host }] } } : { host, answer: await dns.addresses(host) })),
+  );
+  const targets: Target[] = [];
+  const problems: string[] = [];
+  for (const { host, answer } of answers) {
+    if (answer.status === 'failed') {
+      problems.push(answer.reason);
+      continue;
+    }
+    const addresses = answer.records.map((r) => r.address).filter((a) => settings.ipv6 || !a.includes(':'));
+    if (addresses.length === 0) problems.push(`${host} has no address${settings.ipv6 ? '' : ' (IPv4)'}`);
+    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls });
+  }
+  if (targets.length === 0) {
+    const where = destination.kind === 'relay' ? destination.host : destination.domain;
+    return { fail: { reason: `${where}: no MX address to deliver to: ${problems.join('; ')}`, code: 'EDNS', temporary: true } };
+  }
+  return { targets: targets.slice(0, settings.maxMxAddresses) };
+}
+
+function verdictFor(plan: Plan, level: Level, facts: SessionFacts, names: string[]): Verdict | undefined {
+  if (!facts.tls) return undefined;
+  const judged = level === 'none' || level === 'may' || level === 'dane' ? 'may' : level === 'dane-only' ? 'encrypt' : level;
+  return verifyPeer({
+    level: judged,
+    host: plan.host,
+    names,
+    fingerprints: level === 'fingerprint' ? plan.fingerprints : [],
+    digest: plan.digest,
+    peer: facts.tls,
+  });
+}
+
+/** The shadow level, judged on the same facts: "pass", or "fail: why". */
+function shadowResult(plan: Plan, facts: SessionFacts): string {
+  const shadow = plan.shadow;
+  if (!shadow) return '';
+  if (shadow === 'none' || shadow === 'may') return 'pass';
+  if (!facts.tls) {
+    const why = facts.failure ? facts.failure.message : facts.starttlsOffered ? `STARTTLS was refused${facts.starttlsReply ? `: ${facts.starttlsReply}` : ''}` : 'no STARTTLS was offered';
+    return `fail: ${plan.where} ${why}`;
+  }
+  if (shadow === 'encrypt') return 'pass';
+  if (shadow === 'dane' || shadow === 'dane-only') return 'fail: DANE is not evaluated in shadow mode yet';
+  const names = matchNames(shadow, plan.policy.match, { nexthop: plan.nexthop, host: plan.host, mxSecure: false });
+  const verdict = verifyPeer({
+    level: shadow,
+    host: plan.host,
+    names,
+    fingerprints: shadow === 'fingerprint' ? (plan.policy.match ?? []) : [],
+    digest: plan.digest,
+    peer: facts.tls,
+  });
+  return verdict.ok ? 'pass' : `fail: ${verdict.reason}`;
+}
+
+interface SessionRun {
+  attempt: Attempt;
+  decision: Decision;
+  /** Set when the transaction ran. */
+  transaction?: Awaited<ReturnType<Session['send']>>;
+}
+
+export async function deliver(
+  destination: Destination,
+  mail: { from: string; recipients: string[]; message: Buffer; messageAge: number },
+  dns: DeliverDns,
+  settings: DeliverSettings,
+  hooks: DeliverHooks,
+): Promise<Delivery> {
+  const nexthop = destination.kind === 'relay' ? destination.host : destination.domain;
+  const policy = hooks.policyFor(destination);
+  const delivery: Delivery = {
+    destination: nexthop,
+    level: policy.level,
+    policySource: policy.source,
+    status: 'deferred',
+    accepted: [],
+    rejected: [],
+    pending: [],
+    attempts: [],
+  };
+  const fail = (reason: string, code: string, temporary: boolean): Delivery => {
+    const permanent = !temporary || (code === 'ETLS' && settings.tlsFailuresPermanent);
+    delivery.status = permanent ? 'bounced' : 'deferred';
+    delivery.reason = reason;
+    delivery.code = code;
+    delivery.temporary = !permanent;
+    if (permanent) delivery.rejected = [...mail.recipients];
+    else delivery.pending = [...mail.recipients];
+    return delivery;
+  };
+
+  const resolved = await resolveTargets(destination, dns, settings);
+  if ('fail' in resolved) return fail(resolved.fail.reason, resolved.fail.code, resolved.fail.temporary);
+
+  const rules: OpportunisticRules = {
+    minimalBackoff: settings.rules.minimalBackoff,
+    strict: settings.rules.strict ?? false,
+    messageAge: mail.messageAge,
+    ...(settings.rules.tempfailTryclear !== undefined ? { tempfailTryclear: settings.rules.tempfailTryclear } : {}),
+  };
+
+  const runSession = async (target: Target, mode: 'tls' | 'cleartext-retry'): Promise<SessionRun> => {
+    const hostPolicy = hooks.hostPolicy(policy, { name: target.host, address: target.address });
+    const fallback = hooks.fallbackFor(hostPolicy);
+    const plan = makePlan({
+      policy: hostPolicy,
+      nexthop,
+      host: target.host,
+      address: target.address,
+      port: target.port,
+      mxSecure: target.mxSecure,
+      implicitTls: target.implicitTls,
+      digest: settings.digest,
+      files: hooks.files(hostPolicy),
+      ...(fallback ? { fallback } : {}),
+    });
+    const { facts, session } = await Session.open({
+      host: plan.host,
+      address: plan.address,
+      port: plan.port,
+      implicitTls: plan.implicitTls,
+      starttls: mode === 'tls' && plan.level !== 'none',
+      tls: plan.tls,
+      ...(settings.name ? { name: settings.name } : {}),
+      ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
+      ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
+      ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+      logger: settings.smtpLogger,
+      debug: settings.debug,
+    });
+    const verdict = verdictFor(plan, plan.level, facts, plan.names);
+    const tempfailTryclear = hostPolicy.tempfailTryclear ?? rules.tempfailTryclear;
+    const decision = decide({
+      where: plan.where,
+      level: plan.level,
+      ...(plan.fallback ? { fallback: plan.fallback } : {}),
+      rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
+      hasAuth: settings.auth !== undefined,
+      allowPlaintextAuth: settings.allowPlaintextAuth,
+      plaintextRetry: mode === 'cleartext-retry',
+      facts: {
+        starttlsOffered: facts.starttlsOffered,
+        tls: facts.tls !== undefined,
+        ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
+        ...(facts.failure ? { failure: facts.failure } : {}),
+      },
+      ...(verdict ? { verdict } : {}),
+    });
+    const digests = auditDigests(facts.tls ?? null, settings.digest);
+    const sent = decision.action === 'send';
+    const level: Level = sent ? decision.level : plan.level;
+    const trust: Trust | '' = sent ? decision.trust : facts.tls ? (verdict?.trust ?? '') : facts.failure ? '' : 'Cleartext';
+    const reason = 'reason' in decision ? decision.reason : undefined;
+    const audit: AuditRecord = {
+      relay: plan.where,
+      destination: nexthop,
+      mx: plan.host,
+      address: plan.address,
+      port: plan.port,
+      level,
+      policy: sent && decision.downgradedFrom ? decision.downgradedFrom : '',
+      auth: trust,
+      protocol: facts.tls?.protocol ?? '',
+      cipher: facts.tls?.cipher ?? '',
+      cert_digest: digests.cert_digest,
+      spki_digest: digests.spki_digest,
+      fallback_reason: sent && reason ? reason : '',
+      shadow: plan.shadow ?? '',
+      shadow_result: shadowResult(plan, facts),
+      reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
+      matched: verdict?.matched ?? '',
+    };
+    const attempt: Attempt = {
+      mx: plan.host,
+      address: plan.address,
+      port: plan.port,
+      mode,
+      level,
+      trust,
+      decision: decision.action,
+      ...(reason ? { reason } : {}),
+      ...('stage' in decision && decision.stage ? { stage: decision.stage } : {}),
+      audit,
+      auditLine: '',
+    };
+    if (decision.action !== 'send' || !session) {
+      session?.quit();
+      return { attempt, decision };
+    }
+    if (decision.downgradedFrom) {
+      settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
+    }
+    if (settings.auth) {
+      if (!session.encrypted && !settings.allowPlaintextAuth) {
+        // decide() never sends in cleartext with AUTH configured; this is the last guard.
+        session.close();
+        throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);
+      }
+      try {
+        await session.login(settings.auth);
+      } catch (err) {
+        const e = err as { response?: string; responseCode?: number; message: string };
+        session.quit();
+        attempt.decision = 'next';
+        attempt.reason = `${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`;
+        attempt.audit.reply = oneLine(e.response) ?? '';
+        return {
+          attempt,
+          decision: { action: 'next', temporary: (e.responseCode ?? 400) < 500, reason: attempt.reason },
+        };
+      }
+    }
+    if (mail.recipients.length === 0) {
+      // verify(): everything up to MAIL FROM was done and passed.
+      session.quit();
+      return { attempt, decision, transaction: { ok: true, recipients: [] } };
+    }
+    const transaction = await session.send(mail.from, mail.recipients, mail.message);
+    session.quit();
+    attempt.reply = transaction.reply;
+    attempt.audit.reply = transaction.reply ?? '';
+    return { attempt, decision, transaction };
+  };
+
+  const record = (run: SessionRun) => {
+    run.attempt.auditLine = renderTemplate(settings.auditTemplate, run.attempt.audit);
+    delivery.attempts.push(run.attempt);
+    settings.logger.info({ tnx: 'tls-audit', destination: nexthop }, '%s', run.attempt.auditLine);
+  };
+
+  /** Applies a finished transaction; returns true when this destination is done. */
+  const settleTransaction = (run: SessionRun): boolean => {
+    const t = run.transaction;
+    if (!t) return false;
+    if (t.failure && t.failure.temporary && !t.recipients.some((r) => r.status === 'accepted')) {
+      // The whole transaction was refused temporarily (MAIL FROM 4xx, DATA 4xx, connection lost): next MX.
+      run.attempt.decision = 'next';
+      run.attempt.reason = `${run.attempt.audit.relay} ${t.failure.reply ? `answered ${t.failure.reply}` : t.failure.message}`;
+      lastFailure = { reason: run.attempt.reason, temporary: true, code: 'ECONNECTION' };
+      return false;
+    }
+    delivery.accepted = t.recipients.filter((r) => r.status === 'accepted').map((r) => r.recipient);
+    delivery.rejected = t.recipients.filter((r) => r.status === 'rejected').map((r) => r.recipient);
+    delivery.pending = t.recipients.filter((r) => r.status === 'deferred').map((r) => r.recipient);
+    if (t.reply) delivery.response = t.reply;
+    if (delivery.accepted.length === mail.recipients.length) delivery.status = 'delivered';
+    else if (delivery.accepted.length > 0) delivery.status = 'partial';
+    else {
+      delivery.status = delivery.pending.length ? 'deferred' : 'bounced';
+      delivery.temporary = delivery.pending.length > 0;
+      delivery.code = t.failure?.command === 'DATA' ? 'EMESSAGE' : 'EENVELOPE';
+      const relay = run.attempt.audit.relay;
+      delivery.reason = t.failure
+        ? `${nexthop}: ${relay} refused the message at ${t.failure.command ?? 'the transaction'}: ${t.failure.reply ?? t.failure.message}`
+        : `${nexthop}: ${relay} refused every recipient: ${t.recipients.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`;
+    }
+    return true;
+  };
+
+  let lastFailure: { reason: string; temporary: boolean; code: string } | undefined;
+  const failures: string[] = [];
+  const later: Target[] = [];
+  const tryTarget = async (target: Target, mode: 'tls' | 'cleartext-retry'): Promise<boolean> => {
+    const run = await runSession(target, mode);
+    record(run);
+    const d = run.decision;
+    if (d.action === 'send') {
+      if (settleTransaction(run)) return true;
+      failures.push(run.attempt.reason ?? `${run.attempt.audit.relay} failed`);
+      return false;
+    }
+    if (d.action === 'plaintext-now') {
+      settings.logger.warn({ tnx: 'tls-policy', destination: nexthop }, '%s; retrying in cleartext at once (tlsTempfailTryclear)', d.reason);
+      return tryTarget(target, 'cleartext-retry');
+    }
+    if (d.action === 'plaintext-later') {
+      later.push(target);
+      failures.push(`${d.reason} (cleartext retry once the other MX hosts were tried with TLS)`);
+      lastFailure = { reason: d.reason, temporary: true, code: 'ETLS' };
+      return false;
+    }
+    failures.push(d.reason);
+    lastFailure = { reason: d.reason, temporary: d.temporary, code: d.stage ? 'ETLS' : 'ECONNECTION' };
+    return false;
+  };
+
+  for (const target of resolved.targets) {
+    if (await tryTarget(target, 'tls')) return delivery;
+  }
+  for (const target of later) {
+    if (await tryTarget(target, 'cleartext-retry')) return delivery;
+  }
+  const last = lastFailure ?? { reason: 'no MX was tried', temporary: true, code: 'ECONNECTION' };
+  const tlsFailure = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
+  return fail(
+    `${nexthop}: delivery at level ${policy.level} failed: ${failures.join('; ')}`,
+    tlsFailure && last.code !== 'ECONNECTION' ? 'ETLS' : last.code,
+    last.temporary,
+  );
+}

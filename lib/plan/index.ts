@@ -1,0 +1,158 @@
+/**
+ * plan: what one MX host gets, from the destination's policy. Pure.
+ *
+ * Postfix's rules (smtp_tls_policy.c, postconf(5)):
+ * - verify matches `hostname` by default (smtp_tls_verify_cert_match), secure matches
+ *   `nexthop, dot-nexthop` (smtp_tls_secure_cert_match): secure never trusts names taken from
+ *   insecure DNS, so `hostname` counts at secure only when the MX answer was DNSSEC-secure (or
+ *   the host is the next hop itself: a relay, or an implicit MX).
+ * - fingerprint matches the `match` digests (smtp_tls_fingerprint_digest, sha256 here).
+ * - `protocols` takes Postfix's forms (`!TLSv1:!TLSv1.1`, `>=TLSv1.2`) and becomes the
+ *   handshake's minVersion/maxVersion; `ciphers` takes Postfix's grade names or an OpenSSL list.
+ * - SNI: `servername` (hostname | nexthop | a name); this library sends the MX host name by
+ *   default (Node's habit, and what most servers with several certificates need), where
+ *   Postfix sends none unless asked.
+ */
+import type { ConnectionOptions, SecureVersion } from 'node:tls';
+import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
+import { expandMatch } from '../verify/index.js';
+
+export interface PlanInput {
+  policy: Policy;
+  /** The next-hop domain (recipient domain), or the relay host. */
+  nexthop: string;
+  /** The MX host name (equal to nexthop for a relay or an implicit MX). */
+  host: string;
+  address: string;
+  port: number;
+  /** Whether the MX RRset that named this host was DNSSEC-secure. */
+  mxSecure: boolean;
+  /** TLS from the first byte (SMTPS). */
+  implicitTls?: boolean;
+  fallback?: FallbackLevel;
+  digest: DigestAlgorithm;
+  /** Files read by the caller: CA bundle and client certificate/key, already loaded. */
+  files: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+}
+
+export interface Plan {
+  nexthop: string;
+  host: string;
+  address: string;
+  port: number;
+  /** `host[address]:port`, as Postfix names a server. */
+  where: string;
+  level: Level;
+  policy: Policy;
+  fallback?: FallbackLevel;
+  shadow?: Level;
+  /** Names a verify/secure certificate must match (leading '.' = any subdomain). */
+  names: string[];
+  /** Fingerprints for the fingerprint level, as written (normalized by verify). */
+  fingerprints: string[];
+  digest: DigestAlgorithm;
+  implicitTls: boolean;
+  /** Options for the TLS handshake. */
+  tls: ConnectionOptions;
+}
+
+const DEFAULT_MATCH: Partial<Record<Level, string[]>> = {
+  verify: ['hostname'],
+  secure: ['nexthop', 'dot-nexthop'],
+};
+
+const VERSIONS: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/**
+ * Postfix protocol tokens -> [minVersion, maxVersion]. Exclusions (`!TLSv1`) trim the ends of
+ * the range; `>=X` and `<=X` set them; plain names include. SSLv2/SSLv3 are never offered by
+ * Node, so excluding them changes nothing.
+ */
+export function protocolRange(tokens: string[] | undefined): { minVersion?: SecureVersion; maxVersion?: SecureVersion } {
+  if (!tokens || tokens.length === 0) return {};
+  const allowed = new Set<SecureVersion>();
+  let anyInclude = false;
+  let lo = 0;
+  let hi = VERSIONS.length - 1;
+  const excluded = new Set<SecureVersion>();
+  for (const raw of tokens) {
+    const token = raw.trim();
+    const ge = /^>=\s*(.+)$/.exec(token);
+    const le = /^<=\s*(.+)$/.exec(token);
+    const name = (ge?.[1] ?? le?.[1] ?? token.replace(/^!/, '')) as SecureVersion;
+    const index = VERSIONS.indexOf(name);
+    if (index < 0) continue; // SSLv2, SSLv3: Node never offers them
+    if (ge) lo = Math.max(lo, index);
+    else if (le) hi = Math.min(hi, index);
+    else if (token.startsWith('!')) excluded.add(name);
+    else {
+      anyInclude = true;
+      allowed.add(name);
+    }
+  }
+  const usable = VERSIONS.filter((v, i) => i >= lo && i <= hi && !excluded.has(v) && (!anyInclude || allowed.has(v)));
+  if (usable.length === 0) return { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' }; // no version: the handshake fails
+  return { minVersion: usable[0], maxVersion: usable[usable.length - 1] };
+}
+
+const CIPHER_GRADES: Record<string, string> = {
+  high: 'HIGH:!aNULL:!eNULL',
+  medium: 'HIGH:MEDIUM:!aNULL:!eNULL',
+  low: 'HIGH:MEDIUM:LOW:!aNULL:!eNULL',
+  export: 'ALL:!aNULL:!eNULL',
+  null: 'ALL:eNULL',
+};
+
+/** Postfix's cipher grade (or an OpenSSL list) plus `exclude` -> an OpenSSL cipher string. */
+export function cipherList(ciphers: string | undefined, exclude: string[] | undefined): string | undefined {
+  if (!ciphers && !exclude?.length) return undefined;
+  const base = ciphers ? (CIPHER_GRADES[ciphers.toLowerCase()] ?? ciphers) : 'DEFAULT';
+  return [base, ...(exclude ?? []).map((e) => `!${e}`)].join(':');
+}
+
+/**
+ * The names a verify/secure certificate must match: the policy's `match` tokens (or the level's
+ * default), expanded by verify's `expandMatch`. At secure, `hostname` is dropped unless the MX
+ * answer was DNSSEC-secure (or the host is the next hop itself).
+ */
+export function matchNames(level: Level, tokens: string[] | undefined, ctx: { nexthop: string; host: string; mxSecure: boolean }): string[] {
+  const list = tokens && tokens.length ? tokens : (DEFAULT_MATCH[level] ?? []);
+  const trusted = level !== 'secure' || ctx.mxSecure || ctx.host === ctx.nexthop;
+  return expandMatch(
+    list.filter((t) => trusted || t.toLowerCase() !== 'hostname'),
+    { hostname: ctx.host, nexthop: ctx.nexthop },
+  );
+}
+
+export function makePlan(input: PlanInput): Plan {
+  const { policy } = input;
+  const level = policy.level;
+  const authenticated = level === 'verify' || level === 'secure';
+  const servername = policy.servername;
+  const sni =
+    servername === undefined || servername === 'hostname' ? input.host : servername === 'nexthop' ? input.nexthop : servername;
+  const ciphers = cipherList(policy.ciphers, policy.exclude);
+  const tls: ConnectionOptions = {
+    ...(sni && !/^[\d.]+$|:/.test(sni) ? { servername: sni } : {}),
+    ...protocolRange(policy.protocols),
+    ...(ciphers ? { ciphers } : {}),
+    ...(input.files.ca ? { ca: input.files.ca } : {}),
+    ...(input.files.cert ? { cert: input.files.cert, key: input.files.key } : {}),
+  };
+  return {
+    nexthop: input.nexthop,
+    host: input.host,
+    address: input.address,
+    port: input.port,
+    where: `${input.host}[${input.address}]:${input.port}`,
+    level,
+    policy,
+    ...(input.fallback ? { fallback: input.fallback } : {}),
+    ...(policy.shadow ? { shadow: policy.shadow } : {}),
+    names: authenticated ? matchNames(level, policy.match, { nexthop: input.nexthop, host: input.host, mxSecure: input.mxSecure }) : [],
+    fingerprints: level === 'fingerprint' ? (policy.match ?? []) : [],
+    digest: input.digest,
+    implicitTls: input.implicitTls === true,
+    tls,
+  };
+}

@@ -1,0 +1,382 @@
+/**
+ * The Nodemailer transport: `nodemailer.createTransport(tlsPolicy(options))`.
+ *
+ * It builds the message once, routes recipients to destinations (one per recipient domain, as
+ * an A-label, or the relay), delivers to each destination concurrently up to a bound, and
+ * returns what happened: accepted / rejected / pending recipients and every attempt's audit
+ * record. `sendMail` rejects only when no recipient was accepted, with an error that carries
+ * `code`, `temporary` and every destination's details.
+ */
+import { readFileSync } from 'node:fs';
+import { domainToASCII } from 'node:url';
+import { getLogger } from 'nodemailer/lib/shared';
+import type { Logger } from 'nodemailer/lib/shared';
+import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
+import { createResolver, type ResolverOptions } from './dns/index.js';
+import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverSettings, type DeliverHooks } from './deliver/index.js';
+import {
+  applyHostLists,
+  createPolicyTable,
+  defaultPolicy,
+  fallbackFor,
+  lookupPolicy,
+  parseFallbackLevels,
+  type PolicyTableInput,
+  type FallbackMapInput,
+} from './policy/index.js';
+import type { DigestAlgorithm, Level, Policy } from './types.js';
+
+import { VERSION } from './version.js';
+
+/** Options of `tlsPolicy()`. Each is documented once, in the README's option table. */
+export interface TlsPolicyOptions {
+  /** Default TLS security level for destinations without a policy entry (smtp_tls_security_level). Default `may`. */
+  level?: Level;
+  /** Per-destination policy: Postfix tls_policy text, `{ file }`, or an object keyed by destination. */
+  policy?: PolicyTableInput;
+  /** Fallback levels for authenticated levels: `"dane=encrypt, verify=may"` or `{ verify: 'encrypt' }`. */
+  fallbackLevels?: FallbackMapInput;
+  /** A fixed next hop instead of MX lookup: `smtp.example.com:587`, `[192.0.2.1]:25`, or `{ host, port, secure }`. */
+  relay?: string | { host: string; port?: number; secure?: boolean };
+  /** SMTP port for MX delivery. Default 25. */
+  port?: number;
+  /** SMTP AUTH credentials (relay mode). */
+  auth?: { user: string; pass: string };
+  /** Send AUTH over a cleartext channel. Default false: never. */
+  allowPlaintextAuth?: boolean;
+  /** DNS resolver options (servers, trustAd, timeout, attempts). Default: the system's resolvers. */
+  resolver?: ResolverOptions;
+  /** A CA file (PEM) for verify/secure, in place of Node's bundled CAs. */
+  caFile?: string;
+  /** Client certificate and key files (PEM) presented to every server, unless a policy entry names its own. */
+  certFile?: string;
+  keyFile?: string;
+  /** Digest for fingerprints and audit digests (smtp_tls_fingerprint_digest). Default `sha256`. */
+  fingerprintDigest?: DigestAlgorithm;
+  /** Seconds a message must have been queued before a cleartext retry after a TLS failure (minimal_backoff_time). Default 300. */
+  minimalBackoff?: number;
+  /** Exim's tls_tempfail_tryclear. Default: unset, Postfix's behaviour. */
+  tlsTempfailTryclear?: boolean;
+  /** At `may`, cleartext only when STARTTLS was not offered; any STARTTLS or TLS failure defers. Default false. */
+  strictOpportunistic?: boolean;
+  /** Exim's hosts_require_tls: MX host patterns that must use TLS (at least encrypt). */
+  hostsRequireTls?: string[];
+  /** Exim's hosts_avoid_tls: MX host patterns that get no TLS. */
+  hostsAvoidTls?: string[];
+  /** Make TLS-policy failures permanent (bounce) instead of temporary. Default false. */
+  tlsFailuresPermanent?: boolean;
+  /** The audit template (Postfix tlsfallback proposal's language). */
+  auditTemplate?: string;
+  /** How many destinations are delivered at once. Default 8. */
+  maxConcurrentDestinations?: number;
+  /** How many MX addresses are tried per destination (smtp_mx_address_limit). Default 5. */
+  maxMxAddresses?: number;
+  /** Try IPv6 addresses. Default true. */
+  ipv6?: boolean;
+  /** EHLO name. Default: the machine's host name. */
+  name?: string;
+  connectionTimeout?: number;
+  greetingTimeout?: number;
+  socketTimeout?: number;
+  /** A bunyan-compatible logger, or true for the console, as in Nodemailer. */
+  logger?: unknown;
+  /** Log SMTP traffic, as in Nodemailer. */
+  debug?: boolean;
+  /** The DNS to use instead of a Resolver made from `resolver` (a lib/dns Resolver, shared between transports). */
+  dns?: DeliverDns;
+}
+
+/** What `sendMail` resolves with. */
+export interface TlsPolicySentInfo {
+  envelope: { from: string; to: string[] };
+  messageId: string;
+  accepted: string[];
+  rejected: string[];
+  /** Recipients deferred: retry them later. */
+  pending: string[];
+  /** The last final reply to the message. */
+  response: string;
+  /** One per destination, with its attempts and their audit records. */
+  deliveries: Delivery[];
+}
+
+/** What `sendMail` rejects with when no recipient was accepted. */
+export class TlsPolicyError extends Error {
+  /** ETLS, EDNS, ENULLMX, ECONNECTION, EENVELOPE, EMESSAGE, EAUTH, ECONFIG. */
+  code: string;
+  temporary: boolean;
+  deliveries: Delivery[];
+  rejected: string[];
+  pending: string[];
+  constructor(message: string, code: string, temporary: boolean, deliveries: Delivery[] = []) {
+    super(message);
+    this.name = 'TlsPolicyError';
+    this.code = code;
+    this.temporary = temporary;
+    this.deliveries = deliveries;
+    this.rejected = deliveries.flatMap((d) => d.rejected);
+    this.pending = deliveries.flatMap((d) => d.pending);
+  }
+}
+
+interface MailLike {
+  data: { queuedAt?: Date | number | string; [key: string]: unknown };
+  message: {
+    getEnvelope(): { from: string | false; to: string[] };
+    messageId(): string;
+    build(callback: (err: Error | null, message: Buffer) => void): void;
+  };
+}
+
+const DEFAULTS = {
+  level: 'may' as Level,
+  port: 25,
+  digest: 'sha256' as DigestAlgorithm,
+  minimalBackoff: 300,
+  maxConcurrentDestinations: 8,
+  maxMxAddresses: 5,
+};
+
+/** `user@Bücher.example` -> `bücher.example` as an A-label; `user@[192.0.2.1]` -> the literal. */
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) throw new TlsPolicyError(`recipient ${address} has no domain`, 'EENVELOPE', false);
+  const domain = address.slice(at + 1).trim().replace(/\.$/, '');
+  if (domain.startsWith('[') && domain.endsWith(']')) return domain.toLowerCase();
+  const ascii = domainToASCII(domain.toLowerCase());
+  if (!ascii) throw new TlsPolicyError(`recipient ${address} has an invalid domain`, 'EENVELOPE', false);
+  return ascii;
+}
+
+/** `smtp.example.com:587`, `[192.0.2.1]:25`, `[::1]:2525`, or an object -> a relay destination. */
+export function parseRelay(relay: NonNullable<TlsPolicyOptions['relay']>): Extract<Destination, { kind: 'relay' }> {
+  let host: string;
+  let port: number | undefined;
+  let secure: boolean | undefined;
+  if (typeof relay === 'string') {
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(relay.trim()) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(relay.trim());
+    if (!m) throw new TlsPolicyError(`relay "${relay}" is not host, host:port or [host]:port`, 'ECONFIG', false);
+    host = m[1] as string;
+    port = m[2] ? Number(m[2]) : undefined;
+  } else {
+    host = relay.host.replace(/^\[|\]$/g, '');
+    port = relay.port;
+    secure = relay.secure;
+  }
+  if (host.toLowerCase().startsWith('ipv6:')) host = host.slice(5);
+  const finalPort = port ?? (secure ? 465 : 25);
+  if (!Number.isInteger(finalPort) || finalPort < 1 || finalPort > 65535) {
+    throw new TlsPolicyError(`relay port ${finalPort} is not a port number`, 'ECONFIG', false);
+  }
+  const ascii = host.includes(':') ? host.toLowerCase() : domainToASCII(host.toLowerCase());
+  return { kind: 'relay', host: ascii || host.toLowerCase(), port: finalPort, implicitTls: secure ?? finalPort === 465 };
+}
+
+function messageAge(queuedAt: unknown, now: number): number {
+  if (queuedAt === undefined || queuedAt === null) return 0; // a message with no age is new
+  const t = queuedAt instanceof Date ? queuedAt.getTime() : typeof queuedAt === 'number' ? queuedAt : Date.parse(String(queuedAt));
+  if (!Number.isFinite(t)) throw new TlsPolicyError(`queuedAt ${String(queuedAt)} is not a date`, 'ECONFIG', false);
+  return Math.max(0, (now - t) / 1000);
+}
+
+/** Runs `work` over `items` with at most `limit` at once, keeping the order of results. */
+async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  });
+  await Promise.all(runners);
+  return results;
+}
+
+export class TlsPolicyTransport {
+  readonly name = 'TLSPolicy';
+  readonly version = VERSION;
+  readonly options: TlsPolicyOptions;
+  private readonly logger: Logger;
+  private readonly settings: DeliverSettings;
+  private readonly hooks: DeliverHooks;
+  private readonly relay?: Extract<Destination, { kind: 'relay' }>;
+  private readonly dns: DeliverDns;
+  private inFlight = 0;
+
+  constructor(options: TlsPolicyOptions = {}) {
+    this.options = options;
+    this.logger = getLogger({ logger: options.logger as never }, { component: 'tls-policy' } as never);
+    const level = options.level ?? DEFAULTS.level;
+    const base = defaultPolicy(level, 'level option');
+    if (options.relay) this.relay = parseRelay(options.relay);
+    if (this.relay?.implicitTls && base.level === 'none') {
+      throw new TlsPolicyError(`relay ${this.relay.host}:${this.relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
+    }
+    const table = createPolicyTable(options.policy);
+    const fallbackMap = parseFallbackLevels(options.fallbackLevels);
+    const auditTemplate = options.auditTemplate ?? DEFAULT_AUDIT_TEMPLATE;
+    parseTemplate(auditTemplate);
+    for (const [name, value] of [['port', options.port], ['maxMxAddresses', options.maxMxAddresses], ['maxConcurrentDestinations', options.maxConcurrentDestinations]] as const) {
+      if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
+        throw new TlsPolicyError(`option ${name} must be a positive integer${name === 'port' ? ' up to 65535' : ''}, not ${String(value)}`, 'ECONFIG', false);
+      }
+    }
+    if (options.auth && (typeof options.auth.user !== 'string' || typeof options.auth.pass !== 'string')) {
+      throw new TlsPolicyError('option auth needs a user and a pass', 'ECONFIG', false);
+    }
+    const files = new Map<string, Buffer>();
+    const read = (path: string | undefined, what: string): Buffer | undefined => {
+      if (!path) return undefined;
+      let content = files.get(path);
+      if (!content) {
+        try {
+          content = readFileSync(path);
+        } catch (err) {
+          throw new TlsPolicyError(`cannot read ${what} ${path}: ${(err as Error).message}`, 'ECONFIG', false);
+        }
+        files.set(path, content);
+      }
+      return content;
+    };
+    // Read the global files now, so a missing one fails at creation.
+    read(options.caFile, 'CA file');
+    read(options.certFile, 'client certificate file');
+    read(options.keyFile, 'client key file');
+    const hostLists = {
+      ...(options.hostsRequireTls ? { hostsRequireTls: options.hostsRequireTls } : {}),
+      ...(options.hostsAvoidTls ? { hostsAvoidTls: options.hostsAvoidTls } : {}),
+    };
+    applyHostLists(base, { name: 'validate.invalid', address: '0.0.0.0' }, hostLists); // validates the patterns
+    this.settings = {
+      port: options.port ?? DEFAULTS.port,
+      maxMxAddresses: options.maxMxAddresses ?? DEFAULTS.maxMxAddresses,
+      digest: options.fingerprintDigest ?? DEFAULTS.digest,
+      rules: {
+        minimalBackoff: options.minimalBackoff ?? DEFAULTS.minimalBackoff,
+        strict: options.strictOpportunistic === true,
+        ...(options.tlsTempfailTryclear !== undefined ? { tempfailTryclear: options.tlsTempfailTryclear } : {}),
+      },
+      ...(options.auth ? { auth: options.auth } : {}),
+      allowPlaintextAuth: options.allowPlaintextAuth === true,
+      tlsFailuresPermanent: options.tlsFailuresPermanent === true,
+      auditTemplate,
+      ...(options.name ? { name: options.name } : {}),
+      ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
+      ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
+      ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
+      ipv6: options.ipv6 !== false,
+      debug: options.debug === true,
+      logger: this.logger,
+      smtpLogger: options.logger,
+    };
+    this.hooks = {
+      policyFor: (destination) =>
+        lookupPolicy(
+          table,
+          destination.kind === 'relay' ? { kind: 'host', host: destination.host, port: destination.port } : { kind: 'domain', domain: destination.domain },
+          base,
+        ),
+      hostPolicy: (policy, host) => applyHostLists(policy, host, hostLists),
+      fallbackFor: (policy: Policy) => fallbackFor(policy, fallbackMap),
+      files: (policy: Policy) => {
+        const ca = read(policy.caFile ?? options.caFile, 'CA file');
+        const cert = read(policy.certFile ?? options.certFile, 'client certificate file');
+        const key = read(policy.keyFile ?? options.keyFile, 'client key file');
+        return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+      },
+    };
+    this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+  }
+
+  /** Nodemailer's transport contract. */
+  send(mail: MailLike, callback: (err: Error | null, info?: TlsPolicySentInfo) => void): void {
+    this.inFlight++;
+    this.sendMail(mail).then(
+      (info) => {
+        this.inFlight--;
+        callback(null, info);
+      },
+      (err: Error) => {
+        this.inFlight--;
+        callback(err);
+      },
+    );
+  }
+
+  private async sendMail(mail: MailLike): Promise<TlsPolicySentInfo> {
+    const envelope = mail.message.getEnvelope();
+    const from = envelope.from || '';
+    const recipients = [...new Set(envelope.to)];
+    if (recipients.length === 0) throw new TlsPolicyError('the message has no recipients', 'EENVELOPE', false);
+    const age = messageAge(mail.data.queuedAt, Date.now());
+    const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
+    const groups = new Map<string, { destination: Destination; recipients: string[] }>();
+    for (const recipient of recipients) {
+      const key = this.relay ? `relay` : domainOf(recipient);
+      let group = groups.get(key);
+      if (!group) {
+        const destination: Destination = this.relay ?? (key.startsWith('[') ? { kind: 'relay', host: key.slice(1, -1).replace(/^ipv6:/i, ''), port: this.settings.port, implicitTls: false } : { kind: 'domain', domain: key });
+        group = { destination, recipients: [] };
+        groups.set(key, group);
+      }
+      group.recipients.push(recipient);
+    }
+    const deliveries = await mapLimit([...groups.values()], this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
+      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age }, this.dns, this.settings, this.hooks),
+    );
+    const info: TlsPolicySentInfo = {
+      envelope: { from, to: recipients },
+      messageId: mail.message.messageId(),
+      accepted: deliveries.flatMap((d) => d.accepted),
+      rejected: deliveries.flatMap((d) => d.rejected),
+      pending: deliveries.flatMap((d) => d.pending),
+      response: deliveries.map((d) => d.response).filter(Boolean).pop() ?? '',
+      deliveries,
+    };
+    if (info.accepted.length === 0) {
+      const failed = deliveries.filter((d) => d.reason);
+      const temporary = info.pending.length > 0;
+      const code = failed[0]?.code ?? 'EDELIVERY';
+      const message = failed.map((d) => d.reason).join(' | ') || 'no recipient was accepted';
+      throw new TlsPolicyError(message, code, temporary, deliveries);
+    }
+    for (const d of deliveries) {
+      if (d.reason) this.logger.warn({ tnx: 'tls-policy', destination: d.destination }, '%s', d.reason);
+    }
+    return info;
+  }
+
+  /**
+   * Checks the configuration. With a relay, connects to it and applies the policy up to the
+   * point where MAIL FROM would be sent (AUTH included), as Nodemailer's SMTP transport does.
+   */
+  verify(callback?: (err: Error | null, ok?: true) => void): Promise<true> | void {
+    const run = async (): Promise<true> => {
+      if (!this.relay) return true;
+      // No recipients: deliver() stops where MAIL FROM would be sent.
+      const probe = await deliver(this.relay, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: 0 }, this.dns, this.settings, this.hooks);
+      if (probe.status !== 'delivered') {
+        throw new TlsPolicyError(probe.reason ?? `relay ${this.relay.host} could not be verified`, probe.code ?? 'ECONNECTION', probe.temporary ?? true, [probe]);
+      }
+      return true;
+    };
+    if (!callback) return run();
+    run().then(
+      (ok) => callback(null, ok),
+      (err: Error) => callback(err),
+    );
+  }
+
+  /** Nothing pooled yet: every session is closed when its delivery ends. */
+  close(): void {}
+
+  isIdle(): boolean {
+    return this.inFlight === 0;
+  }
+}
+
+/** The transport, for `nodemailer.createTransport(tlsPolicy(options))`. */
+export function tlsPolicy(options: TlsPolicyOptions = {}): TlsPolicyTransport {
+  return new TlsPolicyTransport(options);
+}
