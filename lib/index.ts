@@ -1,9 +1,14 @@
 /**
  * nodemailer-tls-policy: a Nodemailer transport that delivers to each recipient domain's MX
- * hosts (or a relay) with Postfix's TLS security levels, DANE, fallback levels and TLS audit.
+ * hosts (or a relay) with Postfix's TLS security levels, fallback levels and TLS audit records.
  */
 export * from './types.js';
 export { tlsPolicy, TlsPolicyTransport, TlsPolicyError, domainOf, parseRelay } from './transport.js';
 export type { TlsPolicyOptions, TlsPolicySentInfo } from './transport.js';
 export type { Attempt, Delivery, Destination } from './deliver/index.js';
+export { createPolicyTable, checkPolicyTable, lookupPolicy, PolicyError, PolicyTable } from './policy/index.js';
+export type { PolicyInput, PolicyObjectEntry, PolicyProblem, FallbackMapInput, NextHop } from './policy/index.js';
+export { createResolver, Resolver } from './dns/index.js';
+export type { ResolverOptions, DnsResult, DnsAnswer, DnsFailure } from './dns/index.js';
+export { renderTemplate, parseTemplate, DEFAULT_AUDIT_TEMPLATE, TemplateError } from './audit/index.js';
 export { VERSION } from './version.js';

@@ -214,6 +214,12 @@ export class TlsPolicyTransport {
       throw new TlsPolicyError(`relay ${this.relay.host}:${this.relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
     }
     const table = createPolicyTable(options.policy);
+    // DANE needs TLSA lookups (issue 4); until they exist, refuse rather than run dane as may.
+    for (const [key, p] of [['level option', base] as const, ...table.entries()]) {
+      if (p.level === 'dane' || p.level === 'dane-only' || p.shadow === 'dane' || p.shadow === 'dane-only') {
+        throw new TlsPolicyError(`${key}: level ${p.level === 'dane' || p.level === 'dane-only' ? p.level : `shadow ${p.shadow}`} is not supported yet: DANE TLSA lookups are not implemented`, 'ECONFIG', false);
+      }
+    }
     const fallbackMap = parseFallbackLevels(options.fallbackLevels);
     const auditTemplate = options.auditTemplate ?? DEFAULT_AUDIT_TEMPLATE;
     parseTemplate(auditTemplate);

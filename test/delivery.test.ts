@@ -347,3 +347,10 @@ describe('configuration errors at creation', () => {
     expect(() => tlsPolicy({ caFile: '/nonexistent/ca.pem' })).toThrow(/cannot read CA file \/nonexistent\/ca\.pem/);
   });
 });
+
+describe('DANE levels before DANE exists', () => {
+  it('are refused at creation rather than run as may', () => {
+    expect(() => tlsPolicy({ level: 'dane-only' })).toThrow(/level dane-only is not supported yet/);
+    expect(() => tlsPolicy({ policy: 'example.com dane' })).toThrow(/example\.com: level dane is not supported yet/);
+  });
+});
