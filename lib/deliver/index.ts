@@ -316,7 +316,8 @@ export async function deliver(
     const digests = auditDigests(facts.tls ?? null, settings.digest);
     const sent = decision.action === 'send';
     const level: Level = sent ? decision.level : plan.level;
-    const trust: Trust | '' = sent ? decision.trust : facts.tls ? (verdict?.trust ?? '') : facts.failure ? '' : 'Cleartext';
+    // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
+    const trust: Trust | '' = sent ? decision.trust : facts.tls ? (verdict?.trust ?? '') : '';
     const reason = 'reason' in decision ? decision.reason : undefined;
     const audit: AuditRecord = {
       relay: plan.where,
