@@ -91,7 +91,11 @@ export type Decision =
   /** Retry this address in cleartext, after the other MX hosts were tried with TLS. */
   | { action: 'plaintext-later'; reason: string; stage: Stage };
 
-const MANDATORY: ReadonlySet<Level> = new Set(['encrypt', 'dane-only', 'fingerprint', 'verify', 'secure']);
+/**
+ * Levels at which TLS is mandatory. `dane` is here because it reaches decide only with usable
+ * TLSA records (without them the plan turns it into may or encrypt first).
+ */
+const MANDATORY: ReadonlySet<Level> = new Set(['encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure']);
 
 function code(reply: string | undefined): number | undefined {
   const m = reply ? /^([2-5]\d\d)/.exec(reply) : null;
@@ -100,7 +104,7 @@ function code(reply: string | undefined): number | undefined {
 
 /** Whether cleartext is allowed at all for this MX: `may`, or a mandatory level with fallback=may. */
 function cleartextAllowed(input: DecideInput): boolean {
-  return input.level === 'none' || input.level === 'may' || input.level === 'dane' || input.fallback === 'may';
+  return input.level === 'none' || input.level === 'may' || input.fallback === 'may';
 }
 
 /** A 'send' in cleartext, unless that would carry AUTH credentials in the clear. */
@@ -113,7 +117,7 @@ function sendCleartext(input: DecideInput, reason: string | undefined, stage: St
       reason: `${reason ?? `${input.where} is cleartext`}, and SMTP AUTH is never sent over cleartext (set allowPlaintextAuth to allow it)`,
     };
   }
-  const downgraded = MANDATORY.has(input.level) || input.level === 'dane-only';
+  const downgraded = MANDATORY.has(input.level);
   return {
     action: 'send',
     level: downgraded ? 'may' : input.level,
@@ -185,6 +189,9 @@ export function decide(input: DecideInput): Decision {
         return { action: 'next', temporary: true, reason: `${where} ${failure.message}` };
     }
   }
+  if (input.plaintextRetry && !cleartextAllowed(input)) {
+    throw new Error(`decide: a cleartext retry of ${where} at level ${input.level} must never be planned`);
+  }
   if (input.level === 'none' || input.plaintextRetry) {
     const reason = input.plaintextRetry ? `cleartext retry of ${where} after a TLS failure` : undefined;
     return sendCleartext(input, reason, input.plaintextRetry ? 'handshake' : undefined);
@@ -197,7 +204,7 @@ export function decide(input: DecideInput): Decision {
   const verdict = input.verdict;
   if (!verdict) throw new Error('decide: TLS was established but no verdict was given');
   if (verdict.ok) return { action: 'send', level: input.level, trust: verdict.trust };
-  const reason = verdict.reason ?? `${where} failed verification`;
+  const reason = verdict.reason ? `${where}: ${verdict.reason}` : `${where} failed verification`;
   if (input.fallback) {
     return {
       action: 'send',

@@ -13,6 +13,7 @@
  *   default (Node's habit, and what most servers with several certificates need), where
  *   Postfix sends none unless asked.
  */
+import { constants } from 'node:crypto';
 import type { ConnectionOptions, SecureVersion } from 'node:tls';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
 import { expandMatch } from '../verify/index.js';
@@ -63,44 +64,58 @@ const DEFAULT_MATCH: Partial<Record<Level, string[]>> = {
 
 const VERSIONS: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 
+/** Every protocol name Postfix knows, oldest first; Node offers only the TLS ones. */
+const PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+const NO_VERSION: Record<string, number> = {
+  TLSv1: constants.SSL_OP_NO_TLSv1,
+  'TLSv1.1': constants.SSL_OP_NO_TLSv1_1,
+  'TLSv1.2': constants.SSL_OP_NO_TLSv1_2,
+  'TLSv1.3': constants.SSL_OP_NO_TLSv1_3,
+};
+
 /**
- * Postfix protocol tokens -> [minVersion, maxVersion]. Exclusions (`!TLSv1`) trim the ends of
- * the range; `>=X` and `<=X` set them; plain names include. SSLv2/SSLv3 are never offered by
- * Node, so excluding them changes nothing.
+ * Postfix protocol tokens -> the handshake's minVersion/maxVersion (and secureOptions for a hole
+ * such as `!TLSv1.1` between allowed versions). As Postfix's tls_proto_mask_lims: plain names
+ * form an inclusion list (everything else is excluded), `!name` excludes, `>=` and `<=` bound.
+ * When no TLS version is left the range is empty, so no handshake can succeed.
  */
-export function protocolRange(tokens: string[] | undefined): { minVersion?: SecureVersion; maxVersion?: SecureVersion } {
+export function protocolRange(tokens: string[] | undefined): { minVersion?: SecureVersion; maxVersion?: SecureVersion; secureOptions?: number } {
   if (!tokens || tokens.length === 0) return {};
-  const allowed = new Set<SecureVersion>();
-  let anyInclude = false;
+  const index = (name: string) => PROTOCOLS.indexOf(name as (typeof PROTOCOLS)[number]);
+  const included = new Set<string>();
+  const excluded = new Set<string>();
   let lo = 0;
-  let hi = VERSIONS.length - 1;
-  const excluded = new Set<SecureVersion>();
+  let hi = PROTOCOLS.length - 1;
   for (const raw of tokens) {
     const token = raw.trim();
-    const ge = /^>=\s*(.+)$/.exec(token);
-    const le = /^<=\s*(.+)$/.exec(token);
-    const name = (ge?.[1] ?? le?.[1] ?? token.replace(/^!/, '')) as SecureVersion;
-    const index = VERSIONS.indexOf(name);
-    if (index < 0) continue; // SSLv2, SSLv3: Node never offers them
-    if (ge) lo = Math.max(lo, index);
-    else if (le) hi = Math.min(hi, index);
+    const bound = /^([<>]=)\s*(.+)$/.exec(token);
+    const name = bound ? (bound[2] as string) : token.replace(/^!/, '');
+    const i = index(name);
+    if (i < 0) continue; // the policy module rejects unknown names
+    if (bound?.[1] === '>=') lo = Math.max(lo, i);
+    else if (bound) hi = Math.min(hi, i);
     else if (token.startsWith('!')) excluded.add(name);
-    else {
-      anyInclude = true;
-      allowed.add(name);
-    }
+    else included.add(name);
   }
-  const usable = VERSIONS.filter((v, i) => i >= lo && i <= hi && !excluded.has(v) && (!anyInclude || allowed.has(v)));
+  const usable = VERSIONS.filter((v) => {
+    const i = index(v);
+    return i >= lo && i <= hi && !excluded.has(v) && (included.size === 0 || included.has(v));
+  });
   if (usable.length === 0) return { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' }; // no version: the handshake fails
-  return { minVersion: usable[0], maxVersion: usable[usable.length - 1] };
+  const minVersion = usable[0] as SecureVersion;
+  const maxVersion = usable[usable.length - 1] as SecureVersion;
+  const holes = VERSIONS.slice(VERSIONS.indexOf(minVersion), VERSIONS.indexOf(maxVersion) + 1).filter((v) => !usable.includes(v));
+  const secureOptions = holes.reduce((bits, v) => bits | (NO_VERSION[v] ?? 0), 0);
+  return { minVersion, maxVersion, ...(secureOptions ? { secureOptions } : {}) };
 }
 
+/** Postfix's grades; since Postfix 3.8 `low` and `export` mean `medium`; `null` is only NULL ciphers. */
 const CIPHER_GRADES: Record<string, string> = {
   high: 'HIGH:!aNULL:!eNULL',
   medium: 'HIGH:MEDIUM:!aNULL:!eNULL',
-  low: 'HIGH:MEDIUM:LOW:!aNULL:!eNULL',
-  export: 'ALL:!aNULL:!eNULL',
-  null: 'ALL:eNULL',
+  low: 'HIGH:MEDIUM:!aNULL:!eNULL',
+  export: 'HIGH:MEDIUM:!aNULL:!eNULL',
+  null: 'eNULL:!aNULL',
 };
 
 /** Postfix's cipher grade (or an OpenSSL list) plus `exclude` -> an OpenSSL cipher string. */
@@ -117,7 +132,7 @@ export function cipherList(ciphers: string | undefined, exclude: string[] | unde
  */
 export function matchNames(level: Level, tokens: string[] | undefined, ctx: { nexthop: string; host: string; mxSecure: boolean }): string[] {
   const list = tokens && tokens.length ? tokens : (DEFAULT_MATCH[level] ?? []);
-  const trusted = level !== 'secure' || ctx.mxSecure || ctx.host === ctx.nexthop;
+  const trusted = level !== 'secure' || ctx.mxSecure || ctx.host.toLowerCase() === ctx.nexthop.toLowerCase();
   return expandMatch(
     list.filter((t) => trusted || t.toLowerCase() !== 'hostname'),
     { hostname: ctx.host, nexthop: ctx.nexthop },
