@@ -63,6 +63,12 @@ export interface TlsPolicyOptions {
   hostsRequireTls?: string[];
   /** Exim's hosts_avoid_tls: MX host patterns that get no TLS. */
   hostsAvoidTls?: string[];
+  /**
+   * Postfix's smtp_tls_dane_insecure_mx_policy: what `dane` does when the MX RRset is not
+   * DNSSEC-secure. `dane` (default): the host's secure TLSA is still enforced, a match is Trusted;
+   * `may` or `encrypt`: that level, TLSA unused.
+   */
+  daneInsecureMxPolicy?: 'may' | 'encrypt' | 'dane';
   /** Make TLS-policy failures permanent (bounce) instead of temporary. Default false. */
   tlsFailuresPermanent?: boolean;
   /** The audit template (Postfix tlsfallback proposal's language). */
@@ -214,13 +220,10 @@ export class TlsPolicyTransport {
       throw new TlsPolicyError(`relay ${this.relay.host}:${this.relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
     }
     const table = createPolicyTable(options.policy);
-    // DANE needs TLSA lookups (issue 4); until they exist, refuse rather than run dane as may.
-    for (const [key, p] of [['level option', base] as const, ...table.entries()]) {
-      if (p.level === 'dane' || p.level === 'dane-only' || p.shadow === 'dane' || p.shadow === 'dane-only') {
-        throw new TlsPolicyError(`${key}: level ${p.level === 'dane' || p.level === 'dane-only' ? p.level : `shadow ${p.shadow}`} is not supported yet: DANE TLSA lookups are not implemented`, 'ECONFIG', false);
-      }
-    }
     const fallbackMap = parseFallbackLevels(options.fallbackLevels);
+    if (options.daneInsecureMxPolicy !== undefined && !['may', 'encrypt', 'dane'].includes(options.daneInsecureMxPolicy)) {
+      throw new TlsPolicyError(`option daneInsecureMxPolicy must be may, encrypt or dane, not ${String(options.daneInsecureMxPolicy)}`, 'ECONFIG', false);
+    }
     const auditTemplate = options.auditTemplate ?? DEFAULT_AUDIT_TEMPLATE;
     parseTemplate(auditTemplate);
     for (const [name, value] of [['port', options.port], ['maxMxAddresses', options.maxMxAddresses], ['maxConcurrentDestinations', options.maxConcurrentDestinations]] as const) {
@@ -272,6 +275,7 @@ export class TlsPolicyTransport {
       ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
       ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
       ipv6: options.ipv6 !== false,
+      insecureMxPolicy: options.daneInsecureMxPolicy ?? 'dane',
       debug: options.debug === true,
       logger: this.logger,
       smtpLogger: options.logger,

@@ -20,8 +20,9 @@ export type FallbackLevel = 'encrypt' | 'may';
 /** How Postfix logs the peer: Cleartext, Anonymous, Untrusted, Trusted, Verified. */
 export type Trust = 'Cleartext' | 'Anonymous' | 'Untrusted' | 'Trusted' | 'Verified';
 
-/** Where a TLS failure happened (the stages of Postfix's fallback proposal). */
-export type Stage = 'no-starttls' | 'starttls-refused' | 'handshake' | 'session' | 'verification';
+/** Where a TLS failure happened: the stages of Postfix's fallback proposal, and `tlsa` for a DANE
+ * policy that failed before any connection (TLSA lookup failed, or dane-only without TLSA). */
+export type Stage = 'tlsa' | 'no-starttls' | 'starttls-refused' | 'handshake' | 'session' | 'verification';
 
 /** The DNSSEC status every DNS answer travels with. */
 export type DnssecStatus = 'secure' | 'insecure' | 'failed';
@@ -58,6 +59,11 @@ export interface Policy {
   fallback?: FallbackLevel | 'none';
   /** A stricter level evaluated and reported, never enforced (report-only). */
   shadow?: Level;
+  /**
+   * TLS is required even where the level would allow cleartext: set by hostsRequireTls on a
+   * `dane` host, so that a host without usable TLSA gets `encrypt` instead of `may`.
+   */
+  requireTls?: boolean;
   /** Exim's tls_tempfail_tryclear for this destination, when it was set. */
   tempfailTryclear?: boolean;
   /** Where this policy came from, for messages: e.g. `policy.txt:12`, `default`, `hostsRequireTls`. */
@@ -90,6 +96,8 @@ export interface AuditRecord {
   reply: string;
   /** The TLSA record or fingerprint or name that authenticated the peer, if any. */
   matched: string;
+  /** DANE: the TLSA records enforced (`_25._tcp.mx.example.net: 3 1 1 ...`), or why DANE did not apply. */
+  dane: string;
   [key: string]: string | number;
 }
 

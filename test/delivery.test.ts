@@ -348,9 +348,3 @@ describe('configuration errors at creation', () => {
   });
 });
 
-describe('DANE levels before DANE exists', () => {
-  it('are refused at creation rather than run as may', () => {
-    expect(() => tlsPolicy({ level: 'dane-only' })).toThrow(/level dane-only is not supported yet/);
-    expect(() => tlsPolicy({ policy: 'example.com dane' })).toThrow(/example\.com: level dane is not supported yet/);
-  });
-});

@@ -802,7 +802,8 @@ describe('Exim host lists', () => {
     // a level that already requires TLS stays
     [{ level: 'encrypt', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'encrypt', source: 't:1' }],
     [{ level: 'verify', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'verify', source: 't:1' }],
-    [{ level: 'dane', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'dane', source: 't:1' }],
+    // dane stays dane (TLSA still authenticates) but is marked: without usable TLSA it becomes encrypt, never may
+    [{ level: 'dane', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'dane', requireTls: true, source: 't:1, hostsRequireTls' }],
     // not in the list: unchanged
     [{ level: 'may', source: 't:1' }, { hostsRequireTls: ['*.example.net'] }, { level: 'may', source: 't:1' }],
     [{ level: 'may', source: 't:1' }, { hostsRequireTls: ['!mx1.example.com', '*'] }, { level: 'may', source: 't:1' }],

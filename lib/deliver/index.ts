@@ -14,18 +14,21 @@
 import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
 import { makePlan, matchNames, type Plan } from '../plan/index.js';
+import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
 import { auditDigests, verifyPeer } from '../verify/index.js';
+import { classifyTlsa, daneNames, daneVerify, formatTlsa } from '../dane/index.js';
+import type { AddressRecord, CnameRecord, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
+import { lookupTlsa, tlsaName } from './tlsa.js';
 import { renderTemplate } from '../audit/index.js';
 import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, Stage, Trust, Verdict } from '../types.js';
 
 /** The DNS this module needs (lib/dns's Resolver has it). */
 export interface DeliverDns {
-  mx(name: string): Promise<DnsAnswer<{ exchange: string; preference: number }>>;
-  addresses(name: string): Promise<DnsAnswer<{ address: string }>>;
+  mx(name: string): Promise<DnsResult<MxRecord>>;
+  addresses(name: string): Promise<DnsResult<AddressRecord>>;
+  tlsa(name: string): Promise<DnsResult<TlsaRecord>>;
+  cname(name: string): Promise<DnsResult<CnameRecord>>;
 }
-export type DnsAnswer<T> =
-  | { status: 'secure' | 'insecure'; rcode: 'NOERROR' | 'NXDOMAIN'; records: T[] }
-  | { status: 'failed'; reason: string };
 
 /** Where one delivery goes: a recipient domain (MX lookup) or a fixed relay. */
 export type Destination =
@@ -46,6 +49,8 @@ export interface DeliverSettings {
   greetingTimeout?: number;
   socketTimeout?: number;
   ipv6: boolean;
+  /** Postfix's smtp_tls_dane_insecure_mx_policy. */
+  insecureMxPolicy: InsecureMxPolicy;
   debug: boolean;
   /** Nodemailer-style logger (already made with getLogger). */
   logger: { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
@@ -107,8 +112,11 @@ interface Target {
   host: string;
   address: string;
   port: number;
+  /** Whether the name of this host came from a DNSSEC-secure MX RRset (true for a relay or an implicit MX). */
   mxSecure: boolean;
   implicitTls: boolean;
+  /** The host's TLSA lookup, when its policy (or shadow) is a DANE level. */
+  tlsa?: TlsaLookup;
 }
 
 type TargetsResult = { targets: Target[] } | { fail: { reason: string; code: string; temporary: boolean } };
@@ -137,9 +145,9 @@ function isIp(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
 }
 
-async function resolveTargets(destination: Destination, dns: DeliverDns, settings: DeliverSettings): Promise<TargetsResult> {
+async function resolveTargets(destination: Destination, dns: DeliverDns, settings: DeliverSettings, policy: Policy): Promise<TargetsResult> {
   let hosts: string[];
-  let mxSecure = false;
+  let mxSecure = true; // a relay, or an implicit MX, is named by the caller or the domain itself
   let port = settings.port;
   let implicitTls = false;
   if (destination.kind === 'relay') {
@@ -153,28 +161,43 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
     if (mx.rcode === 'NXDOMAIN') {
       return { fail: { reason: `${domain} does not exist (NXDOMAIN for its MX lookup)`, code: 'EDNS', temporary: false } };
     }
-    mxSecure = mx.status === 'secure';
     if (mx.records.length === 0) {
       hosts = [domain]; // implicit MX (RFC 5321 section 5.1)
     } else if (mx.records.some((r) => r.exchange === '' || r.exchange === '.')) {
       return { fail: { reason: `${domain} accepts no mail: it publishes a null MX (RFC 7505)`, code: 'ENULLMX', temporary: false } };
     } else {
       hosts = orderMx(mx.records);
+      mxSecure = mx.status === 'secure';
     }
   }
+  const daneShadow = policy.shadow === 'dane' || policy.shadow === 'dane-only';
+  const withTlsa = (wantsTlsa(policy.level, mxSecure, settings.insecureMxPolicy) || daneShadow) && policy.level !== 'none';
   const answers = await Promise.all(
-    hosts.map(async (host) => (isIp(host) ? { host, answer: { status: 'insecure' as const, rcode: 'NOERROR' as const, records: [{ address: host }] } } : { host, answer: await dns.addresses(host) })),
+    hosts.map(async (host) => {
+      if (isIp(host)) {
+        const answer = { status: 'insecure' as const, rcode: 'NOERROR' as const, records: [{ address: host }], cnames: [] as string[], canonical: host };
+        return { host, answer, tlsa: withTlsa ? ({ status: 'none', why: `${host} is an address literal` } as TlsaLookup) : undefined };
+      }
+      // The TLSA query at the original name goes out with the address queries (one round trip).
+      const original = withTlsa ? dns.tlsa(tlsaName(port, host)) : undefined;
+      const answer = await dns.addresses(host);
+      if (!original || answer.status === 'failed') {
+        original?.catch(() => undefined);
+        return { host, answer, tlsa: undefined };
+      }
+      return { host, answer, tlsa: await lookupTlsa(dns, host, port, answer, original) };
+    }),
   );
   const targets: Target[] = [];
   const problems: string[] = [];
-  for (const { host, answer } of answers) {
+  for (const { host, answer, tlsa } of answers) {
     if (answer.status === 'failed') {
       problems.push(answer.reason);
       continue;
     }
     const addresses = answer.records.map((r) => r.address).filter((a) => settings.ipv6 || !a.includes(':'));
     if (addresses.length === 0) problems.push(`${host} has no address${settings.ipv6 ? '' : ' (IPv4)'}`);
-    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls });
+    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, ...(tlsa ? { tlsa } : {}) });
   }
   if (targets.length === 0) {
     const where = destination.kind === 'relay' ? destination.host : destination.domain;
@@ -183,13 +206,37 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   return { targets: targets.slice(0, settings.maxMxAddresses) };
 }
 
-function verdictFor(plan: Plan, level: Level, facts: SessionFacts, names: string[]): Verdict | undefined {
+/** DANE as enforced for one session: the usable records and what a match is reported as. */
+interface DaneSession {
+  records: TlsaRecord[];
+  tlsaName: string;
+  baseDomain: string;
+  trust: 'Verified' | 'Trusted';
+}
+
+/** The DANE verdict on a session's peer chain (undefined without TLS). */
+function verifyDane(plan: Plan, facts: SessionFacts, dane: DaneSession): Verdict | undefined {
   if (!facts.tls) return undefined;
+  return daneVerify({
+    records: dane.records,
+    chain: facts.tls.chain,
+    tlsaName: dane.tlsaName,
+    host: plan.host,
+    names: daneNames({ baseDomain: dane.baseDomain, host: plan.host, match: plan.policy.match ?? [] }),
+    now: new Date(),
+    trust: dane.trust,
+  });
+}
+
+function verdictFor(plan: Plan, facts: SessionFacts, dane: DaneSession | undefined): Verdict | undefined {
+  if (!facts.tls) return undefined;
+  if (dane) return verifyDane(plan, facts, dane);
+  const level = plan.level;
   const judged = level === 'none' || level === 'may' || level === 'dane' ? 'may' : level === 'dane-only' ? 'encrypt' : level;
   return verifyPeer({
     level: judged,
     host: plan.host,
-    names,
+    names: plan.names,
     fingerprints: level === 'fingerprint' ? plan.fingerprints : [],
     digest: plan.digest,
     peer: facts.tls,
@@ -197,7 +244,7 @@ function verdictFor(plan: Plan, level: Level, facts: SessionFacts, names: string
 }
 
 /** The shadow level, judged on the same facts: "pass", or "fail: why". */
-function shadowResult(plan: Plan, facts: SessionFacts): string {
+function shadowResult(plan: Plan, facts: SessionFacts, tlsa: TlsaLookup | undefined): string {
   const shadow = plan.shadow;
   if (!shadow) return '';
   if (shadow === 'none' || shadow === 'may') return 'pass';
@@ -206,7 +253,15 @@ function shadowResult(plan: Plan, facts: SessionFacts): string {
     return `fail: ${plan.where} ${why}`;
   }
   if (shadow === 'encrypt') return 'pass';
-  if (shadow === 'dane' || shadow === 'dane-only') return 'fail: DANE is not evaluated in shadow mode yet';
+  if (shadow === 'dane' || shadow === 'dane-only') {
+    const lookup = tlsa ?? { status: 'none', why: 'TLSA was not looked up' };
+    if (lookup.status === 'failed') return `fail: ${lookup.reason}`;
+    if (lookup.status === 'none') return shadow === 'dane' ? 'pass' : `fail: ${plan.where} has no secure TLSA records (${lookup.why})`;
+    const usable = classifyTlsa(lookup.records).usable;
+    if (usable.length === 0) return 'pass';
+    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified' });
+    return verdict?.ok ? 'pass' : `fail: ${verdict?.reason ?? 'no TLS'}`;
+  }
   const names = matchNames(shadow, plan.policy.match, { nexthop: plan.nexthop, host: plan.host, mxSecure: false });
   const verdict = verifyPeer({
     level: shadow,
@@ -256,7 +311,7 @@ export async function deliver(
     return delivery;
   };
 
-  const resolved = await resolveTargets(destination, dns, settings);
+  const resolved = await resolveTargets(destination, dns, settings, policy);
   if ('fail' in resolved) return fail(resolved.fail.reason, resolved.fail.code, resolved.fail.temporary);
 
   const rules: OpportunisticRules = {
@@ -268,9 +323,31 @@ export async function deliver(
 
   const runSession = async (target: Target, mode: 'tls' | 'cleartext-retry'): Promise<SessionRun> => {
     const hostPolicy = hooks.hostPolicy(policy, { name: target.host, address: target.address });
+    const where = `${target.host}[${target.address}]:${target.port}`;
+    // DANE: the TLSA lookup decides what the level becomes for this host.
+    let effective: Policy = hostPolicy;
+    let dane: DaneSession | undefined;
+    let daneNote = '';
+    let refused: string | undefined;
+    if (hostPolicy.level === 'dane' || hostPolicy.level === 'dane-only') {
+      const outcome = daneOutcome(hostPolicy.level, target.tlsa ?? { status: 'none', why: 'TLSA was not looked up' }, {
+        where,
+        mxSecure: target.mxSecure,
+        insecureMxPolicy: settings.insecureMxPolicy,
+        ...(hostPolicy.requireTls ? { requireTls: true } : {}),
+      });
+      if ('fail' in outcome) refused = outcome.fail;
+      else if ('records' in outcome) {
+        dane = outcome;
+        daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
+      } else {
+        effective = { ...hostPolicy, level: outcome.level };
+        daneNote = outcome.why;
+      }
+    }
     const fallback = hooks.fallbackFor(hostPolicy);
     const plan = makePlan({
-      policy: hostPolicy,
+      policy: effective,
       nexthop,
       host: target.host,
       address: target.address,
@@ -278,41 +355,49 @@ export async function deliver(
       mxSecure: target.mxSecure,
       implicitTls: target.implicitTls,
       digest: settings.digest,
-      files: hooks.files(hostPolicy),
+      files: hooks.files(effective),
       ...(fallback ? { fallback } : {}),
     });
-    const { facts, session } = await Session.open({
-      host: plan.host,
-      address: plan.address,
-      port: plan.port,
-      implicitTls: plan.implicitTls,
-      starttls: mode === 'tls' && plan.level !== 'none',
-      tls: plan.tls,
-      ...(settings.name ? { name: settings.name } : {}),
-      ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
-      ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
-      ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
-      logger: settings.smtpLogger,
-      debug: settings.debug,
-    });
-    const verdict = verdictFor(plan, plan.level, facts, plan.names);
-    const tempfailTryclear = hostPolicy.tempfailTryclear ?? rules.tempfailTryclear;
-    const decision = decide({
-      where: plan.where,
-      level: plan.level,
-      ...(plan.fallback ? { fallback: plan.fallback } : {}),
-      rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
-      hasAuth: settings.auth !== undefined,
-      allowPlaintextAuth: settings.allowPlaintextAuth,
-      plaintextRetry: mode === 'cleartext-retry',
-      facts: {
-        starttlsOffered: facts.starttlsOffered,
-        tls: facts.tls !== undefined,
-        ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
-        ...(facts.failure ? { failure: facts.failure } : {}),
-      },
-      ...(verdict ? { verdict } : {}),
-    });
+    if (dane) {
+      // SNI carries the TLSA base domain; no CA store, so the chain is exactly what the server sent.
+      plan.tls = { ...plan.tls, servername: dane.baseDomain, ca: [] };
+    }
+    const { facts, session } = refused
+      ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
+      : await Session.open({
+          host: plan.host,
+          address: plan.address,
+          port: plan.port,
+          implicitTls: plan.implicitTls,
+          starttls: mode === 'tls' && plan.level !== 'none',
+          tls: plan.tls,
+          ...(settings.name ? { name: settings.name } : {}),
+          ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
+          ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
+          ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+          logger: settings.smtpLogger,
+          debug: settings.debug,
+        });
+    const verdict = verdictFor(plan, facts, dane);
+    const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
+    const decision: Decision = refused
+      ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
+      : decide({
+          where: plan.where,
+          level: plan.level,
+          ...(plan.fallback ? { fallback: plan.fallback } : {}),
+          rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
+          hasAuth: settings.auth !== undefined,
+          allowPlaintextAuth: settings.allowPlaintextAuth,
+          plaintextRetry: mode === 'cleartext-retry',
+          facts: {
+            starttlsOffered: facts.starttlsOffered,
+            tls: facts.tls !== undefined,
+            ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
+            ...(facts.failure ? { failure: facts.failure } : {}),
+          },
+          ...(verdict ? { verdict } : {}),
+        });
     const digests = auditDigests(facts.tls ?? null, settings.digest);
     const sent = decision.action === 'send';
     const level: Level = sent ? decision.level : plan.level;
@@ -334,9 +419,10 @@ export async function deliver(
       spki_digest: digests.spki_digest,
       fallback_reason: sent && reason ? reason : '',
       shadow: plan.shadow ?? '',
-      shadow_result: shadowResult(plan, facts),
+      shadow_result: shadowResult(plan, facts, target.tlsa),
       reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
       matched: verdict?.matched ?? '',
+      dane: daneNote,
     };
     const attempt: Attempt = {
       mx: plan.host,

@@ -1,0 +1,775 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import {
+  abbreviateTlsa,
+  classifyTlsa,
+  daneNames,
+  daneVerify,
+  formatTlsa,
+  parseTlsaText,
+  type DaneRequest,
+  type TlsaRecord,
+} from '../lib/dane/index.js';
+import type { Verdict } from '../lib/types.js';
+import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
+
+// ---------------------------------------------------------------------------------------
+// Test PKI, made once for this file: root -> intermediate -> leaf, and the odd ones.
+
+const pki = {} as Record<
+  | 'root'
+  | 'inter'
+  | 'impostorInter'
+  | 'expiredInter'
+  | 'good'
+  | 'rsa'
+  | 'wildcard'
+  | 'provider'
+  | 'wrongName'
+  | 'expired'
+  | 'notYet'
+  | 'self'
+  | 'underExpiredInter'
+  | 'forged'
+  | 'notCA'
+  | 'underNotCA'
+  | 'caFalse'
+  | 'underCaFalse'
+  | 'clientOnly'
+  | 'emailCA'
+  | 'underEmailCA',
+  Issued
+>;
+
+const NAMES = ['mx1.example.net'];
+
+/**
+ * Certificates test/helpers/pki.ts cannot make: a certificate signed by `issuer` with
+ * exactly the given X.509v3 extensions (openssl x509 -req -extfile), valid from now on.
+ */
+function issueWithExtensions(issuer: Issued, cn: string, extensions: string[]): Issued {
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-'));
+  try {
+    const file = (name: string) => join(dir, name);
+    writeFileSync(file('issuer.pem'), issuer.certPem);
+    writeFileSync(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 });
+    writeFileSync(file('ext.cnf'), ['[ ext ]', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ...extensions].join('\n') + '\n');
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('key.pem')]);
+    execFileSync('openssl', ['req', '-new', '-key', file('key.pem'), '-subj', `/CN=${cn}`, '-out', file('req.csr')]);
+    execFileSync('openssl', [
+      'x509', '-req', '-in', file('req.csr'), '-CA', file('issuer.pem'), '-CAkey', file('issuer-key.pem'),
+      '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, '-days', '30',
+      '-extfile', file('ext.cnf'), '-extensions', 'ext', '-out', file('cert.pem'),
+    ]);
+    const certPem = readFileSync(file('cert.pem'), 'utf8');
+    const keyPem = readFileSync(file('key.pem'), 'utf8');
+    const der = Buffer.from(new X509Certificate(certPem).raw);
+    return { certPem, keyPem, der, chainPem: certPem, selfSigned: false };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+beforeAll(async () => {
+  pki.root = await makeCA('Test Root CA');
+  [pki.inter, pki.impostorInter, pki.expiredInter] = await Promise.all([
+    makeCA('Test Intermediate CA', { issuer: pki.root }),
+    // Same name as the intermediate, another key: what it signs is not signed by the real one.
+    makeCA('Test Intermediate CA', { issuer: pki.root }),
+    makeCA('Expired Intermediate CA', { issuer: pki.root, notBefore: daysFromNow(-60), notAfter: daysFromNow(-2) }),
+  ]);
+  const cn = 'mx1.example.net';
+  [
+    pki.good,
+    pki.rsa,
+    pki.wildcard,
+    pki.provider,
+    pki.wrongName,
+    pki.expired,
+    pki.notYet,
+    pki.self,
+    pki.underExpiredInter,
+    pki.forged,
+    pki.notCA,
+  ] = await Promise.all([
+    makeLeaf(pki.inter, { names: NAMES, cn }),
+    makeLeaf(pki.inter, { names: NAMES, cn, keyType: 'rsa' }),
+    makeLeaf(pki.inter, { names: ['*.example.net'] }),
+    makeLeaf(pki.inter, { names: ['mx.provider.net'] }),
+    makeLeaf(pki.inter, { names: ['mx.other.test', 'www.other.test'], cn: 'mx.other.test' }),
+    makeLeaf(pki.inter, { names: NAMES, cn, notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) }),
+    makeLeaf(pki.inter, { names: NAMES, cn, notBefore: daysFromNow(2), notAfter: daysFromNow(30) }),
+    makeLeaf('self', { names: NAMES, cn }),
+    makeLeaf(pki.expiredInter, { names: NAMES, cn }),
+    makeLeaf(pki.impostorInter, { names: NAMES, cn }),
+    // A server certificate (CA:FALSE, no keyCertSign) used as if it were a CA.
+    makeLeaf(pki.inter, { names: ['signer.example.net'], cn: 'Not A CA' }),
+  ]);
+  pki.underNotCA = await makeLeaf(pki.notCA, { names: NAMES, cn });
+  const serverLeaf = ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth', 'subjectAltName = DNS:mx1.example.net'];
+  // CA:FALSE without a key usage extension: it may sign as far as key usage goes, but it is no CA.
+  pki.caFalse = issueWithExtensions(pki.root, 'CA False', ['basicConstraints = critical,CA:FALSE']);
+  pki.underCaFalse = issueWithExtensions(pki.caFalse, cn, serverLeaf);
+  pki.clientOnly = issueWithExtensions(pki.inter, cn, ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = clientAuth', 'subjectAltName = DNS:mx1.example.net']);
+  pki.emailCA = issueWithExtensions(pki.root, 'Email CA', ['basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign', 'extendedKeyUsage = emailProtection']);
+  pki.underEmailCA = issueWithExtensions(pki.emailCA, cn, serverLeaf);
+});
+
+// ---------------------------------------------------------------------------------------
+// TLSA data, computed here independently of lib/: the SubjectPublicKeyInfo comes from
+// openssl, the digests from node:crypto.
+
+const spkiMemo = new Map<string, Buffer>();
+function spkiOf(i: Issued): Buffer {
+  let v = spkiMemo.get(i.certPem);
+  if (v === undefined) {
+    v = execFileSync('sh', ['-c', 'openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER'], { input: i.certPem });
+    spkiMemo.set(i.certPem, v);
+  }
+  return v;
+}
+
+/** A TLSA record for a certificate: `tlsa(3, 1, 1, pki.good)` is "3 1 1" of the good leaf. */
+function tlsa(usage: number, selector: 0 | 1, matchingType: 0 | 1 | 2, i: Issued): TlsaRecord {
+  const selected = selector === 0 ? i.der : spkiOf(i);
+  const data =
+    matchingType === 0 ? selected : createHash(matchingType === 1 ? 'sha256' : 'sha512').update(selected).digest();
+  return { usage, selector, matchingType, data: Buffer.from(data) };
+}
+
+/** How messages show a record: first 8 hex digits and '...'. */
+function ab(r: TlsaRecord): string {
+  return `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex').slice(0, 8)}...`;
+}
+
+/** The whole record, as `matched` reports it. */
+function whole(r: TlsaRecord): string {
+  return `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`;
+}
+
+function notAfter(i: Issued): string {
+  return new X509Certificate(i.der).validToDate.toISOString().replace('.000Z', 'Z');
+}
+
+function notBefore(i: Issued): string {
+  return new X509Certificate(i.der).validFromDate.toISOString().replace('.000Z', 'Z');
+}
+
+/** The leaf with one bit of its signature flipped: its issuer is right, the signature is not. */
+function tampered(i: Issued): Buffer {
+  const der = Buffer.from(i.der);
+  der[der.length - 1] = der[der.length - 1]! ^ 0x01;
+  return der;
+}
+
+const TLSA_NAME = '_25._tcp.mx1.example.net';
+const HOST = 'mx1.example.net';
+const REF = ['mx1.example.net', 'example.net'];
+
+function request(over: Partial<DaneRequest> & Pick<DaneRequest, 'records' | 'chain'>): DaneRequest {
+  return { tlsaName: TLSA_NAME, host: HOST, names: REF, now: new Date(), trust: 'Verified', ...over };
+}
+
+interface Row {
+  name: string;
+  make: () => { req: Partial<DaneRequest> & Pick<DaneRequest, 'records' | 'chain'>; want: Verdict };
+}
+
+const pass = (r: TlsaRecord, trust: 'Verified' | 'Trusted' = 'Verified'): Verdict => ({ ok: true, trust, matched: whole(r) });
+const fail = (reason: string): Verdict => ({ ok: false, trust: 'Untrusted', reason });
+const noMatch = (r: TlsaRecord) => fail(`TLSA ${ab(r)} for ${TLSA_NAME} matched no certificate of ${HOST}`);
+
+const full = () => [pki.good.der, pki.inter.der, pki.root.der];
+
+function eeRow(name: string, record: () => TlsaRecord, chain: () => Buffer[], ok: boolean): Row {
+  return {
+    name,
+    make: () => {
+      const r = record();
+      return { req: { records: [r], chain: chain() }, want: ok ? pass(r) : noMatch(r) };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe('daneVerify: DANE-EE(3) matches the leaf alone, no name, date or chain check', () => {
+  const rows: Row[] = [
+    eeRow('3 1 1 (SPKI, SHA2-256) of the leaf', () => tlsa(3, 1, 1, pki.good), full, true),
+    eeRow('3 0 1 (certificate, SHA2-256) of the leaf', () => tlsa(3, 0, 1, pki.good), full, true),
+    eeRow('3 1 2 (SPKI, SHA2-512) of the leaf', () => tlsa(3, 1, 2, pki.good), full, true),
+    eeRow('3 0 2 (certificate, SHA2-512) of the leaf', () => tlsa(3, 0, 2, pki.good), full, true),
+    eeRow('3 0 0 (whole certificate) of the leaf', () => tlsa(3, 0, 0, pki.good), full, true),
+    eeRow('3 1 0 (whole SPKI) of the leaf', () => tlsa(3, 1, 0, pki.good), full, true),
+    eeRow('3 1 1 of an RSA leaf', () => tlsa(3, 1, 1, pki.rsa), () => [pki.rsa.der, pki.inter.der], true),
+    eeRow('3 1 1 of another key: mismatch', () => tlsa(3, 1, 1, pki.wrongName), full, false),
+    eeRow('3 0 1 of another certificate: mismatch', () => tlsa(3, 0, 1, pki.wrongName), full, false),
+    eeRow('3 1 2 of another key: mismatch', () => tlsa(3, 1, 2, pki.wrongName), full, false),
+    eeRow('3 0 0 of another certificate: mismatch', () => tlsa(3, 0, 0, pki.wrongName), full, false),
+    eeRow('3 1 1 of the intermediate: DANE-EE never matches above the leaf', () => tlsa(3, 1, 1, pki.inter), full, false),
+    eeRow('an expired leaf still passes', () => tlsa(3, 1, 1, pki.expired), () => [pki.expired.der, pki.inter.der], true),
+    eeRow('a not yet valid leaf still passes', () => tlsa(3, 0, 1, pki.notYet), () => [pki.notYet.der, pki.inter.der], true),
+    eeRow('a leaf with other names still passes', () => tlsa(3, 1, 1, pki.wrongName), () => [pki.wrongName.der, pki.inter.der], true),
+    eeRow('a self-signed leaf passes', () => tlsa(3, 1, 1, pki.self), () => [pki.self.der], true),
+    eeRow('a leaf with a broken signature passes', () => tlsa(3, 1, 1, pki.good), () => [tampered(pki.good), pki.inter.der], true),
+    {
+      name: 'DANE-EE is tried before DANE-TA, whatever the record order',
+      make: () => {
+        const ee = tlsa(3, 1, 1, pki.good);
+        return { req: { records: [tlsa(2, 0, 1, pki.root), ee], chain: full() }, want: pass(ee) };
+      },
+    },
+    {
+      name: 'success is reported with the trust asked for',
+      make: () => {
+        const ee = tlsa(3, 1, 1, pki.good);
+        return { req: { records: [ee], chain: full(), trust: 'Trusted' }, want: pass(ee, 'Trusted') };
+      },
+    },
+  ];
+  test.each(rows)('$name', ({ make }) => {
+    const { req, want } = make();
+    expect(daneVerify(request(req))).toEqual(want);
+  });
+});
+
+describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
+  const names = (r: TlsaRecord, leafNames: string, anchor: string) =>
+    fail(`${HOST} certificate names ${leafNames} matched none of ${REF.join(', ')} (TLSA ${ab(r)} for ${TLSA_NAME} ${anchor})`);
+  const chainFail = (r: TlsaRecord, depth: number, subject: string, words: string, anchor: string) =>
+    fail(`${HOST} certificate chain failed at depth ${depth}, ${subject}: ${words} (TLSA ${ab(r)} for ${TLSA_NAME} ${anchor})`);
+  const taRow = (name: string, record: () => TlsaRecord, chain: () => Buffer[], extra: Partial<DaneRequest> = {}): Row => ({
+    name,
+    make: () => {
+      const r = record();
+      return { req: { records: [r], chain: chain(), ...extra }, want: pass(r) };
+    },
+  });
+  const rows: Row[] = [
+    taRow('2 0 1 of the intermediate, full chain sent', () => tlsa(2, 0, 1, pki.inter), full),
+    taRow('2 1 1 of the intermediate', () => tlsa(2, 1, 1, pki.inter), full),
+    taRow('2 1 2 of the intermediate', () => tlsa(2, 1, 2, pki.inter), full),
+    taRow('2 0 1 of the root in the chain', () => tlsa(2, 0, 1, pki.root), full),
+    taRow('2 1 1 of the root in the chain', () => tlsa(2, 1, 1, pki.root), full),
+    taRow('2 0 2 of the root in the chain', () => tlsa(2, 0, 2, pki.root), full),
+    taRow('2 0 1 of the intermediate, root not sent', () => tlsa(2, 0, 1, pki.inter), () => [pki.good.der, pki.inter.der]),
+    taRow('2 0 1 of the root, chain sent out of order', () => tlsa(2, 0, 1, pki.root), () => [pki.good.der, pki.root.der, pki.inter.der]),
+    taRow('2 1 0 of the root, root sent: matched as a certificate', () => tlsa(2, 1, 0, pki.root), full),
+    taRow('a wildcard leaf name', () => tlsa(2, 0, 1, pki.root), () => [pki.wildcard.der, pki.inter.der, pki.root.der]),
+    taRow('a leading-dot reference name matches a name below it', () => tlsa(2, 0, 1, pki.inter), full, { names: ['.example.net'] }),
+    taRow(
+      'the TLSA base domain as reference name (daneNames after a CNAME)',
+      () => tlsa(2, 0, 1, pki.inter),
+      () => [pki.provider.der, pki.inter.der],
+      { names: daneNames({ baseDomain: 'mx.provider.net', host: HOST }) },
+    ),
+    {
+      name: 'records for the intermediate and the root: the one nearest the leaf is reported',
+      make: () => {
+        const i = tlsa(2, 0, 1, pki.inter);
+        return { req: { records: [tlsa(2, 0, 1, pki.root), i], chain: full() }, want: pass(i) };
+      },
+    },
+    // The trust anchor from DNS when the server did not send it (RFC 7671 5.2.2, 5.2.3).
+    taRow('2 0 0 of the root, root not sent', () => tlsa(2, 0, 0, pki.root), () => [pki.good.der, pki.inter.der]),
+    taRow('2 0 0 of the intermediate, only the leaf sent', () => tlsa(2, 0, 0, pki.inter), () => [pki.good.der]),
+    taRow('2 1 0 of the root, root not sent: its key signed the intermediate', () => tlsa(2, 1, 0, pki.root), () => [pki.good.der, pki.inter.der]),
+    taRow('2 1 0 of the intermediate, only the leaf sent: its key signed the leaf', () => tlsa(2, 1, 0, pki.inter), () => [pki.good.der]),
+    taRow('2 1 0 of a self-signed leaf\'s own key (OpenSSL check_dane_pkeys)', () => tlsa(2, 1, 0, pki.self), () => [pki.self.der]),
+    taRow(
+      'the anchor itself expired: OpenSSL does not check a trust anchor that is not self-signed',
+      () => tlsa(2, 0, 1, pki.expiredInter),
+      () => [pki.underExpiredInter.der, pki.expiredInter.der, pki.root.der],
+    ),
+    // Failures.
+    {
+      name: '2 0 1 of the intermediate, wrong leaf name',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.inter);
+        return {
+          req: { records: [r], chain: [pki.wrongName.der, pki.inter.der, pki.root.der] },
+          want: names(r, 'mx.other.test, www.other.test', 'matched its issuer CN=Test Intermediate CA'),
+        };
+      },
+    },
+    {
+      name: '2 1 1 of the root, wrong leaf name',
+      make: () => {
+        const r = tlsa(2, 1, 1, pki.root);
+        return {
+          req: { records: [r], chain: [pki.wrongName.der, pki.inter.der, pki.root.der] },
+          want: names(r, 'mx.other.test, www.other.test', 'matched CN=Test Root CA, depth 2 of the chain'),
+        };
+      },
+    },
+    {
+      name: '2 0 0 of the root from DNS, wrong leaf name',
+      make: () => {
+        const r = tlsa(2, 0, 0, pki.root);
+        return {
+          req: { records: [r], chain: [pki.wrongName.der, pki.inter.der] },
+          want: names(r, 'mx.other.test, www.other.test', 'supplied the trust anchor CN=Test Root CA from DNS'),
+        };
+      },
+    },
+    {
+      name: '2 1 0 of the intermediate, wrong leaf name',
+      make: () => {
+        const r = tlsa(2, 1, 0, pki.inter);
+        return {
+          req: { records: [r], chain: [pki.wrongName.der] },
+          want: names(r, 'mx.other.test, www.other.test', `supplied the public key that signed ${HOST}'s certificate`),
+        };
+      },
+    },
+    {
+      name: 'no reference names at all',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.inter);
+        return {
+          req: { records: [r], chain: full(), names: [] },
+          want: fail(`${HOST} certificate cannot be matched: no reference names were given (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`),
+        };
+      },
+    },
+    {
+      name: '2 0 1 of the root, expired intermediate',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.root);
+        return {
+          req: { records: [r], chain: [pki.underExpiredInter.der, pki.expiredInter.der, pki.root.der] },
+          want: chainFail(
+            r,
+            1,
+            'CN=Expired Intermediate CA',
+            `certificate has expired, notAfter ${notAfter(pki.expiredInter)}`,
+            'matched CN=Test Root CA, depth 2 of the chain',
+          ),
+        };
+      },
+    },
+    {
+      name: '2 0 1 of the intermediate, expired leaf',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.inter);
+        return {
+          req: { records: [r], chain: [pki.expired.der, pki.inter.der] },
+          want: chainFail(r, 0, 'CN=mx1.example.net', `certificate has expired, notAfter ${notAfter(pki.expired)}`, 'matched its issuer CN=Test Intermediate CA'),
+        };
+      },
+    },
+    {
+      name: '2 1 1 of the intermediate, leaf not yet valid',
+      make: () => {
+        const r = tlsa(2, 1, 1, pki.inter);
+        return {
+          req: { records: [r], chain: [pki.notYet.der, pki.inter.der] },
+          want: chainFail(r, 0, 'CN=mx1.example.net', `certificate is not yet valid, notBefore ${notBefore(pki.notYet)}`, 'matched its issuer CN=Test Intermediate CA'),
+        };
+      },
+    },
+    {
+      name: 'dates are judged at `now`: the good chain a year from now',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.root);
+        return {
+          req: { records: [r], chain: full(), now: daysFromNow(365) },
+          want: chainFail(r, 0, 'CN=mx1.example.net', `certificate has expired, notAfter ${notAfter(pki.good)}`, 'matched CN=Test Root CA, depth 2 of the chain'),
+        };
+      },
+    },
+    {
+      name: 'the leaf signature does not verify with the issuer it names',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.inter);
+        return {
+          req: { records: [r], chain: [tampered(pki.good), pki.inter.der, pki.root.der] },
+          want: chainFail(
+            r,
+            0,
+            'CN=mx1.example.net',
+            'certificate signature failure, its signature does not verify with the public key of CN=Test Intermediate CA',
+            'matched its issuer CN=Test Intermediate CA',
+          ),
+        };
+      },
+    },
+    {
+      name: 'an intermediate that is not a CA (CA:FALSE, no key usage)',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.root);
+        return {
+          req: { records: [r], chain: [pki.underCaFalse.der, pki.caFalse.der, pki.root.der] },
+          want: chainFail(r, 1, 'CN=CA False', 'invalid CA certificate, it is not a CA certificate', 'matched CN=Test Root CA, depth 2 of the chain'),
+        };
+      },
+    },
+    {
+      name: 'a leaf for TLS clients only (extended key usage clientAuth)',
+      make: () => {
+        const r = tlsa(2, 1, 1, pki.inter);
+        return {
+          req: { records: [r], chain: [pki.clientOnly.der, pki.inter.der] },
+          want: chainFail(
+            r,
+            0,
+            'CN=mx1.example.net',
+            'unsupported certificate purpose, its extended key usage does not include TLS server authentication',
+            'matched its issuer CN=Test Intermediate CA',
+          ),
+        };
+      },
+    },
+    {
+      name: 'an intermediate limited to e-mail protection',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.root);
+        return {
+          req: { records: [r], chain: [pki.underEmailCA.der, pki.emailCA.der, pki.root.der] },
+          want: chainFail(
+            r,
+            1,
+            'CN=Email CA',
+            'unsupported certificate purpose, its extended key usage does not include TLS server authentication',
+            'matched CN=Test Root CA, depth 2 of the chain',
+          ),
+        };
+      },
+    },
+    {
+      name: '2 0 0 of an unrelated CA from DNS: the chain does not reach it',
+      make: () => {
+        const r = tlsa(2, 0, 0, pki.impostorInter);
+        return {
+          req: { records: [r], chain: [pki.good.der, pki.inter.der] },
+          want: fail(
+            `TLSA ${ab(r)} for ${TLSA_NAME} supplied CN=Test Intermediate CA from DNS, but the issuer CN=Test Root CA of CN=Test Intermediate CA (depth 1) is not among the certificates ${HOST} sent`,
+          ),
+        };
+      },
+    },
+    {
+      name: 'a leaf signed by another CA of the same name: the chain does not reach the anchor',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.inter);
+        return {
+          req: { records: [r], chain: [pki.forged.der, pki.inter.der, pki.root.der] },
+          want: fail(`TLSA ${ab(r)} for ${TLSA_NAME} matched CN=Test Intermediate CA, but ${HOST} certificate was not signed by CN=Test Intermediate CA`),
+        };
+      },
+    },
+    {
+      name: 'a leaf issued by a certificate that may not issue certificates',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.root);
+        return {
+          req: { records: [r], chain: [pki.underNotCA.der, pki.notCA.der, pki.inter.der, pki.root.der] },
+          want: fail(
+            `TLSA ${ab(r)} for ${TLSA_NAME} matched CN=Test Root CA, but CN=Not A CA may not issue ${HOST} certificate (its key identifier or key usage do not allow it)`,
+          ),
+        };
+      },
+    },
+    {
+      name: '2 0 1 of the root, root not sent: a digest needs the anchor in the chain',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.root);
+        return { req: { records: [r], chain: [pki.good.der, pki.inter.der] }, want: noMatch(r) };
+      },
+    },
+    {
+      name: '2 1 1 of the root, root not sent',
+      make: () => {
+        const r = tlsa(2, 1, 1, pki.root);
+        return { req: { records: [r], chain: [pki.good.der, pki.inter.der] }, want: noMatch(r) };
+      },
+    },
+    {
+      name: '2 0 1 of the intermediate, intermediate not sent',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.inter);
+        return { req: { records: [r], chain: [pki.good.der] }, want: noMatch(r) };
+      },
+    },
+    {
+      name: '2 1 0 of an unrelated key',
+      make: () => {
+        const r = tlsa(2, 1, 0, pki.impostorInter);
+        return { req: { records: [r], chain: [pki.good.der, pki.inter.der] }, want: noMatch(r) };
+      },
+    },
+    {
+      name: '2 0 1 of the leaf itself: DANE-TA never matches the leaf',
+      make: () => {
+        const r = tlsa(2, 0, 1, pki.good);
+        return { req: { records: [r], chain: full() }, want: noMatch(r) };
+      },
+    },
+    {
+      name: '2 0 0 of a self-signed leaf: the chain stops at a self-signed leaf',
+      make: () => {
+        const r = tlsa(2, 0, 0, pki.self);
+        return { req: { records: [r], chain: [pki.self.der] }, want: noMatch(r) };
+      },
+    },
+  ];
+  test.each(rows)('$name', ({ make }) => {
+    const { req, want } = make();
+    expect(daneVerify(request(req))).toEqual(want);
+  });
+});
+
+describe('daneVerify: several records, agility, nothing to match', () => {
+  const rows: Row[] = [
+    {
+      name: '3 1 1 and 3 1 2 where only the 3 1 1 would match: SHA2-512 outranks, so it fails',
+      make: () => {
+        const sha512 = tlsa(3, 1, 2, pki.wrongName);
+        return { req: { records: [tlsa(3, 1, 1, pki.good), sha512], chain: full() }, want: noMatch(sha512) };
+      },
+    },
+    {
+      name: '3 1 1 and 3 0 2: agility is per selector, the 3 1 1 matches',
+      make: () => {
+        const r = tlsa(3, 1, 1, pki.good);
+        return { req: { records: [r, tlsa(3, 0, 2, pki.wrongName)], chain: full() }, want: pass(r) };
+      },
+    },
+    {
+      name: '3 1 0 and 3 1 2: Full(0) is never ignored, the 3 1 0 matches',
+      make: () => {
+        const r = tlsa(3, 1, 0, pki.good);
+        return { req: { records: [tlsa(3, 1, 2, pki.wrongName), r], chain: full() }, want: pass(r) };
+      },
+    },
+    {
+      name: '2 0 1 and 2 0 2 of the root where only the 2 0 1 would match',
+      make: () => {
+        const sha512 = tlsa(2, 0, 2, pki.impostorInter);
+        return { req: { records: [tlsa(2, 0, 1, pki.root), sha512], chain: full() }, want: noMatch(sha512) };
+      },
+    },
+    {
+      name: 'two records, neither matches',
+      make: () => {
+        const ee = tlsa(3, 1, 1, pki.wrongName);
+        const ta = tlsa(2, 0, 1, pki.impostorInter);
+        return {
+          req: { records: [ta, ee], chain: full() },
+          want: fail(`none of the 2 TLSA records for ${TLSA_NAME} (${ab(ee)}, ${ab(ta)}) matched ${HOST}'s certificate chain`),
+        };
+      },
+    },
+    {
+      name: 'only unusable records (PKIX-TA, PKIX-EE)',
+      make: () => ({
+        req: { records: [tlsa(0, 0, 1, pki.root), tlsa(1, 1, 1, pki.good)], chain: full() },
+        want: fail(`no usable TLSA records for ${TLSA_NAME} to authenticate ${HOST}`),
+      }),
+    },
+    {
+      name: 'unusable records next to a usable one are left out',
+      make: () => {
+        const r = tlsa(3, 1, 1, pki.good);
+        return { req: { records: [tlsa(1, 1, 1, pki.good), r], chain: full() }, want: pass(r) };
+      },
+    },
+    {
+      name: 'no certificate (anonymous cipher)',
+      make: () => ({
+        req: { records: [tlsa(3, 1, 1, pki.good)], chain: [] },
+        want: { ok: false, trust: 'Anonymous', reason: `${HOST} presented no certificate, so the TLSA records for ${TLSA_NAME} cannot match` },
+      }),
+    },
+  ];
+  test.each(rows)('$name', ({ make }) => {
+    const { req, want } = make();
+    expect(daneVerify(request(req))).toEqual(want);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
+describe('classifyTlsa', () => {
+  const rec = (usage: number, selector: number, matchingType: number, data: Buffer): TlsaRecord => ({ usage, selector, matchingType, data });
+  const bytes = (n: number) => Buffer.alloc(n, 0xab);
+  const unusableRows: { name: string; make: () => TlsaRecord; reason: string }[] = [
+    { name: 'usage 0 (PKIX-TA)', make: () => tlsa(0, 0, 1, pki.root), reason: 'certificate usage 0 (PKIX-TA) is not used with SMTP (RFC 7672 section 3.1.3)' },
+    { name: 'usage 1 (PKIX-EE)', make: () => tlsa(1, 1, 1, pki.good), reason: 'certificate usage 1 (PKIX-EE) is not used with SMTP (RFC 7672 section 3.1.3)' },
+    { name: 'usage 4', make: () => rec(4, 1, 1, bytes(32)), reason: 'certificate usage 4 is not supported' },
+    { name: 'usage 255 (PrivCert)', make: () => rec(255, 1, 1, bytes(32)), reason: 'certificate usage 255 (PrivCert) is not supported' },
+    { name: 'selector 2', make: () => rec(3, 2, 1, bytes(32)), reason: 'selector 2 is not supported (0 full certificate, 1 SubjectPublicKeyInfo)' },
+    { name: 'matching type 3', make: () => rec(3, 1, 3, bytes(32)), reason: 'matching type 3 is not supported (0 full, 1 SHA2-256, 2 SHA2-512)' },
+    { name: 'matching type 255 (PrivMatch)', make: () => rec(3, 1, 255, bytes(32)), reason: 'matching type 255 (PrivMatch) is reserved for private use' },
+    { name: 'SHA2-256 digest of 31 bytes', make: () => rec(3, 1, 1, bytes(31)), reason: 'SHA2-256 data must be 32 bytes, not 31' },
+    { name: 'SHA2-256 digest of 64 bytes', make: () => rec(2, 0, 1, bytes(64)), reason: 'SHA2-256 data must be 32 bytes, not 64' },
+    { name: 'SHA2-512 digest of 32 bytes', make: () => rec(3, 1, 2, bytes(32)), reason: 'SHA2-512 data must be 64 bytes, not 32' },
+    { name: 'empty SHA2-256 digest', make: () => rec(3, 1, 1, Buffer.alloc(0)), reason: 'SHA2-256 data must be 32 bytes, not 0' },
+    { name: '3 0 0 that is no certificate', make: () => rec(3, 0, 0, bytes(40)), reason: 'the data is not exactly one DER X.509 certificate' },
+    {
+      name: '2 0 0 with a byte after the certificate',
+      make: () => rec(2, 0, 0, Buffer.concat([pki.root.der, Buffer.from([0])])),
+      reason: 'the data is not exactly one DER X.509 certificate',
+    },
+    { name: '2 0 0 holding a public key', make: () => rec(2, 0, 0, spkiOf(pki.root)), reason: 'the data is not exactly one DER X.509 certificate' },
+    { name: '3 1 0 that is no public key', make: () => rec(3, 1, 0, bytes(40)), reason: 'the data is not exactly one DER SubjectPublicKeyInfo' },
+    { name: '2 1 0 holding a certificate', make: () => rec(2, 1, 0, pki.root.der), reason: 'the data is not exactly one DER SubjectPublicKeyInfo' },
+  ];
+  test.each(unusableRows)('unusable: $name', ({ make, reason }) => {
+    const r = make();
+    expect(classifyTlsa([r])).toEqual({ usable: [], unusable: [{ record: r, reason }], ignored: [] });
+  });
+
+  test.each([
+    { name: '3 1 1', make: () => tlsa(3, 1, 1, pki.good) },
+    { name: '3 0 2', make: () => tlsa(3, 0, 2, pki.good) },
+    { name: '3 0 0', make: () => tlsa(3, 0, 0, pki.good) },
+    { name: '3 1 0', make: () => tlsa(3, 1, 0, pki.good) },
+    { name: '2 0 0', make: () => tlsa(2, 0, 0, pki.root) },
+    { name: '2 1 0', make: () => tlsa(2, 1, 0, pki.root) },
+    { name: '2 1 2', make: () => tlsa(2, 1, 2, pki.root) },
+    { name: 'digest data of the right length, whatever it is', make: () => rec(3, 1, 1, bytes(32)) },
+  ])('usable: $name', ({ make }) => {
+    const r = make();
+    expect(classifyTlsa([r])).toEqual({ usable: [r], unusable: [], ignored: [] });
+  });
+
+  const agility = 'a SHA2-512 record with the same usage and selector takes precedence (digest agility, RFC 7671 section 9)';
+  test.each([
+    {
+      name: '3 1 1 next to 3 1 2: the 3 1 1 is ignored',
+      make: () => [rec(3, 1, 1, bytes(32)), rec(3, 1, 2, bytes(64))],
+      usable: [1],
+      ignored: [[0, agility]] as [number, string][],
+      unusable: [] as number[],
+    },
+    {
+      name: '3 1 0, 3 1 1 and 3 1 2: Full(0) stays, the 3 1 1 is ignored',
+      make: () => [rec(3, 1, 0, spkiOf(pki.good)), rec(3, 1, 1, bytes(32)), rec(3, 1, 2, bytes(64))],
+      usable: [0, 2],
+      ignored: [[1, agility]] as [number, string][],
+      unusable: [] as number[],
+    },
+    {
+      name: '3 1 0 next to 3 1 1: both used',
+      make: () => [rec(3, 1, 0, spkiOf(pki.good)), rec(3, 1, 1, bytes(32))],
+      usable: [0, 1],
+      ignored: [] as [number, string][],
+      unusable: [] as number[],
+    },
+    {
+      name: '3 1 1 next to 3 0 2: other selector, both used',
+      make: () => [rec(3, 1, 1, bytes(32)), rec(3, 0, 2, bytes(64))],
+      usable: [0, 1],
+      ignored: [] as [number, string][],
+      unusable: [] as number[],
+    },
+    {
+      name: '2 1 1 next to 3 1 2: other usage, both used',
+      make: () => [rec(2, 1, 1, bytes(32)), rec(3, 1, 2, bytes(64))],
+      usable: [0, 1],
+      ignored: [] as [number, string][],
+      unusable: [] as number[],
+    },
+    {
+      name: '3 1 1 next to an unusable 3 1 2: agility counts usable records only',
+      make: () => [rec(3, 1, 1, bytes(32)), rec(3, 1, 2, bytes(32))],
+      usable: [0],
+      ignored: [] as [number, string][],
+      unusable: [1],
+    },
+    {
+      name: '2 0 0 next to 2 0 1 and 2 0 1: both digests kept, they are the best present',
+      make: () => [rec(2, 0, 1, bytes(32)), tlsa(2, 0, 0, pki.root), rec(2, 0, 1, Buffer.alloc(32, 1))],
+      usable: [0, 1, 2],
+      ignored: [] as [number, string][],
+      unusable: [] as number[],
+    },
+    {
+      name: '3 0 2 next to two 3 0 1: both 3 0 1 are ignored',
+      make: () => [rec(3, 0, 2, bytes(64)), rec(3, 0, 1, bytes(32)), rec(3, 0, 1, Buffer.alloc(32, 2))],
+      usable: [0],
+      ignored: [
+        [1, agility],
+        [2, agility],
+      ] as [number, string][],
+      unusable: [] as number[],
+    },
+  ])('agility: $name', ({ make, usable, ignored, unusable }) => {
+    const records = make();
+    const got = classifyTlsa(records);
+    expect(got.usable).toEqual(usable.map((i) => records[i]));
+    expect(got.ignored).toEqual(ignored.map(([i, reason]) => ({ record: records[i], reason })));
+    expect(got.unusable.map((u) => records.indexOf(u.record))).toEqual(unusable);
+  });
+});
+
+describe('formatTlsa, abbreviateTlsa and parseTlsaText', () => {
+  test.each([
+    { r: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from('ABCDEF0123', 'hex') }, text: '3 1 1 abcdef0123', short: '3 1 1 abcdef01...' },
+    { r: { usage: 2, selector: 0, matchingType: 0, data: Buffer.from('abcd', 'hex') }, text: '2 0 0 abcd', short: '2 0 0 abcd' },
+    { r: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from('abcdef01', 'hex') }, text: '3 1 1 abcdef01', short: '3 1 1 abcdef01' },
+    { r: { usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(0) }, text: '3 1 1', short: '3 1 1' },
+  ])('$text', ({ r, text, short }) => {
+    expect(formatTlsa(r)).toBe(text);
+    expect(abbreviateTlsa(r)).toBe(short);
+    expect(parseTlsaText(text)).toEqual(r);
+  });
+
+  test('a real record survives formatting and parsing', () => {
+    const r = tlsa(3, 0, 0, pki.good);
+    expect(parseTlsaText(formatTlsa(r))).toEqual(r);
+  });
+
+  test.each([
+    { text: '3 1 1 ABCD ef01', want: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from('abcdef01', 'hex') } },
+    { text: '  3\t1 1\nabcd  ', want: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from('abcd', 'hex') } },
+    { text: 'DANE-EE SPKI SHA2-256 abcd', want: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from('abcd', 'hex') } },
+    { text: 'dane-ta cert full 30', want: { usage: 2, selector: 0, matchingType: 0, data: Buffer.from('30', 'hex') } },
+    { text: 'PKIX-TA Cert SHA2-512 00', want: { usage: 0, selector: 0, matchingType: 2, data: Buffer.from('00', 'hex') } },
+    { text: '255 255 255 ff', want: { usage: 255, selector: 255, matchingType: 255, data: Buffer.from('ff', 'hex') } },
+  ])('parse "$text"', ({ text, want }) => {
+    expect(parseTlsaText(text)).toEqual(want);
+  });
+
+  test.each([
+    { text: '', message: 'invalid TLSA record "": the certificate usage is missing' },
+    { text: '3 1', message: 'invalid TLSA record "3 1": the matching type is missing' },
+    { text: '256 1 1 ab', message: 'invalid TLSA record "256 1 1 ab": certificate usage "256" is neither a number from 0 to 255 nor a known name' },
+    { text: '3 X509 1 ab', message: 'invalid TLSA record "3 X509 1 ab": selector "X509" is neither a number from 0 to 255 nor a known name' },
+    { text: '3 1 1 abc', message: 'invalid TLSA record "3 1 1 abc": the data has an odd number of hex digits' },
+    { text: '3 1 1 abzz', message: 'invalid TLSA record "3 1 1 abzz": the data is not hex' },
+    { text: '3 1 1 ab:cd', message: 'invalid TLSA record "3 1 1 ab:cd": the data is not hex' },
+  ])('refuse "$text"', ({ text, message }) => {
+    expect(() => parseTlsaText(text)).toThrow(message);
+    try {
+      parseTlsaText(text);
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe('ETLSA');
+    }
+  });
+});
+
+describe('daneNames', () => {
+  test.each([
+    { name: 'no CNAME: base domain and MX host are one', input: { baseDomain: 'mx1.example.net', host: 'mx1.example.net' }, want: ['mx1.example.net'] },
+    {
+      name: 'after a CNAME: the base domain first, then the MX host, normalized',
+      input: { baseDomain: 'MX.Provider.NET.', host: 'mx1.example.net.' },
+      want: ['mx.provider.net', 'mx1.example.net'],
+    },
+    {
+      name: 'match names expanded as verify expands them',
+      input: { baseDomain: 'mx.provider.net', host: 'mx1.example.net', nexthop: 'example.net', match: ['nexthop', 'dot-nexthop', 'hostname', '.Example.ORG'] },
+      want: ['mx.provider.net', 'mx1.example.net', 'example.net', '.example.net', '.example.org'],
+    },
+    { name: 'nexthop defaults to the host', input: { baseDomain: 'mx1.example.net', host: 'mx1.example.net', match: ['dot-nexthop'] }, want: ['mx1.example.net', '.mx1.example.net'] },
+    { name: 'IDNs become A-labels', input: { baseDomain: 'mx.bücher.example', host: 'mx.bücher.example' }, want: ['mx.xn--bcher-kva.example'] },
+  ])('$name', ({ input, want }) => {
+    expect(daneNames(input)).toEqual(want);
+  });
+});

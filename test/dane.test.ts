@@ -1,0 +1,279 @@
+/**
+ * DANE end to end: a real validating resolver (unbound) over zones signed at setup and served
+ * by nsd, real smtp-server peers whose certificates are made now, and TLSA records computed
+ * from those certificates. Each test checks from the server's side what crossed which channel.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { createResolver, tlsPolicy, type TlsPolicyError, type TlsPolicyOptions, type TlsPolicySentInfo } from '../lib/index.js';
+import { startDnssec, type DnssecTree, type DnssecZoneSpec } from './helpers/dnssec.js';
+import { daysFromNow, makeCA, makeLeaf, type Issued } from './helpers/pki.js';
+import { loopbackBlock, startPeers, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
+
+type Selector = 0 | 1;
+type Matching = 0 | 1 | 2;
+
+function tlsaData(der: Buffer, selector: Selector, matching: Matching): string {
+  const selected = selector === 0 ? der : (new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
+  if (matching === 0) return selected.toString('hex');
+  return createHash(matching === 1 ? 'sha256' : 'sha512').update(selected).digest('hex');
+}
+const tlsa = (usage: 2 | 3, selector: Selector, matching: Matching, cert: Issued) => `TLSA ${usage} ${selector} ${matching} ${tlsaData(cert.der, selector, matching)}`;
+
+interface HostDef {
+  /** absolute host name */
+  name: string;
+  behaviour?: PeerBehaviour;
+  cert: Issued;
+}
+
+let tree: DnssecTree;
+let peers = new Map<string, Peer>();
+let root: Issued;
+let inter: Issued;
+let port = 0;
+
+beforeAll(async () => {
+  root = await makeCA('DANE test root');
+  inter = await makeCA('DANE test intermediate', { issuer: root });
+  const leaf = (names: string[], opts: { expired?: boolean; issuer?: Issued } = {}) =>
+    makeLeaf(opts.issuer ?? inter, { names, ...(opts.expired ? { notBefore: daysFromNow(-60), notAfter: daysFromNow(-30) } : {}) });
+  const self = (names: string[]) => makeLeaf('self', { names });
+  const hosts: HostDef[] = [
+    { name: 'mx.ee311.test', cert: await self(['mx.ee311.test']) },
+    { name: 'mx.ee301.test', cert: await self(['mx.ee301.test']) },
+    { name: 'mx.ee312.test', cert: await self(['mx.ee312.test']) },
+    { name: 'mx.expired.test', cert: await leaf(['mx.expired.test'], { expired: true }) },
+    { name: 'mx.ta201.test', cert: await leaf(['mx.ta201.test']) },
+    { name: 'mx.ta211.test', cert: await leaf(['mx.ta211.test']) },
+    { name: 'mx.tawrong.test', cert: await leaf(['mx.somewhere-else.invalid']) },
+    { name: 'mx.nomatch.test', cert: await self(['mx.nomatch.test']) },
+    { name: 'mx.unusable.test', cert: await self(['mx.unusable.test']) },
+    { name: 'mx.unsigned.test', cert: await self(['mx.unsigned.test']) },
+    { name: 'mx.island.unsigned.test', cert: await self(['mx.island.unsigned.test']) },
+    { name: 'mx.bogus.test', cert: await self(['mx.bogus.test']) },
+    { name: 'target.cname.test', cert: await self(['target.cname.test']) },
+    { name: 'mx1.two.test', cert: await self(['mx1.two.test']) },
+    { name: 'mx2.two.test', cert: await self(['mx2.two.test']) },
+    { name: 'mx.slow.test', cert: await self(['mx.slow.test']) },
+    { name: 'mx.nostarttls.test', behaviour: 'no-starttls', cert: await self(['mx.nostarttls.test']) },
+  ];
+  const ip = loopbackBlock();
+  const started = await startPeers(
+    hosts.map((h, i) => ({
+      host: ip(i + 2),
+      behaviour: h.behaviour ?? 'starttls',
+      cert: h.cert.chainPem,
+      key: h.cert.keyPem,
+      name: h.name,
+    })),
+  );
+  port = started[0]!.port;
+  hosts.forEach((h, i) => peers.set(h.name, started[i]!));
+  const A = (name: string) => `${name}. A ${peers.get(name)!.host}`;
+  const cert = (name: string) => hosts.find((h) => h.name === name)!.cert;
+  const tlsaAt = (name: string, record: string) => `_${port}._tcp.${name}. ${record}`;
+  const zone = (origin: string, records: string[], extra: Partial<DnssecZoneSpec> = {}): DnssecZoneSpec => ({ origin, records, ...extra });
+  const spec: DnssecZoneSpec[] = [
+    zone('ee311.test', ['@ MX 10 mx', A('mx.ee311.test'), tlsaAt('mx.ee311.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
+    zone('ee301.test', ['@ MX 10 mx', A('mx.ee301.test'), tlsaAt('mx.ee301.test', tlsa(3, 0, 1, cert('mx.ee301.test')))]),
+    zone('ee312.test', ['@ MX 10 mx', A('mx.ee312.test'), tlsaAt('mx.ee312.test', tlsa(3, 1, 2, cert('mx.ee312.test')))]),
+    zone('expired.test', ['@ MX 10 mx', A('mx.expired.test'), tlsaAt('mx.expired.test', tlsa(3, 1, 1, cert('mx.expired.test')))]),
+    zone('ta201.test', ['@ MX 10 mx', A('mx.ta201.test'), tlsaAt('mx.ta201.test', tlsa(2, 0, 1, inter))]),
+    zone('ta211.test', ['@ MX 10 mx', A('mx.ta211.test'), tlsaAt('mx.ta211.test', tlsa(2, 1, 1, inter))]),
+    zone('tawrong.test', ['@ MX 10 mx', A('mx.tawrong.test'), tlsaAt('mx.tawrong.test', tlsa(2, 0, 1, inter))]),
+    zone('nomatch.test', ['@ MX 10 mx', A('mx.nomatch.test'), tlsaAt('mx.nomatch.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
+    zone('unusable.test', ['@ MX 10 mx', A('mx.unusable.test'), tlsaAt('mx.unusable.test', `TLSA 1 1 1 ${tlsaData(cert('mx.unusable.test').der, 1, 1)}`), tlsaAt('mx.unusable.test', `TLSA 0 0 1 ${tlsaData(root.der, 0, 1)}`)]),
+    zone('unsigned.test', ['@ MX 10 mx', A('mx.unsigned.test'), tlsaAt('mx.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { signed: false }),
+    // a signed domain whose MX host sits in an unsigned zone
+    zone('signedmx.test', ['@ MX 10 mx.island.unsigned.test.']),
+    zone('island.unsigned.test', [A('mx.island.unsigned.test'), tlsaAt('mx.island.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { signed: false }),
+    // an unsigned domain whose MX host is in a signed zone with TLSA: insecure MX, DANE still enforced (Trusted)
+    zone('insecuremx.test', ['@ MX 10 mx.ee311.test.'], { signed: false }),
+    zone('bogus.test', ['@ MX 10 mx', A('mx.bogus.test'), tlsaAt('mx.bogus.test', tlsa(3, 1, 1, cert('mx.bogus.test')))], { tamper: [{ owner: `_${port}._tcp.mx`, type: 'TLSA' }] }),
+    // MX host is a CNAME to target.cname.test, whose TLSA is found first
+    zone('cname.test', ['@ MX 10 mx', 'mx CNAME target', A('target.cname.test'), tlsaAt('target.cname.test', tlsa(3, 1, 1, cert('target.cname.test')))]),
+    zone('two.test', [
+      '@ MX 10 mx1',
+      '@ MX 20 mx2',
+      A('mx1.two.test'),
+      A('mx2.two.test'),
+      tlsaAt('mx1.two.test', tlsa(3, 1, 1, cert('mx.ee311.test'))),
+      tlsaAt('mx2.two.test', tlsa(3, 1, 1, cert('mx2.two.test'))),
+    ]),
+    zone('slow.test', ['@ MX 10 mx.slow.test.', A('mx.slow.test')]),
+    zone('_tcp.mx.slow.test', [], { blackhole: true }),
+    zone('nostarttls.test', ['@ MX 10 mx', A('mx.nostarttls.test'), tlsaAt('mx.nostarttls.test', tlsa(3, 1, 1, cert('mx.nostarttls.test')))]),
+  ];
+  tree = await startDnssec(spec);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...peers.values()].map((p) => p.close()));
+  await tree?.close();
+});
+
+async function send(options: TlsPolicyOptions, to: string | string[]): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
+  const transport = nodemailer.createTransport(
+    tlsPolicy({ port, dns: createResolver({ servers: [tree.resolver], timeout: 400, attempts: 2 }), ...options }) as never,
+  );
+  try {
+    return { info: (await transport.sendMail({ from: 's@origin.test', to, subject: 'dane', text: 'hello' } as never)) as unknown as TlsPolicySentInfo };
+  } catch (error) {
+    return { error: error as TlsPolicyError };
+  }
+}
+
+/** MAIL/RCPT/DATA a peer sees while `fn` runs, as [command, secure]; and the SNI of MAIL. */
+async function seen<T>(names: string[], fn: () => Promise<T>) {
+  const before = new Map(names.map((n) => [n, peers.get(n)!.events.length]));
+  const result = await fn();
+  const out: Record<string, Array<[string, boolean]>> = {};
+  const sni: Record<string, string | undefined> = {};
+  for (const n of names) {
+    const events = peers.get(n)!.events.slice(before.get(n)).filter((e) => e.command !== 'CONNECT');
+    out[n] = events.map((e) => [e.command, e.secure]);
+    sni[n] = events.find((e) => e.command === 'MAIL')?.servername;
+  }
+  return { result, seen: out, sni };
+}
+
+const TLS: Array<[string, boolean]> = [['MAIL', true], ['RCPT', true], ['DATA', true]];
+
+describe('DANE delivers when a usable TLSA record matches', () => {
+  const rows: Array<[string, string, string]> = [
+    ['ee311.test', 'mx.ee311.test', '3 1 1'],
+    ['ee301.test', 'mx.ee301.test', '3 0 1'],
+    ['ee312.test', 'mx.ee312.test', '3 1 2'],
+    ['expired.test', 'mx.expired.test', '3 1 1'], // DANE-EE checks no dates
+    ['ta201.test', 'mx.ta201.test', '2 0 1'],
+    ['ta211.test', 'mx.ta211.test', '2 1 1'],
+  ];
+  for (const level of ['dane', 'dane-only'] as const) {
+    for (const [domain, host, record] of rows) {
+      it(`${level}: ${record} at ${domain} -> Verified`, async () => {
+        const { result, seen: s, sni } = await seen([host], () => send({ level }, `u@${domain}`));
+        expect(result.error).toBeUndefined();
+        const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
+        expect([audit.auth, audit.level]).toEqual(['Verified', level]);
+        expect(audit.matched).toMatch(new RegExp(`^${record} `));
+        expect(audit.dane).toContain(`_${port}._tcp.${host}`);
+        expect(s[host]).toEqual(TLS);
+        expect(sni[host]).toBe(host); // SNI carries the TLSA base domain
+      });
+    }
+  }
+});
+
+describe('DANE refuses what does not match, and sends nothing', () => {
+  it('TLSA that matches no certificate', async () => {
+    const { result, seen: s } = await seen(['mx.nomatch.test'], () => send({ level: 'dane' }, 'u@nomatch.test'));
+    expect(result.error?.code).toBe('ETLS');
+    expect(result.error?.temporary).toBe(true);
+    expect(result.error?.message).toMatch(new RegExp(`TLSA 3 1 1 \\S+ for _${port}\\._tcp\\.mx\\.nomatch\\.test matched no certificate`));
+    expect(s['mx.nomatch.test']).toEqual([]);
+  });
+  it('DANE-TA with a leaf whose names match neither the TLSA base domain nor the MX host', async () => {
+    const { result, seen: s } = await seen(['mx.tawrong.test'], () => send({ level: 'dane' }, 'u@tawrong.test'));
+    expect(result.error?.code).toBe('ETLS');
+    expect(result.error?.message).toMatch(/mx\.somewhere-else\.invalid/);
+    expect(s['mx.tawrong.test']).toEqual([]);
+  });
+  it('a bogus TLSA RRset: that MX fails temporarily, never a downgrade (dane and dane-only)', async () => {
+    for (const level of ['dane', 'dane-only'] as const) {
+      const { result, seen: s } = await seen(['mx.bogus.test'], () => send({ level }, 'u@bogus.test'));
+      expect(result.error?.code).toBe('ETLS');
+      expect(result.error?.temporary).toBe(true);
+      expect(result.error?.message).toMatch(new RegExp(`DNS lookup of TLSA for _${port}\\._tcp\\.mx\\.bogus\\.test failed: SERVFAIL .*DNSSEC_BOGUS.*mx\\.bogus\\.test\\[[\\d.]+\\]:${port} is not tried at level (dane|dane-only) without its TLSA records`));
+      expect(s['mx.bogus.test']).toEqual([]);
+      expect(peers.get('mx.bogus.test')!.events.filter((e) => e.command === 'CONNECT').length).toBe(0);
+    }
+  });
+  it('a TLSA lookup that times out: temporary failure, no connection', async () => {
+    const { result, seen: s } = await seen(['mx.slow.test'], () => send({ level: 'dane' }, 'u@slow.test'));
+    expect(result.error?.temporary).toBe(true);
+    expect(result.error?.message).toMatch(/DNS lookup of TLSA for _\d+\._tcp\.mx\.slow\.test failed: no reply/);
+    expect(s['mx.slow.test']).toEqual([]);
+  });
+  it('a DANE MX without STARTTLS fails: TLS is mandatory with usable TLSA', async () => {
+    const { result, seen: s } = await seen(['mx.nostarttls.test'], () => send({ level: 'dane' }, 'u@nostarttls.test'));
+    expect(result.error?.message).toMatch(/offered no STARTTLS; TLS is mandatory at level dane/);
+    expect(s['mx.nostarttls.test']).toEqual([]);
+  });
+});
+
+describe('when DANE does not apply', () => {
+  it('only unusable TLSA records: mandatory TLS without authentication (encrypt)', async () => {
+    const { result, seen: s } = await seen(['mx.unusable.test'], () => send({ level: 'dane' }, 'u@unusable.test'));
+    expect(result.error).toBeUndefined();
+    const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
+    expect(audit.level).toBe('encrypt');
+    expect(audit.dane).toMatch(/all unusable/);
+    expect(s['mx.unusable.test']).toEqual(TLS);
+  });
+  it('unsigned domain: dane runs as may, dane-only fails without connecting', async () => {
+    const may = await seen(['mx.unsigned.test'], () => send({ level: 'dane' }, 'u@unsigned.test'));
+    expect(may.result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('may');
+    expect(may.seen['mx.unsigned.test']).toEqual(TLS);
+    const only = await seen(['mx.unsigned.test'], () => send({ level: 'dane-only' }, 'u@unsigned.test'));
+    expect(only.result.error?.code).toBe('ETLS');
+    expect(only.result.error?.message).toMatch(/has no secure TLSA records .*which level dane-only requires/);
+    expect(only.seen['mx.unsigned.test']).toEqual([]);
+  });
+  it('hostsRequireTls on a dane host without TLSA: encrypt, never cleartext', async () => {
+    const { result } = await seen(['mx.unsigned.test'], () => send({ level: 'dane', hostsRequireTls: ['mx.unsigned.test'] }, 'u@unsigned.test'));
+    expect(result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('encrypt');
+  });
+  it('signed domain whose MX host is in an unsigned zone: no TLSA is used', async () => {
+    const { result } = await seen(['mx.island.unsigned.test'], () => send({ level: 'dane' }, 'u@signedmx.test'));
+    const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
+    expect(audit.level).toBe('may');
+    expect(audit.dane).toMatch(/addresses of mx\.island\.unsigned\.test are not DNSSEC-secure/);
+  });
+  it('insecure MX RRset, secure TLSA at the host: still enforced, reported Trusted (insecure MX policy dane)', async () => {
+    const { result, seen: s } = await seen(['mx.ee311.test'], () => send({ level: 'dane' }, 'u@insecuremx.test'));
+    const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
+    expect([audit.level, audit.auth]).toEqual(['dane', 'Trusted']);
+    expect(s['mx.ee311.test']).toEqual(TLS);
+    const may = await seen(['mx.ee311.test'], () => send({ level: 'dane', daneInsecureMxPolicy: 'may' }, 'u@insecuremx.test'));
+    expect(may.result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('may');
+  });
+});
+
+describe('MX hosts and fallback', () => {
+  it('MX host that is a CNAME: TLSA at the target, which is the TLSA base domain and the SNI', async () => {
+    const { result, seen: s, sni } = await seen(['target.cname.test'], () => send({ level: 'dane' }, 'u@cname.test'));
+    expect(result.error).toBeUndefined();
+    const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
+    expect(audit.auth).toBe('Verified');
+    expect(audit.dane).toContain(`_${port}._tcp.target.cname.test`);
+    expect(sni['target.cname.test']).toBe('target.cname.test');
+    expect(s['target.cname.test']).toEqual(TLS);
+  });
+  it('first MX fails DANE, the second passes', async () => {
+    const { result, seen: s } = await seen(['mx1.two.test', 'mx2.two.test'], () => send({ level: 'dane' }, 'u@two.test'));
+    expect(result.error).toBeUndefined();
+    const attempts = result.info!.deliveries[0]!.attempts;
+    expect(attempts.map((a) => [a.mx, a.decision])).toEqual([
+      ['mx1.two.test', 'next'],
+      ['mx2.two.test', 'send'],
+    ]);
+    expect(attempts[0]!.reason).toMatch(/matched no certificate/);
+    expect(s).toEqual({ 'mx1.two.test': [], 'mx2.two.test': TLS });
+  });
+  it('dane=encrypt: a mismatch is delivered at encrypt, audited with policy dane and why', async () => {
+    const { result, seen: s } = await seen(['mx.nomatch.test'], () => send({ level: 'dane', fallbackLevels: 'dane=encrypt' }, 'u@nomatch.test'));
+    const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
+    expect([audit.level, audit.policy]).toEqual(['encrypt', 'dane']);
+    expect(audit.fallback_reason).toMatch(/matched no certificate/);
+    expect(s['mx.nomatch.test']).toEqual(TLS);
+  });
+  it('fallback=none on the destination overrides dane=encrypt', async () => {
+    const { result, seen: s } = await seen(['mx.nomatch.test'], () =>
+      send({ level: 'may', fallbackLevels: 'dane=encrypt', policy: 'nomatch.test dane fallback=none' }, 'u@nomatch.test'),
+    );
+    expect(result.error?.code).toBe('ETLS');
+    expect(s['mx.nomatch.test']).toEqual([]);
+  });
+});
