@@ -5,7 +5,10 @@
 export * from './types.js';
 export { tlsPolicy, TlsPolicyTransport, TlsPolicyError, domainOf, parseRelay } from './transport.js';
 export type { TlsPolicyOptions, TlsPolicySentInfo } from './transport.js';
-export type { Attempt, Delivery, Destination } from './deliver/index.js';
+export type { Attempt, Delivery, Destination, DeliverEvent } from './deliver/index.js';
+export type { Plan } from './plan/index.js';
+export type { TlsaLookup, InsecureMxPolicy } from './plan/dane.js';
+export type { SessionFacts } from './smtp/session.js';
 export { createPolicyTable, checkPolicyTable, lookupPolicy, PolicyError, PolicyTable } from './policy/index.js';
 export type { PolicyInput, PolicyObjectEntry, PolicyProblem, FallbackMapInput, NextHop } from './policy/index.js';
 export { createResolver, Resolver } from './dns/index.js';

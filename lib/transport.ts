@@ -90,6 +90,8 @@ export interface TlsPolicyOptions {
   debug?: boolean;
   /** The DNS to use instead of a Resolver made from `resolver` (a lib/dns Resolver, shared between transports). */
   dns?: DeliverDns;
+  /** Sees every DNS answer, plan, session fact and decision (what the probe command uses). */
+  observe?: DeliverSettings['observe'];
 }
 
 /** What `sendMail` resolves with. */
@@ -279,6 +281,7 @@ export class TlsPolicyTransport {
       debug: options.debug === true,
       logger: this.logger,
       smtpLogger: options.logger,
+      ...(options.observe ? { observe: options.observe } : {}),
     };
     this.hooks = {
       policyFor: (destination) =>

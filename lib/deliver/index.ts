@@ -56,7 +56,15 @@ export interface DeliverSettings {
   logger: { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
   /** Passed to SMTPConnection for SMTP-level logging. */
   smtpLogger?: unknown;
+  /** Sees every fact gathered and decision made (the probe command builds its report from these). */
+  observe?: (event: DeliverEvent) => void;
 }
+
+/** What `observe` sees, in order: the MX answer, each host's addresses and TLSA, each attempt. */
+export type DeliverEvent =
+  | { type: 'mx'; destination: string; answer: DnsResult<MxRecord> }
+  | { type: 'host'; host: string; addresses: DnsResult<AddressRecord>; tlsa?: TlsaLookup }
+  | { type: 'attempt'; destination: string; attempt: Attempt; plan: Plan; facts: SessionFacts; decision: Decision; verdict?: Verdict };
 
 export interface DeliverHooks {
   /** The policy for this destination, after table lookup. */
@@ -157,6 +165,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   } else {
     const domain = destination.domain;
     const mx = await dns.mx(domain);
+    settings.observe?.({ type: 'mx', destination: domain, answer: mx });
     if (mx.status === 'failed') return { fail: { reason: mx.reason, code: 'EDNS', temporary: true } };
     if (mx.rcode === 'NXDOMAIN') {
       return { fail: { reason: `${domain} does not exist (NXDOMAIN for its MX lookup)`, code: 'EDNS', temporary: false } };
@@ -175,7 +184,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   const answers = await Promise.all(
     hosts.map(async (host) => {
       if (isIp(host)) {
-        const answer = { status: 'insecure' as const, rcode: 'NOERROR' as const, records: [{ address: host }], cnames: [] as string[], canonical: host };
+        const answer: DnsResult<AddressRecord> = { status: 'insecure', rcode: 'NOERROR', name: host, ttl: 0, records: [{ address: host, family: host.includes(':') ? 6 : 4 }], cnames: [], canonical: host };
         return { host, answer, tlsa: withTlsa ? ({ status: 'none', why: `${host} is an address literal` } as TlsaLookup) : undefined };
       }
       // The TLSA query at the original name goes out with the address queries (one round trip).
@@ -191,6 +200,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   const targets: Target[] = [];
   const problems: string[] = [];
   for (const { host, answer, tlsa } of answers) {
+    settings.observe?.({ type: 'host', host, addresses: answer, ...(tlsa ? { tlsa } : {}) });
     if (answer.status === 'failed') {
       problems.push(answer.reason);
       continue;
@@ -277,6 +287,9 @@ function shadowResult(plan: Plan, facts: SessionFacts, tlsa: TlsaLookup | undefi
 interface SessionRun {
   attempt: Attempt;
   decision: Decision;
+  plan: Plan;
+  facts: SessionFacts;
+  verdict?: Verdict;
   /** Set when the transaction ran. */
   transaction?: Awaited<ReturnType<Session['send']>>;
 }
@@ -439,7 +452,7 @@ export async function deliver(
     };
     if (decision.action !== 'send' || !session) {
       session?.quit();
-      return { attempt, decision };
+      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}) };
     }
     if (decision.downgradedFrom) {
       settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
@@ -461,25 +474,29 @@ export async function deliver(
         return {
           attempt,
           decision: { action: 'next', temporary: (e.responseCode ?? 400) < 500, reason: attempt.reason },
+          plan,
+          facts,
+          ...(verdict ? { verdict } : {}),
         };
       }
     }
     if (mail.recipients.length === 0) {
       // verify(): everything up to MAIL FROM was done and passed.
       session.quit();
-      return { attempt, decision, transaction: { ok: true, recipients: [] } };
+      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
     }
     const transaction = await session.send(mail.from, mail.recipients, mail.message);
     session.quit();
     attempt.reply = transaction.reply;
     attempt.audit.reply = transaction.reply ?? '';
-    return { attempt, decision, transaction };
+    return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };
   };
 
   const record = (run: SessionRun) => {
     run.attempt.auditLine = renderTemplate(settings.auditTemplate, run.attempt.audit);
     delivery.attempts.push(run.attempt);
     settings.logger.info({ tnx: 'tls-audit', destination: nexthop }, '%s', run.attempt.auditLine);
+    settings.observe?.({ type: 'attempt', destination: nexthop, attempt: run.attempt, plan: run.plan, facts: run.facts, decision: run.decision, ...(run.verdict ? { verdict: run.verdict } : {}) });
   };
 
   /** Applies a finished transaction; returns true when this destination is done. */
