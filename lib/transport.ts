@@ -13,7 +13,7 @@ import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
 import { createResolver, type ResolverOptions } from './dns/index.js';
-import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverSettings, type DeliverHooks } from './deliver/index.js';
+import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks } from './deliver/index.js';
 import {
   applyHostLists,
   createPolicyTable,
@@ -379,6 +379,29 @@ export class TlsPolicyTransport {
       (ok) => callback(null, ok),
       (err: Error) => callback(err),
     );
+  }
+
+  /**
+   * Runs one destination through the same code path as a delivery, up to where MAIL FROM would
+   * be sent (nothing of a mail is ever sent), and returns the delivery with every event seen:
+   * the MX answer, each host's addresses and TLSA, each attempt's plan, facts and decision.
+   * `target` is a domain (MX lookup), or `[host]:port` / `[host]` (a fixed next hop).
+   */
+  async probe(target: string): Promise<{ destination: Destination; delivery: Delivery; events: DeliverEvent[] }> {
+    const events: DeliverEvent[] = [];
+    const text = target.trim();
+    const destination: Destination = text.startsWith('[')
+      ? parseRelay(/\]:\d+$/.test(text) ? text : `${text}:${this.settings.port}`)
+      : { kind: 'domain', domain: domainOf(`probe@${text}`) };
+    const settings: DeliverSettings = {
+      ...this.settings,
+      observe: (event) => {
+        events.push(event);
+        this.settings.observe?.(event);
+      },
+    };
+    const delivery = await deliver(destination, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: 0 }, this.dns, settings, this.hooks);
+    return { destination, delivery, events };
   }
 
   /** Nothing pooled yet: every session is closed when its delivery ends. */

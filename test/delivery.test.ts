@@ -348,3 +348,17 @@ describe('configuration errors at creation', () => {
   });
 });
 
+
+describe('probe', () => {
+  it('runs the delivery path up to MAIL FROM and reports the events, sending nothing', async () => {
+    const transport = tlsPolicy({ level: 'verify', port: world.port, caFile: pki.caFile, dns: (await import('../lib/dns/index.js')).createResolver({ servers: [world.dns.server] }) });
+    const { result, seen } = await seenBy(['mx1.two.test', 'mx2.two.test'], () => transport.probe('two.test'));
+    expect(result.delivery.status).toBe('delivered');
+    expect(result.events.map((e) => e.type)).toEqual(['mx', 'host', 'host', 'attempt', 'attempt']);
+    expect(result.delivery.attempts.map((a) => [a.mx, a.decision, a.trust])).toEqual([
+      ['mx1.two.test', 'next', ''],
+      ['mx2.two.test', 'send', 'Verified'],
+    ]);
+    expect(seen).toEqual({ 'mx1.two.test': [], 'mx2.two.test': [] });
+  });
+});
