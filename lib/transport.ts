@@ -13,7 +13,8 @@ import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
 import { createResolver, type ResolverOptions } from './dns/index.js';
-import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks } from './deliver/index.js';
+import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
+import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import {
   applyHostLists,
   createPolicyTable,
@@ -90,6 +91,13 @@ export interface TlsPolicyOptions {
   debug?: boolean;
   /** The DNS to use instead of a Resolver made from `resolver` (a lib/dns Resolver, shared between transports). */
   dns?: DeliverDns;
+  /**
+   * Keep sessions open for the next message to the same address under the same plan (same
+   * level, names, TLSA records, SNI, client certificate), as Postfix's connection cache does.
+   * `false` opens a new session per message. Default: on, `{ maxIdlePerKey: 4, maxIdle: 64,
+   * idleTimeout: 5000, maxMessages: 100 }`.
+   */
+  connectionReuse?: boolean | PoolOptions;
   /** Sees every DNS answer, plan, session fact and decision (what the probe command uses). */
   observe?: DeliverSettings['observe'];
 }
@@ -282,6 +290,7 @@ export class TlsPolicyTransport {
       logger: this.logger,
       smtpLogger: options.logger,
       ...(options.observe ? { observe: options.observe } : {}),
+      ...(options.connectionReuse === false ? {} : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
     };
     this.hooks = {
       policyFor: (destination) =>
@@ -404,8 +413,15 @@ export class TlsPolicyTransport {
     return { destination, delivery, events };
   }
 
-  /** Nothing pooled yet: every session is closed when its delivery ends. */
-  close(): void {}
+  /** Closes the idle sessions kept for reuse. */
+  close(): void {
+    this.settings.pool?.closeAll();
+  }
+
+  /** Idle sessions kept for reuse, and how often one was reused. */
+  get connections(): { idle: number; reused: number } {
+    return { idle: this.settings.pool?.size ?? 0, reused: this.settings.pool?.reused ?? 0 };
+  }
 
   isIdle(): boolean {
     return this.inFlight === 0;

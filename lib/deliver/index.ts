@@ -13,7 +13,8 @@
  */
 import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
-import { makePlan, matchNames, type Plan } from '../plan/index.js';
+import { makePlan, matchNames, sessionKey, type Plan } from '../plan/index.js';
+import type { SessionPool } from '../smtp/pool.js';
 import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
 import { auditDigests, verifyPeer } from '../verify/index.js';
 import { classifyTlsa, daneNames, daneVerify, formatTlsa } from '../dane/index.js';
@@ -56,6 +57,8 @@ export interface DeliverSettings {
   logger: { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
   /** Passed to SMTPConnection for SMTP-level logging. */
   smtpLogger?: unknown;
+  /** Idle sessions kept for reuse under the same plan (undefined: a new session per message). */
+  pool?: SessionPool<Parked>;
   /** Sees every fact gathered and decision made (the probe command builds its report from these). */
   observe?: (event: DeliverEvent) => void;
 }
@@ -77,6 +80,13 @@ export interface DeliverHooks {
   files(policy: Policy): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
 }
 
+/** What a parked session keeps: what was seen and decided when it was opened. */
+export interface Parked {
+  facts: SessionFacts;
+  decision: Decision;
+  verdict?: Verdict;
+}
+
 /** One session with one MX address, with its audit record. */
 export interface Attempt {
   mx: string;
@@ -86,6 +96,8 @@ export interface Attempt {
   mode: 'tls' | 'cleartext-retry';
   level: Level;
   trust: Trust | '';
+  /** Whether the session was reused from an earlier message under the same plan. */
+  reused?: boolean;
   /** What was decided: sent (the transaction ran), next MX, or cleartext retry. */
   decision: Decision['action'];
   /** Why this MX failed, or why the mail went below the level asked. */
@@ -334,7 +346,7 @@ export async function deliver(
     ...(settings.rules.tempfailTryclear !== undefined ? { tempfailTryclear: settings.rules.tempfailTryclear } : {}),
   };
 
-  const runSession = async (target: Target, mode: 'tls' | 'cleartext-retry'): Promise<SessionRun> => {
+  const runSession = async (target: Target, mode: 'tls' | 'cleartext-retry', fresh = false): Promise<SessionRun> => {
     const hostPolicy = hooks.hostPolicy(policy, { name: target.host, address: target.address });
     const where = `${target.host}[${target.address}]:${target.port}`;
     // DANE: the TLSA lookup decides what the level becomes for this host.
@@ -375,47 +387,60 @@ export async function deliver(
       // SNI carries the TLSA base domain; no CA store, so the chain is exactly what the server sent.
       plan.tls = { ...plan.tls, servername: dane.baseDomain, ca: [] };
     }
-    const { facts, session } = refused
-      ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
-      : await Session.open({
-          host: plan.host,
-          address: plan.address,
-          port: plan.port,
-          implicitTls: plan.implicitTls,
-          starttls: mode === 'tls' && plan.level !== 'none',
-          tls: plan.tls,
-          ...(settings.name ? { name: settings.name } : {}),
-          ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
-          ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
-          ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
-          logger: settings.smtpLogger,
-          debug: settings.debug,
-        });
-    const verdict = verdictFor(plan, facts, dane);
-    const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
-    const decision: Decision = refused
-      ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
-      : decide({
-          where: plan.where,
-          level: plan.level,
-          ...(plan.fallback ? { fallback: plan.fallback } : {}),
-          rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
-          hasAuth: settings.auth !== undefined,
-          allowPlaintextAuth: settings.allowPlaintextAuth,
-          plaintextRetry: mode === 'cleartext-retry',
-          facts: {
-            starttlsOffered: facts.starttlsOffered,
-            tls: facts.tls !== undefined,
-            ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
-            ...(facts.failure ? { failure: facts.failure } : {}),
-          },
-          ...(verdict ? { verdict } : {}),
-        });
+    // A session parked after an earlier message under the same plan key is used as it is:
+    // its TLS was judged for exactly this plan, and the decision taken then still holds.
+    const key = settings.pool && mode === 'tls' && !refused ? sessionKey(plan, dane, settings.auth?.user) : undefined;
+    const parked = key && !fresh ? settings.pool?.take(key) : undefined;
+    let facts: SessionFacts;
+    let session: Session | undefined;
+    let verdict: Verdict | undefined;
+    let decision: Decision;
+    if (parked) {
+      ({ facts, verdict, decision } = parked.data);
+      session = parked.session;
+    } else {
+      ({ facts, session } = refused
+        ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
+        : await Session.open({
+            host: plan.host,
+            address: plan.address,
+            port: plan.port,
+            implicitTls: plan.implicitTls,
+            starttls: mode === 'tls' && plan.level !== 'none',
+            tls: plan.tls,
+            ...(settings.name ? { name: settings.name } : {}),
+            ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
+            ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
+            ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+            logger: settings.smtpLogger,
+            debug: settings.debug,
+          }));
+      verdict = verdictFor(plan, facts, dane);
+      const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
+      decision = refused
+        ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
+        : decide({
+            where: plan.where,
+            level: plan.level,
+            ...(plan.fallback ? { fallback: plan.fallback } : {}),
+            rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
+            hasAuth: settings.auth !== undefined,
+            allowPlaintextAuth: settings.allowPlaintextAuth,
+            plaintextRetry: mode === 'cleartext-retry',
+            facts: {
+              starttlsOffered: facts.starttlsOffered,
+              tls: facts.tls !== undefined,
+              ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
+              ...(facts.failure ? { failure: facts.failure } : {}),
+            },
+            ...(verdict ? { verdict } : {}),
+          });
+    }
     const digests = auditDigests(facts.tls ?? null, settings.digest);
-    const sent = decision.action === 'send';
-    const level: Level = sent ? decision.level : plan.level;
+    const sent = decision.action === 'send' ? decision : undefined;
+    const level: Level = sent ? sent.level : plan.level;
     // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
-    const trust: Trust | '' = sent ? decision.trust : facts.tls ? (verdict?.trust ?? '') : '';
+    const trust: Trust | '' = sent ? sent.trust : facts.tls ? (verdict?.trust ?? '') : '';
     const reason = 'reason' in decision ? decision.reason : undefined;
     const audit: AuditRecord = {
       relay: plan.where,
@@ -424,7 +449,7 @@ export async function deliver(
       address: plan.address,
       port: plan.port,
       level,
-      policy: sent && decision.downgradedFrom ? decision.downgradedFrom : '',
+      policy: sent?.downgradedFrom ?? '',
       auth: trust,
       protocol: facts.tls?.protocol ?? '',
       cipher: facts.tls?.cipher ?? '',
@@ -457,7 +482,7 @@ export async function deliver(
     if (decision.downgradedFrom) {
       settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
     }
-    if (settings.auth) {
+    if (settings.auth && !parked) {
       if (!session.encrypted && !settings.allowPlaintextAuth) {
         // decide() never sends in cleartext with AUTH configured; this is the last guard.
         session.close();
@@ -481,12 +506,20 @@ export async function deliver(
       }
     }
     if (mail.recipients.length === 0) {
-      // verify(): everything up to MAIL FROM was done and passed.
-      session.quit();
+      // verify() and probe(): everything up to MAIL FROM was done and passed.
+      if (key && settings.pool) settings.pool.give(key, session, { facts, decision, ...(verdict ? { verdict } : {}) }, parked?.messages ?? 0);
+      else session.quit();
       return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
     }
     const transaction = await session.send(mail.from, mail.recipients, mail.message);
-    session.quit();
+    if (parked && !transaction.ok && !transaction.reply && !session.alive) {
+      // The server closed the parked session while it was idle: nothing was sent, use a new one.
+      return runSession(target, mode, true);
+    }
+    if (key && settings.pool && transaction.ok) {
+      settings.pool.give(key, session, { facts, decision, ...(verdict ? { verdict } : {}) }, (parked?.messages ?? 0) + 1);
+    } else session.quit();
+    attempt.reused = parked !== undefined;
     attempt.reply = transaction.reply;
     attempt.audit.reply = transaction.reply ?? '';
     return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };

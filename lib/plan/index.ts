@@ -171,3 +171,52 @@ export function makePlan(input: PlanInput): Plan {
     tls,
   };
 }
+
+const fileIds = new WeakMap<object, string>();
+let nextFileId = 0;
+/** A short identity for a CA or certificate buffer (the same buffer object, the same id). */
+function fileId(value: unknown): string {
+  if (value === undefined) return '';
+  if (typeof value === 'string') return `s:${value.length}:${value.slice(0, 64)}:${value.slice(-64)}`;
+  if (typeof value !== 'object' || value === null) return String(value);
+  let id = fileIds.get(value);
+  if (!id) {
+    id = `f${nextFileId++}`;
+    fileIds.set(value, id);
+  }
+  return id;
+}
+
+/**
+ * The key under which an idle session may be reused: everything that decided how its TLS was
+ * judged. Two plans with the same key would have accepted the same session, so a session
+ * verified for one is never handed to a plan that would have judged it differently.
+ */
+export function sessionKey(
+  plan: Plan,
+  dane: { records: { usage: number; selector: number; matchingType: number; data: Buffer }[]; baseDomain: string; trust: string } | undefined,
+  authUser: string | undefined,
+): string {
+  const tls = plan.tls;
+  return JSON.stringify([
+    plan.address,
+    plan.port,
+    plan.implicitTls,
+    plan.host,
+    plan.level,
+    plan.fallback ?? '',
+    plan.names,
+    plan.fingerprints,
+    plan.digest,
+    dane ? [dane.baseDomain, dane.trust, dane.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)] : null,
+    tls.servername ?? '',
+    tls.minVersion ?? '',
+    tls.maxVersion ?? '',
+    tls.secureOptions ?? 0,
+    tls.ciphers ?? '',
+    fileId(tls.ca),
+    fileId(tls.cert),
+    fileId(tls.key),
+    authUser ?? '',
+  ]);
+}

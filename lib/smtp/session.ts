@@ -138,10 +138,30 @@ export class Session {
   readonly facts: SessionFacts;
   private readonly connection: SMTPConnection;
   private closed = false;
+  private ended = false;
+  private readonly closeListeners: Array<() => void> = [];
 
   private constructor(connection: SMTPConnection, facts: SessionFacts) {
     this.connection = connection;
     this.facts = facts;
+    const end = () => {
+      if (this.ended) return;
+      this.ended = true;
+      for (const listener of this.closeListeners.splice(0)) listener();
+    };
+    connection.on('end', end);
+    connection.on('error', end);
+  }
+
+  /** Whether the connection is still open and usable (not closed by us or by the server). */
+  get alive(): boolean {
+    return !this.closed && !this.ended;
+  }
+
+  /** Calls `listener` once when the connection ends (at once if it already has). */
+  onClose(listener: () => void): void {
+    if (this.ended) listener();
+    else this.closeListeners.push(listener);
   }
 
   /** Whether the channel is encrypted. */

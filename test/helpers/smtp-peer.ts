@@ -44,8 +44,10 @@ export interface PeerOptions {
   rcptReplies?: Record<string, string>;
   /** Reply to MAIL FROM, e.g. '451 4.3.0 try later'. */
   mailReply?: string;
-  /** Lose the first N TLS handshakes only: 'handshake-fail' then works. */
+  /** The server's name in its greeting. */
   name?: string;
+  /** Close a connection idle this long (ms). Default 10 s. */
+  socketTimeout?: number;
 }
 
 export interface Peer {
@@ -102,7 +104,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     allowInsecureAuth: true,
     disabledCommands: options.auth ? [] : ['AUTH'],
     logger: false,
-    socketTimeout: 10_000,
+    socketTimeout: options.socketTimeout ?? 10_000,
     closeTimeout: 1000,
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
       peer.connections += 1;
