@@ -204,6 +204,12 @@ describe('DANE refuses what does not match, and sends nothing', () => {
 });
 
 describe('when DANE does not apply', () => {
+  it('only unusable TLSA records at dane-only: that MX fails (Postfix: TLSA records unusable)', async () => {
+    const { result, seen: s } = await seen(['mx.unusable.test'], () => send({ level: 'dane-only' }, 'u@unusable.test'));
+    expect(result.error?.code).toBe('ETLS');
+    expect(result.error?.message).toMatch(/all unusable .*which level dane-only does not allow/);
+    expect(s['mx.unusable.test']).toEqual([]);
+  });
   it('only unusable TLSA records: mandatory TLS without authentication (encrypt)', async () => {
     const { result, seen: s } = await seen(['mx.unusable.test'], () => send({ level: 'dane' }, 'u@unusable.test'));
     expect(result.error).toBeUndefined();
@@ -218,7 +224,7 @@ describe('when DANE does not apply', () => {
     expect(may.seen['mx.unsigned.test']).toEqual(TLS);
     const only = await seen(['mx.unsigned.test'], () => send({ level: 'dane-only' }, 'u@unsigned.test'));
     expect(only.result.error?.code).toBe('ETLS');
-    expect(only.result.error?.message).toMatch(/has no secure TLSA records .*which level dane-only requires/);
+    expect(only.result.error?.message).toMatch(/mx\.unsigned\.test\[[\d.]+\]:\d+: the MX RRset is not DNSSEC-secure, which level dane-only does not allow/);
     expect(only.seen['mx.unsigned.test']).toEqual([]);
   });
   it('hostsRequireTls on a dane host without TLSA: encrypt, never cleartext', async () => {
@@ -230,6 +236,9 @@ describe('when DANE does not apply', () => {
     const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
     expect(audit.level).toBe('may');
     expect(audit.dane).toMatch(/addresses of mx\.island\.unsigned\.test are not DNSSEC-secure/);
+    const only = await seen(['mx.island.unsigned.test'], () => send({ level: 'dane-only' }, 'u@signedmx.test'));
+    expect(only.result.error?.message).toMatch(/no secure TLSA records \(the addresses of mx\.island\.unsigned\.test are not DNSSEC-secure\), which level dane-only does not allow/);
+    expect(only.seen['mx.island.unsigned.test']).toEqual([]);
   });
   it('insecure MX RRset, secure TLSA at the host: still enforced, reported Trusted (insecure MX policy dane)', async () => {
     const { result, seen: s } = await seen(['mx.ee311.test'], () => send({ level: 'dane' }, 'u@insecuremx.test'));
@@ -238,6 +247,14 @@ describe('when DANE does not apply', () => {
     expect(s['mx.ee311.test']).toEqual(TLS);
     const may = await seen(['mx.ee311.test'], () => send({ level: 'dane', daneInsecureMxPolicy: 'may' }, 'u@insecuremx.test'));
     expect(may.result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('may');
+    const encrypt = await seen(['mx.ee311.test'], () => send({ level: 'dane', daneInsecureMxPolicy: 'encrypt' }, 'u@insecuremx.test'));
+    expect(encrypt.result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('encrypt');
+  });
+  it('dane-only with an insecure MX RRset fails that MX, whatever TLSA the host has', async () => {
+    const { result, seen: s } = await seen(['mx.ee311.test'], () => send({ level: 'dane-only' }, 'u@insecuremx.test'));
+    expect(result.error?.code).toBe('ETLS');
+    expect(result.error?.message).toMatch(/the MX RRset is not DNSSEC-secure, which level dane-only does not allow/);
+    expect(s['mx.ee311.test']).toEqual([]);
   });
 });
 

@@ -4,7 +4,7 @@
  * side: connections accepted, and the channel each message crossed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import { createResolver, tlsPolicy, type TlsPolicyOptions, type TlsPolicySentInfo } from '../lib/index.js';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 
@@ -34,7 +34,7 @@ function transport(options: TlsPolicyOptions = {}) {
   const t = tlsPolicy({ port: world.port, caFile: pki.caFile, dns: createResolver({ servers: [world.dns.server] }), ...options });
   return { t, mailer: nodemailer.createTransport(t as never) };
 }
-const send = async (mailer: nodemailer.Transporter, to: string) =>
+const send = async (mailer: Transporter, to: string) =>
   (await mailer.sendMail({ from: 's@origin.test', to, subject: 'reuse', text: 'x' } as never)) as unknown as TlsPolicySentInfo;
 
 describe('connection reuse', () => {

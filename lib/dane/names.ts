@@ -8,8 +8,10 @@ import { expandMatch } from '../verify/index.js';
 export interface DaneNamesInput {
   /** The TLSA base domain: where the TLSA records were found (after any secure CNAME expansion). */
   baseDomain: string;
-  /** The MX host name, as found in the MX record (before CNAME expansion). */
-  host: string;
+  /** The MX host name, as found in the MX record (before CNAME expansion); omit for a next hop not from MX (relay, implicit MX). */
+  host?: string;
+  /** The MX host's CNAME-expanded name, when it differs. */
+  canonical?: string;
   /** Extra `match` tokens from the policy: names, `.domain`, `hostname`, `nexthop`, `dot-nexthop`. */
   match?: readonly string[];
   /** The next-hop domain, for the `nexthop` and `dot-nexthop` keywords; defaults to `host`. */
@@ -17,18 +19,23 @@ export interface DaneNamesInput {
 }
 
 /**
- * The reference identifiers for DANE-TA(2) name checks, in order and without duplicates:
- * the TLSA base domain first (the primary one), then the MX host name, then the policy's
- * match names expanded by expandMatch (`hostname` is the MX host, `nexthop` the next-hop
- * domain, a leading '.' any name below). Throws as expandMatch does (code 'EMATCH') for a
- * name that is not a valid IDN.
+ * The reference identifiers for DANE-TA(2) name checks, in order and without duplicates, as
+ * Postfix's dane_init builds them: the TLSA base domain first, then for an MX host its
+ * CNAME-expanded name and the name from the MX record (none for a relay or an implicit MX),
+ * then the policy's match names expanded by expandMatch (`hostname` is the MX host, `nexthop`
+ * the next-hop domain, a leading '.' any name below). Throws as expandMatch does (code
+ * 'EMATCH') for a name that is not a valid IDN.
  */
 export function daneNames(input: DaneNamesInput): string[] {
-  const nexthop = input.nexthop ?? input.host;
+  const host = input.host ?? input.baseDomain;
+  const nexthop = input.nexthop ?? host;
+  // The 'hostname' keyword normalizes a literal name without reading it as a keyword.
+  const literal = (name: string | undefined) => (name ? expandMatch(['hostname'], { hostname: name, nexthop }) : []);
   const names = [
-    // The 'hostname' keyword normalizes a literal name without reading it as a keyword.
-    ...expandMatch(['hostname'], { hostname: input.baseDomain, nexthop }),
-    ...expandMatch(['hostname', ...(input.match ?? [])], { hostname: input.host, nexthop }),
+    ...literal(input.baseDomain),
+    ...literal(input.canonical),
+    ...literal(input.host),
+    ...expandMatch(input.match ?? [], { hostname: host, nexthop }),
   ];
   return names.filter((n, i) => names.indexOf(n) === i);
 }

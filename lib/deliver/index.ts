@@ -137,6 +137,10 @@ interface Target {
   implicitTls: boolean;
   /** The host's TLSA lookup, when its policy (or shadow) is a DANE level. */
   tlsa?: TlsaLookup;
+  /** Whether the host came from MX records (not a relay, nor an implicit MX). */
+  viaMx: boolean;
+  /** The host's CNAME-expanded name (equal to host when it is no alias). */
+  canonical: string;
 }
 
 type TargetsResult = { targets: Target[] } | { fail: { reason: string; code: string; temporary: boolean } };
@@ -168,6 +172,7 @@ function isIp(host: string): boolean {
 async function resolveTargets(destination: Destination, dns: DeliverDns, settings: DeliverSettings, policy: Policy): Promise<TargetsResult> {
   let hosts: string[];
   let mxSecure = true; // a relay, or an implicit MX, is named by the caller or the domain itself
+  let viaMx = false;
   let port = settings.port;
   let implicitTls = false;
   if (destination.kind === 'relay') {
@@ -189,6 +194,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
     } else {
       hosts = orderMx(mx.records);
       mxSecure = mx.status === 'secure';
+      viaMx = true;
     }
   }
   const daneShadow = policy.shadow === 'dane' || policy.shadow === 'dane-only';
@@ -219,7 +225,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
     }
     const addresses = answer.records.map((r) => r.address).filter((a) => settings.ipv6 || !a.includes(':'));
     if (addresses.length === 0) problems.push(`${host} has no address${settings.ipv6 ? '' : ' (IPv4)'}`);
-    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, ...(tlsa ? { tlsa } : {}) });
+    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, viaMx, canonical: answer.canonical || host, ...(tlsa ? { tlsa } : {}) });
   }
   if (targets.length === 0) {
     const where = destination.kind === 'relay' ? destination.host : destination.domain;
@@ -234,6 +240,13 @@ interface DaneSession {
   tlsaName: string;
   baseDomain: string;
   trust: 'Verified' | 'Trusted';
+  /** The reference identifiers for DANE-TA name checks. */
+  names: string[];
+}
+
+/** Reference identifiers for DANE-TA: the base domain, and for an MX host its expanded and original names. */
+function daneNamesFor(target: Target, baseDomain: string, match: string[] | undefined): string[] {
+  return daneNames({ baseDomain, ...(target.viaMx ? { host: target.host, canonical: target.canonical } : {}), match: match ?? [] });
 }
 
 /** The DANE verdict on a session's peer chain (undefined without TLS). */
@@ -266,7 +279,8 @@ function verdictFor(plan: Plan, facts: SessionFacts, dane: DaneSession | undefin
 }
 
 /** The shadow level, judged on the same facts: "pass", or "fail: why". */
-function shadowResult(plan: Plan, facts: SessionFacts, tlsa: TlsaLookup | undefined): string {
+function shadowResult(plan: Plan, facts: SessionFacts, target: Target): string {
+  const tlsa = target.tlsa;
   const shadow = plan.shadow;
   if (!shadow) return '';
   if (shadow === 'none' || shadow === 'may') return 'pass';
@@ -281,7 +295,7 @@ function shadowResult(plan: Plan, facts: SessionFacts, tlsa: TlsaLookup | undefi
     if (lookup.status === 'none') return shadow === 'dane' ? 'pass' : `fail: ${plan.where} has no secure TLSA records (${lookup.why})`;
     const usable = classifyTlsa(lookup.records).usable;
     if (usable.length === 0) return 'pass';
-    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified' });
+    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain, plan.policy.match) });
     return verdict?.ok ? 'pass' : `fail: ${verdict?.reason ?? 'no TLS'}`;
   }
   const names = matchNames(shadow, plan.policy.match, { nexthop: plan.nexthop, host: plan.host, mxSecure: false });
@@ -363,7 +377,7 @@ export async function deliver(
       });
       if ('fail' in outcome) refused = outcome.fail;
       else if ('records' in outcome) {
-        dane = outcome;
+        dane = { ...outcome, names: daneNamesFor(target, outcome.baseDomain, hostPolicy.match) };
         daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
       } else {
         effective = { ...hostPolicy, level: outcome.level };
@@ -457,7 +471,7 @@ export async function deliver(
       spki_digest: digests.spki_digest,
       fallback_reason: sent && reason ? reason : '',
       shadow: plan.shadow ?? '',
-      shadow_result: shadowResult(plan, facts, target.tlsa),
+      shadow_result: shadowResult(plan, facts, target),
       reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
       matched: verdict?.matched ?? '',
       dane: daneNote,

@@ -1,17 +1,20 @@
 /**
  * What the dane and dane-only levels become for one MX host, once its TLSA lookup is done. Pure.
  *
- * RFC 7672 section 2.2 and Postfix (smtp_tls_policy.c, postconf(5) smtp_tls_dane_insecure_mx_policy):
- * - secure, usable TLSA (DANE-TA(2) or DANE-EE(3)) -> authenticated TLS is mandatory; success is
- *   Verified, or Trusted when the MX RRset that named the host was insecure (insecure MX policy
- *   `dane`, Postfix's default);
- * - secure TLSA records that are all unusable -> TLS is mandatory without authentication
- *   (encrypt), for dane and dane-only alike;
- * - no secure TLSA (secure denial, insecure TLSA, insecure host addresses) -> dane runs as may
- *   (as encrypt when hostsRequireTls covers the host); dane-only fails that MX;
+ * RFC 7672 section 2.2 and Postfix (smtp_tls_policy.c dane_init, postconf(5)
+ * smtp_tls_dane_insecure_mx_policy), rule by rule:
  * - the TLSA lookup failed (SERVFAIL, bogus, timeout) -> that MX fails temporarily, never a
  *   downgrade, for dane and dane-only alike;
- * - insecure MX RRset with insecure MX policy `may` or `encrypt` -> that level, TLSA unused.
+ * - no secure TLSA (secure denial, insecure TLSA, insecure host addresses) -> dane runs as may
+ *   (as encrypt when hostsRequireTls covers the host); dane-only fails that MX;
+ * - secure TLSA records that are all unusable -> dane runs as encrypt (TLS without
+ *   authentication); dane-only fails that MX ("TLSA records unusable");
+ * - secure, usable TLSA (DANE-TA(2) or DANE-EE(3)) -> authenticated TLS is mandatory, Verified;
+ * - the MX RRset that named the host was insecure: dane-only fails that MX ("non DNSSEC
+ *   destination"); dane follows the insecure MX policy: `may` -> may (no TLSA lookup);
+ *   `encrypt` -> encrypt when TLSA records exist, may when none; `dane` (Postfix's default) ->
+ *   the TLSA records are enforced, and a match is Trusted, never Verified.
+ * A relay or an implicit MX has no MX RRset: its own name is used, as if secure.
  */
 import { classifyTlsa, formatTlsa } from '../dane/index.js';
 import type { TlsaRecord } from '../dns/index.js';
@@ -49,25 +52,28 @@ export interface DaneContext {
 
 /** Whether TLSA should be looked up at all for this host (saves the queries when it is not used). */
 export function wantsTlsa(level: Level, mxSecure: boolean, insecureMxPolicy: InsecureMxPolicy): boolean {
-  if (level === 'dane-only') return true;
+  if (level === 'dane-only') return mxSecure;
   if (level !== 'dane') return false;
-  return mxSecure || insecureMxPolicy === 'dane';
+  return mxSecure || insecureMxPolicy !== 'may';
 }
 
 export function daneOutcome(level: 'dane' | 'dane-only', lookup: TlsaLookup, ctx: DaneContext): DaneOutcome {
   const opportunistic = level === 'dane';
-  if (opportunistic && !ctx.mxSecure && ctx.insecureMxPolicy !== 'dane') {
-    return { level: ctx.requireTls && ctx.insecureMxPolicy === 'may' ? 'encrypt' : ctx.insecureMxPolicy, why: `the MX RRset is not DNSSEC-secure (insecure MX policy ${ctx.insecureMxPolicy})` };
+  const noDane = (why: string): DaneOutcome =>
+    opportunistic ? { level: ctx.requireTls ? 'encrypt' : 'may', why } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow` };
+  if (!ctx.mxSecure && (!opportunistic || ctx.insecureMxPolicy === 'may')) {
+    return noDane(`the MX RRset is not DNSSEC-secure${opportunistic ? ' (insecure MX policy may)' : ''}`);
   }
   if (lookup.status === 'failed') return { fail: `${lookup.reason}; ${ctx.where} is not tried at level ${level} without its TLSA records` };
-  if (lookup.status === 'none') {
-    if (!opportunistic) return { fail: `${ctx.where} has no secure TLSA records (${lookup.why}), which level dane-only requires` };
-    return { level: ctx.requireTls ? 'encrypt' : 'may', why: `no secure TLSA records: ${lookup.why}` };
-  }
+  if (lookup.status === 'none') return noDane(`no secure TLSA records (${lookup.why})`);
   const { usable, unusable } = classifyTlsa(lookup.records);
   if (usable.length === 0) {
-    const list = unusable.map((u) => formatTlsa('record' in u ? (u.record as TlsaRecord) : (u as unknown as TlsaRecord))).join(', ');
-    return { level: 'encrypt', why: `the TLSA records at ${lookup.name} are all unusable (${list}), so TLS is mandatory without authentication` };
+    const list = unusable.map((u) => formatTlsa(u.record)).join(', ');
+    const why = `the TLSA records at ${lookup.name} are all unusable (${list})`;
+    return opportunistic ? { level: 'encrypt', why: `${why}, so TLS is mandatory without authentication` } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow` };
+  }
+  if (!ctx.mxSecure && ctx.insecureMxPolicy === 'encrypt') {
+    return { level: 'encrypt', why: `the MX RRset is not DNSSEC-secure (insecure MX policy encrypt): TLSA at ${lookup.name} cannot authenticate` };
   }
   return {
     level,
