@@ -294,3 +294,21 @@ describe('MX hosts and fallback', () => {
     expect(s['mx.nomatch.test']).toEqual([]);
   });
 });
+
+describe('DANE and connection reuse', () => {
+  it('a second message under the same DANE plan reuses the verified session', async () => {
+    const peer = peers.get('mx.ee312.test')!;
+    const before = peer.connections;
+    const transport = tlsPolicy({ level: 'dane', port, dns: createResolver({ servers: [tree.resolver] }) });
+    const mailer = nodemailer.createTransport(transport as never);
+    const infos = [];
+    for (let i = 0; i < 3; i++) infos.push((await mailer.sendMail({ from: 's@origin.test', to: `u${i}@ee312.test`, text: 'x' } as never)) as unknown as TlsPolicySentInfo);
+    mailer.close();
+    expect(peer.connections - before).toBe(1);
+    expect(infos.map((i) => [i.deliveries[0]!.attempts[0]!.reused, i.deliveries[0]!.attempts[0]!.audit.auth])).toEqual([
+      [false, 'Verified'],
+      [true, 'Verified'],
+      [true, 'Verified'],
+    ]);
+  });
+});

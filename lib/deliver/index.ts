@@ -85,6 +85,8 @@ export interface Parked {
   facts: SessionFacts;
   decision: Decision;
   verdict?: Verdict;
+  /** The peer certificate's audit digests, computed once per session. */
+  digests: { cert_digest: string; spki_digest: string };
 }
 
 /** One session with one MX address, with its audit record. */
@@ -409,8 +411,9 @@ export async function deliver(
     let session: Session | undefined;
     let verdict: Verdict | undefined;
     let decision: Decision;
+    let digests: Parked['digests'];
     if (parked) {
-      ({ facts, verdict, decision } = parked.data);
+      ({ facts, verdict, decision, digests } = parked.data);
       session = parked.session;
     } else {
       ({ facts, session } = refused
@@ -449,8 +452,8 @@ export async function deliver(
             },
             ...(verdict ? { verdict } : {}),
           });
+      digests = auditDigests(facts.tls ?? null, settings.digest);
     }
-    const digests = auditDigests(facts.tls ?? null, settings.digest);
     const sent = decision.action === 'send' ? decision : undefined;
     const level: Level = sent ? sent.level : plan.level;
     // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
@@ -521,7 +524,7 @@ export async function deliver(
     }
     if (mail.recipients.length === 0) {
       // verify() and probe(): everything up to MAIL FROM was done and passed.
-      if (key && settings.pool) settings.pool.give(key, session, { facts, decision, ...(verdict ? { verdict } : {}) }, parked?.messages ?? 0);
+      if (key && settings.pool) settings.pool.give(key, session, { facts, decision, digests, ...(verdict ? { verdict } : {}) }, parked?.messages ?? 0);
       else session.quit();
       return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
     }
@@ -531,7 +534,7 @@ export async function deliver(
       return runSession(target, mode, true);
     }
     if (key && settings.pool && transaction.ok) {
-      settings.pool.give(key, session, { facts, decision, ...(verdict ? { verdict } : {}) }, (parked?.messages ?? 0) + 1);
+      settings.pool.give(key, session, { facts, decision, digests, ...(verdict ? { verdict } : {}) }, (parked?.messages ?? 0) + 1);
     } else session.quit();
     attempt.reused = parked !== undefined;
     attempt.reply = transaction.reply;

@@ -179,6 +179,7 @@ function fileId(value: unknown): string {
   if (value === undefined) return '';
   if (typeof value === 'string') return `s:${value.length}:${value.slice(0, 64)}:${value.slice(-64)}`;
   if (typeof value !== 'object' || value === null) return String(value);
+  if (Array.isArray(value) && value.length === 0) return 'none'; // DANE sessions: no CA store
   let id = fileIds.get(value);
   if (!id) {
     id = `f${nextFileId++}`;

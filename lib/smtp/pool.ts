@@ -9,13 +9,13 @@
 import type { Session } from './session.js';
 
 export interface PoolOptions {
-  /** Idle sessions kept per key (per address and plan). Default 4. */
+  /** Idle sessions kept per key (per address and plan). Default 20 (Postfix's default destination concurrency). */
   maxIdlePerKey?: number;
-  /** Idle sessions kept in all. Default 64. */
+  /** Idle sessions kept in all. Default 100. */
   maxIdle?: number;
   /** Milliseconds an idle session is kept. Default 5000. */
   idleTimeout?: number;
-  /** Messages sent over one session before it is closed. Default 100. */
+  /** Messages sent over one session before it is closed. Default 500. */
   maxMessages?: number;
 }
 
@@ -37,10 +37,10 @@ export class SessionPool<T> {
   reused = 0;
 
   constructor(options: PoolOptions = {}) {
-    this.maxIdlePerKey = options.maxIdlePerKey ?? 4;
-    this.maxIdle = options.maxIdle ?? 64;
+    this.maxIdlePerKey = options.maxIdlePerKey ?? 20;
+    this.maxIdle = options.maxIdle ?? 100;
     this.idleTimeout = options.idleTimeout ?? 5000;
-    this.maxMessages = options.maxMessages ?? 100;
+    this.maxMessages = options.maxMessages ?? 500;
   }
 
   /** Idle sessions now. */

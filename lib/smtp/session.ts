@@ -11,6 +11,7 @@
  * fingerprints during the handshake, so the verdict is taken on the peer chain afterwards, and
  * OpenSSL's own chain verification result (`authorized`) is one of the facts.
  */
+import { Readable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { PeerTls } from '../types.js';
@@ -126,6 +127,24 @@ function peerOf(socket: TLSSocket): PeerTls {
     authorized: socket.authorized,
     ...(authorizationError ? { authorizationError: String((authorizationError as { code?: string }).code ?? authorizationError) } : {}),
   };
+}
+
+const SLICE = 64 * 1024;
+
+/** A readable stream over `buffer` in 64 KiB views of it. */
+function sliced(buffer: Buffer): Readable {
+  let offset = 0;
+  return new Readable({
+    read() {
+      if (offset >= buffer.length) {
+        this.push(null);
+        return;
+      }
+      const end = Math.min(offset + SLICE, buffer.length);
+      this.push(buffer.subarray(offset, end));
+      offset = end;
+    },
+  });
 }
 
 function offersStarttls(ehlo: string | string[] | undefined): boolean {
@@ -264,7 +283,9 @@ export class Session {
   /** One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA. */
   send(from: string, recipients: string[], message: Buffer): Promise<TransactionResult> {
     return new Promise((resolve) => {
-      this.connection.send({ from, to: recipients, size: message.length }, message, (err, info) => {
+      // Handed over as a stream of slices of the one buffer (no copies): written whole, TLS would
+      // encrypt the entire message into memory at once on every connection.
+      this.connection.send({ from, to: recipients, size: message.length }, sliced(message), (err, info) => {
         if (!err && info) {
           const rejected = new Map<string, string | undefined>();
           for (const e of info.rejectedErrors ?? []) {
