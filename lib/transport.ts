@@ -394,22 +394,25 @@ export class TlsPolicyTransport {
    * Runs one destination through the same code path as a delivery, up to where MAIL FROM would
    * be sent (nothing of a mail is ever sent), and returns the delivery with every event seen:
    * the MX answer, each host's addresses and TLSA, each attempt's plan, facts and decision.
-   * `target` is a domain (MX lookup), or `[host]:port` / `[host]` (a fixed next hop).
+   * `target` is a domain (MX lookup), or `[host]:port` / `[host]` (a fixed next hop);
+   * `messageAge` (seconds) judges the message as that old (Postfix's cleartext-retry rule).
+   * A probe never uses or parks reused sessions: every fact it reports is fresh.
    */
-  async probe(target: string): Promise<{ destination: Destination; delivery: Delivery; events: DeliverEvent[] }> {
+  async probe(target: string, options: { messageAge?: number } = {}): Promise<{ destination: Destination; delivery: Delivery; events: DeliverEvent[] }> {
     const events: DeliverEvent[] = [];
     const text = target.trim();
     const destination: Destination = text.startsWith('[')
       ? parseRelay(/\]:\d+$/.test(text) ? text : `${text}:${this.settings.port}`)
       : { kind: 'domain', domain: domainOf(`probe@${text}`) };
+    const { pool: _fresh, ...own } = this.settings; // a probe always opens its own sessions
     const settings: DeliverSettings = {
-      ...this.settings,
+      ...own,
       observe: (event) => {
         events.push(event);
         this.settings.observe?.(event);
       },
     };
-    const delivery = await deliver(destination, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: 0 }, this.dns, settings, this.hooks);
+    const delivery = await deliver(destination, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: options.messageAge ?? 0 }, this.dns, settings, this.hooks);
     return { destination, delivery, events };
   }
 
