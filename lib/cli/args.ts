@@ -1,0 +1,194 @@
+/**
+ * Command-line arguments -> what each command needs, with node:util's parseArgs (no other
+ * dependency). Every probe option maps onto one tlsPolicy() option and is checked here, so
+ * that a mistake is reported before anything is looked up or connected to (exit status 2).
+ */
+import { parseArgs } from 'node:util';
+import { isIP } from 'node:net';
+import { DIGESTS, type ProbeArgs, type CheckPolicyArgs } from './types.js';
+import type { DigestAlgorithm, Level } from '../types.js';
+import { checkFallbackMap, checkPolicyTable, parseLevel, PolicyError, type PolicyProblem } from '../policy/index.js';
+import { parseServer } from '../dns/index.js';
+import { domainOf, parseRelay } from '../transport.js';
+
+/** A command-line mistake: exit status 2. */
+export class UsageError extends Error {
+  readonly problems: readonly PolicyProblem[];
+  constructor(message: string, problems: readonly PolicyProblem[] = []) {
+    super(message);
+    this.name = 'UsageError';
+    this.problems = problems;
+  }
+}
+
+const PROBE_OPTIONS = {
+  level: { type: 'string' },
+  policy: { type: 'string' },
+  fallback: { type: 'string' },
+  shadow: { type: 'string' },
+  resolver: { type: 'string', multiple: true },
+  'trust-ad': { type: 'string' },
+  'dns-timeout': { type: 'string' },
+  'ca-file': { type: 'string' },
+  'cert-file': { type: 'string' },
+  'key-file': { type: 'string' },
+  port: { type: 'string' },
+  'insecure-mx-policy': { type: 'string' },
+  digest: { type: 'string' },
+  'hosts-require-tls': { type: 'string', multiple: true },
+  'hosts-avoid-tls': { type: 'string', multiple: true },
+  'tempfail-tryclear': { type: 'string' },
+  'strict-opportunistic': { type: 'boolean' },
+  'max-mx-addresses': { type: 'string' },
+  'no-ipv6': { type: 'boolean' },
+  ehlo: { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean' },
+  'no-color': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const CHECK_OPTIONS = {
+  json: { type: 'boolean' },
+  'no-color': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** parseArgs' own messages, shortened to their first sentence. */
+function parse<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const first = e.message.split(/\.\s/)[0]!.replace(/\.$/, '');
+    throw new UsageError(first);
+  }
+}
+
+function integer(value: string, option: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--${option} must be a whole number, not "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${option} must be from ${min} to ${max}, not ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(value: string, option: string, allowed: readonly T[]): T {
+  const v = value.trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${option} must be one of ${allowed.join(', ')}, not "${value}"`);
+  return v as T;
+}
+
+function level(value: string, option: string): Level {
+  try {
+    return parseLevel(value, `--${option}`);
+  } catch (err) {
+    if (err instanceof PolicyError) throw new UsageError(`--${option}: ${err.problems[0]!.message}`);
+    throw err;
+  }
+}
+
+/** Which next hop a target names: a domain (MX lookup) or a host in brackets (no MX lookup). */
+export function parseTarget(text: string, port: number): ProbeArgs['target'] {
+  const t = text.trim();
+  if (t === '') throw new UsageError('the target is empty');
+  if (t.startsWith('[')) {
+    if (!/^\[[^\]]+\](:\d+)?$/.test(t)) throw new UsageError(`target "${text}" is not [host] or [host]:port`);
+    const relay = (() => {
+      try {
+        return parseRelay(/\]:\d+$/.test(t) ? t : `${t}:${port}`);
+      } catch (err) {
+        throw new UsageError(`target "${text}": ${(err as Error).message}`);
+      }
+    })();
+    return { kind: 'host', host: relay.host, port: relay.port, text: t };
+  }
+  if (isIP(t)) throw new UsageError(`target "${text}" is an address: write it in brackets, [${t}] or [${t}]:port (no MX lookup)`);
+  if (t.includes(':')) {
+    throw new UsageError(`target "${text}" has a port: write a host and port as [host]:port (no MX lookup), or a domain alone (MX lookup)`);
+  }
+  try {
+    const domain = domainOf(t.includes('@') ? t : `probe@${t}`);
+    if (domain.startsWith('[')) return parseTarget(domain, port);
+    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/i.test(domain)) throw new Error(`"${domain}" is not a domain name`);
+    return { kind: 'domain', domain, text: t };
+  } catch (err) {
+    throw new UsageError(`target "${text}" is not a domain: ${(err as Error).message}`);
+  }
+}
+
+/** `probe TARGET [options]` (argv without the command word). */
+export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
+  const { values: v, positionals } = parse(() => parseArgs({ args: argv, options: PROBE_OPTIONS, allowPositionals: true, strict: true }));
+  if (v.help) return { help: true };
+  if (positionals.length === 0) throw new UsageError('probe needs a target: a domain, [host] or [host]:port');
+  if (positionals.length > 1) throw new UsageError(`probe takes one target, not ${positionals.length}: ${positionals.join(' ')}`);
+
+  const port = v.port !== undefined ? integer(v.port, 'port', 1, 65535) : 25;
+  const target = parseTarget(positionals[0]!, port);
+  const args: ProbeArgs = {
+    target,
+    level: v.level !== undefined ? level(v.level, 'level') : 'may',
+    port,
+    json: v.json === true,
+    noColor: v['no-color'] === true,
+    timeout: v.timeout !== undefined ? integer(v.timeout, 'timeout', 1, 3_600_000) : 10_000,
+  };
+  if (v.policy !== undefined) {
+    if (v.policy.trim() === '') throw new UsageError('--policy needs a file name');
+    const check = checkPolicyTable({ file: v.policy });
+    if (!check.table) {
+      const n = check.problems.length;
+      throw new UsageError(`the policy table ${v.policy} has ${n} ${n === 1 ? 'problem' : 'problems'}`, check.problems);
+    }
+    args.policyFile = v.policy;
+    args.policy = check.table;
+  }
+  if (v.fallback !== undefined) {
+    const { problems } = checkFallbackMap(v.fallback, '--fallback');
+    if (problems.length) throw new UsageError(`--fallback "${v.fallback}" is not a fallback map`, problems);
+    args.fallbackLevels = v.fallback;
+  }
+  if (v.shadow !== undefined) args.shadow = level(v.shadow, 'shadow');
+  if (v.resolver !== undefined) {
+    for (const server of v.resolver) {
+      try {
+        parseServer(server);
+      } catch (err) {
+        throw new UsageError(`--resolver: ${(err as Error).message}`);
+      }
+    }
+    args.resolvers = [...v.resolver];
+  }
+  if (v['trust-ad'] !== undefined) {
+    const t = oneOf(v['trust-ad'], 'trust-ad', ['loopback', 'yes', 'no'] as const);
+    args.trustAd = t === 'loopback' ? 'loopback' : t === 'yes';
+  }
+  if (v['dns-timeout'] !== undefined) args.dnsTimeout = integer(v['dns-timeout'], 'dns-timeout', 1, 60_000);
+  if (v['ca-file'] !== undefined) args.caFile = v['ca-file'];
+  if (v['cert-file'] !== undefined) args.certFile = v['cert-file'];
+  if (v['key-file'] !== undefined) args.keyFile = v['key-file'];
+  if ((args.certFile === undefined) !== (args.keyFile === undefined)) throw new UsageError('--cert-file and --key-file go together');
+  if (v['insecure-mx-policy'] !== undefined) args.insecureMxPolicy = oneOf(v['insecure-mx-policy'], 'insecure-mx-policy', ['may', 'encrypt', 'dane'] as const);
+  if (v.digest !== undefined) args.digest = oneOf<DigestAlgorithm>(v.digest, 'digest', DIGESTS);
+  if (v['hosts-require-tls'] !== undefined) args.hostsRequireTls = [...v['hosts-require-tls']];
+  if (v['hosts-avoid-tls'] !== undefined) args.hostsAvoidTls = [...v['hosts-avoid-tls']];
+  if (v['tempfail-tryclear'] !== undefined) args.tempfailTryclear = oneOf(v['tempfail-tryclear'], 'tempfail-tryclear', ['yes', 'no'] as const) === 'yes';
+  if (v['strict-opportunistic']) args.strictOpportunistic = true;
+  if (v['max-mx-addresses'] !== undefined) args.maxMxAddresses = integer(v['max-mx-addresses'], 'max-mx-addresses', 1, 100);
+  if (v['no-ipv6']) args.ipv6 = false;
+  if (v.ehlo !== undefined) {
+    if (!/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f.:]+\]$/.test(v.ehlo)) throw new UsageError(`--ehlo "${v.ehlo}" is not a host name or an address literal`);
+    args.ehlo = v.ehlo;
+  }
+  return args;
+}
+
+/** `check-policy FILE [options]`. */
+export function parseCheckPolicyArgs(argv: string[]): CheckPolicyArgs | { help: true } {
+  const { values: v, positionals } = parse(() => parseArgs({ args: argv, options: CHECK_OPTIONS, allowPositionals: true, strict: true }));
+  if (v.help) return { help: true };
+  if (positionals.length === 0) throw new UsageError('check-policy needs a FILE');
+  if (positionals.length > 1) throw new UsageError(`check-policy takes one FILE, not ${positionals.length}: ${positionals.join(' ')}`);
+  return { file: positionals[0]!, json: v.json === true, noColor: v['no-color'] === true };
+}
+

@@ -1,0 +1,219 @@
+/**
+ * The human form of the reports: aligned sections, one fact per row, colour only when asked.
+ * Pure functions of a report; the command decides where the text goes and whether to colour.
+ */
+import type { AttemptReport, CertificateReport, HostReport, MxReport, ProbeReport, TlsaRecordReport } from './report.js';
+import type { PolicyCheckReport } from './check-policy.js';
+import { makeStyle, tone, type Style } from './style.js';
+
+export interface FormatOptions {
+  color?: boolean;
+}
+
+/** Width of the label column. */
+const LABEL = 12;
+const INDENT = '  ';
+const CONTINUE = ' '.repeat(INDENT.length + LABEL + 1);
+
+function rows(style: Style, label: string, value: string | string[]): string[] {
+  const values = Array.isArray(value) ? value : [value];
+  if (values.length === 0) return [];
+  return values.map((v, i) => (i === 0 ? `${INDENT}${style.dim(label.padEnd(LABEL))} ${v}` : `${CONTINUE}${v}`));
+}
+
+/** Long hex (a full certificate in a TLSA record) shortened for the terminal; the JSON keeps it whole. */
+function shortRecord(record: string): string {
+  const m = /^(\d+ \d+ \d+) ([0-9a-f]+)$/.exec(record);
+  if (!m || m[2]!.length <= 64) return record;
+  return `${m[1]} ${m[2]!.slice(0, 32)}...(${m[2]!.length / 2} bytes)`;
+}
+
+function mxSection(style: Style, mx: MxReport): string[] {
+  const out = [`${style.bold('MX')} ${mx.domain}`];
+  if (mx.dnssec === 'failed') {
+    out.push(...rows(style, 'answer', `${tone(style, 'failed')}: ${mx.reason ?? ''}`));
+    return out;
+  }
+  const rcode = mx.rcode === 'NXDOMAIN' ? `, ${style.bad('NXDOMAIN')} (the domain does not exist)` : '';
+  out.push(...rows(style, 'answer', `${tone(style, mx.dnssec)}${rcode}`));
+  if (mx.implicit) out.push(...rows(style, 'implicit', `no MX records: ${mx.domain} itself is the MX host (RFC 5321 section 5.1)`));
+  for (const r of mx.records) {
+    const note = r.exchange === '.' ? `  ${style.bad('null MX: accepts no mail (RFC 7505)')}` : '';
+    out.push(...rows(style, `pref ${r.preference}`, `${r.exchange}${note}`));
+  }
+  return out;
+}
+
+function tlsaRecordLine(style: Style, r: TlsaRecordReport): string {
+  return `${shortRecord(r.record)}  ${tone(style, r.usability)}${r.reason ? `: ${r.reason}` : ''}`;
+}
+
+function hostSection(style: Style, host: HostReport): string[] {
+  const out = [`${style.bold('Host')} ${host.name}`];
+  if (host.dnssec === 'failed') out.push(...rows(style, 'addresses', `${tone(style, 'failed')}: ${host.reason ?? ''}`));
+  else {
+    const list = host.addresses.length ? host.addresses.join(', ') : style.bad(host.reason ?? 'none');
+    out.push(...rows(style, 'addresses', `${list}  (${host.literal ? 'address literal, no DNS' : tone(style, host.dnssec)})`));
+  }
+  if (host.cnames.length) out.push(...rows(style, 'CNAME', host.cnames.join(' -> ')));
+  const t = host.tlsa;
+  if (!t) out.push(...rows(style, 'TLSA', style.dim(`not looked up${host.tlsaSkipped && host.tlsaSkipped !== 'not looked up' ? `: ${host.tlsaSkipped}` : ''}`)));
+  else if (t.status === 'failed') out.push(...rows(style, 'TLSA', `${tone(style, 'failed')}: ${t.reason}`));
+  else if (t.status === 'none') out.push(...rows(style, 'TLSA', `no secure TLSA: ${t.why}`));
+  else out.push(...rows(style, 'TLSA', [`${t.name}  (${tone(style, 'secure')})`, ...t.records.map((r) => tlsaRecordLine(style, r))]));
+  return out;
+}
+
+/** `2026-01-02T03:04:05.000Z` -> `2026-01-02 03:04:05 UTC`. */
+function humanDate(iso: string): string {
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?Z$/.exec(iso);
+  return m ? `${m[1]} ${m[2]} UTC` : iso;
+}
+
+function certificateLines(style: Style, c: CertificateReport): string[] {
+  const head = `#${c.depth} ${c.depth === 0 ? 'leaf' : 'CA'}${c.selfSigned ? ', self-signed' : ''}`;
+  if (c.error) return [`${head}: ${style.bad(c.error)}`, `   ${c.digest.padEnd(7)} ${c.certDigest}`];
+  const sub = (label: string, value: string) => `   ${style.dim(label.padEnd(7))} ${value}`;
+  return [
+    head,
+    sub('subject', c.subject || style.dim('(empty)')),
+    sub('issuer', c.issuer || style.dim('(empty)')),
+    sub('dates', `${humanDate(c.notBefore)} to ${humanDate(c.notAfter)}  (${tone(style, c.validity)})`),
+    sub('names', c.names.length ? c.names.join(', ') : style.dim('(none)')),
+    sub(c.digest, c.certDigest),
+    sub('spki', c.spkiDigest),
+    sub('TLSA', c.tlsa),
+  ];
+}
+
+function starttlsText(style: Style, a: AttemptReport): string {
+  const s = a.session;
+  if (a.plan.implicitTls) return 'not used: TLS from the first byte (SMTPS)';
+  if (!s.starttlsOffered) return a.mode === 'cleartext-retry' ? 'not sent (cleartext retry)' : style.warn('not offered');
+  if (!s.starttlsSent) return `offered, not sent${a.plan.level === 'none' || a.mode === 'cleartext-retry' ? ` (${a.mode === 'cleartext-retry' ? 'cleartext retry' : 'level none'})` : ''}`;
+  if (s.starttlsReply) return `offered, ${style.warn('refused')}: ${s.starttlsReply}`;
+  if (s.protocol) return 'offered, accepted';
+  return 'offered, sent';
+}
+
+function verdictText(style: Style, a: AttemptReport): string {
+  const v = a.verdict;
+  if (!a.connected) return style.dim('none (not connected)');
+  if (a.session.failure && !a.session.protocol) return `${style.bad('failure')}: ${a.session.failure.message}`;
+  if (!v.trust) return style.dim('none');
+  const word = tone(style, v.trust);
+  if (v.ok === false) return `${word}: ${v.reason ?? 'the level was not met'}`;
+  return `${word}${v.matched ? `, matched ${shortRecord(v.matched)}` : ''}`;
+}
+
+function dataText(style: Style, a: AttemptReport): string {
+  const d = a.decision;
+  if (a.wouldSendData) {
+    const from = d.downgradedFrom ? ` instead of ${d.downgradedFrom}` : '';
+    const text = `would be sent at level ${d.level}${from} (${d.trust})`;
+    return d.downgradedFrom || a.mode === 'cleartext-retry' ? style.warn(text) : style.good(text);
+  }
+  const what =
+    d.action === 'plaintext-later'
+      ? 'not on this connection: cleartext retry after the other MX hosts'
+      : d.action === 'plaintext-now'
+        ? 'not on this connection: cleartext retry now'
+        : 'would not be sent';
+  return `${style.bad(what)}${d.reason ? `: ${d.reason}` : ''}`;
+}
+
+function attemptSection(style: Style, a: AttemptReport, index: number): string[] {
+  const mode = a.mode === 'cleartext-retry' ? `  ${style.warn('(cleartext retry)')}` : '';
+  const out = [`${style.bold(`Attempt ${index + 1}`)} ${a.where}${mode}`];
+  const p = a.plan;
+  const planParts = [`level ${p.level}`];
+  if (p.sni) planParts.push(`SNI ${p.sni}`);
+  if (p.names.length) planParts.push(`match ${p.names.join(', ')}`);
+  if (p.fingerprints.length) planParts.push(`fingerprints ${p.fingerprints.join(', ')}`);
+  if (p.protocols?.length) planParts.push(`protocols ${p.protocols.join(':')}`);
+  if (p.ciphers) planParts.push(`ciphers ${p.ciphers}`);
+  if (p.fallback) planParts.push(`fallback ${p.fallback}`);
+  if (p.shadow) planParts.push(`shadow ${p.shadow}`);
+  out.push(...rows(style, 'plan', planParts.join('; ')));
+  if (p.dane) out.push(...rows(style, 'DANE', p.dane));
+  if (!a.connected) {
+    out.push(...rows(style, 'connection', style.bad('not made')));
+  } else {
+    out.push(...rows(style, 'STARTTLS', starttlsText(style, a)));
+    const s = a.session;
+    if (s.protocol) {
+      const chain = p.daneEnforced
+        ? style.dim('no CA check: DANE judges the chain')
+        : s.authorized
+          ? style.good('CA chain verified')
+          : `CA chain not verified${s.authorizationError ? ` (${s.authorizationError})` : ''}`;
+      out.push(...rows(style, 'TLS', `${s.protocol}, ${s.cipher}; ${chain}`));
+    }
+    if (s.failure) out.push(...rows(style, 'failure', `${style.bad(s.failure.kind)}: ${s.failure.message}`));
+    if (s.chain.length) out.push(...rows(style, 'certificates', s.chain.flatMap((c) => certificateLines(style, c))));
+    else if (s.protocol) out.push(...rows(style, 'certificates', style.warn('none sent (anonymous)')));
+  }
+  out.push(...rows(style, 'verdict', verdictText(style, a)));
+  if (a.shadowResult !== undefined && p.shadow) {
+    const r = a.shadowResult;
+    out.push(...rows(style, 'shadow', `${p.shadow}: ${r === 'pass' ? tone(style, 'pass') : style.warn(r)}`));
+  }
+  out.push(...rows(style, 'DATA', dataText(style, a)));
+  if (a.auditLine) out.push(...rows(style, 'audit', style.dim(a.auditLine)));
+  return out;
+}
+
+/** The probe report as text for a terminal; ends with the result line. */
+export function formatProbe(report: ProbeReport, options: FormatOptions = {}): string {
+  const style = makeStyle(options.color === true);
+  const lines: string[] = [];
+  lines.push(`${style.bold(`probe ${report.target}`)}  ${style.dim(`(${report.tool.name} ${report.tool.version}; nothing is sent after EHLO and STARTTLS, no MAIL FROM)`)}`);
+  lines.push('');
+  lines.push(style.bold('Policy'));
+  const pol = report.policy;
+  lines.push(...rows(style, 'level', `${pol.level}  ${style.dim(`(${pol.source === 'default' ? 'the default level' : `from ${pol.source}`})`)}`));
+  if (pol.fallback) lines.push(...rows(style, 'fallback', pol.fallback));
+  if (pol.shadow) lines.push(...rows(style, 'shadow', pol.shadow));
+  const c = report.config;
+  if (c.policyFile) lines.push(...rows(style, 'table', c.policyFile));
+  if (c.resolver) {
+    const trust = c.resolver.trustAd === 'loopback' ? 'AD bit believed from loopback servers only' : c.resolver.trustAd ? 'AD bit believed from every server' : 'AD bit never believed';
+    lines.push(...rows(style, 'resolver', `${c.resolver.servers.join(', ')}  ${style.dim(`(${trust})`)}`));
+  }
+  if (c.port !== undefined) lines.push(...rows(style, 'port', String(c.port)));
+  for (const w of report.warnings) lines.push(...rows(style, 'warning', style.warn(w)));
+  if (report.mx) lines.push('', ...mxSection(style, report.mx));
+  else if (report.destination.kind === 'relay') {
+    const d = report.destination;
+    lines.push('', `${style.bold('Next hop')} [${d.host}]:${d.port}  ${style.dim(`(no MX lookup${d.implicitTls ? '; implicit TLS' : ''})`)}`);
+  }
+  for (const host of report.hosts) lines.push('', ...hostSection(style, host));
+  report.attempts.forEach((a, i) => lines.push('', ...attemptSection(style, a, i)));
+  const r = report.result;
+  const summary = r.action === 'deliver' ? style.good(r.summary) : r.action === 'fallback' ? style.warn(r.summary) : style.bad(r.summary);
+  lines.push('', `${style.bold('Result')}  ${summary}  ${style.dim(`(exit ${r.exitStatus})`)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** check-policy's text: every problem with its line, or the entries as the transport reads them. */
+export function formatPolicyCheck(report: PolicyCheckReport, options: FormatOptions = {}): string {
+  const style = makeStyle(options.color === true);
+  const lines: string[] = [];
+  if (!report.valid) {
+    for (const p of report.problems) lines.push(`${style.bold(p.line > 0 ? `${p.file}:${p.line}:` : `${p.file}:`)} ${style.bad(p.message)}`);
+    lines.push(`${report.file}: ${style.bad(`${report.problems.length} ${report.problems.length === 1 ? 'problem' : 'problems'}`)}, the table is not valid`);
+    return `${lines.join('\n')}\n`;
+  }
+  const n = report.entries.length;
+  lines.push(`${report.file}: ${style.good('valid')}, ${n} ${n === 1 ? 'entry' : 'entries'}`);
+  if (n > 0) {
+    const keyWidth = Math.max(3, ...report.entries.map((e) => e.key.length));
+    const levelWidth = Math.max(5, ...report.entries.map((e) => e.level.length));
+    lines.push(style.dim(`${'line'.padStart(5)}  ${'key'.padEnd(keyWidth)}  ${'level'.padEnd(levelWidth)}  attributes`));
+    for (const e of report.entries) {
+      const attrs = e.attributes.map((a) => (a.default ? style.dim(`${a.name}=${a.value} (default)`) : `${a.name}=${a.value}`)).join(' ');
+      lines.push(`${String(e.line).padStart(5)}  ${e.key.padEnd(keyWidth)}  ${e.level.padEnd(levelWidth)}  ${attrs}`.trimEnd());
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,288 @@
+/**
+ * The `nodemailer-tls-policy` command: `probe` (what the transport would do for one
+ * destination, up to where MAIL FROM would be sent) and `check-policy` (a policy table as the
+ * transport reads it). bin/nodemailer-tls-policy.mjs runs `main()` on the built package.
+ *
+ * Exit status:
+ *   probe         0 the transport would deliver at the level asked;
+ *                 1 it would defer or bounce, or deliver only through a fallback (a lower level
+ *                   from the fallback map or a fallback= attribute, or a cleartext retry on a new
+ *                   connection after a TLS failure);
+ *                 2 bad arguments (unknown option, missing target, bad policy table, ...);
+ *                 3 the probe itself failed (a bug: please report it).
+ *   check-policy  0 the table is valid; 1 it is not (every problem is printed with its line);
+ *                 2 bad arguments (missing or unreadable FILE, unknown option).
+ */
+import { readFileSync } from 'node:fs';
+import { createResolver } from '../dns/index.js';
+import { formatProblem, lookupPolicy, defaultPolicy, checkPolicyObject, PolicyTable, PolicyError, type NextHop, type PolicyObjectEntry } from '../policy/index.js';
+import { TlsPolicyError, TlsPolicyTransport, type TlsPolicyOptions } from '../transport.js';
+import type { Policy } from '../types.js';
+import { VERSION } from '../version.js';
+import { parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
+import { policyCheckReport } from './check-policy.js';
+import { formatPolicyCheck, formatProbe } from './format.js';
+import { probeReport } from './report.js';
+import { wantsColor } from './style.js';
+import type { ProbeArgs } from './types.js';
+
+export { formatPolicyCheck, formatProbe } from './format.js';
+export { certificateReport, probeExitStatus, probeReport } from './report.js';
+export type { AttemptReport, CertificateReport, HostReport, MxReport, ProbeContext, ProbeReport, ProbeResult, ResultReport, TlsaReport } from './report.js';
+export { policyAttributes, policyCheckReport } from './check-policy.js';
+export type { PolicyAttributeReport, PolicyCheckReport, PolicyEntryReport } from './check-policy.js';
+export { parseCheckPolicyArgs, parseProbeArgs, parseTarget, UsageError } from './args.js';
+export { makeStyle, stripAnsi, wantsColor } from './style.js';
+export type { CheckPolicyArgs, ProbeArgs } from './types.js';
+
+/** Where the command writes, and the environment it reads (NO_COLOR). */
+export interface CliIo {
+  stdout: { write(chunk: string): unknown; isTTY?: boolean };
+  stderr: { write(chunk: string): unknown; isTTY?: boolean };
+  env?: Record<string, string | undefined>;
+}
+
+const NAME = 'nodemailer-tls-policy';
+
+export const USAGE = `Usage:
+  ${NAME} probe <domain | [host] | [host]:port> [options]
+  ${NAME} check-policy FILE [--json] [--no-color]
+  ${NAME} --help | --version
+
+probe runs one destination through the transport's own delivery path: MX lookup, DNSSEC
+status, addresses, TLSA, the plan per MX, the SMTP session, STARTTLS, the certificate
+verdict and the decision. It stops where MAIL FROM would be sent, and sends no mail.
+A domain is looked up in DNS (MX); [host] or [host]:port is a fixed next hop (no MX lookup).
+
+Probe options (each is the tlsPolicy() option in brackets):
+  --level LEVEL             default level: none, may, encrypt, dane, dane-only,
+                            fingerprint, verify, secure (level; default may)
+  --policy FILE             policy table, Postfix tls_policy syntax (policy)
+  --fallback MAP            fallback levels, e.g. "dane=encrypt, verify=may" (fallbackLevels)
+  --shadow LEVEL            shadow level for the probed destination, added to its
+                            policy entry (the table's shadow= attribute)
+  --resolver ADDR[:PORT]    DNS server, repeatable (resolver.servers; default: resolv.conf)
+  --trust-ad WHOSE          loopback, yes or no: whose AD bit to believe
+                            (resolver.trustAd; default loopback)
+  --dns-timeout MS          wait for each DNS try (resolver.timeout; default 2000)
+  --ca-file FILE            PEM CA bundle for verify and secure (caFile)
+  --cert-file FILE          client certificate chain, PEM (certFile); with --key-file
+  --key-file FILE           its private key, PEM (keyFile)
+  --port PORT               SMTP port for MX hosts and for [host] (port; default 25)
+  --insecure-mx-policy P    dane, may or encrypt (daneInsecureMxPolicy; default dane)
+  --digest ALG              sha256, sha1, sha512, sha384, sha224, md5 (fingerprintDigest)
+  --hosts-require-tls PAT   Exim host pattern, repeatable (hostsRequireTls)
+  --hosts-avoid-tls PAT     Exim host pattern, repeatable (hostsAvoidTls)
+  --tempfail-tryclear B     yes or no (tlsTempfailTryclear; default unset)
+  --strict-opportunistic    (strictOpportunistic)
+  --max-mx-addresses N      (maxMxAddresses; default 5)
+  --no-ipv6                 IPv4 addresses only (ipv6: false)
+  --ehlo NAME               EHLO name (name; default this host's name)
+  --timeout MS              SMTP connect, greeting and reply timeout
+                            (connectionTimeout, greetingTimeout, socketTimeout; default 10000)
+  --json                    print the report as one JSON document
+  --no-color                no colour (colour is used only when stdout is a terminal
+                            and NO_COLOR is not set)
+  -h, --help                this text
+
+Exit status of probe: 0 the transport would deliver at the level asked; 1 it would defer or
+bounce, or deliver only through a fallback (a lower level, or a cleartext retry after a TLS
+failure); 2 bad arguments; 3 the probe itself failed.
+Exit status of check-policy: 0 valid; 1 not valid (every problem with its line); 2 bad
+arguments (no FILE, or FILE cannot be read).
+`;
+
+function defaultIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+function usageError(io: CliIo, error: UsageError, json: boolean): number {
+  if (error.problems.length) {
+    io.stderr.write(`${NAME}: ${error.message}:\n`);
+    for (const p of error.problems) io.stderr.write(`  ${formatProblem(p)}\n`);
+  } else {
+    io.stderr.write(`${NAME}: ${error.message}\n`);
+  }
+  io.stderr.write(`Try '${NAME} --help'.\n`);
+  if (json) io.stdout.write(`${JSON.stringify({ error: { message: error.message, problems: error.problems, exitStatus: 2 } }, null, 2)}\n`);
+  return 2;
+}
+
+/** The object form of a checked policy, to re-check it with one more attribute. */
+function objectEntry(policy: Policy): Exclude<PolicyObjectEntry, string> {
+  return {
+    level: policy.level,
+    ...(policy.match ? { match: [...policy.match] } : {}),
+    ...(policy.protocols ? { protocols: [...policy.protocols] } : {}),
+    ...(policy.ciphers ? { ciphers: policy.ciphers } : {}),
+    ...(policy.exclude ? { exclude: [...policy.exclude] } : {}),
+    ...(policy.servername ? { servername: policy.servername } : {}),
+    ...(policy.caFile ? { caFile: policy.caFile } : {}),
+    ...(policy.certFile ? { certFile: policy.certFile } : {}),
+    ...(policy.keyFile ? { keyFile: policy.keyFile } : {}),
+    ...(policy.fallback ? { fallback: policy.fallback } : {}),
+    ...(policy.shadow ? { shadow: policy.shadow } : {}),
+    ...(policy.tempfailTryclear !== undefined ? { tempfailTryclear: policy.tempfailTryclear } : {}),
+  };
+}
+
+/**
+ * --shadow: the policy table with the probed destination's entry (from the table, or the
+ * default level) given a shadow level, checked by the policy module as a table entry would be.
+ */
+export function tableWithShadow(table: PolicyTable | undefined, target: ProbeArgs['target'], level: ProbeArgs['level'], shadow: ProbeArgs['level']): PolicyTable {
+  const nexthop: NextHop = target.kind === 'domain' ? { kind: 'domain', domain: target.domain } : { kind: 'host', host: target.host, port: target.port };
+  const key = target.kind === 'domain' ? target.domain : `[${target.host}]:${target.port}`;
+  const current = lookupPolicy(table, nexthop, defaultPolicy(level, '--level'));
+  const check = checkPolicyObject({ [key]: { ...objectEntry(current), shadow } });
+  if (!check.table) {
+    throw new UsageError(
+      `--shadow ${shadow} does not fit the policy of ${target.text} (level ${current.level}, ${current.source === 'default' ? 'the default level' : `from ${current.source}`})`,
+      check.problems.map((p) => ({ ...p, file: '--shadow', line: 0 })),
+    );
+  }
+  const [normalized, checked] = check.table.entries()[0]!;
+  const entries = new Map(table ? table.entries() : []);
+  entries.set(normalized, Object.freeze({ ...checked, source: `${current.source === 'default' ? 'the default level' : current.source} + --shadow` }));
+  return new PolicyTable(table?.source ?? '--shadow', entries);
+}
+
+async function probeCommand(argv: string[], io: CliIo): Promise<number> {
+  const env = io.env ?? {};
+  let args: ProbeArgs;
+  let transport: TlsPolicyTransport;
+  const warnings: string[] = [];
+  let servers: string[];
+  const json = argv.includes('--json');
+  try {
+    const parsed = parseProbeArgs(argv);
+    if ('help' in parsed) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    args = parsed;
+    const policy = args.shadow ? tableWithShadow(args.policy, args.target, args.level, args.shadow) : args.policy;
+    const dns = createResolver({
+      ...(args.resolvers ? { servers: args.resolvers } : {}),
+      ...(args.trustAd !== undefined ? { trustAd: args.trustAd } : {}),
+      ...(args.dnsTimeout !== undefined ? { timeout: args.dnsTimeout } : {}),
+      logger: { warn: (message: string) => warnings.push(message) },
+    });
+    servers = [...dns.servers];
+    const options: TlsPolicyOptions = {
+      level: args.level,
+      port: args.port,
+      dns,
+      ...(policy ? { policy } : {}),
+      ...(args.fallbackLevels ? { fallbackLevels: args.fallbackLevels } : {}),
+      ...(args.caFile ? { caFile: args.caFile } : {}),
+      ...(args.certFile ? { certFile: args.certFile, keyFile: args.keyFile! } : {}),
+      ...(args.digest ? { fingerprintDigest: args.digest } : {}),
+      ...(args.insecureMxPolicy ? { daneInsecureMxPolicy: args.insecureMxPolicy } : {}),
+      ...(args.hostsRequireTls ? { hostsRequireTls: args.hostsRequireTls } : {}),
+      ...(args.hostsAvoidTls ? { hostsAvoidTls: args.hostsAvoidTls } : {}),
+      ...(args.tempfailTryclear !== undefined ? { tlsTempfailTryclear: args.tempfailTryclear } : {}),
+      ...(args.strictOpportunistic ? { strictOpportunistic: true } : {}),
+      ...(args.maxMxAddresses !== undefined ? { maxMxAddresses: args.maxMxAddresses } : {}),
+      ...(args.ipv6 === false ? { ipv6: false } : {}),
+      ...(args.ehlo ? { name: args.ehlo } : {}),
+      connectionTimeout: args.timeout,
+      greetingTimeout: args.timeout,
+      socketTimeout: args.timeout,
+      // a probe connects afresh and leaves no session open behind it
+      connectionReuse: false,
+    };
+    try {
+      transport = new TlsPolicyTransport(options);
+    } catch (err) {
+      if (err instanceof PolicyError) throw new UsageError('the options are not valid', err.problems);
+      if (err instanceof TlsPolicyError && err.code === 'ECONFIG') throw new UsageError(err.message);
+      throw err;
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err, json);
+    if (err instanceof TypeError) return usageError(io, new UsageError(err.message), json);
+    throw err;
+  }
+  let result: Awaited<ReturnType<TlsPolicyTransport['probe']>>;
+  try {
+    result = await transport.probe(args.target.kind === 'domain' ? args.target.domain : `[${args.target.host}]:${args.target.port}`);
+  } finally {
+    transport.close();
+  }
+  const report = probeReport(result, {
+    target: args.target.text,
+    defaultLevel: args.level,
+    port: args.port,
+    ...(args.policyFile ? { policyFile: args.policyFile } : {}),
+    ...(args.fallbackLevels ? { fallbackLevels: args.fallbackLevels } : {}),
+    digest: args.digest ?? 'sha256',
+    insecureMxPolicy: args.insecureMxPolicy ?? 'dane',
+    resolver: { servers, trustAd: args.trustAd ?? 'loopback' },
+    warnings,
+  });
+  if (args.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else io.stdout.write(formatProbe(report, { color: wantsColor(io.stdout, env, args.noColor) }));
+  return report.result.exitStatus;
+}
+
+function checkPolicyCommand(argv: string[], io: CliIo): number {
+  const json = argv.includes('--json');
+  let file: string;
+  let text: string;
+  let noColor: boolean;
+  try {
+    const parsed = parseCheckPolicyArgs(argv);
+    if ('help' in parsed) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    file = parsed.file;
+    noColor = parsed.noColor;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new UsageError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : (e.code ?? e.message)}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err, json);
+    throw err;
+  }
+  const report = policyCheckReport(text, file);
+  if (json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else io.stdout.write(formatPolicyCheck(report, { color: wantsColor(io.stdout, io.env ?? {}, noColor) }));
+  return report.valid ? 0 : 1;
+}
+
+/**
+ * Runs the command line `argv` (without node and the script), writing to `io`; resolves with
+ * the exit status. Never throws: an unexpected error is printed and gives exit status 3.
+ */
+export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'probe':
+        return await probeCommand(rest, io);
+      case 'check-policy':
+        return checkPolicyCommand(rest, io);
+      case '-h':
+      case '--help':
+      case 'help':
+        io.stdout.write(USAGE);
+        return 0;
+      case '-V':
+      case '--version':
+        io.stdout.write(`${NAME} ${VERSION}\n`);
+        return 0;
+      case undefined:
+        return usageError(io, new UsageError('no command: probe or check-policy'), false);
+      default:
+        return usageError(io, new UsageError(command.startsWith('-') ? `unknown option '${command}' (a command comes first: probe or check-policy)` : `unknown command '${command}' (expected probe or check-policy)`), false);
+    }
+  } catch (err) {
+    io.stderr.write(`${NAME}: the ${command} command failed: ${(err as Error).stack ?? String(err)}\n`);
+    return 3;
+  }
+}

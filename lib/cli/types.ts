@@ -1,0 +1,44 @@
+/**
+ * What the commands take, once their arguments are parsed and checked.
+ */
+import type { DigestAlgorithm, Level } from '../types.js';
+import type { PolicyTable } from '../policy/index.js';
+
+/** smtp_tls_fingerprint_digest's choices (lib/types.ts DigestAlgorithm), for --digest. */
+export const DIGESTS: readonly DigestAlgorithm[] = ['sha256', 'sha1', 'sha512', 'sha384', 'sha224', 'md5'];
+
+export interface ProbeArgs {
+  /** The next hop: a domain (MX lookup), or a host in brackets with its port (no MX lookup). */
+  target: { kind: 'domain'; domain: string; text: string } | { kind: 'host'; host: string; port: number; text: string };
+  level: Level;
+  port: number;
+  json: boolean;
+  noColor: boolean;
+  /** SMTP connect, greeting and reply timeout, ms. */
+  timeout: number;
+  policyFile?: string;
+  policy?: PolicyTable;
+  fallbackLevels?: string;
+  shadow?: Level;
+  resolvers?: string[];
+  trustAd?: boolean | 'loopback';
+  dnsTimeout?: number;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  insecureMxPolicy?: 'may' | 'encrypt' | 'dane';
+  digest?: DigestAlgorithm;
+  hostsRequireTls?: string[];
+  hostsAvoidTls?: string[];
+  tempfailTryclear?: boolean;
+  strictOpportunistic?: boolean;
+  maxMxAddresses?: number;
+  ipv6?: boolean;
+  ehlo?: string;
+}
+
+export interface CheckPolicyArgs {
+  file: string;
+  json: boolean;
+  noColor: boolean;
+}

@@ -1,0 +1,524 @@
+/**
+ * The nodemailer-tls-policy command, through its `main()` in process, against the same real
+ * world as the transport's DANE tests: a validating resolver (unbound) over zones signed at
+ * setup (nsd), smtp-server peers with certificates made now. Every probe is also checked from
+ * the servers' side: they see connections, never MAIL FROM, RCPT, AUTH or DATA.
+ *
+ * The built command (bin/ -> dist/esm/cli/) is run once at the end, from a build made into a
+ * temporary directory (never the repository's dist/, which test/package.test.ts rebuilds).
+ */
+import { execFile } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certificateReport, main, formatProbe, probeReport, type ProbeReport, type PolicyCheckReport } from '../lib/cli/index.js';
+import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
+import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
+import { loopbackBlock, startPeers, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+let tree: DnssecTree;
+const peers = new Map<string, Peer>();
+const certs = new Map<string, Issued>();
+let ca: Issued;
+let port = 0;
+let dir: string;
+let caFile: string;
+
+const spkiSha256 = (der: Buffer) => createHash('sha256').update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+
+beforeAll(async () => {
+  ca = await makeCA('CLI test CA');
+  dir = mkdtempSync(join(tmpdir(), 'ntp-cli-'));
+  caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, ca.certPem);
+  const other = await makeLeaf('self', { names: ['mx.other.invalid'] });
+  const hosts: Array<{ name: string; behaviour: PeerBehaviour; cert: Issued }> = [
+    { name: 'mx.dane.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.dane.test'] }) },
+    { name: 'mx.mismatch.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.mismatch.test'] }) },
+    { name: 'mx.unsigned.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.unsigned.test'] }) },
+    { name: 'mx.nostarttls.test', behaviour: 'no-starttls', cert: await makeLeaf(ca, { names: ['mx.nostarttls.test'] }) },
+    { name: 'mx.good.test', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.good.test'] }) },
+    { name: 'mx.badcert.test', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.elsewhere.invalid'] }) },
+  ];
+  const ip = loopbackBlock();
+  const started = await startPeers(hosts.map((h, i) => ({ host: ip(i + 2), behaviour: h.behaviour, cert: h.cert.chainPem, key: h.cert.keyPem, name: h.name })));
+  port = started[0]!.port;
+  hosts.forEach((h, i) => {
+    peers.set(h.name, started[i]!);
+    certs.set(h.name, h.cert);
+  });
+  const A = (name: string) => `${name}. A ${peers.get(name)!.host}`;
+  const tlsa = (host: string, record: string) => `_${port}._tcp.${host}. TLSA ${record}`;
+  tree = await startDnssec([
+    // a usable DANE-EE record that matches, and a PKIX-TA record no SMTP client may use
+    { origin: 'dane.test', records: ['@ MX 10 mx', A('mx.dane.test'), tlsa('mx.dane.test', `3 1 1 ${spkiSha256(certs.get('mx.dane.test')!.der)}`), tlsa('mx.dane.test', `0 0 1 ${'ab'.repeat(32)}`)] },
+    { origin: 'mismatch.test', records: ['@ MX 10 mx', A('mx.mismatch.test'), tlsa('mx.mismatch.test', `3 1 1 ${spkiSha256(other.der)}`)] },
+    { origin: 'unsigned.test', signed: false, records: ['@ MX 10 mx', A('mx.unsigned.test'), tlsa('mx.unsigned.test', `3 1 1 ${spkiSha256(certs.get('mx.unsigned.test')!.der)}`)] },
+    { origin: 'nostarttls.test', records: ['@ MX 10 mx', A('mx.nostarttls.test')] },
+    { origin: 'good.test', records: ['@ MX 10 mx', A('mx.good.test')] },
+    { origin: 'badcert.test', records: ['@ MX 10 mx', A('mx.badcert.test')] },
+    { origin: 'nullmx.test', records: ['@ MX 0 .'] },
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...peers.values()].map((p) => p.close()));
+  await tree?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function run(argv: string[], options: { tty?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, {
+    stdout: { write: (s: string) => (out += s), ...(options.tty ? { isTTY: true } : {}) },
+    stderr: { write: (s: string) => (err += s) },
+    env: options.env ?? {},
+  });
+  return { code, out, err };
+}
+
+/** What the peers saw (besides connections) while `fn` ran. */
+async function watched<T>(fn: () => Promise<T>): Promise<{ result: T; commands: string[]; connections: number }> {
+  const before = new Map([...peers].map(([n, p]) => [n, p.events.length]));
+  const result = await fn();
+  const events = [...peers].flatMap(([n, p]) => p.events.slice(before.get(n)));
+  return { result, commands: events.filter((e) => e.command !== 'CONNECT').map((e) => e.command), connections: events.filter((e) => e.command === 'CONNECT').length };
+}
+
+/** `probe TARGET --json` against the test world; checks that no peer saw any of a mail. */
+async function probe(target: string, ...args: string[]): Promise<Run & { report: ProbeReport; connections: number }> {
+  const { result, commands, connections } = await watched(() => run(['probe', target, '--json', '--port', String(port), '--resolver', tree.resolver, '--dns-timeout', '1000', ...args]));
+  expect(result.err).toBe('');
+  expect(commands, 'the probe must send no MAIL FROM, RCPT, AUTH or DATA').toEqual([]);
+  const report = JSON.parse(result.out) as ProbeReport;
+  expect(report.result.exitStatus).toBe(result.code);
+  return { ...result, report, connections };
+}
+
+describe('probe --json, by kind of destination', () => {
+  it('DANE match: secure MX and TLSA, Verified, DATA would be sent, exit 0', async () => {
+    const { code, report, connections } = await probe('dane.test', '--level', 'dane');
+    expect(code).toBe(0);
+    expect(connections).toBe(1);
+    expect(report.destination).toEqual({ kind: 'domain', domain: 'dane.test' });
+    expect(report.policy).toMatchObject({ level: 'dane', source: 'default' });
+    expect(report.mx).toMatchObject({ dnssec: 'secure', records: [{ preference: 10, exchange: 'mx.dane.test' }], implicit: false, nullMx: false });
+    const host = report.hosts[0]!;
+    expect(host).toMatchObject({ name: 'mx.dane.test', dnssec: 'secure', addresses: [peers.get('mx.dane.test')!.host] });
+    expect(host.tlsa).toMatchObject({ status: 'secure', name: `_${port}._tcp.mx.dane.test`, baseDomain: 'mx.dane.test' });
+    const records = host.tlsa!.status === 'secure' ? host.tlsa!.records : [];
+    // an RRset has no order: sorted here
+    const sorted = [...records].sort((x, y) => y.record.localeCompare(x.record));
+    expect(sorted.map((r) => [r.record.slice(0, 5), r.usability])).toEqual([
+      ['3 1 1', 'usable'],
+      ['0 0 1', 'unusable'],
+    ]);
+    expect(sorted[1]!.reason).toMatch(/PKIX-TA/);
+    const a = report.attempts[0]!;
+    expect(a.plan).toMatchObject({ level: 'dane', sni: 'mx.dane.test', names: ['mx.dane.test'], daneEnforced: true });
+    expect(a.session).toMatchObject({ starttlsOffered: true, starttlsSent: true });
+    expect(a.session.protocol).toMatch(/^TLSv1\.[23]$/);
+    expect(a.session.cipher).not.toBe('');
+    const leaf = a.session.chain[0]!;
+    expect(leaf).toMatchObject({ depth: 0, names: ['mx.dane.test'], selfSigned: true, validity: 'valid', digest: 'sha256' });
+    expect(leaf.tlsa).toBe(`3 1 1 ${spkiSha256(certs.get('mx.dane.test')!.der)}`);
+    expect(leaf.certDigest).toBe(createHash('sha256').update(certs.get('mx.dane.test')!.der).digest('hex').toUpperCase().match(/../g)!.join(':'));
+    expect(a.verdict).toMatchObject({ trust: 'Verified', ok: true });
+    expect(a.verdict.matched).toMatch(/^3 1 1 /);
+    expect(a.wouldSendData).toBe(true);
+    expect(report.result).toMatchObject({ action: 'deliver', status: 'delivered', via: { mx: 'mx.dane.test', level: 'dane', trust: 'Verified' }, exitStatus: 0 });
+    expect(report.result.summary).toMatch(/^would deliver to dane\.test via mx\.dane\.test\[[\d.]+\]:\d+ at level dane \(Verified\)$/);
+  });
+
+  it('DANE mismatch: Untrusted with the reason, no DATA, deferred, exit 1; with dane=encrypt a fallback, still exit 1', async () => {
+    const { code, report } = await probe('mismatch.test', '--level', 'dane');
+    expect(code).toBe(1);
+    const a = report.attempts[0]!;
+    expect(a.verdict.ok).toBe(false);
+    expect(a.verdict.trust).toBe('Untrusted');
+    expect(a.verdict.reason).toMatch(/matched no certificate/);
+    expect(a.decision).toMatchObject({ action: 'next', stage: 'verification', temporary: true });
+    expect(a.wouldSendData).toBe(false);
+    expect(report.result).toMatchObject({ action: 'defer', status: 'deferred', code: 'ETLS', temporary: true, exitStatus: 1 });
+
+    const fallback = await probe('mismatch.test', '--level', 'dane', '--fallback', 'dane=encrypt');
+    expect(fallback.code).toBe(1);
+    expect(fallback.report.policy.fallback).toBe('encrypt');
+    expect(fallback.report.attempts[0]!.wouldSendData).toBe(true);
+    expect(fallback.report.result).toMatchObject({ action: 'fallback', status: 'delivered', fallback: { from: 'dane', to: 'encrypt' }, via: { level: 'encrypt' } });
+    expect(fallback.report.result.fallback!.reason).toMatch(/matched no certificate/);
+    expect(fallback.report.result.summary).toMatch(/only by a fallback: .* at level encrypt instead of dane/);
+  });
+
+  it('insecure (unsigned) domain: dane runs as may (exit 0); dane-only does not connect (exit 1)', async () => {
+    const { code, report } = await probe('unsigned.test', '--level', 'dane');
+    expect(code).toBe(0);
+    expect(report.mx!.dnssec).toBe('insecure');
+    expect(report.hosts[0]!.dnssec).toBe('insecure');
+    expect(report.hosts[0]!.tlsa).toMatchObject({ status: 'none' });
+    expect(report.hosts[0]!.tlsa!.status === 'none' && report.hosts[0]!.tlsa!.why).toMatch(/not DNSSEC-secure/);
+    const a = report.attempts[0]!;
+    expect(a.plan.level).toBe('may');
+    expect(a.plan.dane).toMatch(/no secure TLSA records/);
+    expect(a.verdict).toMatchObject({ trust: 'Untrusted', ok: true }); // a self-signed certificate is fine at may
+    expect(report.result).toMatchObject({ action: 'deliver', via: { level: 'may', trust: 'Untrusted' } });
+
+    const only = await probe('unsigned.test', '--level', 'dane-only');
+    expect(only.code).toBe(1);
+    expect(only.connections).toBe(0);
+    expect(only.report.attempts[0]).toMatchObject({ connected: false, wouldSendData: false, decision: { action: 'next', stage: 'tlsa' } });
+    expect(only.report.result.reason).toMatch(/mx\.unsigned\.test.*(not DNSSEC-secure|no secure TLSA).*dane-only/);
+  });
+
+  it('no STARTTLS at encrypt: the MX fails, exit 1; at may the mail would go in cleartext, exit 0', async () => {
+    const { code, report } = await probe('nostarttls.test', '--level', 'encrypt');
+    expect(code).toBe(1);
+    const a = report.attempts[0]!;
+    expect(a.session).toMatchObject({ starttlsOffered: false, starttlsSent: false, chain: [] });
+    expect(a.decision).toMatchObject({ action: 'next', stage: 'no-starttls' });
+    expect(a.decision.reason).toMatch(/offered no STARTTLS; TLS is mandatory at level encrypt/);
+    expect(report.result).toMatchObject({ action: 'defer', code: 'ETLS' });
+
+    const may = await probe('nostarttls.test', '--level', 'may');
+    expect(may.code).toBe(0);
+    expect(may.report.attempts[0]!.verdict.trust).toBe('Cleartext');
+    expect(may.report.result).toMatchObject({ action: 'deliver', via: { level: 'may', trust: 'Cleartext' } });
+    expect(may.report.result.summary).toMatch(/in cleartext \(.*offered no STARTTLS\)/);
+  });
+
+  it('bad certificate at verify: Trusted chain, wrong name, exit 1; the right name is Verified, exit 0', async () => {
+    const { code, report } = await probe('badcert.test', '--level', 'verify', '--ca-file', caFile);
+    expect(code).toBe(1);
+    const a = report.attempts[0]!;
+    expect(a.plan.names).toEqual(['mx.badcert.test']);
+    expect(a.session.authorized).toBe(true);
+    expect(a.session.chain[0]).toMatchObject({ names: ['mx.elsewhere.invalid'], issuer: 'CN=CLI test CA', selfSigned: false });
+    expect(a.verdict).toMatchObject({ trust: 'Trusted', ok: false });
+    expect(a.verdict.reason).toMatch(/names mx\.elsewhere\.invalid matched none of mx\.badcert\.test/);
+    expect(report.result.action).toBe('defer');
+
+    const good = await probe('good.test', '--level', 'verify', '--ca-file', caFile);
+    expect(good.code).toBe(0);
+    expect(good.report.hosts[0]!.tlsaSkipped).toBe('level verify does not use DANE');
+    expect(good.report.attempts[0]!.plan.daneEnforced).toBe(false);
+    expect(good.report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified', matched: 'mx.good.test' });
+    expect(good.report.attempts[0]!.session.chain[0]!.issuer).toBe('CN=CLI test CA');
+
+    // without the CA the chain is not trusted
+    const untrusted = await probe('good.test', '--level', 'verify');
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.report.attempts[0]!.verdict.trust).toBe('Untrusted');
+  });
+
+  it('null MX: bounce, no host looked up, nothing connected, exit 1', async () => {
+    const { code, report, connections } = await probe('nullmx.test', '--level', 'dane');
+    expect(code).toBe(1);
+    expect(connections).toBe(0);
+    expect(report.mx).toMatchObject({ dnssec: 'secure', nullMx: true, records: [{ preference: 0, exchange: '.' }] });
+    expect(report.hosts).toEqual([]);
+    expect(report.attempts).toEqual([]);
+    expect(report.result).toMatchObject({ action: 'bounce', status: 'bounced', code: 'ENULLMX', temporary: false, exitStatus: 1 });
+  });
+
+  it('a fixed next hop [address]:port: no MX lookup', async () => {
+    const address = peers.get('mx.good.test')!.host;
+    const { code, report } = await probe(`[${address}]:${port}`, '--level', 'encrypt');
+    expect(code).toBe(0);
+    expect(report.destination).toEqual({ kind: 'relay', host: address, port, implicitTls: false });
+    expect(report.mx).toBeUndefined();
+    expect(report.hosts[0]).toMatchObject({ name: address, literal: true, addresses: [address] });
+    expect(report.attempts[0]!.where).toBe(`${address}[${address}]:${port}`);
+  });
+
+  it('--shadow adds a shadow level to the destination (never enforced); --policy entries are used', async () => {
+    const shadow = await probe('badcert.test', '--level', 'encrypt', '--shadow', 'verify', '--ca-file', caFile);
+    expect(shadow.code).toBe(0);
+    expect(shadow.report.policy).toMatchObject({ level: 'encrypt', shadow: 'verify', source: 'the default level + --shadow' });
+    expect(shadow.report.attempts[0]!.shadowResult).toMatch(/^fail: .*matched none of mx\.badcert\.test/);
+
+    const file = join(dir, 'probe-policy.txt');
+    writeFileSync(file, '# probe policy\ngood.test  encrypt  protocols=>=TLSv1.2\n.test      encrypt\n');
+    const fromTable = await probe('good.test', '--policy', file, '--ca-file', caFile, '--shadow', 'secure');
+    expect(fromTable.code).toBe(0);
+    expect(fromTable.report.policy).toMatchObject({ level: 'encrypt', shadow: 'secure', source: `${file}:2 + --shadow` });
+    expect(fromTable.report.attempts[0]!.plan).toMatchObject({ level: 'encrypt', shadow: 'secure', protocols: ['>=TLSv1.2'] });
+    expect(fromTable.report.attempts[0]!.shadowResult).toBe('pass'); // secure: mx.good.test matches dot-nexthop
+    const parent = await probe('badcert.test', '--policy', file);
+    expect(parent.report.policy).toMatchObject({ level: 'encrypt', source: `${file}:3` });
+  });
+
+  it('--trust-ad no: every answer is insecure, so dane runs as may', async () => {
+    const { code, report } = await probe('dane.test', '--level', 'dane', '--trust-ad', 'no');
+    expect(code).toBe(0);
+    expect(report.config.resolver).toEqual({ servers: [tree.resolver], trustAd: false });
+    expect(report.mx!.dnssec).toBe('insecure');
+    expect(report.hosts[0]!.dnssec).toBe('insecure');
+    expect(report.attempts[0]!.plan.level).toBe('may');
+  });
+});
+
+describe('probe, human format', () => {
+  const args = () => ['probe', 'dane.test', '--level', 'dane', '--port', String(port), '--resolver', tree.resolver];
+
+  it('aligned sections, the result last, no colour when stdout is not a terminal', async () => {
+    const { result: r, commands } = await watched(() => run(args()));
+    expect(commands).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain('\u001b[');
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^probe dane\.test  \(nodemailer-tls-policy .*no MAIL FROM\)$/);
+    for (const heading of ['Policy', 'MX dane.test', 'Host mx.dane.test', `Attempt 1 mx.dane.test[${peers.get('mx.dane.test')!.host}]:${port}`]) {
+      expect(lines).toContain(heading);
+    }
+    expect(lines.at(-1)).toMatch(/^Result  would deliver to dane\.test via .* at level dane \(Verified\)  \(exit 0\)$/);
+    // each row: two spaces, a 12-column label, the value
+    for (const label of ['level', 'resolver', 'answer', 'addresses', 'TLSA', 'plan', 'STARTTLS', 'TLS', 'certificates', 'verdict', 'DATA']) {
+      expect(lines.some((l) => l.startsWith(`  ${label.padEnd(12)} `)), label).toBe(true);
+    }
+    expect(r.out).toMatch(/ {2}answer {7}secure\n/);
+    expect(r.out).toMatch(/3 1 1 [0-9a-f]{64} {2}usable\n/);
+    expect(r.out).toMatch(/0 0 1 [0-9a-f]{64} {2}unusable: /);
+    expect(r.out).toMatch(/verdict {6}Verified, matched 3 1 1 /);
+    expect(r.out).toMatch(/DATA {9}would be sent at level dane \(Verified\)/);
+  });
+
+  it('colour on a terminal, none with NO_COLOR or --no-color', async () => {
+    expect((await run(args(), { tty: true })).out).toContain('\u001b[32mVerified\u001b[39m');
+    expect((await run(args(), { tty: true, env: { NO_COLOR: '1' } })).out).not.toContain('\u001b[');
+    expect((await run([...args(), '--no-color'], { tty: true })).out).not.toContain('\u001b[');
+    // an empty NO_COLOR does not count (no-color.org)
+    expect((await run(args(), { tty: true, env: { NO_COLOR: '' } })).out).toContain('\u001b[');
+  });
+
+  it('formatProbe and probeReport are pure: the report is plain JSON, and formatting it twice gives the same text', async () => {
+    const { report } = await probe('good.test', '--level', 'verify', '--ca-file', caFile);
+    const text = formatProbe(report);
+    expect(formatProbe(JSON.parse(JSON.stringify(report)) as ProbeReport)).toBe(text);
+    expect(JSON.stringify(report)).not.toContain('"Buffer"');
+    expect(formatProbe(report, { color: true })).toContain('\u001b[');
+    // a minimal result still makes a report
+    const bare = probeReport({ destination: { kind: 'domain', domain: 'x.test' }, delivery: { destination: 'x.test', level: 'may', policySource: 'default', status: 'deferred', accepted: [], rejected: [], pending: [], attempts: [], reason: 'x.test: no MX address', code: 'EDNS', temporary: true }, events: [] });
+    expect(bare.result).toMatchObject({ action: 'defer', exitStatus: 1, summary: 'would defer mail for x.test (EDNS, temporary): x.test: no MX address' });
+    // a certificate that cannot be read is reported, not thrown
+    expect(certificateReport(Buffer.from('not a certificate'), 0, 'sha256')).toMatchObject({ validity: 'unknown', error: expect.stringMatching(/^cannot read the certificate/) });
+  });
+});
+
+const GOOD_POLICY = `# destination   level   attributes
+Example.COM.    secure  match=.example.com fallback=none
+.example.org    encrypt
+[relay.example]:587 verify
+    protocols=!TLSv1:!TLSv1.1
+partner.net     may     shadow=verify
+fp.example      fingerprint match=${'AB:'.repeat(31)}AB
+`;
+
+const BAD_POLICY = `# a comment
+good.example    verify
+
+bad.example     sekure
+other.example   encrypt match=foo.example
+good.example    may
+    
+third.example   secure  fallback=maybe
+`;
+
+describe('check-policy', () => {
+  it('a valid table: exit 0, every entry as the transport reads it, with its line', async () => {
+    const file = join(dir, 'good.txt');
+    writeFileSync(file, GOOD_POLICY);
+    const text = await run(['check-policy', file]);
+    expect(text.code).toBe(0);
+    expect(text.err).toBe('');
+    expect(text.out).toContain(`${file}: valid, 5 entries`);
+    expect(text.out).toMatch(/\n {4}2 {2}example\.com +secure +match=\.example\.com fallback=none\n/);
+    expect(text.out).toMatch(/\n {4}4 {2}\[relay\.example\]:587 +verify +match=hostname \(default\) protocols=!TLSv1:!TLSv1\.1\n/);
+    expect(text.out).toMatch(/\n {4}6 {2}partner\.net +may +match=hostname \(default\) shadow=verify\n/);
+
+    const json = await run(['check-policy', file, '--json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.out) as PolicyCheckReport;
+    expect(report.valid).toBe(true);
+    expect(report.entries.map((e) => [e.line, e.key, e.level])).toEqual([
+      [2, 'example.com', 'secure'],
+      [3, '.example.org', 'encrypt'],
+      [4, '[relay.example]:587', 'verify'],
+      [6, 'partner.net', 'may'],
+      [7, 'fp.example', 'fingerprint'],
+    ]);
+    expect(report.entries[2]!.attributes).toEqual([
+      { name: 'match', value: 'hostname', default: true },
+      { name: 'protocols', value: '!TLSv1:!TLSv1.1' },
+    ]);
+    expect(report.entries[4]!.attributes).toEqual([{ name: 'match', value: `${'AB:'.repeat(31)}AB` }]);
+  });
+
+  it('an invalid table: exit 1, every problem with its exact line', async () => {
+    const file = join(dir, 'bad.txt');
+    writeFileSync(file, BAD_POLICY);
+    const text = await run(['check-policy', file]);
+    expect(text.code).toBe(1);
+    const lines = text.out.trimEnd().split('\n');
+    expect(lines.map((l) => l.slice(0, l.indexOf(': ')))).toEqual([`${file}:4`, `${file}:5`, `${file}:6`, `${file}:8`, file]);
+    expect(lines[0]).toContain('unknown level "sekure" for bad.example');
+    expect(lines[1]).toContain('attribute "match" is not allowed at level "encrypt"');
+    expect(lines[2]).toContain('good.example is listed twice, at lines 2 and 6');
+    expect(lines[3]).toContain('invalid fallback "maybe"');
+    expect(lines[4]).toBe(`${file}: 4 problems, the table is not valid`);
+
+    const json = await run(['check-policy', file, '--json']);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.out) as PolicyCheckReport;
+    expect(report.valid).toBe(false);
+    expect(report.problems.map((p) => p.line)).toEqual([4, 5, 6, 8]);
+    expect(report.entries).toEqual([]);
+  });
+
+  it('bad arguments: exit 2', async () => {
+    expect((await run(['check-policy'])).code).toBe(2);
+    const missing = await run(['check-policy', join(dir, 'nonexistent.txt')]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/cannot read .*nonexistent\.txt: no such file/);
+    expect((await run(['check-policy', 'a', 'b'])).code).toBe(2);
+    expect((await run(['check-policy', 'a', '--bogus'])).code).toBe(2);
+  });
+});
+
+describe('bad arguments: exit 2, nothing looked up or connected to', () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['no command', [], /no command/],
+    ['an unknown command', ['prob', 'x.test'], /unknown command 'prob'/],
+    ['an unknown option', ['probe', 'dane.test', '--bogus'], /Unknown option '--bogus'/],
+    ['a missing target', ['probe', '--level', 'dane'], /probe needs a target/],
+    ['two targets', ['probe', 'a.test', 'b.test'], /one target/],
+    ['an unknown level', ['probe', 'dane.test', '--level', 'sekure'], /--level: unknown level "sekure"/],
+    ['a bad fallback map', ['probe', 'dane.test', '--fallback', 'may=encrypt'], /--fallback "may=encrypt" is not a fallback map:\n {2}--fallback:1: level "may" cannot have a fallback level/],
+    ['a bad port', ['probe', 'dane.test', '--port', '70000'], /--port must be from 1 to 65535/],
+    ['host:port without brackets', ['probe', 'mx.dane.test:25'], /write a host and port as \[host\]:port/],
+    ['a bare address', ['probe', '192.0.2.1'], /write it in brackets/],
+    ['a bad resolver', ['probe', 'dane.test', '--resolver', 'dns.example'], /--resolver: DNS server "dns.example" is not an IP address/],
+    ['a bad --trust-ad', ['probe', 'dane.test', '--trust-ad', 'maybe'], /--trust-ad must be one of loopback, yes, no/],
+    ['a missing CA file', ['probe', 'dane.test', '--ca-file', '/nonexistent/ca.pem'], /cannot read CA file \/nonexistent\/ca\.pem/],
+    ['a shadow that is not stricter', ['probe', 'dane.test', '--level', 'verify', '--shadow', 'may'], /--shadow: shadow level "may" for dane\.test is not stricter than level "verify"/],
+    ['--cert-file without --key-file', ['probe', 'dane.test', '--cert-file', '/x.pem'], /go together/],
+  ];
+  for (const [what, argv, message] of cases) {
+    it(what, async () => {
+      const { result, connections } = await watched(() => run(argv));
+      expect(result.code).toBe(2);
+      expect(result.err).toMatch(message);
+      expect(result.err).toContain("Try 'nodemailer-tls-policy --help'.");
+      expect(result.out).toBe('');
+      expect(connections).toBe(0);
+    });
+  }
+
+  it('a bad policy file: every problem printed with its line; with --json also as JSON', async () => {
+    const file = join(dir, 'bad-probe.txt');
+    writeFileSync(file, BAD_POLICY);
+    const r = await run(['probe', 'dane.test', '--policy', file]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`the policy table ${file} has 4 problems:`);
+    for (const line of [4, 5, 6, 8]) expect(r.err).toContain(`  ${file}:${line}: `);
+    const json = await run(['probe', 'dane.test', '--policy', file, '--json']);
+    expect(json.code).toBe(2);
+    const doc = JSON.parse(json.out) as { error: { problems: Array<{ line: number }>; exitStatus: number } };
+    expect(doc.error.problems.map((p) => p.line)).toEqual([4, 5, 6, 8]);
+    expect(doc.error.exitStatus).toBe(2);
+  });
+
+  it('--help and --version: exit 0', async () => {
+    for (const argv of [['--help'], ['-h'], ['help'], ['probe', '--help'], ['check-policy', '--help']]) {
+      const r = await run(argv);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/^Usage:\n {2}nodemailer-tls-policy probe/);
+      expect(r.out).toContain('Exit status of probe: 0');
+    }
+    expect((await run(['--version'])).out).toMatch(/^nodemailer-tls-policy \d+\.\d+\.\d+\n$/);
+  });
+
+  it('an unexpected failure of the command itself: exit 3, with the error on stderr', async () => {
+    let err = '';
+    const code = await main(['--version'], {
+      stdout: {
+        write: () => {
+          throw new Error('stdout is gone');
+        },
+      },
+      stderr: { write: (s: string) => (err += s) },
+    });
+    expect(code).toBe(3);
+    expect(err).toMatch(/the --version command failed: Error: stdout is gone/);
+  });
+});
+
+describe('the installed command', () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
+
+  it('package.json names bin/nodemailer-tls-policy.mjs, which is shipped, executable and runs dist/esm/cli/index.js', () => {
+    expect(pkg.bin).toEqual({ 'nodemailer-tls-policy': 'bin/nodemailer-tls-policy.mjs' });
+    expect(pkg.files).toContain('bin');
+    const bin = join(root, pkg.bin['nodemailer-tls-policy']!);
+    const text = readFileSync(bin, 'utf8');
+    expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(text).toContain("import('../dist/esm/cli/index.js')");
+    accessSync(bin, constants.X_OK);
+    // the module it imports is built from lib/cli/index.ts
+    expect(existsSync(join(root, 'lib', 'cli', 'index.ts'))).toBe(true);
+  });
+
+  it('runs from a build (made in a temporary directory): --version, check-policy and probe, with their exit status', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ntp-cli-build-'));
+    try {
+      const require = createRequire(import.meta.url);
+      const tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+      // tsc emits even when a file elsewhere in lib/ fails to typecheck: only the output matters here
+      await exec(process.execPath, [tsc, '-p', join(root, 'tsconfig.esm.json'), '--outDir', join(out, 'dist', 'esm')], 60_000);
+      expect(existsSync(join(out, 'dist', 'esm', 'cli', 'index.js'))).toBe(true);
+      mkdirSync(join(out, 'bin'));
+      copyFileSync(join(root, pkg.bin['nodemailer-tls-policy']!), join(out, 'bin', 'nodemailer-tls-policy.mjs'));
+      symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'), 'dir');
+      const bin = join(out, 'bin', 'nodemailer-tls-policy.mjs');
+
+      const version = await exec(process.execPath, [bin, '--version']);
+      expect(version).toMatchObject({ code: 0, stdout: expect.stringMatching(/^nodemailer-tls-policy \d/) });
+      const bad = join(dir, 'bin-bad.txt');
+      writeFileSync(bad, BAD_POLICY);
+      expect((await exec(process.execPath, [bin, 'check-policy', bad])).code).toBe(1);
+      expect((await exec(process.execPath, [bin, 'probe'])).code).toBe(2);
+
+      const before = peers.get('mx.dane.test')!.events.length;
+      const dane = await exec(process.execPath, [bin, 'probe', 'dane.test', '--level', 'dane', '--json', '--port', String(port), '--resolver', tree.resolver]);
+      expect(dane.code, dane.stderr).toBe(0);
+      expect((JSON.parse(dane.stdout) as ProbeReport).result.via?.trust).toBe('Verified');
+      const mismatch = await exec(process.execPath, [bin, 'probe', 'mismatch.test', '--level', 'dane', '--port', String(port), '--resolver', tree.resolver]);
+      expect(mismatch.code).toBe(1);
+      expect(mismatch.stdout).not.toContain('\u001b['); // a pipe is not a terminal
+      expect(mismatch.stdout).toMatch(/\nResult  would defer mail for mismatch\.test/);
+      expect(peers.get('mx.dane.test')!.events.slice(before).map((e) => e.command)).toEqual(['CONNECT']);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+function exec(file: string, args: string[], timeout = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '' } }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+    });
+  });
+}
