@@ -94,7 +94,7 @@ export interface TlsPolicyOptions {
   /**
    * Keep sessions open for the next message to the same address under the same plan (same
    * level, names, TLSA records, SNI, client certificate), as Postfix's connection cache does.
-   * `false` opens a new session per message. Default: on, `{ maxIdlePerKey: 20, maxIdle: 100,
+   * `false` opens a new session per message. Default: on, `{ maxConnectionsPerKey: 20, maxIdlePerKey: 20, maxIdle: 100,
    * idleTimeout: 5000, maxMessages: 500 }`.
    */
   connectionReuse?: boolean | PoolOptions;

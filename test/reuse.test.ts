@@ -95,6 +95,18 @@ describe('connection reuse', () => {
     t.close();
   });
 
+  it('at most maxConnectionsPerKey sessions per address and plan; the other sends wait for one', async () => {
+    const peer = world.peers.get('mx.shared.test')!;
+    const before = { connections: peer.connections, messages: peer.messages.length };
+    const { t, mailer } = transport({ connectionReuse: { maxConnectionsPerKey: 2 } });
+    const infos = await Promise.all(Array.from({ length: 6 }, (_, i) => send(mailer, `p${i}@a.test`)));
+    expect(infos.flatMap((i) => i.accepted).sort()).toEqual(['p0@a.test', 'p1@a.test', 'p2@a.test', 'p3@a.test', 'p4@a.test', 'p5@a.test']);
+    expect(peer.connections - before.connections).toBe(2);
+    expect(peer.messages.length - before.messages).toBe(6);
+    expect(infos.filter((i) => i.deliveries[0]!.attempts[0]!.reused).length).toBe(4);
+    t.close();
+  });
+
   it('idle sessions close after idleTimeout', async () => {
     const { t, mailer } = transport({ connectionReuse: { idleTimeout: 100 } });
     await send(mailer, 'u@a.test');

@@ -406,140 +406,151 @@ export async function deliver(
     // A session parked after an earlier message under the same plan key is used as it is:
     // its TLS was judged for exactly this plan, and the decision taken then still holds.
     const key = settings.pool && mode === 'tls' && !refused ? sessionKey(plan, dane, settings.auth?.user) : undefined;
-    const parked = key && !fresh ? settings.pool?.take(key) : undefined;
+    const pool = key ? settings.pool : undefined;
+    const parked = key && pool ? (await pool.acquire(key, !fresh)).parked : undefined;
+    let slotOpen = pool !== undefined; // until the session goes back with give(), or release() ends the slot
     let facts: SessionFacts;
     let session: Session | undefined;
     let verdict: Verdict | undefined;
     let decision: Decision;
     let digests: Parked['digests'];
-    if (parked) {
-      ({ facts, verdict, decision, digests } = parked.data);
-      session = parked.session;
-    } else {
-      ({ facts, session } = refused
-        ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
-        : await Session.open({
-            host: plan.host,
-            address: plan.address,
-            port: plan.port,
-            implicitTls: plan.implicitTls,
-            starttls: mode === 'tls' && plan.level !== 'none',
-            tls: plan.tls,
-            ...(settings.name ? { name: settings.name } : {}),
-            ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
-            ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
-            ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
-            logger: settings.smtpLogger,
-            debug: settings.debug,
-          }));
-      verdict = verdictFor(plan, facts, dane);
-      const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
-      decision = refused
-        ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
-        : decide({
-            where: plan.where,
-            level: plan.level,
-            ...(plan.fallback ? { fallback: plan.fallback } : {}),
-            rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
-            hasAuth: settings.auth !== undefined,
-            allowPlaintextAuth: settings.allowPlaintextAuth,
-            plaintextRetry: mode === 'cleartext-retry',
-            facts: {
-              starttlsOffered: facts.starttlsOffered,
-              tls: facts.tls !== undefined,
-              ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
-              ...(facts.failure ? { failure: facts.failure } : {}),
-            },
+    const giveBack = (session: Session, messages: number) => {
+      slotOpen = false;
+      pool!.give(key!, session, { facts, decision, digests, ...(verdict ? { verdict } : {}) }, messages);
+    };
+    try {
+      if (parked) {
+        ({ facts, verdict, decision, digests } = parked.data);
+        session = parked.session;
+      } else {
+        ({ facts, session } = refused
+          ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
+          : await Session.open({
+              host: plan.host,
+              address: plan.address,
+              port: plan.port,
+              implicitTls: plan.implicitTls,
+              starttls: mode === 'tls' && plan.level !== 'none',
+              tls: plan.tls,
+              ...(settings.name ? { name: settings.name } : {}),
+              ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
+              ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
+              ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+              logger: settings.smtpLogger,
+              debug: settings.debug,
+            }));
+        verdict = verdictFor(plan, facts, dane);
+        const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
+        decision = refused
+          ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
+          : decide({
+              where: plan.where,
+              level: plan.level,
+              ...(plan.fallback ? { fallback: plan.fallback } : {}),
+              rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
+              hasAuth: settings.auth !== undefined,
+              allowPlaintextAuth: settings.allowPlaintextAuth,
+              plaintextRetry: mode === 'cleartext-retry',
+              facts: {
+                starttlsOffered: facts.starttlsOffered,
+                tls: facts.tls !== undefined,
+                ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
+                ...(facts.failure ? { failure: facts.failure } : {}),
+              },
+              ...(verdict ? { verdict } : {}),
+            });
+        digests = auditDigests(facts.tls ?? null, settings.digest);
+      }
+      const sent = decision.action === 'send' ? decision : undefined;
+      const level: Level = sent ? sent.level : plan.level;
+      // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
+      const trust: Trust | '' = sent ? sent.trust : facts.tls ? (verdict?.trust ?? '') : '';
+      const reason = 'reason' in decision ? decision.reason : undefined;
+      const audit: AuditRecord = {
+        relay: plan.where,
+        destination: nexthop,
+        mx: plan.host,
+        address: plan.address,
+        port: plan.port,
+        level,
+        policy: sent?.downgradedFrom ?? '',
+        auth: trust,
+        protocol: facts.tls?.protocol ?? '',
+        cipher: facts.tls?.cipher ?? '',
+        cert_digest: digests.cert_digest,
+        spki_digest: digests.spki_digest,
+        fallback_reason: sent && reason ? reason : '',
+        shadow: plan.shadow ?? '',
+        shadow_result: shadowResult(plan, facts, target),
+        reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
+        matched: verdict?.matched ?? '',
+        dane: daneNote,
+      };
+      const attempt: Attempt = {
+        mx: plan.host,
+        address: plan.address,
+        port: plan.port,
+        mode,
+        level,
+        trust,
+        decision: decision.action,
+        ...(reason ? { reason } : {}),
+        ...('stage' in decision && decision.stage ? { stage: decision.stage } : {}),
+        audit,
+        auditLine: '',
+      };
+      if (decision.action !== 'send' || !session) {
+        session?.quit();
+        return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}) };
+      }
+      if (decision.downgradedFrom) {
+        settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
+      }
+      if (settings.auth && !parked) {
+        if (!session.encrypted && !settings.allowPlaintextAuth) {
+          // decide() never sends in cleartext with AUTH configured; this is the last guard.
+          session.close();
+          throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);
+        }
+        try {
+          await session.login(settings.auth);
+        } catch (err) {
+          const e = err as { response?: string; responseCode?: number; message: string };
+          session.quit();
+          attempt.decision = 'next';
+          attempt.reason = `${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`;
+          attempt.audit.reply = oneLine(e.response) ?? '';
+          return {
+            attempt,
+            decision: { action: 'next', temporary: (e.responseCode ?? 400) < 500, reason: attempt.reason },
+            plan,
+            facts,
             ...(verdict ? { verdict } : {}),
-          });
-      digests = auditDigests(facts.tls ?? null, settings.digest);
-    }
-    const sent = decision.action === 'send' ? decision : undefined;
-    const level: Level = sent ? sent.level : plan.level;
-    // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
-    const trust: Trust | '' = sent ? sent.trust : facts.tls ? (verdict?.trust ?? '') : '';
-    const reason = 'reason' in decision ? decision.reason : undefined;
-    const audit: AuditRecord = {
-      relay: plan.where,
-      destination: nexthop,
-      mx: plan.host,
-      address: plan.address,
-      port: plan.port,
-      level,
-      policy: sent?.downgradedFrom ?? '',
-      auth: trust,
-      protocol: facts.tls?.protocol ?? '',
-      cipher: facts.tls?.cipher ?? '',
-      cert_digest: digests.cert_digest,
-      spki_digest: digests.spki_digest,
-      fallback_reason: sent && reason ? reason : '',
-      shadow: plan.shadow ?? '',
-      shadow_result: shadowResult(plan, facts, target),
-      reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
-      matched: verdict?.matched ?? '',
-      dane: daneNote,
-    };
-    const attempt: Attempt = {
-      mx: plan.host,
-      address: plan.address,
-      port: plan.port,
-      mode,
-      level,
-      trust,
-      decision: decision.action,
-      ...(reason ? { reason } : {}),
-      ...('stage' in decision && decision.stage ? { stage: decision.stage } : {}),
-      audit,
-      auditLine: '',
-    };
-    if (decision.action !== 'send' || !session) {
-      session?.quit();
-      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}) };
-    }
-    if (decision.downgradedFrom) {
-      settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
-    }
-    if (settings.auth && !parked) {
-      if (!session.encrypted && !settings.allowPlaintextAuth) {
-        // decide() never sends in cleartext with AUTH configured; this is the last guard.
-        session.close();
-        throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);
+          };
+        }
       }
-      try {
-        await session.login(settings.auth);
-      } catch (err) {
-        const e = err as { response?: string; responseCode?: number; message: string };
-        session.quit();
-        attempt.decision = 'next';
-        attempt.reason = `${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`;
-        attempt.audit.reply = oneLine(e.response) ?? '';
-        return {
-          attempt,
-          decision: { action: 'next', temporary: (e.responseCode ?? 400) < 500, reason: attempt.reason },
-          plan,
-          facts,
-          ...(verdict ? { verdict } : {}),
-        };
+      if (mail.recipients.length === 0) {
+        // verify() and probe(): everything up to MAIL FROM was done and passed.
+        if (pool) giveBack(session, parked?.messages ?? 0);
+        else session.quit();
+        return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
       }
-    }
-    if (mail.recipients.length === 0) {
-      // verify() and probe(): everything up to MAIL FROM was done and passed.
-      if (key && settings.pool) settings.pool.give(key, session, { facts, decision, digests, ...(verdict ? { verdict } : {}) }, parked?.messages ?? 0);
+      const transaction = await session.send(mail.from, mail.recipients, mail.message);
+      if (parked && !transaction.ok && !transaction.reply && !session.alive) {
+        // The server closed the parked session while it was idle: nothing was sent, use a new one.
+        slotOpen = false;
+        pool!.release(key!);
+        return runSession(target, mode, true);
+      }
+      if (pool && transaction.ok) giveBack(session, (parked?.messages ?? 0) + 1);
       else session.quit();
-      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
+      attempt.reused = parked !== undefined;
+      attempt.reply = transaction.reply;
+      attempt.audit.reply = transaction.reply ?? '';
+      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };
+    } finally {
+      if (slotOpen) pool!.release(key!);
     }
-    const transaction = await session.send(mail.from, mail.recipients, mail.message);
-    if (parked && !transaction.ok && !transaction.reply && !session.alive) {
-      // The server closed the parked session while it was idle: nothing was sent, use a new one.
-      return runSession(target, mode, true);
-    }
-    if (key && settings.pool && transaction.ok) {
-      settings.pool.give(key, session, { facts, decision, digests, ...(verdict ? { verdict } : {}) }, (parked?.messages ?? 0) + 1);
-    } else session.quit();
-    attempt.reused = parked !== undefined;
-    attempt.reply = transaction.reply;
-    attempt.audit.reply = transaction.reply ?? '';
-    return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };
   };
 
   const record = (run: SessionRun) => {

@@ -3,12 +3,17 @@
  * session is handed only to a delivery whose plan for that address has the same key (same
  * level, names, fingerprints, TLSA records, SNI, protocols, ciphers, CA, client certificate
  * and AUTH identity), so TLS that was verified for one plan is never reused under another.
- * Bounded per key and in total; idle sessions are closed after `idleTimeout`; a session that
- * the server closed while idle leaves the pool at once.
+ * At most `maxConnectionsPerKey` sessions per key are in use at once (Postfix's destination
+ * concurrency): a delivery beyond that waits for one to come back, which also keeps a burst of
+ * sends from opening, and then closing, a connection each. Idle sessions are bounded per key
+ * and in total, closed after `idleTimeout`; a session the server closed while idle leaves the
+ * pool at once.
  */
 import type { Session } from './session.js';
 
 export interface PoolOptions {
+  /** Sessions in use at once per key (per address and plan). Default 20. */
+  maxConnectionsPerKey?: number;
   /** Idle sessions kept per key (per address and plan). Default 20 (Postfix's default destination concurrency). */
   maxIdlePerKey?: number;
   /** Idle sessions kept in all. Default 100. */
@@ -19,6 +24,8 @@ export interface PoolOptions {
   maxMessages?: number;
 }
 
+type Waiter<T> = (slot: { parked?: { session: Session; data: T; messages: number } }) => void;
+
 interface Idle<T> {
   session: Session;
   data: T;
@@ -28,7 +35,10 @@ interface Idle<T> {
 
 export class SessionPool<T> {
   private readonly idle = new Map<string, Idle<T>[]>();
+  private readonly active = new Map<string, number>();
+  private readonly waiting = new Map<string, Waiter<T>[]>();
   private count = 0;
+  private readonly maxConnectionsPerKey: number;
   private readonly maxIdlePerKey: number;
   private readonly maxIdle: number;
   private readonly idleTimeout: number;
@@ -37,6 +47,7 @@ export class SessionPool<T> {
   reused = 0;
 
   constructor(options: PoolOptions = {}) {
+    this.maxConnectionsPerKey = options.maxConnectionsPerKey ?? 20;
     this.maxIdlePerKey = options.maxIdlePerKey ?? 20;
     this.maxIdle = options.maxIdle ?? 100;
     this.idleTimeout = options.idleTimeout ?? 5000;
@@ -48,8 +59,47 @@ export class SessionPool<T> {
     return this.count;
   }
 
+  /**
+   * A slot for a session under `key`: an idle session to reuse (`parked`), or leave to open a
+   * new one. Waits while `maxConnectionsPerKey` sessions are in use. Every slot must end with
+   * `give` (the session goes back) or `release` (it did not).
+   */
+  acquire(key: string, reuse = true): Promise<{ parked?: { session: Session; data: T; messages: number } }> {
+    const parked = reuse ? this.take(key) : undefined;
+    const inUse = this.active.get(key) ?? 0;
+    if (parked || inUse < this.maxConnectionsPerKey) {
+      this.active.set(key, inUse + 1);
+      return Promise.resolve(parked ? { parked } : {});
+    }
+    return new Promise((resolve) => {
+      const list = this.waiting.get(key) ?? [];
+      list.push(resolve);
+      this.waiting.set(key, list);
+    });
+  }
+
+  /** Ends a slot whose session did not come back (failed, or closed): a waiter may open one. */
+  release(key: string): void {
+    const next = this.nextWaiter(key);
+    if (next) next({});
+    else this.decrement(key);
+  }
+
+  private nextWaiter(key: string): Waiter<T> | undefined {
+    const list = this.waiting.get(key);
+    const next = list?.shift();
+    if (list && list.length === 0) this.waiting.delete(key);
+    return next;
+  }
+
+  private decrement(key: string): void {
+    const inUse = (this.active.get(key) ?? 1) - 1;
+    if (inUse > 0) this.active.set(key, inUse);
+    else this.active.delete(key);
+  }
+
   /** An idle, still open session for `key`, with the data it was parked with and its message count. */
-  take(key: string): { session: Session; data: T; messages: number } | undefined {
+  private take(key: string): { session: Session; data: T; messages: number } | undefined {
     const list = this.idle.get(key);
     while (list && list.length) {
       const entry = list.pop() as Idle<T>;
@@ -64,9 +114,24 @@ export class SessionPool<T> {
     return undefined;
   }
 
-  /** Parks a session after a finished transaction, or ends it when the pool is full. */
+  /**
+   * Ends a slot with its session after a finished transaction: handed straight to a delivery
+   * waiting for this key, else parked, or ended when it is worn out or the pool is full.
+   */
   give(key: string, session: Session, data: T, messages: number): void {
-    if (!session.alive || messages >= this.maxMessages || this.count >= this.maxIdle || (this.idle.get(key)?.length ?? 0) >= this.maxIdlePerKey) {
+    if (!session.alive || messages >= this.maxMessages) {
+      session.quit();
+      this.release(key);
+      return;
+    }
+    const waiter = this.nextWaiter(key);
+    if (waiter) {
+      this.reused++;
+      waiter({ parked: { session, data, messages } });
+      return;
+    }
+    this.decrement(key);
+    if (this.count >= this.maxIdle || (this.idle.get(key)?.length ?? 0) >= this.maxIdlePerKey) {
       session.quit();
       return;
     }
