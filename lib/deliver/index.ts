@@ -386,7 +386,9 @@ export async function deliver(
         daneNote = outcome.why;
       }
     }
-    const fallback = hooks.fallbackFor(hostPolicy);
+    // A fallback level replaces a level that could not authenticate; a dane host already
+    // running as may or encrypt (no usable TLSA) has nothing left to fall back from.
+    const fallback = effective.level === hostPolicy.level ? hooks.fallbackFor(hostPolicy) : undefined;
     const plan = makePlan({
       policy: effective,
       nexthop,
