@@ -78,6 +78,13 @@ export interface TlsPolicyOptions {
   maxConcurrentDestinations?: number;
   /** How many MX addresses are tried per destination (smtp_mx_address_limit). Default 5. */
   maxMxAddresses?: number;
+  /**
+   * How many MX sessions that completed EHLO and TLS but then failed the transaction (say a
+   * 451 to MAIL FROM) are tried before the destination is deferred (smtp_mx_session_limit).
+   * Sessions that fail earlier (connection, STARTTLS, TLS, verification) do not count.
+   * Default 2; 0 for no limit.
+   */
+  maxMxSessions?: number;
   /** Try IPv6 addresses. Default true. */
   ipv6?: boolean;
   /** EHLO name. Default: the machine's host name. */
@@ -236,6 +243,9 @@ export class TlsPolicyTransport {
     }
     const auditTemplate = options.auditTemplate ?? DEFAULT_AUDIT_TEMPLATE;
     parseTemplate(auditTemplate);
+    if (options.maxMxSessions !== undefined && (!Number.isInteger(options.maxMxSessions) || options.maxMxSessions < 0)) {
+      throw new TlsPolicyError(`option maxMxSessions must be 0 or a positive integer, not ${String(options.maxMxSessions)}`, 'ECONFIG', false);
+    }
     for (const [name, value] of [['port', options.port], ['maxMxAddresses', options.maxMxAddresses], ['maxConcurrentDestinations', options.maxConcurrentDestinations]] as const) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
         throw new TlsPolicyError(`option ${name} must be a positive integer${name === 'port' ? ' up to 65535' : ''}, not ${String(value)}`, 'ECONFIG', false);
@@ -270,6 +280,7 @@ export class TlsPolicyTransport {
     this.settings = {
       port: options.port ?? DEFAULTS.port,
       maxMxAddresses: options.maxMxAddresses ?? DEFAULTS.maxMxAddresses,
+      maxMxSessions: options.maxMxSessions ?? 2,
       digest: options.fingerprintDigest ?? DEFAULTS.digest,
       rules: {
         minimalBackoff: options.minimalBackoff ?? DEFAULTS.minimalBackoff,

@@ -40,6 +40,9 @@ beforeAll(async () => {
     { name: 'implicit.test', behaviour: 'starttls' },
     { name: 'mx.rcpt.test', behaviour: 'starttls', rcptReplies: { 'bad@rcpt.test': '550 5.1.1 no such user', 'later@rcpt.test': '451 4.2.0 try again later' } },
     { name: 'mx.xn--bcher-kva.test', behaviour: 'starttls' },
+    { name: 'mx1.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
+    { name: 'mx2.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
+    { name: 'mx3.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
   ];
   const records: ZoneRecord[] = [
     mx('two.test', 'mx1.two.test', 10),
@@ -55,6 +58,9 @@ beforeAll(async () => {
     mx('rcpt.test', 'mx.rcpt.test'),
     mx('xn--bcher-kva.test', 'mx.xn--bcher-kva.test'),
     { name: 'nullmx.test', type: 'MX', exchange: '.', preference: 0 },
+    mx('busy.test', 'mx1.busy.test', 10),
+    mx('busy.test', 'mx2.busy.test', 20),
+    mx('busy.test', 'mx3.busy.test', 30),
   ];
   world = await makeWorld(pki, hosts, records);
 });
@@ -170,6 +176,20 @@ describe('several MX hosts', () => {
     expect(result.error?.temporary).toBe(true);
     expect(result.error?.message).toMatch(/refused STARTTLS: 554 5\.7\.0 TLS not available; cleartext is allowed only when STARTTLS is not offered/);
     expect(seen).toEqual({ 'mx.t554.test': [] });
+  });
+});
+
+describe('smtp_mx_session_limit', () => {
+  const busy = ['mx1.busy.test', 'mx2.busy.test', 'mx3.busy.test'];
+  it('after two established sessions whose transaction failed, the destination is deferred', async () => {
+    const { result, seen } = await seenBy(busy, () => world.send({ level: 'encrypt' }, { to: 'u@busy.test' }));
+    expect(result.error?.temporary).toBe(true);
+    expect(result.error?.message).toMatch(/mx1\.busy\.test\S* answered 451 4\.3\.0 try again later; mx2\.busy\.test\S* answered 451/);
+    expect(seen).toEqual({ 'mx1.busy.test': [['MAIL', true]], 'mx2.busy.test': [['MAIL', true]], 'mx3.busy.test': [] });
+  });
+  it('maxMxSessions: 0 tries every MX', async () => {
+    const { seen } = await seenBy(busy, () => world.send({ level: 'encrypt', maxMxSessions: 0 }, { to: 'u@busy.test' }));
+    expect(seen['mx3.busy.test']).toEqual([['MAIL', true]]);
   });
 });
 

@@ -39,6 +39,8 @@ export type Destination =
 export interface DeliverSettings {
   port: number;
   maxMxAddresses: number;
+  /** Postfix's smtp_mx_session_limit: established sessions whose transaction failed, before giving up (0: no limit). */
+  maxMxSessions: number;
   digest: DigestAlgorithm;
   rules: Omit<OpportunisticRules, 'messageAge' | 'tempfailTryclear'> & { tempfailTryclear?: boolean };
   auth?: { user: string; pass: string };
@@ -100,6 +102,8 @@ export interface Attempt {
   trust: Trust | '';
   /** Whether the session was reused from an earlier message under the same plan. */
   reused?: boolean;
+  /** The session was established (EHLO and TLS as the level asks) but the transaction failed as a whole. */
+  transactionFailed?: boolean;
   /** What was decided: sent (the transaction ran), next MX, or cleartext retry. */
   decision: Decision['action'];
   /** Why this MX failed, or why the mail went below the level asked. */
@@ -569,6 +573,7 @@ export async function deliver(
     if (t.failure && t.failure.temporary && !t.recipients.some((r) => r.status === 'accepted')) {
       // The whole transaction was refused temporarily (MAIL FROM 4xx, DATA 4xx, connection lost): next MX.
       run.attempt.decision = 'next';
+      run.attempt.transactionFailed = true;
       run.attempt.reason = `${run.attempt.audit.relay} ${t.failure.reply ? `answered ${t.failure.reply}` : t.failure.message}`;
       lastFailure = { reason: run.attempt.reason, temporary: true, code: 'ECONNECTION' };
       return false;
@@ -618,11 +623,17 @@ export async function deliver(
     return false;
   };
 
+  // Postfix's smtp_mx_session_limit: sessions that completed EHLO and TLS and then failed the
+  // transaction count; sessions that failed before (connection, STARTTLS, TLS, policy) do not.
+  const sessionLimitReached = () =>
+    settings.maxMxSessions > 0 && delivery.attempts.filter((a) => a.decision === 'next' && a.transactionFailed).length >= settings.maxMxSessions;
   for (const target of resolved.targets) {
     if (await tryTarget(target, 'tls')) return delivery;
+    if (sessionLimitReached()) break;
   }
-  for (const target of later) {
+  for (const target of sessionLimitReached() ? [] : later) {
     if (await tryTarget(target, 'cleartext-retry')) return delivery;
+    if (sessionLimitReached()) break;
   }
   const last = lastFailure ?? { reason: 'no MX was tried', temporary: true, code: 'ECONNECTION' };
   const tlsFailure = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
