@@ -382,3 +382,13 @@ describe('probe', () => {
     expect(seen).toEqual({ 'mx1.two.test': [], 'mx2.two.test': [] });
   });
 });
+
+describe('implicit TLS relay at may', () => {
+  it('runs as encrypt: TLS is inherent, no cleartext fallback exists', async () => {
+    const p = world.peers.get('smtps.test')!;
+    const { result } = await seenBy(['smtps.test'], () =>
+      world.send({ level: 'may', relay: { host: p.host, port: p.port, secure: true }, auth: { user: 'alice', pass: 'secret' } }, { to: 'a@one.example' }),
+    );
+    expect(result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('encrypt');
+  });
+});

@@ -390,6 +390,9 @@ export async function deliver(
         daneNote = outcome.why;
       }
     }
+    // Implicit TLS (SMTPS) has no cleartext to fall back to: none and may become encrypt there,
+    // as Postfix requires of smtp_tls_wrappermode.
+    if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
     // A fallback level replaces a level that could not authenticate; a dane host already
     // running as may or encrypt (no usable TLSA) has nothing left to fall back from.
     const fallback = effective.level === hostPolicy.level ? hooks.fallbackFor(hostPolicy) : undefined;
