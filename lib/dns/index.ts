@@ -411,7 +411,7 @@ export class Resolver implements DnsResolver {
   }
 
   private trusts(server: ServerAddress): boolean {
-    return this.trustAd === 'loopback' ? isLoopback(server.address) : this.trustAd;
+    return believesAd(server.address, this.trustAd);
   }
 
   private store(key: string, answer: DnsAnswer<AnyRecord>, cacheable: boolean): void {
@@ -423,6 +423,11 @@ export class Resolver implements DnsResolver {
     }
     this.cache.set(key, { answer, expires: Date.now() + answer.ttl * 1000 });
   }
+}
+
+/** Whether the AD bit of a reply from `address` is believed under the `trustAd` setting. */
+export function believesAd(address: string, trustAd: boolean | 'loopback'): boolean {
+  return trustAd === 'loopback' ? isLoopback(address) : trustAd;
 }
 
 export function createResolver(options?: ResolverOptions): Resolver {
