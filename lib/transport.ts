@@ -41,7 +41,7 @@ export interface TlsPolicyOptions {
   relay?: string | { host: string; port?: number; secure?: boolean };
   /** SMTP port for MX delivery. Default 25. */
   port?: number;
-  /** SMTP AUTH credentials (relay mode). */
+  /** SMTP AUTH credentials, sent only to the relay (requires `relay`), and never over cleartext. */
   auth?: { user: string; pass: string };
   /** Send AUTH over a cleartext channel. Default false: never. */
   allowPlaintextAuth?: boolean;
@@ -232,7 +232,10 @@ export class TlsPolicyTransport {
     this.logger = getLogger({ logger: options.logger as never }, { component: 'tls-policy' } as never);
     const level = options.level ?? DEFAULTS.level;
     const base = defaultPolicy(level, 'level option');
-    if (options.relay) this.relay = parseRelay(options.relay);
+    if (options.relay) this.relay = { ...parseRelay(options.relay), authenticate: true };
+    if (options.auth && !options.relay) {
+      throw new TlsPolicyError('option auth needs option relay: SMTP AUTH credentials are sent only to the configured relay, never to MX hosts', 'ECONFIG', false);
+    }
     if (this.relay?.implicitTls && base.level === 'none') {
       throw new TlsPolicyError(`relay ${this.relay.host}:${this.relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
     }
@@ -423,7 +426,13 @@ export class TlsPolicyTransport {
         this.settings.observe?.(event);
       },
     };
-    const delivery = await deliver(destination, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: options.messageAge ?? 0 }, this.dns, settings, this.hooks);
+    const delivery = await deliver(
+      destination.kind === 'relay' && this.relay && destination.host === this.relay.host && destination.port === this.relay.port ? this.relay : destination,
+      { from: '', recipients: [], message: Buffer.alloc(0), messageAge: options.messageAge ?? 0, skipLogin: true },
+      this.dns,
+      settings,
+      this.hooks,
+    );
     return { destination, delivery, events };
   }
 

@@ -60,8 +60,9 @@ export interface Policy {
   /** A stricter level evaluated and reported, never enforced (report-only). */
   shadow?: Level;
   /**
-   * TLS is required even where the level would allow cleartext: set by hostsRequireTls on a
-   * `dane` host, so that a host without usable TLSA gets `encrypt` instead of `may`.
+   * TLS is required even where the level or a fallback would allow cleartext: set by
+   * hostsRequireTls on a level that already uses TLS, so that a `dane` host without usable TLSA
+   * gets `encrypt` instead of `may`, and a fallback to `may` becomes `encrypt`.
    */
   requireTls?: boolean;
   /** Exim's tls_tempfail_tryclear for this destination, when it was set. */

@@ -125,9 +125,10 @@ describe('several MX hosts', () => {
     expect(seen).toEqual({ 'mxa.allfail.test': [], 'mxb.allfail.test': [] });
   });
 
-  it('no cleartext retry when AUTH is configured, however old the message', async () => {
+  it('no cleartext retry when AUTH is configured (a relay), however old the message', async () => {
+    const relay = { host: peer('mxa.allfail.test').host, port: peer('mxa.allfail.test').port };
     const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () =>
-      world.send({ level: 'may', auth: { user: 'u', pass: 'secret' } }, { to: 'u@allfail.test', queuedAt: old }),
+      world.send({ level: 'may', relay, auth: { user: 'u', pass: 'secret' } }, { to: 'u@allfail.test', queuedAt: old }),
     );
     expect(result.error?.message).toMatch(/no cleartext retry because SMTP AUTH is configured/);
     expect(seen).toEqual({ 'mxa.allfail.test': [], 'mxb.allfail.test': [] });
@@ -358,6 +359,9 @@ describe('configuration errors at creation', () => {
     writeFileSync(file, '# comment\nexample.com secure\nexample.net verfy\n');
     expect(() => tlsPolicy({ policy: { file } })).toThrow(/tls_policy:3: .*verfy/);
   });
+  it('AUTH without a relay is rejected: credentials never go to MX hosts', () => {
+    expect(() => tlsPolicy({ auth: { user: 'u', pass: 'p' } })).toThrow(/option auth needs option relay/);
+  });
   it('a bad fallback map, audit template, relay or port is rejected', () => {
     expect(() => tlsPolicy({ fallbackLevels: 'may=encrypt' })).toThrow(/may/);
     expect(() => tlsPolicy({ auditTemplate: 'x ${relay' })).toThrow();
@@ -390,5 +394,43 @@ describe('implicit TLS relay at may', () => {
       world.send({ level: 'may', relay: { host: p.host, port: p.port, secure: true }, auth: { user: 'alice', pass: 'secret' } }, { to: 'a@one.example' }),
     );
     expect(result.info!.deliveries[0]!.attempts[0]!.audit.level).toBe('encrypt');
+  });
+});
+
+describe('implicit TLS with a fallback to may', () => {
+  it('a failed handshake on an SMTPS port is not retried in "cleartext" (which would be TLS again, forever)', async () => {
+    const { createServer } = await import('node:net');
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      for (const extra of [{}, { tlsTempfailTryclear: true }]) {
+        connections = 0;
+        const { error } = await world.send(
+          { relay: { host: '127.0.0.1', port, secure: true }, level: 'verify', fallbackLevels: 'verify=may', ...extra },
+          { to: 'u@x.test', queuedAt: old },
+        );
+        expect(error?.temporary).toBe(true);
+        expect(error?.message).toMatch(/an implicit TLS port has no cleartext to retry with/);
+        expect(connections).toBe(1);
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('hostsRequireTls against a fallback to may', () => {
+  it('verify=may never ends in cleartext for a host that must use TLS', async () => {
+    const { result, seen } = await seenBy(['mx.nostarttls.test'], () =>
+      world.send({ level: 'verify', fallbackLevels: 'verify=may', hostsRequireTls: ['*'] }, { to: 'u@nostarttls.test' }),
+    );
+    expect(result.error?.code).toBe('ETLS');
+    expect(result.error?.message).toMatch(/offered no STARTTLS; TLS is mandatory at level verify \(its fallback level encrypt needs TLS too\)/);
+    expect(seen).toEqual({ 'mx.nostarttls.test': [] });
   });
 });

@@ -800,8 +800,9 @@ describe('Exim host lists', () => {
       { level: 'encrypt', shadow: 'verify', caFile: 'ca.pem', source: 'hostsRequireTls' },
     ],
     // a level that already requires TLS stays
-    [{ level: 'encrypt', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'encrypt', source: 't:1' }],
-    [{ level: 'verify', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'verify', source: 't:1' }],
+    // ... marked requireTls, so that no fallback to may can take TLS away
+    [{ level: 'encrypt', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'encrypt', requireTls: true, source: 't:1, hostsRequireTls' }],
+    [{ level: 'verify', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'verify', requireTls: true, source: 't:1, hostsRequireTls' }],
     // dane stays dane (TLSA still authenticates) but is marked: without usable TLSA it becomes encrypt, never may
     [{ level: 'dane', source: 't:1' }, { hostsRequireTls: ['*'] }, { level: 'dane', requireTls: true, source: 't:1, hostsRequireTls' }],
     // not in the list: unchanged
@@ -828,7 +829,8 @@ describe('Exim host lists', () => {
 
   it('returns the same policy object when nothing changes', () => {
     const p: Policy = { level: 'verify', source: 't:1' };
-    expect(applyHostLists(p, MX, { hostsRequireTls: ['*'], hostsAvoidTls: ['*'] })).toBe(p);
+    expect(applyHostLists(p, MX, { hostsAvoidTls: ['*'] })).toBe(p);
+    expect(applyHostLists(p, MX, { hostsRequireTls: ['other.example'] })).toBe(p);
   });
 });
 

@@ -54,6 +54,8 @@ export interface DecideInput {
   allowPlaintextAuth?: boolean;
   /** This session is the cleartext retry (STARTTLS was not attempted on purpose). */
   plaintextRetry?: boolean;
+  /** TLS from the first byte (SMTPS): there is no cleartext on this port to retry with. */
+  implicitTls?: boolean;
   facts: {
     starttlsOffered: boolean;
     starttlsReply?: string;
@@ -150,6 +152,9 @@ function tlsUnavailable(input: DecideInput, stage: Stage, reason: string, replyC
     return { action: 'next', temporary: true, stage, reason: `${reason}; tlsTempfailTryclear is false, so no cleartext` };
   }
   // handshake or session: the connection is dead, cleartext needs a new one.
+  if (input.implicitTls || input.plaintextRetry) {
+    return { action: 'next', temporary: true, stage, reason: `${reason}; an implicit TLS port has no cleartext to retry with` };
+  }
   if (input.hasAuth && !input.allowPlaintextAuth) {
     return { action: 'next', temporary: true, stage, reason: `${reason}; no cleartext retry because SMTP AUTH is configured` };
   }

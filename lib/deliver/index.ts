@@ -34,7 +34,14 @@ export interface DeliverDns {
 /** Where one delivery goes: a recipient domain (MX lookup) or a fixed relay. */
 export type Destination =
   | { kind: 'domain'; domain: string }
-  | { kind: 'relay'; host: string; port: number; implicitTls: boolean };
+  | {
+      kind: 'relay';
+      host: string;
+      port: number;
+      implicitTls: boolean;
+      /** The configured relay: the only next hop SMTP AUTH credentials are sent to. */
+      authenticate?: boolean;
+    };
 
 export interface DeliverSettings {
   port: number;
@@ -250,9 +257,12 @@ interface DaneSession {
   names: string[];
 }
 
-/** Reference identifiers for DANE-TA: the base domain, and for an MX host its expanded and original names. */
-function daneNamesFor(target: Target, baseDomain: string, match: string[] | undefined): string[] {
-  return daneNames({ baseDomain, ...(target.viaMx ? { host: target.host, canonical: target.canonical } : {}), match: match ?? [] });
+/**
+ * Reference identifiers for DANE-TA: the base domain, and for an MX host its expanded and
+ * original names. Not configurable (Postfix's dane_init): a policy's `match` never widens them.
+ */
+function daneNamesFor(target: Target, baseDomain: string): string[] {
+  return daneNames({ baseDomain, ...(target.viaMx ? { host: target.host, canonical: target.canonical } : {}) });
 }
 
 /** The DANE verdict on a session's peer chain (undefined without TLS). */
@@ -263,7 +273,7 @@ function verifyDane(plan: Plan, facts: SessionFacts, dane: DaneSession): Verdict
     chain: facts.tls.chain,
     tlsaName: dane.tlsaName,
     host: plan.host,
-    names: daneNames({ baseDomain: dane.baseDomain, host: plan.host, match: plan.policy.match ?? [] }),
+    names: dane.names,
     now: new Date(),
     trust: dane.trust,
   });
@@ -301,7 +311,7 @@ function shadowResult(plan: Plan, facts: SessionFacts, target: Target): string {
     if (lookup.status === 'none') return shadow === 'dane' ? 'pass' : `fail: ${plan.where} has no secure TLSA records (${lookup.why})`;
     const usable = classifyTlsa(lookup.records).usable;
     if (usable.length === 0) return 'pass';
-    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain, plan.policy.match) });
+    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) });
     return verdict?.ok ? 'pass' : `fail: ${verdict?.reason ?? 'no TLS'}`;
   }
   const names = matchNames(shadow, plan.policy.match, { nexthop: plan.nexthop, host: plan.host, mxSecure: false });
@@ -328,7 +338,8 @@ interface SessionRun {
 
 export async function deliver(
   destination: Destination,
-  mail: { from: string; recipients: string[]; message: Buffer; messageAge: number },
+  /** `skipLogin`: stop before AUTH too (the probe), while deciding as if AUTH would follow. */
+  mail: { from: string; recipients: string[]; message: Buffer; messageAge: number; skipLogin?: boolean },
   dns: DeliverDns,
   settings: DeliverSettings,
   hooks: DeliverHooks,
@@ -366,6 +377,10 @@ export async function deliver(
     ...(settings.rules.tempfailTryclear !== undefined ? { tempfailTryclear: settings.rules.tempfailTryclear } : {}),
   };
 
+  // SMTP AUTH goes only to the configured relay: never to an MX host, nor to an address literal
+  // a recipient named (Postfix sends SASL only to next hops it has credentials for).
+  const authenticate = settings.auth !== undefined && destination.kind === 'relay' && destination.authenticate === true;
+
   const runSession = async (target: Target, mode: 'tls' | 'cleartext-retry', fresh = false): Promise<SessionRun> => {
     const hostPolicy = hooks.hostPolicy(policy, { name: target.host, address: target.address });
     const where = `${target.host}[${target.address}]:${target.port}`;
@@ -383,7 +398,7 @@ export async function deliver(
       });
       if ('fail' in outcome) refused = outcome.fail;
       else if ('records' in outcome) {
-        dane = { ...outcome, names: daneNamesFor(target, outcome.baseDomain, hostPolicy.match) };
+        dane = { ...outcome, names: daneNamesFor(target, outcome.baseDomain) };
         daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
       } else {
         effective = { ...hostPolicy, level: outcome.level };
@@ -395,7 +410,9 @@ export async function deliver(
     if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
     // A fallback level replaces a level that could not authenticate; a dane host already
     // running as may or encrypt (no usable TLSA) has nothing left to fall back from.
-    const fallback = effective.level === hostPolicy.level ? hooks.fallbackFor(hostPolicy) : undefined;
+    const configured = effective.level === hostPolicy.level ? hooks.fallbackFor(hostPolicy) : undefined;
+    // hostsRequireTls: a fallback may keep TLS, never drop it
+    const fallback = configured === 'may' && hostPolicy.requireTls ? 'encrypt' : configured;
     const plan = makePlan({
       policy: effective,
       nexthop,
@@ -414,7 +431,8 @@ export async function deliver(
     }
     // A session parked after an earlier message under the same plan key is used as it is:
     // its TLS was judged for exactly this plan, and the decision taken then still holds.
-    const key = settings.pool && mode === 'tls' && !refused ? sessionKey(plan, dane, settings.auth?.user) : undefined;
+    const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
+    const key = settings.pool && mode === 'tls' && !refused ? sessionKey(plan, dane, authenticate ? settings.auth?.user : undefined, [tempfailTryclear ?? null, rules.strict ?? false]) : undefined;
     const pool = key ? settings.pool : undefined;
     const parked = key && pool ? (await pool.acquire(key, !fresh)).parked : undefined;
     let slotOpen = pool !== undefined; // until the session goes back with give(), or release() ends the slot
@@ -449,7 +467,6 @@ export async function deliver(
               debug: settings.debug,
             }));
         verdict = verdictFor(plan, facts, dane);
-        const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
         decision = refused
           ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
           : decide({
@@ -457,9 +474,10 @@ export async function deliver(
               level: plan.level,
               ...(plan.fallback ? { fallback: plan.fallback } : {}),
               rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
-              hasAuth: settings.auth !== undefined,
+              hasAuth: authenticate,
               allowPlaintextAuth: settings.allowPlaintextAuth,
               plaintextRetry: mode === 'cleartext-retry',
+              implicitTls: plan.implicitTls,
               facts: {
                 starttlsOffered: facts.starttlsOffered,
                 tls: facts.tls !== undefined,
@@ -515,7 +533,7 @@ export async function deliver(
       if (decision.downgradedFrom) {
         settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
       }
-      if (settings.auth && !parked) {
+      if (authenticate && settings.auth && !parked && !mail.skipLogin) {
         if (!session.encrypted && !settings.allowPlaintextAuth) {
           // decide() never sends in cleartext with AUTH configured; this is the last guard.
           session.close();
@@ -611,18 +629,19 @@ export async function deliver(
       failures.push(run.attempt.reason ?? `${run.attempt.audit.relay} failed`);
       return false;
     }
-    if (d.action === 'plaintext-now') {
+    // A cleartext retry is planned only from a TLS attempt, so a retry can never loop.
+    if (d.action === 'plaintext-now' && mode === 'tls') {
       settings.logger.warn({ tnx: 'tls-policy', destination: nexthop }, '%s; retrying in cleartext at once (tlsTempfailTryclear)', d.reason);
       return tryTarget(target, 'cleartext-retry');
     }
-    if (d.action === 'plaintext-later') {
+    if (d.action === 'plaintext-later' && mode === 'tls') {
       later.push(target);
       failures.push(`${d.reason} (cleartext retry once the other MX hosts were tried with TLS)`);
       lastFailure = { reason: d.reason, temporary: true, code: 'ETLS' };
       return false;
     }
     failures.push(d.reason);
-    lastFailure = { reason: d.reason, temporary: d.temporary, code: d.stage ? 'ETLS' : 'ECONNECTION' };
+    lastFailure = { reason: d.reason, temporary: d.action === 'next' ? d.temporary : true, code: d.stage ? 'ETLS' : 'ECONNECTION' };
     return false;
   };
 
@@ -634,7 +653,7 @@ export async function deliver(
     if (await tryTarget(target, 'tls')) return delivery;
     if (sessionLimitReached()) break;
   }
-  for (const target of sessionLimitReached() ? [] : later) {
+  for (const target of sessionLimitReached() ? [] : [...later]) {
     if (await tryTarget(target, 'cleartext-retry')) return delivery;
     if (sessionLimitReached()) break;
   }

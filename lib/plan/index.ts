@@ -195,8 +195,10 @@ function fileId(value: unknown): string {
  */
 export function sessionKey(
   plan: Plan,
-  dane: { records: { usage: number; selector: number; matchingType: number; data: Buffer }[]; baseDomain: string; trust: string } | undefined,
+  dane: { records: { usage: number; selector: number; matchingType: number; data: Buffer }[]; baseDomain: string; trust: string; names: string[] } | undefined,
   authUser: string | undefined,
+  /** Whatever else the decision on this session read (e.g. tempfailTryclear, strict). */
+  decisionInputs: unknown[],
 ): string {
   const tls = plan.tls;
   return JSON.stringify([
@@ -209,7 +211,7 @@ export function sessionKey(
     plan.names,
     plan.fingerprints,
     plan.digest,
-    dane ? [dane.baseDomain, dane.trust, dane.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)] : null,
+    dane ? [dane.baseDomain, dane.trust, dane.names, dane.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)] : null,
     tls.servername ?? '',
     tls.minVersion ?? '',
     tls.maxVersion ?? '',
@@ -219,5 +221,6 @@ export function sessionKey(
     fileId(tls.cert),
     fileId(tls.key),
     authUser ?? '',
+    decisionInputs,
   ]);
 }

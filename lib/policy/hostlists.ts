@@ -187,9 +187,9 @@ export function applyHostLists(policy: Policy, host: HostIdentity, lists: HostLi
   const require = lists.hostsRequireTls ? toHostList(lists.hostsRequireTls, 'hostsRequireTls') : undefined;
   const avoid = lists.hostsAvoidTls ? toHostList(lists.hostsAvoidTls, 'hostsAvoidTls') : undefined;
   if (require && inHostList(require, host)) {
-    // dane stays dane (its TLSA still authenticates), but may never end in cleartext
-    if (policy.level === 'dane') return Object.freeze({ ...policy, requireTls: true, source: `${policy.source}, ${require.option}` });
-    if (policy.level !== 'none' && policy.level !== 'may') return policy;
+    // A level that already has TLS stays (dane's TLSA, verify's names still authenticate), but
+    // is marked so that nothing lowers it to cleartext: dane without TLSA, a fallback to may.
+    if (policy.level !== 'none' && policy.level !== 'may') return Object.freeze({ ...policy, requireTls: true, source: `${policy.source}, ${require.option}` });
     const { tempfailTryclear: _dropped, shadow, ...rest } = policy;
     const raised: Policy = { ...rest, level: 'encrypt', source: require.option };
     if (shadow !== undefined && isStricter(shadow, 'encrypt')) raised.shadow = shadow;
