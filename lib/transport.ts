@@ -12,7 +12,7 @@ import { domainToASCII } from 'node:url';
 import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
-import { createResolver, type ResolverOptions } from './dns/index.js';
+import { createResolver, normalizeName, type ResolverOptions } from './dns/index.js';
 import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import {
@@ -168,7 +168,28 @@ export function domainOf(address: string): string {
   if (domain.startsWith('[') && domain.endsWith(']')) return domain.toLowerCase();
   const ascii = domainToASCII(domain.toLowerCase());
   if (!ascii) throw new TlsPolicyError(`recipient ${address} has an invalid domain`, 'EENVELOPE', false);
-  return ascii;
+  try {
+    return normalizeName(ascii);
+  } catch (err) {
+    throw new TlsPolicyError(`recipient ${address} has an invalid domain: ${(err as Error).message}`, 'EENVELOPE', false);
+  }
+}
+
+/** A recipient whose address cannot be delivered to at all (no or an invalid domain): bounced. */
+function refusedDelivery(recipient: string, err: Error): Delivery {
+  return {
+    destination: recipient.slice(recipient.lastIndexOf('@') + 1),
+    level: 'none',
+    policySource: 'none',
+    status: 'bounced',
+    accepted: [],
+    rejected: [recipient],
+    pending: [],
+    attempts: [],
+    reason: err.message,
+    code: 'EENVELOPE',
+    temporary: false,
+  };
 }
 
 /** `smtp.example.com:587`, `[192.0.2.1]:25`, `[::1]:2525`, or an object -> a relay destination. */
@@ -348,8 +369,15 @@ export class TlsPolicyTransport {
     const age = messageAge(mail.data.queuedAt, Date.now());
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
     const groups = new Map<string, { destination: Destination; recipients: string[] }>();
+    const invalid: Delivery[] = [];
     for (const recipient of recipients) {
-      const key = this.relay ? `relay` : domainOf(recipient);
+      let key: string;
+      try {
+        key = this.relay ? 'relay' : domainOf(recipient);
+      } catch (err) {
+        invalid.push(refusedDelivery(recipient, err as Error));
+        continue;
+      }
       let group = groups.get(key);
       if (!group) {
         const destination: Destination = this.relay ?? (key.startsWith('[') ? { kind: 'relay', host: key.slice(1, -1).replace(/^ipv6:/i, ''), port: this.settings.port, implicitTls: false } : { kind: 'domain', domain: key });
@@ -358,9 +386,29 @@ export class TlsPolicyTransport {
       }
       group.recipients.push(recipient);
     }
-    const deliveries = await mapLimit([...groups.values()], this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
-      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age }, this.dns, this.settings, this.hooks),
+    const level = this.options.level ?? DEFAULTS.level;
+    const delivered = await mapLimit([...groups.values()], this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
+      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age }, this.dns, this.settings, this.hooks).catch(
+        // One destination's unexpected failure must not hide what the others did.
+        (err: Error): Delivery => {
+          const where = group.destination.kind === 'relay' ? group.destination.host : group.destination.domain;
+          return {
+            destination: where,
+            level,
+            policySource: 'unknown',
+            status: 'deferred',
+            accepted: [],
+            rejected: [],
+            pending: [...group.recipients],
+            attempts: [],
+            reason: `${where}: delivery failed before any mail was sent: ${err.message}`,
+            code: (err as { code?: string }).code ?? 'EINTERNAL',
+            temporary: true,
+          };
+        },
+      ),
     );
+    const deliveries = [...delivered, ...invalid];
     const info: TlsPolicySentInfo = {
       envelope: { from, to: recipients },
       messageId: mail.message.messageId(),

@@ -288,6 +288,15 @@ describe('relay', () => {
     expect(result.info!.deliveries[0]!.attempts[0]!.audit.protocol).toMatch(/^TLSv1\.[23]$/);
     expect(seen['smtps.test']).toEqual([['AUTH', true], ...SENT_TLS]);
   });
+  it('a refused AUTH defers (as Postfix smtp_sasl_auth_soft_bounce), code EAUTH, nothing of the mail sent', async () => {
+    const { result, seen } = await seenBy(['relay.test'], () =>
+      world.send({ level: 'encrypt', relay: relayOf('relay.test'), auth: { user: 'alice', pass: 'wrong' } }, { to: 'a@one.example' }),
+    );
+    expect(result.error?.code).toBe('EAUTH');
+    expect(result.error?.temporary).toBe(true);
+    expect(result.error?.message).toMatch(/refused SMTP AUTH: 535 5\.7\.8/);
+    expect(seen['relay.test']).toEqual([['AUTH', true]]);
+  });
   it('verify() checks the relay up to MAIL FROM, and reports the TLS failure', async () => {
     const transport = tlsPolicy({ level: 'encrypt', relay: relayOf('clearrelay.test'), caFile: pki.caFile });
     await expect(transport.verify()).rejects.toMatchObject({ code: 'ETLS', message: expect.stringMatching(/offered no STARTTLS/) });
@@ -302,7 +311,14 @@ describe('DNS and routing', () => {
     expect(result.error?.code).toBe('ENULLMX');
     expect(result.error?.temporary).toBe(false);
     expect(result.error?.rejected).toEqual(['u@nullmx.test']);
-    expect(result.error?.message).toBe('nullmx.test accepts no mail: it publishes a null MX (RFC 7505)');
+    expect(result.error?.message).toBe('nullmx.test: delivery at level may failed: nullmx.test accepts no mail: it publishes a null MX (RFC 7505)');
+  });
+  it('a recipient with an invalid domain is rejected alone; the others are still delivered', async () => {
+    const long = `${'a'.repeat(64)}.test`;
+    const { result } = await seenBy([], () => world.send({}, { to: ['u@ok.test', `x@${long}`] }));
+    expect(result.info!.accepted).toEqual(['u@ok.test']);
+    expect(result.info!.rejected).toEqual([`x@${long}`]);
+    expect(result.info!.deliveries.at(-1)).toMatchObject({ status: 'bounced', code: 'EENVELOPE' });
   });
   it('a domain that does not exist bounces', async () => {
     const { result } = await seenBy([], () => world.send({}, { to: 'u@nosuch.test' }));

@@ -115,3 +115,40 @@ describe('connection reuse', () => {
     expect(t.connections.idle).toBe(0);
   });
 });
+
+describe('a reused session that dies after DATA', () => {
+  it('is not retried on a new session: the server may hold the message (no duplicate)', async () => {
+    const { SMTPServer } = await import('smtp-server');
+    const bodies: string[] = [];
+    let dataCalls = 0;
+    const server = new SMTPServer({
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData(stream, _session, callback) {
+        const call = ++dataCalls;
+        let body = '';
+        stream.on('data', (c: Buffer) => (body += c.toString()));
+        stream.on('end', () => {
+          bodies.push(body);
+          if (call === 2) {
+            // the whole message arrived; the connection drops before the final reply
+            for (const c of (server as unknown as { connections: Set<{ _socket: { destroy(): void } }> }).connections) c._socket.destroy();
+            return;
+          }
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.server.address() as { port: number }).port;
+    try {
+      const { t, mailer } = transport({ level: 'may', relay: { host: '127.0.0.1', port } });
+      await send(mailer, 'a@dup.test');
+      await expect(send(mailer, 'b@dup.test')).rejects.toMatchObject({ temporary: true, pending: ['b@dup.test'] });
+      expect(bodies.filter((b) => b.includes('reuse')).length).toBe(2); // one body per message, none twice
+      t.close();
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -329,6 +329,8 @@ function shadowResult(plan: Plan, facts: SessionFacts, target: Target): string {
 interface SessionRun {
   attempt: Attempt;
   decision: Decision;
+  /** The failure code when it is not the decision's (EAUTH). */
+  failureCode?: string;
   plan: Plan;
   facts: SessionFacts;
   verdict?: Verdict;
@@ -368,7 +370,7 @@ export async function deliver(
   };
 
   const resolved = await resolveTargets(destination, dns, settings, policy);
-  if ('fail' in resolved) return fail(resolved.fail.reason, resolved.fail.code, resolved.fail.temporary);
+  if ('fail' in resolved) return fail(`${nexthop}: delivery at level ${policy.level} failed: ${resolved.fail.reason}`, resolved.fail.code, resolved.fail.temporary);
 
   const rules: OpportunisticRules = {
     minimalBackoff: settings.rules.minimalBackoff,
@@ -547,9 +549,11 @@ export async function deliver(
           attempt.decision = 'next';
           attempt.reason = `${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`;
           attempt.audit.reply = oneLine(e.response) ?? '';
+          // Postfix's smtp_sasl_auth_soft_bounce (default yes): a refused AUTH defers, never bounces.
           return {
             attempt,
-            decision: { action: 'next', temporary: (e.responseCode ?? 400) < 500, reason: attempt.reason },
+            failureCode: 'EAUTH',
+            decision: { action: 'next', temporary: true, reason: attempt.reason },
             plan,
             facts,
             ...(verdict ? { verdict } : {}),
@@ -563,8 +567,9 @@ export async function deliver(
         return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
       }
       const transaction = await session.send(mail.from, mail.recipients, mail.message);
-      if (parked && !transaction.ok && !transaction.reply && !session.alive) {
-        // The server closed the parked session while it was idle: nothing was sent, use a new one.
+      if (parked && !transaction.ok && !transaction.reply && !transaction.dataSent && !session.alive) {
+        // The server closed the parked session while it was idle, before DATA: the message did not
+        // reach it, so a new session may carry it (after DATA it may have, and is not sent again here).
         slotOpen = false;
         pool!.release(key!);
         return runSession(target, mode, true);
@@ -641,7 +646,7 @@ export async function deliver(
       return false;
     }
     failures.push(d.reason);
-    lastFailure = { reason: d.reason, temporary: d.action === 'next' ? d.temporary : true, code: d.stage ? 'ETLS' : 'ECONNECTION' };
+    lastFailure = { reason: d.reason, temporary: d.action === 'next' ? d.temporary : true, code: run.failureCode ?? (d.stage ? 'ETLS' : 'ECONNECTION') };
     return false;
   };
 

@@ -31,6 +31,8 @@ interface Idle<T> {
   data: T;
   messages: number;
   timer: NodeJS.Timeout;
+  /** Stops watching the session for a close once it leaves the pool. */
+  unwatch: () => void;
 }
 
 export class SessionPool<T> {
@@ -45,6 +47,8 @@ export class SessionPool<T> {
   readonly maxMessages: number;
   /** Sessions handed out again (for tests and benchmarks). */
   reused = 0;
+  /** After closeAll(): nothing is parked any more. */
+  private closed = false;
 
   constructor(options: PoolOptions = {}) {
     this.maxConnectionsPerKey = options.maxConnectionsPerKey ?? 20;
@@ -105,6 +109,7 @@ export class SessionPool<T> {
       const entry = list.pop() as Idle<T>;
       this.count--;
       clearTimeout(entry.timer);
+      entry.unwatch();
       if (list.length === 0) this.idle.delete(key);
       if (entry.session.alive) {
         this.reused++;
@@ -119,7 +124,7 @@ export class SessionPool<T> {
    * waiting for this key, else parked, or ended when it is worn out or the pool is full.
    */
   give(key: string, session: Session, data: T, messages: number): void {
-    if (!session.alive || messages >= this.maxMessages) {
+    if (!session.alive || messages >= this.maxMessages || this.closed) {
       session.quit();
       this.release(key);
       return;
@@ -141,12 +146,13 @@ export class SessionPool<T> {
       data,
       messages,
       timer: setTimeout(() => this.drop(key, entry, true), this.idleTimeout),
+      unwatch: () => undefined,
     };
     entry.timer.unref();
     list.push(entry);
     this.idle.set(key, list);
     this.count++;
-    session.onClose(() => this.drop(key, entry, false));
+    entry.unwatch = session.onClose(() => this.drop(key, entry, false));
   }
 
   private drop(key: string, entry: Idle<T>, quit: boolean): void {
@@ -157,11 +163,13 @@ export class SessionPool<T> {
     if (list.length === 0) this.idle.delete(key);
     this.count--;
     clearTimeout(entry.timer);
+    entry.unwatch();
     if (quit) entry.session.quit();
   }
 
-  /** Closes every idle session. */
+  /** Closes every idle session; sessions still in use are closed when they come back. */
   closeAll(): void {
+    this.closed = true;
     for (const [key, list] of [...this.idle]) {
       for (const entry of [...list]) this.drop(key, entry, true);
     }

@@ -93,6 +93,8 @@ export interface RecipientResult {
 export interface TransactionResult {
   /** Whether the message was accepted for at least one recipient. */
   ok: boolean;
+  /** Whether the DATA command went out: past it, the server may hold the message even without a reply. */
+  dataSent?: boolean;
   recipients: RecipientResult[];
   /** The final reply (to DATA), or the reply that stopped the transaction. */
   reply?: string;
@@ -158,11 +160,15 @@ export class Session {
   private readonly connection: SMTPConnection;
   private closed = false;
   private ended = false;
+  private dataSent = false;
   private readonly closeListeners: Array<() => void> = [];
 
   private constructor(connection: SMTPConnection, facts: SessionFacts) {
     this.connection = connection;
     this.facts = facts;
+    onCommand(connection, (command) => {
+      if (/^DATA\b/i.test(command)) this.dataSent = true;
+    });
     const end = () => {
       if (this.ended) return;
       this.ended = true;
@@ -177,10 +183,17 @@ export class Session {
     return !this.closed && !this.ended;
   }
 
-  /** Calls `listener` once when the connection ends (at once if it already has). */
-  onClose(listener: () => void): void {
-    if (this.ended) listener();
-    else this.closeListeners.push(listener);
+  /** Calls `listener` once when the connection ends (at once if it already has); returns a function that removes it. */
+  onClose(listener: () => void): () => void {
+    if (this.ended) {
+      listener();
+      return () => undefined;
+    }
+    this.closeListeners.push(listener);
+    return () => {
+      const index = this.closeListeners.indexOf(listener);
+      if (index >= 0) this.closeListeners.splice(index, 1);
+    };
   }
 
   /** Whether the channel is encrypted. */
@@ -282,6 +295,7 @@ export class Session {
 
   /** One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA. */
   send(from: string, recipients: string[], message: Buffer): Promise<TransactionResult> {
+    this.dataSent = false;
     return new Promise((resolve) => {
       // Handed over as a stream of slices of the one buffer (no copies): written whole, TLS would
       // encrypt the entire message into memory at once on every connection.
@@ -314,10 +328,17 @@ export class Session {
           return;
         }
         const temporary = code === undefined || code < 500;
+        // Recipients the server already refused at RCPT keep that answer; the rest share the failure.
+        const refused = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient, oneLine(r.response)]));
         resolve({
           ok: false,
-          recipients: recipients.map((recipient) => ({ recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? e.message })),
+          recipients: recipients.map((recipient): RecipientResult => {
+            const own = refused.get(recipient);
+            if (own && (replyCode(own) ?? 400) >= 500) return { recipient, status: 'rejected', reply: own };
+            return { recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? e.message };
+          }),
           reply,
+          dataSent: this.dataSent,
           failure: { message: e.message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
         });
       });
