@@ -40,6 +40,8 @@ beforeAll(async () => {
     { name: 'implicit.test', behaviour: 'starttls' },
     { name: 'mx.rcpt.test', behaviour: 'starttls', rcptReplies: { 'bad@rcpt.test': '550 5.1.1 no such user', 'later@rcpt.test': '451 4.2.0 try again later' } },
     { name: 'mx.xn--bcher-kva.test', behaviour: 'starttls' },
+    { name: 'mx1.soft.test', behaviour: 'starttls', rcptReplies: { 'later@soft.test': '451 4.2.0 try again later', 'gone@soft.test': '550 5.1.1 no such user' } },
+    { name: 'mx2.soft.test', behaviour: 'starttls' },
     { name: 'mx1.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
     { name: 'mx2.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
     { name: 'mx3.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
@@ -58,6 +60,8 @@ beforeAll(async () => {
     mx('rcpt.test', 'mx.rcpt.test'),
     mx('xn--bcher-kva.test', 'mx.xn--bcher-kva.test'),
     { name: 'nullmx.test', type: 'MX', exchange: '.', preference: 0 },
+    mx('soft.test', 'mx1.soft.test', 10),
+    mx('soft.test', 'mx2.soft.test', 20),
     mx('busy.test', 'mx1.busy.test', 10),
     mx('busy.test', 'mx2.busy.test', 20),
     mx('busy.test', 'mx3.busy.test', 30),
@@ -177,6 +181,22 @@ describe('several MX hosts', () => {
     expect(result.error?.temporary).toBe(true);
     expect(result.error?.message).toMatch(/refused STARTTLS: 554 5\.7\.0 TLS not available; cleartext is allowed only when STARTTLS is not offered/);
     expect(seen).toEqual({ 'mx.t554.test': [] });
+  });
+});
+
+describe('recipients deferred by one MX', () => {
+  it('are tried at the next MX, as Postfix keeps soft-failed recipients for a backup server', async () => {
+    const { result, seen } = await seenBy(['mx1.soft.test', 'mx2.soft.test'], () => world.send({ level: 'encrypt' }, { to: ['now@soft.test', 'later@soft.test', 'gone@soft.test'] }));
+    expect(result.error).toBeUndefined();
+    const d = result.info!.deliveries[0]!;
+    expect([d.status, d.accepted, d.rejected, d.pending]).toEqual(['partial', ['now@soft.test', 'later@soft.test'], ['gone@soft.test'], []]);
+    expect(d.attempts.map((a) => [a.mx, a.decision])).toEqual([
+      ['mx1.soft.test', 'send'],
+      ['mx2.soft.test', 'send'],
+    ]);
+    expect(seen['mx2.soft.test']).toEqual([['MAIL', true], ['RCPT', true], ['DATA', true]]);
+    const mx2 = peer('mx2.soft.test').messages.at(-1)!;
+    expect(mx2.to).toEqual(['later@soft.test']);
   });
 });
 

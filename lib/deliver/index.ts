@@ -358,15 +358,25 @@ export async function deliver(
     pending: [],
     attempts: [],
   };
+  // Recipients not yet accepted or refused for good: a 4xx to RCPT keeps a recipient for the
+  // next MX, as Postfix keeps soft-failed recipients for a backup server.
+  let remaining = [...mail.recipients];
+  const finish = (): Delivery => {
+    if (mail.recipients.length === 0) delivery.status = delivery.reason ? (delivery.temporary === false ? 'bounced' : 'deferred') : 'delivered';
+    else if (delivery.accepted.length === mail.recipients.length) delivery.status = 'delivered';
+    else if (delivery.accepted.length > 0) delivery.status = 'partial';
+    else delivery.status = delivery.pending.length ? 'deferred' : 'bounced';
+    return delivery;
+  };
   const fail = (reason: string, code: string, temporary: boolean): Delivery => {
     const permanent = !temporary || (code === 'ETLS' && settings.tlsFailuresPermanent);
-    delivery.status = permanent ? 'bounced' : 'deferred';
     delivery.reason = reason;
     delivery.code = code;
     delivery.temporary = !permanent;
-    if (permanent) delivery.rejected = [...mail.recipients];
-    else delivery.pending = [...mail.recipients];
-    return delivery;
+    if (permanent) delivery.rejected.push(...remaining);
+    else delivery.pending.push(...remaining);
+    remaining = [];
+    return finish();
   };
 
   const resolved = await resolveTargets(destination, dns, settings, policy);
@@ -566,7 +576,7 @@ export async function deliver(
         else session.quit();
         return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
       }
-      const transaction = await session.send(mail.from, mail.recipients, mail.message);
+      const transaction = await session.send(mail.from, remaining, mail.message);
       if (parked && !transaction.ok && !transaction.reply && !transaction.dataSent && !session.alive) {
         // The server closed the parked session while it was idle, before DATA: the message did not
         // reach it, so a new session may carry it (after DATA it may have, and is not sent again here).
@@ -596,30 +606,36 @@ export async function deliver(
   const settleTransaction = (run: SessionRun): boolean => {
     const t = run.transaction;
     if (!t) return false;
+    if (mail.recipients.length === 0) return true; // verify() and probe(): no transaction ran
+    const relay = run.attempt.audit.relay;
     if (t.failure && t.failure.temporary && !t.recipients.some((r) => r.status === 'accepted')) {
       // The whole transaction was refused temporarily (MAIL FROM 4xx, DATA 4xx, connection lost): next MX.
       run.attempt.decision = 'next';
       run.attempt.transactionFailed = true;
-      run.attempt.reason = `${run.attempt.audit.relay} ${t.failure.reply ? `answered ${t.failure.reply}` : t.failure.message}`;
+      run.attempt.reason = `${relay} ${t.failure.reply ? `answered ${t.failure.reply}` : t.failure.message}`;
+      failures.push(run.attempt.reason);
       lastFailure = { reason: run.attempt.reason, temporary: true, code: 'ECONNECTION' };
       return false;
     }
-    delivery.accepted = t.recipients.filter((r) => r.status === 'accepted').map((r) => r.recipient);
-    delivery.rejected = t.recipients.filter((r) => r.status === 'rejected').map((r) => r.recipient);
-    delivery.pending = t.recipients.filter((r) => r.status === 'deferred').map((r) => r.recipient);
-    if (t.reply) delivery.response = t.reply;
-    if (delivery.accepted.length === mail.recipients.length) delivery.status = 'delivered';
-    else if (delivery.accepted.length > 0) delivery.status = 'partial';
-    else {
-      delivery.status = delivery.pending.length ? 'deferred' : 'bounced';
-      delivery.temporary = delivery.pending.length > 0;
+    const accepted = t.recipients.filter((r) => r.status === 'accepted');
+    const deferred = t.recipients.filter((r) => r.status === 'deferred');
+    delivery.accepted.push(...accepted.map((r) => r.recipient));
+    delivery.rejected.push(...t.recipients.filter((r) => r.status === 'rejected').map((r) => r.recipient));
+    if (t.reply && accepted.length) delivery.response = t.reply;
+    remaining = deferred.map((r) => r.recipient);
+    if (!accepted.length && !deferred.length) {
+      // Refused for good: the message (MAIL FROM, DATA) or every recipient.
       delivery.code = t.failure?.command === 'DATA' ? 'EMESSAGE' : 'EENVELOPE';
-      const relay = run.attempt.audit.relay;
+      delivery.temporary = false;
       delivery.reason = t.failure
         ? `${nexthop}: ${relay} refused the message at ${t.failure.command ?? 'the transaction'}: ${t.failure.reply ?? t.failure.message}`
         : `${nexthop}: ${relay} refused every recipient: ${t.recipients.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`;
     }
-    return true;
+    if (remaining.length === 0) return true;
+    const reason = `${relay} deferred ${deferred.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`;
+    failures.push(reason);
+    lastFailure = { reason, temporary: true, code: 'EENVELOPE' };
+    return false;
   };
 
   let lastFailure: { reason: string; temporary: boolean; code: string } | undefined;
@@ -629,11 +645,7 @@ export async function deliver(
     const run = await runSession(target, mode);
     record(run);
     const d = run.decision;
-    if (d.action === 'send') {
-      if (settleTransaction(run)) return true;
-      failures.push(run.attempt.reason ?? `${run.attempt.audit.relay} failed`);
-      return false;
-    }
+    if (d.action === 'send') return settleTransaction(run);
     // A cleartext retry is planned only from a TLS attempt, so a retry can never loop.
     if (d.action === 'plaintext-now' && mode === 'tls') {
       settings.logger.warn({ tnx: 'tls-policy', destination: nexthop }, '%s; retrying in cleartext at once (tlsTempfailTryclear)', d.reason);
@@ -655,11 +667,11 @@ export async function deliver(
   const sessionLimitReached = () =>
     settings.maxMxSessions > 0 && delivery.attempts.filter((a) => a.decision === 'next' && a.transactionFailed).length >= settings.maxMxSessions;
   for (const target of resolved.targets) {
-    if (await tryTarget(target, 'tls')) return delivery;
+    if (await tryTarget(target, 'tls')) return finish();
     if (sessionLimitReached()) break;
   }
   for (const target of sessionLimitReached() ? [] : [...later]) {
-    if (await tryTarget(target, 'cleartext-retry')) return delivery;
+    if (await tryTarget(target, 'cleartext-retry')) return finish();
     if (sessionLimitReached()) break;
   }
   const last = lastFailure ?? { reason: 'no MX was tried', temporary: true, code: 'ECONNECTION' };
