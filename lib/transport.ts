@@ -158,6 +158,7 @@ const DEFAULTS = {
   minimalBackoff: 300,
   maxConcurrentDestinations: 8,
   maxMxAddresses: 5,
+  maxMxSessions: 2,
 };
 
 /** `user@Bücher.example` -> `bücher.example` as an A-label; `user@[192.0.2.1]` -> the literal. */
@@ -304,7 +305,7 @@ export class TlsPolicyTransport {
     this.settings = {
       port: options.port ?? DEFAULTS.port,
       maxMxAddresses: options.maxMxAddresses ?? DEFAULTS.maxMxAddresses,
-      maxMxSessions: options.maxMxSessions ?? 2,
+      maxMxSessions: options.maxMxSessions ?? DEFAULTS.maxMxSessions,
       digest: options.fingerprintDigest ?? DEFAULTS.digest,
       rules: {
         minimalBackoff: options.minimalBackoff ?? DEFAULTS.minimalBackoff,
@@ -401,7 +402,7 @@ export class TlsPolicyTransport {
             rejected: [],
             pending: [...group.recipients],
             attempts: [],
-            reason: `${where}: delivery failed before any mail was sent: ${err.message}`,
+            reason: `${where}: delivery stopped by an unexpected error, recipients left pending: ${err.message}`,
             code: (err as { code?: string }).code ?? 'EINTERNAL',
             temporary: true,
           };

@@ -11,6 +11,7 @@
  *    in order ('plaintext-now' retries at once: Exim's tls_tempfail_tryclear).
  * The last MX's reply class decides whether a failed destination is temporary or permanent.
  */
+import { isIP } from 'node:net';
 import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
 import { makePlan, matchNames, sessionKey, type Plan } from '../plan/index.js';
@@ -178,10 +179,6 @@ export function orderMx(records: { exchange: string; preference: number }[]): st
   return [...byPreference.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(byPreference.get(p) ?? []));
 }
 
-function isIp(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
-}
-
 async function resolveTargets(destination: Destination, dns: DeliverDns, settings: DeliverSettings, policy: Policy): Promise<TargetsResult> {
   let hosts: string[];
   let mxSecure = true; // a relay, or an implicit MX, is named by the caller or the domain itself
@@ -214,7 +211,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   const withTlsa = (wantsTlsa(policy.level, mxSecure, settings.insecureMxPolicy) || daneShadow) && policy.level !== 'none';
   const answers = await Promise.all(
     hosts.map(async (host) => {
-      if (isIp(host)) {
+      if (isIP(host) !== 0) {
         const answer: DnsResult<AddressRecord> = { status: 'insecure', rcode: 'NOERROR', name: host, ttl: 0, records: [{ address: host, family: host.includes(':') ? 6 : 4 }], cnames: [], canonical: host };
         return { host, answer, tlsa: withTlsa ? ({ status: 'none', why: `${host} is an address literal` } as TlsaLookup) : undefined };
       }

@@ -71,7 +71,6 @@ import {
   type AddressRecord,
   type AnyRecord,
   type CnameRecord,
-  type HostRecord,
   type MxRecord,
   type RecordType,
   type RecordTypes,
