@@ -67,10 +67,15 @@ function subjValue(s: string): string {
   return s.replace(/[\\/+]/g, (c) => `\\${c}`);
 }
 
-/** A value for the config file's alt_names section. */
+/**
+ * A value for the config file's alt_names section, any bytes allowed: OpenSSL's config parser
+ * reads `\n`, `\r`, `\t` and `\b` as control characters and a backslash before any other
+ * character as that character, so hostile names (line breaks, ESC, quotes) can be issued.
+ */
 function confValue(s: string): string {
-  if (/[\r\n]/.test(s)) throw new Error(`pki: name with a line break: ${JSON.stringify(s)}`);
-  return /^[A-Za-z0-9*._-]+$/.test(s) ? s : `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  if (/^[A-Za-z0-9*._-]+$/.test(s)) return s;
+  const escaped = s.replace(/[\\"'#$\n\r\t\b]/g, (c) => ({ '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b' })[c] ?? `\\${c}`);
+  return /^\s|\s$/.test(s) ? `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"` : escaped;
 }
 
 async function newKey(type: KeyType = 'ec'): Promise<string> {
