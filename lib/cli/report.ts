@@ -15,7 +15,7 @@ import type { Attempt, DeliverEvent, Delivery, Destination } from '../deliver/in
 import type { Decision } from '../decide/index.js';
 import type { Plan } from '../plan/index.js';
 import type { TlsaLookup } from '../plan/dane.js';
-import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
+import { classifyTlsa, formatTlsa } from '../dane/index.js';
 import { certDigest, certNames, spkiDer, spkiDigest } from '../verify/index.js';
 import type { AuditRecord, DigestAlgorithm, DnssecStatus, FallbackLevel, Level, Stage, Trust } from '../types.js';
 import { VERSION } from '../version.js';
@@ -334,29 +334,13 @@ function tlsaSkipped(host: HostReport, level: Level, shadow: Level | undefined, 
   return 'not looked up';
 }
 
-/**
- * The names a DANE-TA chain's leaf must carry: the TLSA base domain, and for a host named by MX
- * records its CNAME-expanded and original names, then the policy's match names (as
- * lib/deliver builds them for the verdict).
- */
-function planNames(plan: Plan, tlsa: TlsaLookup | undefined, viaMx: boolean, canonical: string | undefined): string[] {
-  if ((plan.level === 'dane' || plan.level === 'dane-only') && tlsa?.status === 'secure') {
-    try {
-      return daneNames({
-        baseDomain: tlsa.baseDomain,
-        ...(viaMx ? { host: plan.host, ...(canonical ? { canonical } : {}) } : {}),
-        match: plan.policy.match ?? [],
-      });
-    } catch {
-      return [tlsa.baseDomain];
-    }
-  }
-  return [...plan.names];
+/** The names the peer is matched against: DANE's reference identifiers when DANE was enforced, else the plan's. */
+function planNames(plan: Plan): string[] {
+  return [...(plan.dane ? plan.dane.names : plan.names)];
 }
 
 function attemptReport(
   event: Extract<DeliverEvent, { type: 'attempt' }>,
-  host: { tlsa?: TlsaLookup; canonical?: string; viaMx: boolean },
   now: Date,
 ): AttemptReport {
   const { attempt, plan, facts, decision, verdict } = event;
@@ -400,7 +384,7 @@ function attemptReport(
     mode: attempt.mode,
     plan: {
       level: plan.level,
-      names: planNames(plan, host.tlsa, host.viaMx, host.canonical),
+      names: planNames(plan),
       daneEnforced: connected && (plan.level === 'dane' || plan.level === 'dane-only'),
       fingerprints: [...plan.fingerprints],
       ...(sni ? { sni } : {}),
@@ -489,19 +473,13 @@ export function probeReport(result: ProbeResult, context: ProbeContext = {}): Pr
   const { destination, delivery, events } = result;
   let mx: MxReport | undefined;
   const hosts: HostReport[] = [];
-  const byHost = new Map<string, { tlsa?: TlsaLookup; canonical?: string }>();
   const attempts: AttemptReport[] = [];
   for (const event of events) {
     if (event.type === 'mx') mx = mxReport(event);
     else if (event.type === 'host') {
       hosts.push(hostReport(event));
-      byHost.set(event.host, {
-        ...(event.tlsa ? { tlsa: event.tlsa } : {}),
-        ...(event.addresses.status !== 'failed' && event.addresses.canonical ? { canonical: event.addresses.canonical } : {}),
-      });
     } else {
-      const viaMx = destination.kind === 'domain' && mx !== undefined && !mx.implicit;
-      attempts.push(attemptReport(event, { ...byHost.get(event.attempt.mx), viaMx }, now));
+      attempts.push(attemptReport(event, now));
     }
   }
   const firstPlan = attempts[0]?.plan;

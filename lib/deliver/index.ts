@@ -14,7 +14,7 @@
 import { isIP } from 'node:net';
 import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
-import { makePlan, matchNames, sessionKey, type Plan } from '../plan/index.js';
+import { makePlan, matchNames, sessionKey, type DaneSession, type Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
 import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
 import { auditDigests, verifyPeer } from '../verify/index.js';
@@ -153,7 +153,7 @@ interface Target {
   tlsa?: TlsaLookup;
   /** Whether the host came from MX records (not a relay, nor an implicit MX). */
   viaMx: boolean;
-  /** The host's CNAME-expanded name (equal to host when it is no alias). */
+  /** The host's CNAME-expanded name, when the answer that expanded it was DNSSEC-secure; else host. */
   canonical: string;
 }
 
@@ -235,23 +235,17 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
     }
     const addresses = answer.records.map((r) => r.address).filter((a) => settings.ipv6 || !a.includes(':'));
     if (addresses.length === 0) problems.push(`${host} has no address${settings.ipv6 ? '' : ' (IPv4)'}`);
-    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, viaMx, canonical: answer.canonical || host, ...(tlsa ? { tlsa } : {}) });
+    // A name may authenticate a peer only when every answer that produced it was secure: the
+    // end of a CNAME chain counts only when the address answer that carried it is (RFC 7672
+    // sections 2.2.2 and 3.2.2; Postfix uses only names it got securely).
+    const canonical = answer.status === 'secure' && answer.canonical ? answer.canonical : host;
+    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, viaMx, canonical, ...(tlsa ? { tlsa } : {}) });
   }
   if (targets.length === 0) {
     const where = destination.kind === 'relay' ? destination.host : destination.domain;
     return { fail: { reason: `${where}: no MX address to deliver to: ${problems.join('; ')}`, code: 'EDNS', temporary: true } };
   }
   return { targets: targets.slice(0, settings.maxMxAddresses) };
-}
-
-/** DANE as enforced for one session: the usable records and what a match is reported as. */
-interface DaneSession {
-  records: TlsaRecord[];
-  tlsaName: string;
-  baseDomain: string;
-  trust: 'Verified' | 'Trusted';
-  /** The reference identifiers for DANE-TA name checks. */
-  names: string[];
 }
 
 /**
@@ -437,6 +431,7 @@ export async function deliver(
     if (dane) {
       // SNI carries the TLSA base domain; no CA store, so the chain is exactly what the server sent.
       plan.tls = { ...plan.tls, servername: dane.baseDomain, ca: [] };
+      plan.dane = dane;
     }
     // A session parked after an earlier message under the same plan key is used as it is:
     // its TLS was judged for exactly this plan, and the decision taken then still holds.

@@ -15,6 +15,7 @@
  */
 import { constants } from 'node:crypto';
 import type { ConnectionOptions, SecureVersion } from 'node:tls';
+import type { TlsaRecord } from '../dns/index.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
 import { expandMatch } from '../verify/index.js';
 
@@ -55,6 +56,20 @@ export interface Plan {
   implicitTls: boolean;
   /** Options for the TLS handshake. */
   tls: ConnectionOptions;
+  /** DANE as enforced for this host, when its level is dane or dane-only with usable TLSA records. */
+  dane?: DaneSession;
+}
+
+/** DANE as enforced for one host: the usable records and what a match is reported as. */
+export interface DaneSession {
+  records: TlsaRecord[];
+  /** Where the records were found: `_25._tcp.mx1.example.net`. */
+  tlsaName: string;
+  /** The TLSA base domain (the SNI name). */
+  baseDomain: string;
+  trust: 'Verified' | 'Trusted';
+  /** The reference identifiers for DANE-TA name checks (names from DNSSEC-secure answers only). */
+  names: string[];
 }
 
 const DEFAULT_MATCH: Partial<Record<Level, string[]>> = {

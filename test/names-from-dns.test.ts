@@ -1,0 +1,159 @@
+/**
+ * A name may authenticate a peer only if every DNS answer that produced it was DNSSEC-secure
+ * (RFC 7672 sections 2.2.2 and 3.2.2). Each row takes a name from one source (the MX RRset, a
+ * CNAME hop, the address answer that ends a CNAME chain), secure or not, and a peer whose
+ * certificate carries exactly that name, issued by the CA a DANE-TA record pins (the attacker's
+ * best case: the CA is real, only the name is the attacker's). From the peer's side: a name from
+ * insecure DNS never gets the mail; the same peer with a name from secure DNS does (so each row
+ * can fail).
+ *
+ * Real parts: zones signed at setup, served by nsd, validated by unbound; smtp-server peers.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { createResolver, tlsPolicy, type Level, type TlsPolicyError, type TlsPolicySentInfo } from '../lib/index.js';
+import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
+import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
+import { loopbackBlock, startPeers, type Peer } from './helpers/smtp-peer.js';
+
+let tree: DnssecTree;
+const peers = new Map<string, Peer>();
+let ca: Issued;
+let port = 0;
+let caFile = '';
+
+const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex');
+
+beforeAll(async () => {
+  ca = await makeCA('names-from-dns CA');
+  caFile = join(mkdtempSync(join(tmpdir(), 'ntp-names-')), 'ca.pem');
+  writeFileSync(caFile, ca.certPem);
+  const intermediate = await makeCA('names-from-dns intermediate', { issuer: ca });
+  // Peers, each presenting a certificate for one name, from the pinned intermediate.
+  const certs: Array<[string, string]> = [
+    ['evil', 'mx.evil.test'], // the insecure end of a CNAME chain
+    ['alias-ok', 'mx.alias2.test'], // the original (secure) MX name of a chain of the same shape
+    ['secure-end', 'target.chain.test'], // the secure end of a secure CNAME chain
+    ['insecure-mx', 'mx.pinned.test'], // a host named by an insecure MX RRset (and by a secure one)
+  ];
+  const ip = loopbackBlock();
+  const issued = await Promise.all(certs.map(([, name]) => makeLeaf(intermediate, { names: [name] })));
+  const started = await startPeers(certs.map(([key], i) => ({ host: ip(i + 2), behaviour: 'starttls' as const, cert: issued[i]!.chainPem, key: issued[i]!.keyPem, name: key })));
+  port = started[0]!.port;
+  certs.forEach(([key], i) => peers.set(key, started[i]!));
+  const addr = (key: string) => peers.get(key)!.host;
+  const ta = `TLSA 2 0 1 ${sha256(Buffer.from(new X509Certificate(intermediate.certPem).raw))}`;
+  const tlsaAt = (name: string) => `_${port}._tcp.${name}. ${ta}`;
+  tree = await startDnssec([
+    // signed domain; its MX host is a secure CNAME into an unsigned zone the attacker can forge
+    { origin: 'alias.test', records: ['@ MX 10 mx', 'mx CNAME mx.evil.test.', tlsaAt('mx.alias.test')] },
+    { origin: 'evil.test', signed: false, records: [`mx A ${addr('evil')}`, tlsaAt('mx.evil.test')] },
+    // the same shape, but the peer behind the insecure target carries the original MX name
+    { origin: 'alias2.test', records: ['@ MX 10 mx', 'mx CNAME mx.other.test.', tlsaAt('mx.alias2.test')] },
+    { origin: 'other.test', signed: false, records: [`mx A ${addr('alias-ok')}`] },
+    // a signed CNAME chain end to end
+    { origin: 'chain.test', records: ['@ MX 10 mx', 'mx CNAME target', `target A ${addr('secure-end')}`, tlsaAt('target.chain.test')] },
+    // an unsigned domain whose MX names a host in a signed zone with TLSA
+    { origin: 'forged.test', signed: false, records: ['@ MX 10 mx.pinned.test.'] },
+    { origin: 'pinned.test', records: [`mx A ${addr('insecure-mx')}`, tlsaAt('mx.pinned.test')] },
+    // a signed domain whose MX names the same host
+    { origin: 'pinned2.test', records: ['@ MX 10 mx.pinned.test.'] },
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...peers.values()].map((p) => p.close()));
+  await tree?.close();
+});
+
+async function send(level: Level, to: string, extra: Record<string, unknown> = {}): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
+  const transport = nodemailer.createTransport(
+    tlsPolicy({ port, level, caFile, dns: createResolver({ servers: [tree.resolver], timeout: 800, attempts: 2 }), connectionReuse: false, ...extra }) as never,
+  );
+  try {
+    return { info: (await transport.sendMail({ from: 's@origin.test', to, subject: 'names', text: 'hello' } as never)) as unknown as TlsPolicySentInfo };
+  } catch (error) {
+    return { error: error as TlsPolicyError };
+  } finally {
+    transport.close();
+  }
+}
+
+function mailSeen(key: string): number {
+  return peers.get(key)!.events.filter((e) => e.command === 'MAIL' || e.command === 'RCPT' || e.command === 'DATA').length;
+}
+
+describe('names from insecure DNS never authenticate a peer', () => {
+  const levels: Level[] = ['dane', 'dane-only'];
+  for (const level of levels) {
+    it(`${level}: the insecure end of a secure CNAME is no DANE-TA reference name`, async () => {
+      const before = mailSeen('evil');
+      const { info, error } = await send(level, 'u@alias.test');
+      expect(info).toBeUndefined();
+      expect(error?.code).toBe('ETLS');
+      expect(error?.temporary).toBe(true);
+      // the certificate's name is shown, and it matched only the names got securely
+      expect(error?.message).toMatch(/certificate names mx\.evil\.test matched none of mx\.alias\.test/);
+      expect(error?.message).not.toMatch(/none of [^)]*mx\.evil\.test/);
+      expect(mailSeen('evil')).toBe(before);
+      const attempt = error!.deliveries[0]!.attempts[0]!;
+      expect(attempt.trust).toBe('Untrusted');
+      expect(attempt.decision).toBe('next');
+    });
+    it(`${level}: behind the same chain, a certificate for the original MX name is Verified`, async () => {
+      const before = mailSeen('alias-ok');
+      const { info, error } = await send(level, 'u@alias2.test');
+      expect(error).toBeUndefined();
+      const audit = info!.deliveries[0]!.attempts[0]!.audit;
+      expect([audit.auth, audit.level]).toEqual(['Verified', level]);
+      expect(audit.dane).toContain(`_${port}._tcp.mx.alias2.test`);
+      expect(mailSeen('alias-ok')).toBe(before + 3);
+    });
+    it(`${level}: the end of a CNAME chain that is secure throughout is a reference name`, async () => {
+      const before = mailSeen('secure-end');
+      const { info, error } = await send(level, 'u@chain.test');
+      expect(error).toBeUndefined();
+      const audit = info!.deliveries[0]!.attempts[0]!.audit;
+      expect([audit.auth, audit.level]).toEqual(['Verified', level]);
+      expect(mailSeen('secure-end')).toBe(before + 3);
+    });
+  }
+  it('dane: a host named by an insecure MX RRset is at most Trusted, never Verified', async () => {
+    const before = mailSeen('insecure-mx');
+    const { info, error } = await send('dane', 'u@forged.test');
+    expect(error).toBeUndefined();
+    const attempt = info!.deliveries[0]!.attempts[0]!;
+    expect(attempt.trust).toBe('Trusted');
+    expect(attempt.audit.dane).toMatch(/not DNSSEC-secure/);
+    expect(mailSeen('insecure-mx')).toBe(before + 3);
+  });
+  it('dane-only: a host named by an insecure MX RRset gets nothing', async () => {
+    const before = mailSeen('insecure-mx');
+    const connections = peers.get('insecure-mx')!.connections;
+    const { error } = await send('dane-only', 'u@forged.test');
+    expect(error?.code).toBe('ETLS');
+    expect(error?.message).toMatch(/MX RRset is not DNSSEC-secure/);
+    expect(mailSeen('insecure-mx')).toBe(before);
+    expect(peers.get('insecure-mx')!.connections).toBe(connections);
+  });
+  for (const [domain, secureMx] of [['forged.test', false], ['pinned2.test', true]] as const) {
+    it(`secure with match=hostname: the MX host name counts only from a secure MX RRset (${domain})`, async () => {
+      // The peer's chain is good under the trusted CA and it carries the MX host name.
+      const before = mailSeen('insecure-mx');
+      const { info, error } = await send('secure', `u@${domain}`, { policy: { [domain]: { level: 'secure', match: ['hostname', 'nexthop'] } } });
+      if (secureMx) {
+        expect(error).toBeUndefined();
+        expect(info!.deliveries[0]!.attempts[0]!.audit.matched).toBe('mx.pinned.test');
+        expect(mailSeen('insecure-mx')).toBe(before + 3);
+      } else {
+        expect(error?.code).toBe('ETLS');
+        expect(error?.message).toMatch(/certificate names mx\.pinned\.test matched none of forged\.test/);
+        expect(mailSeen('insecure-mx')).toBe(before);
+      }
+    });
+  }
+});
