@@ -8,11 +8,11 @@
  * `code`, `temporary` and every destination's details.
  */
 import { readFileSync } from 'node:fs';
-import { domainToASCII } from 'node:url';
 import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
-import { createResolver, normalizeName, type ResolverOptions } from './dns/index.js';
+import { createResolver, type ResolverOptions } from './dns/index.js';
+import { toDnsName } from './names/index.js';
 import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import {
@@ -165,15 +165,12 @@ const DEFAULTS = {
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   if (at < 0) throw new TlsPolicyError(`recipient ${address} has no domain`, 'EENVELOPE', false);
-  const domain = address.slice(at + 1).trim().replace(/\.$/, '');
+  const domain = address.slice(at + 1).trim();
   if (domain.startsWith('[') && domain.endsWith(']')) return domain.toLowerCase();
-  const ascii = domainToASCII(domain.toLowerCase());
-  if (!ascii) throw new TlsPolicyError(`recipient ${address} has an invalid domain`, 'EENVELOPE', false);
-  try {
-    return normalizeName(ascii);
-  } catch (err) {
-    throw new TlsPolicyError(`recipient ${address} has an invalid domain: ${(err as Error).message}`, 'EENVELOPE', false);
-  }
+  // The same normaliser as policy keys, so a table entry and a recipient always agree.
+  const ascii = toDnsName(domain);
+  if (!ascii.ok) throw new TlsPolicyError(`recipient ${address} has an invalid domain: ${ascii.reason}`, 'EENVELOPE', false);
+  return ascii.value;
 }
 
 /** A recipient whose address cannot be delivered to at all (no or an invalid domain): bounced. */
@@ -213,8 +210,13 @@ export function parseRelay(relay: NonNullable<TlsPolicyOptions['relay']>): Extra
   if (!Number.isInteger(finalPort) || finalPort < 1 || finalPort > 65535) {
     throw new TlsPolicyError(`relay port ${finalPort} is not a port number`, 'ECONFIG', false);
   }
-  const ascii = host.includes(':') ? host.toLowerCase() : domainToASCII(host.toLowerCase());
-  return { kind: 'relay', host: ascii || host.toLowerCase(), port: finalPort, implicitTls: secure ?? finalPort === 465 };
+  let name = host.toLowerCase();
+  if (!host.includes(':')) {
+    const ascii = toDnsName(host);
+    if (!ascii.ok) throw new TlsPolicyError(`relay host "${host}" is not a valid name: ${ascii.reason}`, 'ECONFIG', false);
+    name = ascii.value;
+  }
+  return { kind: 'relay', host: name, port: finalPort, implicitTls: secure ?? finalPort === 465 };
 }
 
 function messageAge(queuedAt: unknown, now: number): number {

@@ -3,34 +3,25 @@
  * validation in the spirit of Postfix's valid_hostname(), IDN to A-labels, IP literals
  * parsed to bytes (for CIDR matching) and printed in one canonical form.
  */
-import { domainToASCII } from 'node:url';
+import { parentPatterns, toAsciiDomain, type Checked } from '../names/index.js';
 
-export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
+export { parentPatterns, type Checked };
 
 const MAX_LABEL = 63;
 /** Postfix's VALID_HOSTNAME_LEN. */
 const MAX_NAME = 255;
 
 /**
- * Normalizes a DNS name: one trailing dot removed, U-labels to A-labels (node:url's
- * domainToASCII), lower case; then checks it as Postfix's valid_hostname() does: letters,
+ * Normalizes a DNS name with the library's one normaliser (lib/names toAsciiDomain: trailing
+ * dot, IDN to A-labels, lower case), then checks it as Postfix's valid_hostname() does: letters,
  * digits, '-' and '_' (Postfix tolerates underscores), no empty label, no label over 63
  * characters, no hyphen at a label's edge, not all digits (that would be an address).
  */
 export function normalizeDomain(raw: string): Checked<string> {
-  let s = raw;
-  if (s.endsWith('.')) s = s.slice(0, -1);
-  if (s === '') return { ok: false, reason: 'empty name' };
-  // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(s)) {
-    const ascii = domainToASCII(s);
-    if (ascii === '') return { ok: false, reason: 'not a valid internationalized domain name' };
-    s = ascii;
-  } else {
-    s = s.toLowerCase();
-  }
-  const why = hostnameProblem(s);
-  return why === undefined ? { ok: true, value: s } : { ok: false, reason: why };
+  const ascii = toAsciiDomain(raw);
+  if (!ascii.ok) return ascii;
+  const why = hostnameProblem(ascii.value);
+  return why === undefined ? ascii : { ok: false, reason: why };
 }
 
 /** Why an ASCII lower-case name is not a valid host name, or undefined when it is. */
@@ -48,13 +39,6 @@ export function hostnameProblem(s: string): string | undefined {
   }
   if (numeric) return 'numeric name (write an IP address in brackets, as [192.0.2.1])';
   return undefined;
-}
-
-/** The parent-domain patterns Postfix tries for a domain, nearest first: a.b.c -> .b.c, .c */
-export function parentPatterns(domain: string): string[] {
-  const out: string[] = [];
-  for (let i = domain.indexOf('.', 1); i !== -1; i = domain.indexOf('.', i + 1)) out.push(domain.slice(i));
-  return out;
 }
 
 export interface IpAddress {

@@ -7,7 +7,7 @@ import type { Policy } from '../types.js';
 import { checkEntry, OBJECT_ATTRIBUTES, type RawAttribute, type RawEntry } from './entry.js';
 import { PolicyError, type PolicyProblem } from './errors.js';
 import { normalizeBracketHost, normalizeKey } from './keys.js';
-import { normalizeDomain, parentPatterns } from './names.js';
+import { parentPatterns, toAsciiDomain } from '../names/index.js';
 
 /** One entry of the object form: a level name, or the level with attributes in camelCase. */
 export type PolicyObjectEntry =
@@ -328,13 +328,17 @@ function splitAttribute(token: string): { name: string; value: string } | string
  * Postfix looks up a bracketed next hop exactly as written, once: `[host]:587` finds only
  * `[host]:587`, `[host]` only `[host]`. Here the relay always has a port, so `[host]:port`
  * is tried first and `[host]` serves as the entry for every port of that host.
- * A domain that is not a valid host name is looked up once, as is, like Postfix.
+ * A domain that is not a valid host name (`mail-.example.com`, `a+b.example.com`) still walks its
+ * parent patterns, so a parent entry is never skipped for a name delivery goes ahead with.
  */
 export function lookupKeys(nexthop: NextHop): string[] {
   if (nexthop.kind === 'domain') {
-    const d = normalizeDomain(nexthop.domain);
-    if (!d.ok) return [nexthop.domain.toLowerCase()];
-    return [d.value, ...parentPatterns(d.value)];
+    // Every name delivery uses walks its parent patterns, valid host name or not: a
+    // `.example.com` entry must apply to `mail-.example.com` too (a name the table could not hold
+    // as a key of its own, but mail can still be sent to).
+    const d = toAsciiDomain(nexthop.domain);
+    const name = d.ok ? d.value : nexthop.domain.toLowerCase();
+    return [name, ...parentPatterns(name)];
   }
   let host = nexthop.host.trim();
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);

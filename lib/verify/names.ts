@@ -4,7 +4,7 @@
  * Postfix configures it (nameMatches).
  */
 import { X509Certificate } from 'node:crypto';
-import { domainToASCII } from 'node:url';
+import { toDnsName } from '../names/index.js';
 
 /** One entry of a certificate's subjectAltName, as Node prints it: `DNS`, `IP Address`, `email`, ... */
 export interface AltName {
@@ -20,25 +20,19 @@ export interface MatchContext {
   nexthop: string;
 }
 
-/** IDNA2003 label separators besides '.': ideographic, fullwidth and halfwidth ideographic full stops. */
-const IDN_DOTS = /[\u3002\uff0e\uff61]/g;
-
 function matchError(message: string): Error {
   return Object.assign(new Error(message), { code: 'EMATCH' });
 }
 
 /**
  * A reference name in the form certificates carry: lowercase ASCII, A-labels for IDNs,
- * no trailing dot.
+ * no trailing dot (lib/names toAsciiDomain, the library's one normaliser).
  */
 function normalizeName(name: string): string {
-  let n = name.endsWith('.') ? name.slice(0, -1) : name;
-  if (/[^\x00-\x7f]/.test(n)) {
-    const ascii = domainToASCII(n);
-    if (ascii === '') throw matchError(`match name "${name}" is not a valid internationalized domain name`);
-    n = ascii;
-  }
-  return n.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+  const ascii = toDnsName(name);
+  if (ascii.ok) return ascii.value;
+  if (/[^\x00-\x7f]/.test(name)) throw matchError(`match name "${name}" is not a valid internationalized domain name`);
+  throw matchError(`match name "${name}" is not a valid domain name: ${ascii.reason}`);
 }
 
 /**
@@ -69,7 +63,7 @@ export function expandMatch(tokens: readonly string[], ctx: MatchContext): strin
         subdomains = true;
         break;
       default:
-        name = token.replace(IDN_DOTS, '.');
+        name = token.replace(/[\u3002\uff0e\uff61]/g, '.');
         if (name.startsWith('.')) {
           name = name.slice(1);
           subdomains = true;
