@@ -266,8 +266,8 @@ describe('decide: mandatory levels (encrypt, dane, dane-only, fingerprint, verif
         ALL_OPTS.flatMap((opts): Row[] => [
           { level, facts: 'noStarttls', opts, expected: next(CAUSE.noStarttls + mandatory(level), true, 'no-starttls') },
           { level, facts: 'refused4xx', opts, expected: next(CAUSE.refused4xx + mandatory(level), true, 'starttls-refused') },
-          // A 5xx to STARTTLS is the server's permanent answer.
-          { level, facts: 'refused5xx', opts, expected: next(CAUSE.refused5xx + mandatory(level), false, 'starttls-refused') },
+          // A 5xx to STARTTLS travels in cleartext (forgeable): temporary, as Exim; never a bounce by itself.
+          { level, facts: 'refused5xx', opts, expected: next(CAUSE.refused5xx + mandatory(level), true, 'starttls-refused') },
           { level, facts: 'refusedNoReply', opts, expected: next(CAUSE.refusedNoReply + mandatory(level), true, 'starttls-refused') },
           { level, facts: 'handshake', opts, expected: next(CAUSE.handshake + mandatory(level), true, 'handshake') },
           { level, facts: 'session', opts, expected: next(CAUSE.session + mandatory(level), true, 'session') },
@@ -284,7 +284,7 @@ describe('decide: authenticated levels with fallback encrypt still need TLS', ()
         (['postfix', 'tryclearTrue', 'ageAbove', 'authAllowed'] as OptName[]).flatMap((opts): Row[] => [
           { level, facts: 'noStarttls', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.noStarttls + mandatory(level) + FALLBACK_ENCRYPT, true, 'no-starttls') },
           { level, facts: 'refused4xx', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.refused4xx + mandatory(level) + FALLBACK_ENCRYPT, true, 'starttls-refused') },
-          { level, facts: 'refused5xx', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.refused5xx + mandatory(level) + FALLBACK_ENCRYPT, false, 'starttls-refused') },
+          { level, facts: 'refused5xx', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.refused5xx + mandatory(level) + FALLBACK_ENCRYPT, true, 'starttls-refused') },
           { level, facts: 'handshake', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.handshake + mandatory(level) + FALLBACK_ENCRYPT, true, 'handshake') },
           { level, facts: 'session', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.session + mandatory(level) + FALLBACK_ENCRYPT, true, 'session') },
         ]),

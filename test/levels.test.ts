@@ -63,7 +63,10 @@ const rows: Array<[Key, Level, Record<string, unknown>, Outcome]> = [
   ['selfsigned', 'encrypt', {}, { delivered: true, secure: true, trust: 'Untrusted' }],
   ['nostarttls', 'encrypt', {}, { delivered: false, temporary: true, code: 'ETLS', reason: /mx\.nostarttls\.test\[[\d.]+\]:\d+ offered no STARTTLS; TLS is mandatory at level encrypt/ }],
   ['t454', 'encrypt', {}, { delivered: false, temporary: true, code: 'ETLS', reason: /refused STARTTLS: 454 4\.7\.0/ }],
-  ['t554', 'encrypt', {}, { delivered: false, temporary: false, code: 'ETLS', reason: /refused STARTTLS: 554 5\.7\.0/ }],
+  // a 5xx to STARTTLS crossed in cleartext: deferred unless tlsFailuresPermanent says bounce
+  ['t554', 'encrypt', {}, { delivered: false, temporary: true, code: 'ETLS', reason: /refused STARTTLS: 554 5\.7\.0/ }],
+  ['t554', 'encrypt', { tlsFailuresPermanent: true }, { delivered: false, temporary: false, code: 'ETLS', reason: /refused STARTTLS: 554 5\.7\.0/ }],
+  ['t454', 'encrypt', { tlsFailuresPermanent: true }, { delivered: false, temporary: false, code: 'ETLS', reason: /refused STARTTLS: 454 4\.7\.0/ }],
   ['hsfail', 'encrypt', { queuedAt: old }, { delivered: false, temporary: true, code: 'ETLS', reason: /TLS handshake failed/ }],
   ['drop', 'encrypt', { queuedAt: old }, { delivered: false, temporary: true, code: 'ETLS', reason: /connection lost inside TLS/ }],
   // verify (names: the MX host name)

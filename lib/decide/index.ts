@@ -136,9 +136,12 @@ function tlsUnavailable(input: DecideInput, stage: Stage, reason: string, replyC
   const permanentReply = replyCode !== undefined && replyCode >= 500;
   if (!cleartextAllowed(input)) {
     const fallbackNote = input.fallback === 'encrypt' ? ' (its fallback level encrypt needs TLS too)' : '';
+    // Always temporary, even after a 5xx to STARTTLS (Exim defers too; Postfix bounces): the
+    // reply travels in cleartext, so an on-path attacker could forge it and turn every
+    // mandatory-TLS destination's deferral into a bounce. tlsFailuresPermanent makes it final.
     return {
       action: 'next',
-      temporary: !permanentReply,
+      temporary: true,
       stage,
       reason: `${reason}; TLS is mandatory at level ${input.level}${fallbackNote}`,
     };
