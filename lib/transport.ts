@@ -15,6 +15,7 @@ import { createResolver, type ResolverOptions } from './dns/index.js';
 import { toDnsName } from './names/index.js';
 import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
+import { SessionTracker } from './smtp/tracker.js';
 import {
   applyHostLists,
   createPolicyTable,
@@ -92,6 +93,17 @@ export interface TlsPolicyOptions {
   connectionTimeout?: number;
   greetingTimeout?: number;
   socketTimeout?: number;
+  /**
+   * Milliseconds within which each SMTP reply must be complete (a deadline, not an inactivity
+   * timer: a reply trickling in a byte at a time fails too). Default 300000 (Postfix's
+   * smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout).
+   */
+  commandTimeout?: number;
+  /**
+   * Milliseconds within which the message body must be handed over, and again within which the
+   * reply to its end must arrive. Default 600000 (Postfix's smtp_data_done_timeout).
+   */
+  dataTimeout?: number;
   /** A bunyan-compatible logger, or true for the console, as in Nodemailer. */
   logger?: unknown;
   /** Log SMTP traffic, as in Nodemailer. */
@@ -249,6 +261,7 @@ export class TlsPolicyTransport {
   private readonly hooks: DeliverHooks;
   private readonly relay?: Extract<Destination, { kind: 'relay' }>;
   private readonly dns: DeliverDns;
+  private readonly tracker = new SessionTracker();
   private inFlight = 0;
 
   constructor(options: TlsPolicyOptions = {}) {
@@ -272,6 +285,11 @@ export class TlsPolicyTransport {
     parseTemplate(auditTemplate);
     if (options.maxMxSessions !== undefined && (!Number.isInteger(options.maxMxSessions) || options.maxMxSessions < 0)) {
       throw new TlsPolicyError(`option maxMxSessions must be 0 or a positive integer, not ${String(options.maxMxSessions)}`, 'ECONFIG', false);
+    }
+    for (const [name, value] of [['commandTimeout', options.commandTimeout], ['dataTimeout', options.dataTimeout], ['connectionTimeout', options.connectionTimeout], ['greetingTimeout', options.greetingTimeout], ['socketTimeout', options.socketTimeout]] as const) {
+      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+        throw new TlsPolicyError(`option ${name} must be a positive integer (milliseconds), not ${String(value)}`, 'ECONFIG', false);
+      }
     }
     for (const [name, value] of [['port', options.port], ['maxMxAddresses', options.maxMxAddresses], ['maxConcurrentDestinations', options.maxConcurrentDestinations]] as const) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
@@ -322,6 +340,9 @@ export class TlsPolicyTransport {
       ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
       ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
       ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
+      ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}),
+      ...(options.dataTimeout ? { dataTimeout: options.dataTimeout } : {}),
+      tracker: this.tracker,
       ipv6: options.ipv6 !== false,
       insecureMxPolicy: options.daneInsecureMxPolicy ?? 'dane',
       debug: options.debug === true,
@@ -368,6 +389,12 @@ export class TlsPolicyTransport {
     const envelope = mail.message.getEnvelope();
     const from = envelope.from || '';
     const recipients = [...new Set(envelope.to)];
+    if (this.tracker.closed) {
+      // As Nodemailer's pool after close(): nothing is sent; every recipient is pending.
+      const reason = `the message was not sent: ${this.tracker.closed}`;
+      const notSent: Delivery = { destination: '', level: this.options.level ?? DEFAULTS.level, policySource: 'none', status: 'deferred', accepted: [], rejected: [], pending: recipients, attempts: [], reason, code: 'ECONNECTION', temporary: true };
+      throw new TlsPolicyError(reason, 'ECONNECTION', true, [notSent]);
+    }
     if (recipients.length === 0) throw new TlsPolicyError('the message has no recipients', 'EENVELOPE', false);
     const age = messageAge(mail.data.queuedAt, Date.now());
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
@@ -487,8 +514,15 @@ export class TlsPolicyTransport {
     return { destination, delivery, events };
   }
 
-  /** Closes the idle sessions kept for reuse. */
-  close(): void {
+  /**
+   * Closes the transport, as Nodemailer's pool does: idle sessions are closed, sends waiting for
+   * a session and sends made later fail (ECONNECTION, temporary, recipients pending), and every
+   * session in progress that has not yet put the message body on the wire is ended (its
+   * recipients pending). A session whose body is on the wire finishes within `dataTimeout`,
+   * since ending it could deliver the message twice on a retry; `{ force: true }` ends those too.
+   */
+  close(options: { force?: boolean } = {}): void {
+    this.tracker.closeAll('the transport was closed', options.force === true);
     this.settings.pool?.closeAll();
   }
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { ehloLinesOf, isSecure, isUpgrading, lastReplyOf, onCommand, plaintextEhloOf, tlsSocketOf } from '../lib/smtp/connection-internals.js';
+import { drainRepliesOnClose, ehloLinesOf, failConnection, isSecure, isUpgrading, lastReplyOf, onCommand, onReply, plaintextEhloOf, tlsSocketOf } from '../lib/smtp/connection-internals.js';
 
 describe('SMTPConnection private fields', () => {
   it('exist with the types connection-internals expects', () => {
@@ -34,5 +34,37 @@ describe('SMTPConnection private fields', () => {
     (c._sendCommand as (s: string) => void).call(c, 'STARTTLS');
     expect(seen).toEqual(['STARTTLS']);
     expect(written.join('')).toContain('STARTTLS');
+  });
+  it('lastServerResponse is where every reply lands (onReply sees it)', () => {
+    const c = new SMTPConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;
+    const seen: string[] = [];
+    onReply(c, (reply) => seen.push(reply));
+    c._responseActions = [() => undefined];
+    (c._responseQueue as string[]).push('250 ok');
+    (c._processResponse as () => void).call(c);
+    expect(seen).toEqual(['250 ok']);
+    expect(lastReplyOf(c)).toBe('250 ok');
+  });
+  it('_onClose, _processResponse, _responseQueue and _onError exist (drainRepliesOnClose, failConnection)', () => {
+    const c = new SMTPConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;
+    expect(typeof c._onClose).toBe('function');
+    expect(typeof c._processResponse).toBe('function');
+    expect(Array.isArray(c._responseQueue)).toBe(true);
+    expect(typeof c._onError).toBe('function');
+    const replies: string[] = [];
+    c._responseActions = [(reply: string) => replies.push(reply)];
+    (c._responseQueue as string[]).push('421 4.3.2 closing');
+    drainRepliesOnClose(c);
+    try {
+      (c._onClose as () => void).call(c);
+    } catch {
+      // the rest of _onClose needs a socket; the queued reply must have been taken first
+    }
+    expect(replies).toEqual(['421 4.3.2 closing']);
+    const errors: Error[] = [];
+    const d = new SMTPConnection({ host: '127.0.0.1', port: 1 });
+    d.on('error', (e: Error) => errors.push(e));
+    failConnection(d, new Error('deadline passed'));
+    expect(errors.map((e) => [e.message, (e as { code?: string }).code])).toEqual([['deadline passed', 'ETIMEDOUT']]);
   });
 });

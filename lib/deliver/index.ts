@@ -16,6 +16,7 @@ import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
 import { makePlan, matchNames, sessionKey, type DaneSession, type Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
+import type { SessionTracker } from '../smtp/tracker.js';
 import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
 import { auditDigests, verifyPeer } from '../verify/index.js';
 import { classifyTlsa, daneNames, daneVerify, formatTlsa } from '../dane/index.js';
@@ -59,6 +60,12 @@ export interface DeliverSettings {
   connectionTimeout?: number;
   greetingTimeout?: number;
   socketTimeout?: number;
+  /** Deadline for each SMTP reply (ms). */
+  commandTimeout?: number;
+  /** Deadline for handing over the body, and for the reply to its end (ms). */
+  dataTimeout?: number;
+  /** Sessions in progress, ended by the transport's close(); `closed` says why once it was. */
+  tracker?: SessionTracker;
   ipv6: boolean;
   /** Postfix's smtp_tls_dane_insecure_mx_policy. */
   insecureMxPolicy: InsecureMxPolicy;
@@ -159,6 +166,15 @@ interface Target {
 
 type TargetsResult = { targets: Target[] } | { fail: { reason: string; code: string; temporary: boolean } };
 
+/** MX host names looked up at the most, in delivery order (a hostile RRset may hold hundreds). */
+export const MAX_MX_NAMES = 20;
+/** Host lookups (addresses, with TLSA when wanted) in flight at once for one destination. */
+const MAX_HOST_LOOKUPS_IN_FLIGHT = 5;
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
 function shuffle<T>(items: T[]): T[] {
   const out = items.slice();
   for (let i = out.length - 1; i > 0; i--) {
@@ -209,38 +225,47 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   }
   const daneShadow = policy.shadow === 'dane' || policy.shadow === 'dane-only';
   const withTlsa = (wantsTlsa(policy.level, mxSecure, settings.insecureMxPolicy) || daneShadow) && policy.level !== 'none';
-  const answers = await Promise.all(
-    hosts.map(async (host) => {
-      if (isIP(host) !== 0) {
-        const answer: DnsResult<AddressRecord> = { status: 'insecure', rcode: 'NOERROR', name: host, ttl: 0, records: [{ address: host, family: host.includes(':') ? 6 : 4 }], cnames: [], canonical: host };
-        return { host, answer, tlsa: withTlsa ? ({ status: 'none', why: `${host} is an address literal` } as TlsaLookup) : undefined };
-      }
-      // The TLSA query at the original name goes out with the address queries (one round trip).
-      const original = withTlsa ? dns.tlsa(tlsaName(port, host)) : undefined;
-      const answer = await dns.addresses(host);
-      if (!original || answer.status === 'failed') {
-        original?.catch(() => undefined);
-        return { host, answer, tlsa: undefined };
-      }
-      return { host, answer, tlsa: await lookupTlsa(dns, host, port, answer, original) };
-    }),
-  );
+  const lookupHost = async (host: string) => {
+    if (isIP(host) !== 0) {
+      const answer: DnsResult<AddressRecord> = { status: 'insecure', rcode: 'NOERROR', name: host, ttl: 0, records: [{ address: host, family: host.includes(':') ? 6 : 4 }], cnames: [], canonical: host };
+      return { host, answer, tlsa: withTlsa ? ({ status: 'none', why: `${host} is an address literal` } as TlsaLookup) : undefined };
+    }
+    // The TLSA query at the original name goes out with the address queries (one round trip).
+    const original = withTlsa ? dns.tlsa(tlsaName(port, host)) : undefined;
+    const answer = await dns.addresses(host);
+    if (!original || answer.status === 'failed') {
+      original?.catch(() => undefined);
+      return { host, answer, tlsa: undefined };
+    }
+    return { host, answer, tlsa: await lookupTlsa(dns, host, port, answer, original) };
+  };
   const targets: Target[] = [];
   const problems: string[] = [];
-  for (const { host, answer, tlsa } of answers) {
-    settings.observe?.({ type: 'host', host, addresses: answer, ...(tlsa ? { tlsa } : {}) });
-    if (answer.status === 'failed') {
-      problems.push(answer.reason);
-      continue;
+  // Hosts are resolved in delivery order, a few at a time, until enough addresses are found
+  // (Postfix's smtp_mx_address_limit cuts the list the same way), so a huge MX RRset costs a
+  // bounded number of lookups instead of two or three per host at once.
+  const hostLimit = Math.max(MAX_MX_NAMES, settings.maxMxAddresses);
+  let next = 0;
+  while (next < hosts.length && next < hostLimit && targets.length < settings.maxMxAddresses) {
+    const width = Math.min(MAX_HOST_LOOKUPS_IN_FLIGHT, settings.maxMxAddresses - targets.length, hostLimit - next);
+    const batch = hosts.slice(next, next + width);
+    next += batch.length;
+    for (const { host, answer, tlsa } of await Promise.all(batch.map(lookupHost))) {
+      settings.observe?.({ type: 'host', host, addresses: answer, ...(tlsa ? { tlsa } : {}) });
+      if (answer.status === 'failed') {
+        problems.push(answer.reason);
+        continue;
+      }
+      const addresses = answer.records.map((r) => r.address).filter((a) => settings.ipv6 || !a.includes(':'));
+      if (addresses.length === 0) problems.push(`${host} has no address${settings.ipv6 ? '' : ' (IPv4)'}`);
+      // A name may authenticate a peer only when every answer that produced it was secure: the
+      // end of a CNAME chain counts only when the address answer that carried it is (RFC 7672
+      // sections 2.2.2 and 3.2.2; Postfix uses only names it got securely).
+      const canonical = answer.status === 'secure' && answer.canonical ? answer.canonical : host;
+      for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, viaMx, canonical, ...(tlsa ? { tlsa } : {}) });
     }
-    const addresses = answer.records.map((r) => r.address).filter((a) => settings.ipv6 || !a.includes(':'));
-    if (addresses.length === 0) problems.push(`${host} has no address${settings.ipv6 ? '' : ' (IPv4)'}`);
-    // A name may authenticate a peer only when every answer that produced it was secure: the
-    // end of a CNAME chain counts only when the address answer that carried it is (RFC 7672
-    // sections 2.2.2 and 3.2.2; Postfix uses only names it got securely).
-    const canonical = answer.status === 'secure' && answer.canonical ? answer.canonical : host;
-    for (const address of addresses) targets.push({ host, address, port, mxSecure, implicitTls, viaMx, canonical, ...(tlsa ? { tlsa } : {}) });
   }
+  if (targets.length === 0 && next < hosts.length) problems.push(`the other ${hosts.length - next} MX hosts were not looked up (at most ${hostLimit} are)`);
   if (targets.length === 0) {
     const where = destination.kind === 'relay' ? destination.host : destination.domain;
     return { fail: { reason: `${where}: no MX address to deliver to: ${problems.join('; ')}`, code: 'EDNS', temporary: true } };
@@ -370,6 +395,7 @@ export async function deliver(
     return finish();
   };
 
+  if (settings.tracker?.closed) return fail(`${nexthop}: ${settings.tracker.closed}; recipients left pending`, 'ECONNECTION', true);
   const resolved = await resolveTargets(destination, dns, settings, policy);
   if ('fail' in resolved) return fail(`${nexthop}: delivery at level ${policy.level} failed: ${resolved.fail.reason}`, resolved.fail.code, resolved.fail.temporary);
 
@@ -438,8 +464,11 @@ export async function deliver(
     const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
     const key = settings.pool && mode === 'tls' && !refused ? sessionKey(plan, dane, authenticate ? settings.auth?.user : undefined, [tempfailTryclear ?? null, rules.strict ?? false]) : undefined;
     const pool = key ? settings.pool : undefined;
-    const parked = key && pool ? (await pool.acquire(key, !fresh)).parked : undefined;
-    let slotOpen = pool !== undefined; // until the session goes back with give(), or release() ends the slot
+    const slot = key && pool ? await pool.acquire(key, !fresh) : undefined;
+    // The transport was closed while this delivery waited for a session slot: nothing is opened.
+    const notTried = slot?.closed ? `was not tried: ${settings.tracker?.closed ?? 'the transport was closed'}` : undefined;
+    const parked = slot?.parked;
+    let slotOpen = pool !== undefined && !notTried; // until the session goes back with give(), or release() ends the slot
     let facts: SessionFacts;
     let session: Session | undefined;
     let verdict: Verdict | undefined;
@@ -456,7 +485,9 @@ export async function deliver(
       } else {
         ({ facts, session } = refused
           ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
-          : await Session.open({
+          : notTried
+            ? { facts: { starttlsOffered: false, starttlsSent: false, failure: { kind: 'connect', message: notTried } } as SessionFacts, session: undefined }
+            : await Session.open({
               host: plan.host,
               address: plan.address,
               port: plan.port,
@@ -467,6 +498,9 @@ export async function deliver(
               ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
               ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
               ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+              ...(settings.commandTimeout ? { commandTimeout: settings.commandTimeout } : {}),
+              ...(settings.dataTimeout ? { dataTimeout: settings.dataTimeout } : {}),
+              ...(settings.tracker ? { tracker: settings.tracker } : {}),
               logger: settings.smtpLogger,
               debug: settings.debug,
             }));
@@ -600,6 +634,16 @@ export async function deliver(
     if (!t) return false;
     if (mail.recipients.length === 0) return true; // verify() and probe(): no transaction ran
     const relay = run.attempt.audit.relay;
+    if (t.failure && t.bodySent && !t.recipients.some((r) => r.status === 'accepted')) {
+      // The server took the whole message and never answered its end: it may hold the message
+      // and deliver it. Sending it to another MX now could deliver it twice, so the recipients
+      // are left pending for a later try (Postfix: "message may be sent more than once").
+      run.attempt.decision = 'next';
+      run.attempt.transactionFailed = true;
+      run.attempt.reason = `${relay} took the whole message, then ${lowerFirst(t.failure.message)} before answering its end: the message may already have been delivered, so it is not sent to another MX now`;
+      mayBeDelivered = run.attempt.reason;
+      return false;
+    }
     if (t.failure && t.failure.temporary && !t.recipients.some((r) => r.status === 'accepted')) {
       // The whole transaction was refused temporarily (MAIL FROM 4xx, DATA 4xx, connection lost): next MX.
       run.attempt.decision = 'next';
@@ -631,6 +675,8 @@ export async function deliver(
   };
 
   let lastFailure: { reason: string; temporary: boolean; code: string } | undefined;
+  /** Set when a server may hold the message already: no other MX is tried in this call. */
+  let mayBeDelivered: string | undefined;
   const failures: string[] = [];
   const later: Target[] = [];
   const tryTarget = async (target: Target, mode: 'tls' | 'cleartext-retry'): Promise<boolean> => {
@@ -658,14 +704,27 @@ export async function deliver(
   // transaction count; sessions that failed before (connection, STARTTLS, TLS, policy) do not.
   const sessionLimitReached = () =>
     settings.maxMxSessions > 0 && delivery.attempts.filter((a) => a.decision === 'next' && a.transactionFailed).length >= settings.maxMxSessions;
+  // After each attempt: stop when a server may already hold the message, or the transport was closed.
+  const stopped = (): Delivery | undefined => {
+    if (mayBeDelivered) return fail(`${nexthop}: ${mayBeDelivered}; recipients left pending`, 'ECONNECTION', true);
+    const closed = settings.tracker?.closed;
+    if (closed) return fail(`${nexthop}: ${closed}; recipients left pending${failures.length ? ` (${failures.join('; ')})` : ''}`, 'ECONNECTION', true);
+    return undefined;
+  };
   for (const target of resolved.targets) {
+    const stop = stopped();
+    if (stop) return stop;
     if (await tryTarget(target, 'tls')) return finish();
     if (sessionLimitReached()) break;
   }
   for (const target of sessionLimitReached() ? [] : [...later]) {
+    const stop = stopped();
+    if (stop) return stop;
     if (await tryTarget(target, 'cleartext-retry')) return finish();
     if (sessionLimitReached()) break;
   }
+  const stop = stopped();
+  if (stop) return stop;
   const last = lastFailure ?? { reason: 'no MX was tried', temporary: true, code: 'ECONNECTION' };
   const tlsFailure = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
   return fail(

@@ -68,3 +68,48 @@ export function onCommand(connection: object, listener: (command: string) => voi
     return original.call(this, command);
   };
 }
+
+/**
+ * Calls `listener` with every reply SMTPConnection takes in, as it records it in
+ * `lastServerResponse` (each complete reply, and an unterminated one left when the server closes).
+ */
+export function onReply(connection: object, listener: (reply: string) => void): void {
+  const c = connection as { lastServerResponse: string | false };
+  let value = c.lastServerResponse;
+  Object.defineProperty(connection, 'lastServerResponse', {
+    configurable: true,
+    enumerable: true,
+    get: () => value,
+    set: (next: string | false) => {
+      value = next;
+      if (typeof next === 'string') listener(next);
+    },
+  });
+}
+
+/**
+ * Makes a connection act on every complete reply it has received before it handles the server
+ * closing. SMTPConnection takes queued replies in one at a time on the next turn of the event
+ * loop, so a server that answers and closes at once (`421` to DATA, then FIN) has its reply
+ * dropped and the send fails with "Connection closed unexpectedly"; with this, the reply is the
+ * failure, as RFC 5321 section 3.8 expects a client to report it.
+ */
+export function drainRepliesOnClose(connection: object): void {
+  const c = connection as { _onClose: () => void; _processResponse: () => unknown; _responseQueue: string[]; _destroyed: boolean };
+  const original = c._onClose;
+  c._onClose = function (this: typeof c) {
+    // _processResponse takes one reply a call (and returns early on a partial one).
+    for (let guard = this._responseQueue.length; guard > 0 && this._responseQueue.length > 0 && !this._destroyed; guard--) {
+      const before = this._responseQueue.length;
+      this._processResponse();
+      if (this._responseQueue.length >= before) break;
+    }
+    return original.call(this);
+  };
+}
+
+/** Fails the connection as its own timers do: 'error' is emitted, it closes, a send in flight gets `error`. */
+export function failConnection(connection: object, error: Error, code = 'ETIMEDOUT'): void {
+  const c = connection as { _onError: (err: Error, type: string, data: false, command: string) => void };
+  c._onError(error, code, false, 'CONN');
+}

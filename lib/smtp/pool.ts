@@ -24,7 +24,9 @@ export interface PoolOptions {
   maxMessages?: number;
 }
 
-type Waiter<T> = (slot: { parked?: { session: Session; data: T; messages: number } }) => void;
+/** A slot: an idle session to reuse, none (open a new one), or `closed` after closeAll() (open nothing). */
+export type Slot<T> = { parked?: { session: Session; data: T; messages: number }; closed?: true };
+type Waiter<T> = (slot: Slot<T>) => void;
 
 interface Idle<T> {
   session: Session;
@@ -68,7 +70,8 @@ export class SessionPool<T> {
    * new one. Waits while `maxConnectionsPerKey` sessions are in use. Every slot must end with
    * `give` (the session goes back) or `release` (it did not).
    */
-  acquire(key: string, reuse = true): Promise<{ parked?: { session: Session; data: T; messages: number } }> {
+  acquire(key: string, reuse = true): Promise<Slot<T>> {
+    if (this.closed) return Promise.resolve({ closed: true });
     const parked = reuse ? this.take(key) : undefined;
     const inUse = this.active.get(key) ?? 0;
     if (parked || inUse < this.maxConnectionsPerKey) {
@@ -167,11 +170,19 @@ export class SessionPool<T> {
     if (quit) entry.session.quit();
   }
 
-  /** Closes every idle session; sessions still in use are closed when they come back. */
+  /**
+   * Closes every idle session and answers every delivery waiting for a slot with `closed` (as
+   * Nodemailer's pool fails its queued messages on close); sessions still in use are closed when
+   * they come back, and later acquire() calls get `closed` too.
+   */
   closeAll(): void {
     this.closed = true;
     for (const [key, list] of [...this.idle]) {
       for (const entry of [...list]) this.drop(key, entry, true);
+    }
+    for (const [key, list] of [...this.waiting]) {
+      this.waiting.delete(key);
+      for (const waiter of list) waiter({ closed: true });
     }
   }
 }

@@ -16,14 +16,18 @@ import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { PeerTls } from '../types.js';
 import {
+  drainRepliesOnClose,
   ehloLinesOf,
+  failConnection,
   isSecure,
   isUpgrading,
   lastReplyOf,
   onCommand,
+  onReply,
   plaintextEhloOf,
   tlsSocketOf,
 } from './connection-internals.js';
+import type { SessionTracker } from './tracker.js';
 
 export interface SessionOptions {
   /** The MX host name, for messages. */
@@ -42,9 +46,27 @@ export interface SessionOptions {
   connectionTimeout?: number;
   greetingTimeout?: number;
   socketTimeout?: number;
+  /**
+   * Milliseconds within which each SMTP reply must be complete, counted from the command it
+   * answers (or the reply before it, when commands are pipelined). A deadline, not an inactivity
+   * timer: a reply that trickles in one byte at a time fails too. Default 300000, Postfix's
+   * smtp_helo_timeout, smtp_mail_timeout and smtp_rcpt_timeout.
+   */
+  commandTimeout?: number;
+  /**
+   * Milliseconds within which the message body must be handed over after the 354, and again
+   * within which the reply to its end must arrive. Default 600000, Postfix's
+   * smtp_data_done_timeout.
+   */
+  dataTimeout?: number;
+  /** Where the session is registered while it is in progress, so the transport's close() can end it. */
+  tracker?: SessionTracker;
   logger?: unknown;
   debug?: boolean;
 }
+
+export const DEFAULT_COMMAND_TIMEOUT = 300_000;
+export const DEFAULT_DATA_TIMEOUT = 600_000;
 
 /** How a session that never became ready ended. */
 export type SessionFailureKind =
@@ -93,8 +115,13 @@ export interface RecipientResult {
 export interface TransactionResult {
   /** Whether the message was accepted for at least one recipient. */
   ok: boolean;
-  /** Whether the DATA command went out: past it, the server may hold the message even without a reply. */
+  /** Whether the DATA command went out. */
   dataSent?: boolean;
+  /**
+   * Whether the whole message body went out (the final dot follows it) with no reply to its end:
+   * the server may hold the message, so it must not be sent to another server now.
+   */
+  bodySent?: boolean;
   recipients: RecipientResult[];
   /** The final reply (to DATA), or the reply that stopped the transaction. */
   reply?: string;
@@ -133,13 +160,14 @@ function peerOf(socket: TLSSocket): PeerTls {
 
 const SLICE = 64 * 1024;
 
-/** A readable stream over `buffer` in 64 KiB views of it. */
-function sliced(buffer: Buffer): Readable {
+/** A readable stream over `buffer` in 64 KiB views of it; `onEnd` runs when all of it was read. */
+function sliced(buffer: Buffer, onEnd: () => void): Readable {
   let offset = 0;
   return new Readable({
     read() {
       if (offset >= buffer.length) {
         this.push(null);
+        onEnd();
         return;
       }
       const end = Math.min(offset + SLICE, buffer.length);
@@ -155,23 +183,118 @@ function offersStarttls(ehlo: string | string[] | undefined): boolean {
   return lines.some((line) => /^(\d{3}[ -])?STARTTLS\b/i.test(line.trim()));
 }
 
+/** The command a reply answers, for messages; never an AUTH argument (it may carry a credential). */
+function commandName(line: string): string {
+  const verb = /^([A-Za-z]+)(?:\s|$)/.exec(line)?.[1]?.toUpperCase();
+  const known = ['EHLO', 'HELO', 'LHLO', 'STARTTLS', 'AUTH', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY'];
+  return verb && known.includes(verb) ? verb : 'an AUTH exchange';
+}
+
+/**
+ * The deadlines of one connection (Postfix's smtp_*_timeout, kept as deadlines as with
+ * smtp_per_record_deadline): while a reply is awaited, it must be complete within
+ * `commandTimeout` of the command, or of the reply before it when commands are pipelined; after
+ * the 354 the whole body must be handed over within `dataTimeout`, and the reply to its end
+ * must come within `dataTimeout`. Socket inactivity alone bounds nothing: a peer that trickles
+ * one byte a second keeps it alive for ever.
+ */
+class Deadlines {
+  /** Replies awaited: the greeting first. */
+  private awaited = 1;
+  private last = 'the greeting';
+  private timer: NodeJS.Timeout | undefined;
+  /** The body is on the wire and the reply to its end has not come. */
+  bodyPending = false;
+  private inBody = false;
+  private done = false;
+
+  constructor(
+    private readonly fail: (why: string) => void,
+    private readonly commandTimeout: number,
+    private readonly dataTimeout: number,
+  ) {
+    this.arm(commandTimeout, () => `no complete greeting within ${commandTimeout} ms`);
+  }
+
+  command(line: string): void {
+    this.awaited++;
+    this.last = commandName(line);
+    const what = this.last;
+    this.arm(this.commandTimeout, () => `no complete reply to ${what} within ${this.commandTimeout} ms`);
+  }
+
+  reply(reply: string): void {
+    if (this.awaited > 0) this.awaited--;
+    if (this.bodyPending) {
+      this.bodyPending = false;
+    } else if (this.last === 'DATA' && /^3\d\d/.test(reply)) {
+      this.inBody = true;
+      this.arm(this.dataTimeout, () => `the message body was not taken within ${this.dataTimeout} ms`);
+      return;
+    }
+    if (this.awaited > 0) {
+      const what = this.last;
+      this.arm(this.commandTimeout, () => `no complete reply to ${what} within ${this.commandTimeout} ms`);
+    } else {
+      this.stop();
+    }
+  }
+
+  /** All of the body was handed over; the final dot follows it. */
+  bodyEnd(): void {
+    if (!this.inBody) return;
+    this.inBody = false;
+    this.bodyPending = true;
+    this.awaited++;
+    this.last = 'the end of the message';
+    this.arm(this.dataTimeout, () => `no reply to the end of the message within ${this.dataTimeout} ms`);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The session is over (QUIT sent, closed, or failed): nothing is awaited any more. */
+  finish(): void {
+    this.done = true;
+    this.stop();
+  }
+
+  private arm(ms: number, why: () => string): void {
+    this.stop();
+    if (this.done) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.fail(why());
+    }, ms);
+    this.timer.unref();
+  }
+}
+
 export class Session {
   readonly facts: SessionFacts;
   private readonly connection: SMTPConnection;
+  private readonly deadlines: Deadlines;
+  private readonly untrack: () => void;
   private closed = false;
   private ended = false;
   private dataSent = false;
   private readonly closeListeners: Array<() => void> = [];
 
-  private constructor(connection: SMTPConnection, facts: SessionFacts) {
+  private constructor(connection: SMTPConnection, facts: SessionFacts, deadlines: Deadlines, untrack: () => void) {
     this.connection = connection;
     this.facts = facts;
+    this.deadlines = deadlines;
+    this.untrack = untrack;
     onCommand(connection, (command) => {
       if (/^DATA\b/i.test(command)) this.dataSent = true;
     });
     const end = () => {
       if (this.ended) return;
       this.ended = true;
+      this.deadlines.finish();
+      this.untrack();
       for (const listener of this.closeListeners.splice(0)) listener();
     };
     connection.on('end', end);
@@ -227,6 +350,25 @@ export class Session {
     connection.on('error', () => {
       /* reported through the settle path below */
     });
+    drainRepliesOnClose(connection);
+    const deadlines = new Deadlines(
+      (why) => failConnection(connection, Object.assign(new Error(why), { deadline: true })),
+      options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT,
+      options.dataTimeout ?? DEFAULT_DATA_TIMEOUT,
+    );
+    onCommand(connection, (command) => deadlines.command(command));
+    onReply(connection, (reply) => deadlines.reply(reply));
+    const untrack =
+      options.tracker?.add({
+        abort: (reason) => failConnection(connection, Object.assign(new Error(reason), { closedByTransport: true }), 'ECONNECTION'),
+        get bodySent() {
+          return deadlines.bodyPending;
+        },
+      }) ?? (() => undefined);
+    const ended = () => {
+      deadlines.finish();
+      untrack();
+    };
     return new Promise((resolve) => {
       let settled = false;
       const settle = (error?: Error & { response?: string; code?: string }) => {
@@ -247,6 +389,7 @@ export class Session {
             sawReply: lastReplyOf(connection) !== undefined,
           });
           connection.close();
+          ended();
           resolve({ facts });
           return;
         }
@@ -264,7 +407,7 @@ export class Session {
             if (reply !== undefined) facts.starttlsReply = oneLine(reply);
           }
         }
-        resolve({ facts, session: new Session(connection, facts) });
+        resolve({ facts, session: new Session(connection, facts, deadlines, untrack) });
       };
       // Watch the commands SMTPConnection writes, to know when STARTTLS went out.
       onCommand(connection, (command) => {
@@ -299,7 +442,8 @@ export class Session {
     return new Promise((resolve) => {
       // Handed over as a stream of slices of the one buffer (no copies): written whole, TLS would
       // encrypt the entire message into memory at once on every connection.
-      this.connection.send({ from, to: recipients, size: message.length }, sliced(message), (err, info) => {
+      const body = sliced(message, () => this.deadlines.bodyEnd());
+      this.connection.send({ from, to: recipients, size: message.length }, body, (err, info) => {
         if (!err && info) {
           const rejected = new Map<string, string | undefined>();
           for (const e of info.rejectedErrors ?? []) {
@@ -339,6 +483,8 @@ export class Session {
           }),
           reply,
           dataSent: this.dataSent,
+          // the body went out whole and nothing answered its end (a reply is an answer)
+          bodySent: this.deadlines.bodyPending && reply === undefined,
           failure: { message: e.message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
         });
       });
@@ -349,6 +495,8 @@ export class Session {
   quit(): void {
     if (this.closed) return;
     this.closed = true;
+    this.deadlines.finish();
+    this.untrack();
     try {
       this.connection.quit();
     } catch {
@@ -360,18 +508,24 @@ export class Session {
   /** Drops the connection at once. */
   close(): void {
     this.closed = true;
+    this.deadlines.finish();
+    this.untrack();
     this.connection.close();
   }
 }
 
 /** Sorts an error that ended a session before it was ready into one of the failure kinds. */
 export function classifyFailure(
-  error: Error & { response?: string; code?: string; originalCode?: string },
+  error: Error & { response?: string; code?: string; originalCode?: string; deadline?: boolean; closedByTransport?: boolean },
   state: { implicitTls: boolean; upgrading: boolean; secure: boolean; sawReply: boolean },
 ): SessionFailure {
   const reply = oneLine(error.response);
   const code = replyCode(reply);
   const detail = (error.message || String(error)).replace(/: \d{3}[ -].*$/s, '').replace(/\s+/g, ' ').trim();
+  if (error.deadline || error.closedByTransport) {
+    // A deadline passed or the transport was closed: inside TLS that ends the TLS session.
+    return { kind: state.secure ? 'tls-session' : 'connect', message: error.deadline ? `timed out: ${detail}` : detail };
+  }
   if (state.upgrading) {
     return { kind: 'handshake', message: `TLS handshake failed: ${detail}` };
   }
