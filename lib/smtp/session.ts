@@ -146,8 +146,8 @@ function errorMessage(error: { message?: string; response?: string }): string {
  * server replies in its messages (errors, "Server closed the idle connection: <reply>", the
  * `S:` lines of a debug trace), and Nodemailer's console logger prints each line of a message
  * as a log line of its own, so a reply with a line break would forge log lines. Server text
- * becomes one line (safeText); the client's own commands and message lines of a debug trace
- * (tnx 'client' and 'message') keep their line breaks, each line escaped.
+ * becomes one message on one line (safeText); the client's own commands and message lines of a
+ * debug trace (tnx 'client' and 'message') are logged one message per line, each escaped.
  */
 function safeLogger(logger: unknown): unknown {
   if (!logger) return false;
@@ -156,8 +156,11 @@ function safeLogger(logger: unknown): unknown {
   for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) {
     wrapped[level] = (entry, message, ...args) => {
       const text = format(message, ...args);
-      const own = entry?.tnx === 'client' || entry?.tnx === 'message';
-      target[level]!(entry ?? {}, '%s', own ? text.split(/\r?\n/).map(safeText).join('\n') : safeText(text.replace(/\r?\n/g, ' ')));
+      if (entry?.tnx === 'client' || entry?.tnx === 'message') {
+        for (const line of text.split(/\r?\n/)) target[level]!(entry, '%s', safeText(line));
+      } else {
+        target[level]!(entry ?? {}, '%s', safeText(text.replace(/\r?\n/g, ' ')));
+      }
     };
   }
   return wrapped;
