@@ -13,5 +13,6 @@ export { createPolicyTable, checkPolicyTable, lookupPolicy, PolicyError, PolicyT
 export type { PolicyInput, PolicyObjectEntry, PolicyProblem, FallbackMapInput, NextHop } from './policy/index.js';
 export { createResolver, Resolver } from './dns/index.js';
 export type { ResolverOptions, DnsResult, DnsAnswer, DnsFailure } from './dns/index.js';
-export { renderTemplate, parseTemplate, DEFAULT_AUDIT_TEMPLATE, TemplateError } from './audit/index.js';
+export { renderTemplate, parseTemplate, parseAuditLine, DEFAULT_AUDIT_TEMPLATE, TemplateError, AuditLineError } from './audit/index.js';
+export type { RenderOptions, TemplateFields } from './audit/index.js';
 export { VERSION } from './version.js';

@@ -15,12 +15,42 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certificateReport, main, formatProbe, probeReport, type ProbeReport, type PolicyCheckReport } from '../lib/cli/index.js';
+import { certificateReport, main, formatJson, formatProbe, probeReport, stripAnsi, type ProbeReport, type PolicyCheckReport } from '../lib/cli/index.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
-import { loopbackBlock, startPeers, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
+import { loopbackBlock, startPeers, type Peer, type PeerBehaviour, type PeerOptions } from './helpers/smtp-peer.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** A forged last line of the report, as a hostile peer would write it into its text. */
+const FORGED_RESULT = 'Result  would deliver to bank.example via mx.bank.example[192.0.2.1]:25 at level secure (Verified)  (exit 0)';
+/**
+ * Certificate names that would clear the screen and the scrollback, move the cursor home, set
+ * the terminal title (OSC) and print a forged Result line; and one with a literal `\x0a` and
+ * quotes, which must not read as an escaped line feed.
+ */
+const HOSTILE_NAMES = [`evil.example\r\n\x1b[2J\x1b[3J\x1b[H\x1b]0;pwned\x07${FORGED_RESULT}\r\n.`, 'literal\\x0a"quoted"'];
+/** A subject CN with ESC and a bidi override (OpenSSL writes it as T61, so the override arrives as C1 and Latin-1 bytes). */
+const HOSTILE_CN = 'cn\x1b[31m\u202eevil';
+/** A STARTTLS refusal: ESC, OSC, a multi-line reply, bidi, C1 CSI, a lone CR before a forged Result line. */
+const HOSTILE_REPLY = `454-4.7.0 busy\x1b[2J\x1b]0;pwned\x07\r\n454 4.7.0 \u202eok\u202c \x9b2J\r${FORGED_RESULT}`;
+
+/**
+ * Text that cannot act on a terminal: no C0 control but the LF that ends each line (no CR, and
+ * no ESC but the report's own SGR colours when colour is on), no DEL, no C1, no bidi or
+ * separator character.
+ */
+function expectTerminalSafe(text: string, color: boolean) {
+  if (!color) expect(text).not.toContain('\x1b');
+  const plain = stripAnsi(text);
+  expect(plain).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+  expect(plain).not.toMatch(/[\x80-\x9f]/);
+  expect(plain).not.toMatch(/[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/);
+  // the report's last line is the only Result line, and it is about the probed next hop
+  const lines = plain.trimEnd().split('\n');
+  expect(lines.filter((l) => l.startsWith('Result'))).toEqual([lines.at(-1)]);
+  expect(lines.at(-1)).toMatch(/^Result {2}would (deliver to|defer mail for|bounce mail for) (?!bank\.example)/);
+}
 
 let tree: DnssecTree;
 const peers = new Map<string, Peer>();
@@ -38,16 +68,20 @@ beforeAll(async () => {
   caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, ca.certPem);
   const other = await makeLeaf('self', { names: ['mx.other.invalid'] });
-  const hosts: Array<{ name: string; behaviour: PeerBehaviour; cert: Issued }> = [
+  const hosts: Array<{ name: string; behaviour: PeerBehaviour; cert: Issued; rawReplies?: PeerOptions['rawReplies'] }> = [
     { name: 'mx.dane.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.dane.test'] }) },
     { name: 'mx.mismatch.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.mismatch.test'] }) },
     { name: 'mx.unsigned.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.unsigned.test'] }) },
     { name: 'mx.nostarttls.test', behaviour: 'no-starttls', cert: await makeLeaf(ca, { names: ['mx.nostarttls.test'] }) },
     { name: 'mx.good.test', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.good.test'] }) },
     { name: 'mx.badcert.test', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.elsewhere.invalid'] }) },
+    // reached as [address]:port, without DNS
+    { name: 'hostile-cert', behaviour: 'starttls', cert: await makeLeaf('self', { names: HOSTILE_NAMES, cn: HOSTILE_CN }) },
+    { name: 'hostile-cert-ca', behaviour: 'starttls', cert: await makeLeaf(ca, { names: HOSTILE_NAMES }) },
+    { name: 'hostile-reply', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.hostile.test'] }), rawReplies: { STARTTLS: HOSTILE_REPLY } },
   ];
   const ip = loopbackBlock();
-  const started = await startPeers(hosts.map((h, i) => ({ host: ip(i + 2), behaviour: h.behaviour, cert: h.cert.chainPem, key: h.cert.keyPem, name: h.name })));
+  const started = await startPeers(hosts.map((h, i) => ({ host: ip(i + 2), behaviour: h.behaviour, cert: h.cert.chainPem, key: h.cert.keyPem, name: h.name, ...(h.rawReplies ? { rawReplies: h.rawReplies } : {}) })));
   port = started[0]!.port;
   hosts.forEach((h, i) => {
     peers.set(h.name, started[i]!);
@@ -522,3 +556,92 @@ function exec(file: string, args: string[], timeout = 20_000): Promise<{ code: n
     });
   });
 }
+
+describe('probe: text from a hostile peer never acts on the terminal', () => {
+  const at = (name: string) => `[${peers.get(name)!.host}]:${port}`;
+  const textRun = (target: string, level: string, options: { tty?: boolean; env?: Record<string, string> } = {}, ...more: string[]) =>
+    watched(() => run(['probe', target, '--level', level, '--port', String(port), '--resolver', tree.resolver, ...more], options));
+
+  it('a self-signed certificate whose names and subject hold controls: shown escaped, with or without colour', async () => {
+    for (const options of [{}, { tty: true, env: { NO_COLOR: '1' } }, { tty: true }]) {
+      const color = options.tty === true && options.env === undefined;
+      const { result: r, commands } = await textRun(at('hostile-cert'), 'encrypt', options);
+      expect(commands).toEqual([]);
+      expect(r.code).toBe(0);
+      expectTerminalSafe(r.out, color);
+      const out = stripAnsi(r.out);
+      expect(out).toContain(`evil.example\\x0d\\x0a\\x1b[2J\\x1b[3J\\x1b[H\\x1b]0;pwned\\x07${FORGED_RESULT}\\x0d\\x0a.`);
+      // a literal backslash is doubled: "\x0a" in a name is never shown as an escaped line feed
+      expect(out).toContain('literal\\\\x0a"quoted"');
+      // the subject: OpenSSL's own \1B for ESC (backslash doubled), the C1 byte escaped
+      expect(out).toMatch(/subject CN=cn\\\\1B\[31m.*\\u\{0080\}/);
+      expect(out).toMatch(/\nResult {2}would deliver to [\d.]+ via \S+ at level encrypt \(Untrusted\) {2}\(exit 0\)\n$/);
+      if (color) expect(r.out).toContain('\u001b[31mUntrusted\u001b[39m');
+    }
+  });
+
+  it('certificate names inside a verification reason are shown escaped', async () => {
+    const { result: r } = await textRun(at('hostile-cert-ca'), 'verify', {}, '--ca-file', caFile);
+    expect(r.code).toBe(1);
+    expectTerminalSafe(r.out, false);
+    expect(r.out).toMatch(/verdict {6}Trusted: .*certificate names evil\.example\\x0d\\x0a\\x1b\[2J/);
+    expect(r.out).toMatch(/\nResult {2}would defer mail for /);
+  });
+
+  it('a STARTTLS refusal with controls, bidi and a forged Result line: shown escaped, at may and at encrypt', async () => {
+    const reply = '454-4.7.0 busy\\x1b[2J\\x1b]0;pwned\\x07 454 4.7.0 \\u{202e}ok\\u{202c} \\u{009b}2J\\x0d' + FORGED_RESULT;
+    for (const [level, code] of [['may', 0], ['encrypt', 1]] as const) {
+      for (const options of [{}, { tty: true }]) {
+        const { result: r, commands } = await textRun(at('hostile-reply'), level, options);
+        expect(commands).toEqual([]);
+        expect(r.code).toBe(code);
+        expectTerminalSafe(r.out, options.tty === true);
+        const out = stripAnsi(r.out);
+        expect(out).toContain(`STARTTLS     offered, refused: ${reply}\n`);
+        expect(out.trimEnd().split('\n').at(-1)).toContain(reply);
+      }
+    }
+  });
+
+  it('--json keeps the data and is safe to print: C0 by JSON.stringify, C1, bidi and separators as \\u escapes', async () => {
+    const { report, out } = await probe(at('hostile-cert'), '--level', 'encrypt');
+    expect(report.attempts[0]!.session.chain[0]!.names).toEqual(HOSTILE_NAMES);
+    expect(report.attempts[0]!.session.chain[0]!.subject).toMatch(/\u0080/);
+    expect(out).toContain('\\u0080');
+    expect(out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/);
+
+    const refused = await probe(at('hostile-reply'), '--level', 'may');
+    // the reply as the session gathered it: escaped once, where it was read
+    expect(refused.report.attempts[0]!.session.starttlsReply).toMatch(/^454-4\.7\.0 busy\\x1b\[2J/);
+    expect(refused.out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
+  });
+
+  it('formatJson round-trips every character and writes none a terminal acts on', () => {
+    const value = { s: 'a\r\nb\x1b[2J\x07\x7f\x85\x9b\u061c\u200e\u200f\u2028\u2029\u202a\u202e\u2066\u2069\ufeff\\ "q" é 中 \u{1f600}', list: ['\u202e', 1, null, true] };
+    const text = formatJson(value);
+    expect(JSON.parse(text)).toEqual(value);
+    expect(text).toBe(`${JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`);
+    expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/);
+    expect(text).toContain('é 中 \u{1f600}');
+  });
+
+  it('formatProbe escapes DNS names and reasons too (MX, host, CNAME, TLSA), whatever report it is given', async () => {
+    const { report } = await probe('dane.test', '--level', 'dane');
+    const evil = `mx.evil.test\r\n\x1b]0;pwned\x07\u202e${FORGED_RESULT}`;
+    const hostile: ProbeReport = JSON.parse(JSON.stringify(report)) as ProbeReport;
+    hostile.mx!.records[0]!.exchange = evil;
+    hostile.hosts[0]!.name = evil;
+    hostile.hosts[0]!.cnames = [evil];
+    hostile.attempts[0]!.where = evil;
+    hostile.attempts[0]!.plan.names = [evil];
+    hostile.attempts[0]!.verdict.matched = evil;
+    hostile.warnings = [evil];
+    for (const color of [false, true]) {
+      const text = formatProbe(hostile, { color });
+      expectTerminalSafe(text, color);
+      expect(stripAnsi(text)).toContain(`Host mx.evil.test\\x0d\\x0a\\x1b]0;pwned\\x07\\u{202e}${FORGED_RESULT}\n`);
+    }
+    // a report with nothing hostile in it prints as it did
+    expect(formatProbe(report)).toBe(formatProbe(JSON.parse(JSON.stringify(report)) as ProbeReport));
+  });
+});

@@ -14,8 +14,20 @@
  * A bare '$' not followed by a name, '$', '{' or '(' is an error, as in Postfix.
  *
  * Pure functions: parseTemplate validates and parses (throwing an Error with code
- * 'ETEMPLATE'), renderTemplate expands.
+ * 'ETEMPLATE'), renderTemplate expands, parseAuditLine reads a line of the default template
+ * back into its fields.
+ *
+ * Field values are data, and some of it comes from the peer (a STARTTLS refusal inside
+ * fallback_reason, a reply, certificate names inside reasons). So, on top of the template:
+ * - a value never carries a control, line or paragraph separator or bidi character: any left
+ *   in it is escaped (lib/text escapeControls; a no-op on text already made safe where it was
+ *   gathered), so an expansion can never end the line, rewrite it on a terminal or reorder it;
+ * - with `quoteValues` (what the transport's audit lines use), a value that holds the line's own
+ *   separators (`,`, `=`, `"`), a backslash, or white space at either end is written as a
+ *   double-quoted string (lib/text quoteValue), so a value can never read as another field.
+ *   The template's own text is the operator's and is never touched.
  */
+import { escapeControls, hasNoControls, quoteValue, safeText, unquoteValue } from '../text/index.js';
 
 /** The field values a template is expanded with; numbers are printed in decimal. */
 export type TemplateFields = Readonly<Record<string, string | number | undefined>>;
@@ -141,7 +153,15 @@ function fieldValue(fields: TemplateFields, name: string): string {
   return value === undefined || value === null ? '' : String(value);
 }
 
-function render(nodes: readonly TemplateNode[], fields: TemplateFields): string {
+export interface RenderOptions {
+  /**
+   * Quote values that hold `,`, `=`, `"`, `\` or white space at either end (lib/text
+   * quoteValue), for `name=value, name=value` lines such as the audit line. Default false.
+   */
+  quoteValues?: boolean;
+}
+
+function render(nodes: readonly TemplateNode[], fields: TemplateFields, write: (value: string) => string): string {
   let out = '';
   for (const node of nodes) {
     switch (node.kind) {
@@ -149,20 +169,86 @@ function render(nodes: readonly TemplateNode[], fields: TemplateFields): string 
         out += node.text;
         break;
       case 'field':
-        out += fieldValue(fields, node.name);
+        out += write(fieldValue(fields, node.name));
         break;
+      // ${name?...} and ${name:...} test the value itself, before it is escaped or quoted
       case 'if-set':
-        if (fieldValue(fields, node.name) !== '') out += render(node.value, fields);
+        if (fieldValue(fields, node.name) !== '') out += render(node.value, fields, write);
         break;
       case 'if-empty':
-        if (fieldValue(fields, node.name) === '') out += render(node.value, fields);
+        if (fieldValue(fields, node.name) === '') out += render(node.value, fields, write);
         break;
     }
   }
   return out;
 }
 
-/** Expands a template (text, or parsed by parseTemplate) with the given fields. */
-export function renderTemplate(template: string | readonly TemplateNode[], fields: TemplateFields): string {
-  return render(typeof template === 'string' ? parseTemplate(template) : template, fields);
+/**
+ * Expands a template (text, or parsed by parseTemplate) with the given fields. Controls,
+ * separators and bidi characters in a value are always escaped; with `quoteValues` a value that
+ * could read as more than one field is quoted (see above).
+ */
+export function renderTemplate(template: string | readonly TemplateNode[], fields: TemplateFields, options: RenderOptions = {}): string {
+  return render(typeof template === 'string' ? parseTemplate(template) : template, fields, options.quoteValues ? quoteValue : escapeControls);
+}
+
+/** An audit line that parseAuditLine cannot read; `offset` is where in the line it stopped. */
+export class AuditLineError extends Error {
+  readonly code = 'EAUDITLINE';
+  constructor(
+    message: string,
+    readonly line: string,
+    readonly offset: number,
+  ) {
+    super(`audit line error at offset ${offset}: ${message}, in: ${safeText(line)}`);
+    this.name = 'AuditLineError';
+  }
+}
+
+/** What starts every line of the default template. */
+const AUDIT_PREFIX = 'tlsaudit: ';
+
+/**
+ * Reads a line written with DEFAULT_AUDIT_TEMPLATE and `quoteValues` back into its fields:
+ * `tlsaudit: ` then `name=value` pairs separated by `, `, a value either bare (no `,`, `=`,
+ * `"` or `\`) or double-quoted with `\"` and `\\` inside. A field the template left out
+ * (its value was empty) is absent from the result. Throws an AuditLineError (code
+ * 'EAUDITLINE') for anything else, including a field named twice: no line this library writes
+ * has one, so such a line is not one of its audit lines.
+ */
+export function parseAuditLine(line: string): Record<string, string> {
+  if (!line.startsWith(AUDIT_PREFIX)) throw new AuditLineError(`it does not start with "${AUDIT_PREFIX}"`, line, 0);
+  if (!hasNoControls(line)) {
+    // renderTemplate escapes every control, separator and bidi character in a value
+    let at = 0;
+    while (hasNoControls(line[at]!)) at++;
+    throw new AuditLineError(`it holds the character ${safeText(line[at]!)}, which no audit line holds`, line, at);
+  }
+  const fields: Record<string, string> = {};
+  let i = AUDIT_PREFIX.length;
+  for (;;) {
+    const name = /^[A-Za-z0-9_]+/.exec(line.slice(i))?.[0];
+    if (!name) throw new AuditLineError('a field name (letters, digits and "_") was expected', line, i);
+    if (line[i + name.length] !== '=') throw new AuditLineError(`"=" was expected after the field name "${name}"`, line, i + name.length);
+    if (Object.hasOwn(fields, name)) throw new AuditLineError(`the field "${name}" appears twice`, line, i);
+    i += name.length + 1;
+    let end: number;
+    if (line[i] === '"') {
+      end = i + 1;
+      while (end < line.length && line[end] !== '"') end += line[end] === '\\' ? 2 : 1;
+      if (end >= line.length) throw new AuditLineError(`the quoted value of "${name}" is not closed`, line, i);
+      end += 1;
+    } else {
+      end = line.indexOf(',', i);
+      if (end < 0) end = line.length;
+      const bad = /[="\\]/.exec(line.slice(i, end));
+      if (bad) throw new AuditLineError(`the value of "${name}" holds a bare "${bad[0]}" (it must be quoted)`, line, i + bad.index);
+      if (/^\s|\s$/.test(line.slice(i, end))) throw new AuditLineError(`the value of "${name}" starts or ends with white space (it must be quoted)`, line, i);
+    }
+    fields[name] = unquoteValue(line.slice(i, end));
+    i = end;
+    if (i === line.length) return fields;
+    if (!line.startsWith(', ', i)) throw new AuditLineError(`", " was expected after the value of "${name}"`, line, i);
+    i += 2;
+  }
 }

@@ -1,13 +1,56 @@
 /**
  * The human form of the reports: aligned sections, one fact per row, colour only when asked.
  * Pure functions of a report; the command decides where the text goes and whether to colour.
+ *
+ * A report holds text the operator does not control: certificate subjects, issuers and names,
+ * server replies, DNS names, and reasons that quote them. On a terminal such text could clear
+ * the screen, rewrite or forge a line (the Result line), set the window title or reorder what is
+ * shown. So before anything is laid out, every string of the report is escaped (lib/text):
+ * - certificate fields, which the report reads from the DER as the certificate holds them, with
+ *   safeText (controls, separators, bidi characters and backslashes);
+ * - everything else with escapeControls: it was made safe where it was gathered (replies, in
+ *   lib/smtp) or is the library's own words around such text, so this is a no-op on it and
+ *   escapes whatever may have slipped through.
+ * The only escape sequences in the text are then the report's own colours. The JSON form keeps
+ * the data as it is; formatJson escapes, besides what JSON.stringify escapes, every character
+ * a terminal could act on, so it too is safe to print.
  */
 import type { AttemptReport, CertificateReport, HostReport, MxReport, ProbeReport, TlsaRecordReport } from './report.js';
 import type { PolicyCheckReport } from './check-policy.js';
 import { makeStyle, tone, type Style } from './style.js';
+import { escapeControls, hasNoControls, safeText } from '../text/index.js';
 
 export interface FormatOptions {
   color?: boolean;
+}
+
+/** `value` with every string in it passed through `escape` (a deep copy). */
+function escapedStrings<T>(value: T, escape: (text: string) => string = escapeControls): T {
+  if (typeof value === 'string') return escape(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => escapedStrings(v, escape)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, escapedStrings(v, escape)])) as T;
+  }
+  return value;
+}
+
+/** The report with every string safe to print (see above). */
+function printable(report: ProbeReport): ProbeReport {
+  const attempts = report.attempts.map((a) => ({
+    ...a,
+    session: { ...a.session, chain: a.session.chain.map((c) => escapedStrings(c, safeText)) },
+  }));
+  return escapedStrings({ ...report, attempts });
+}
+
+/**
+ * A value as JSON (2-space indent) that is safe to print: JSON.stringify escapes C0 controls,
+ * `"` and `\`; DEL, C1 controls, the line and paragraph separators, bidi characters and the
+ * byte order mark (what lib/text escapes) are written as `\uXXXX` escapes too. JSON.parse gives
+ * back exactly the same data.
+ */
+export function formatJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2).replace(/[\u007f-\uffff]/g, (c) => (hasNoControls(c) ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))}\n`;
 }
 
 /** Width of the label column. */
@@ -164,7 +207,8 @@ function attemptSection(style: Style, a: AttemptReport, index: number): string[]
 }
 
 /** The probe report as text for a terminal; ends with the result line. */
-export function formatProbe(report: ProbeReport, options: FormatOptions = {}): string {
+export function formatProbe(input: ProbeReport, options: FormatOptions = {}): string {
+  const report = printable(input);
   const style = makeStyle(options.color === true);
   const lines: string[] = [];
   lines.push(`${style.bold(`probe ${report.target}`)}  ${style.dim(`(${report.tool.name} ${report.tool.version}; nothing is sent after EHLO and STARTTLS, no MAIL FROM)`)}`);
@@ -196,7 +240,9 @@ export function formatProbe(report: ProbeReport, options: FormatOptions = {}): s
 }
 
 /** check-policy's text: every problem with its line, or the entries as the transport reads them. */
-export function formatPolicyCheck(report: PolicyCheckReport, options: FormatOptions = {}): string {
+export function formatPolicyCheck(input: PolicyCheckReport, options: FormatOptions = {}): string {
+  // the table is the operator's, but a control in it must not act on the terminal either
+  const report = escapedStrings(input);
   const style = makeStyle(options.color === true);
   const lines: string[] = [];
   if (!report.valid) {

@@ -21,12 +21,12 @@ import type { Policy } from '../types.js';
 import { VERSION } from '../version.js';
 import { parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
 import { policyCheckReport } from './check-policy.js';
-import { formatPolicyCheck, formatProbe } from './format.js';
+import { formatJson, formatPolicyCheck, formatProbe } from './format.js';
 import { probeReport } from './report.js';
 import { wantsColor } from './style.js';
 import type { ProbeArgs } from './types.js';
 
-export { formatPolicyCheck, formatProbe } from './format.js';
+export { formatJson, formatPolicyCheck, formatProbe } from './format.js';
 export { certificateReport, probeExitStatus, probeReport } from './report.js';
 export type { AttemptReport, CertificateReport, HostReport, MxReport, ProbeContext, ProbeReport, ProbeResult, ResultReport, TlsaReport } from './report.js';
 export { policyAttributes, policyCheckReport } from './check-policy.js';
@@ -104,7 +104,7 @@ function usageError(io: CliIo, error: UsageError, json: boolean): number {
     io.stderr.write(`${NAME}: ${error.message}\n`);
   }
   io.stderr.write(`Try '${NAME} --help'.\n`);
-  if (json) io.stdout.write(`${JSON.stringify({ error: { message: error.message, problems: error.problems, exitStatus: 2 } }, null, 2)}\n`);
+  if (json) io.stdout.write(formatJson({ error: { message: error.message, problems: error.problems, exitStatus: 2 } }));
   return 2;
 }
 
@@ -221,7 +221,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
     resolver: { servers, trustAd: args.trustAd ?? 'loopback' },
     warnings,
   });
-  if (args.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (args.json) io.stdout.write(formatJson(report));
   else io.stdout.write(formatProbe(report, { color: wantsColor(io.stdout, env, args.noColor) }));
   return report.result.exitStatus;
 }
@@ -250,7 +250,7 @@ function checkPolicyCommand(argv: string[], io: CliIo): number {
     throw err;
   }
   const report = policyCheckReport(text, file);
-  if (json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (json) io.stdout.write(formatJson(report));
   else io.stdout.write(formatPolicyCheck(report, { color: wantsColor(io.stdout, io.env ?? {}, noColor) }));
   return report.valid ? 0 : 1;
 }

@@ -8,6 +8,12 @@
  * plan, what the session saw, the verdict, the decision, whether DATA would be sent), and the
  * result: what the transport would do with a message for this destination, and the exit status
  * the probe command returns for it.
+ *
+ * The report is data, and some of it is the peer's: replies and the messages that quote them
+ * as lib/smtp gathered them (already escaped there), certificate subjects, issuers and names as
+ * the certificate holds them, DNS names as the answers held them. It is never printed as it
+ * is: formatProbe (format.ts) escapes every string for the terminal, and formatJson writes the
+ * JSON form with every character a terminal could act on escaped.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';

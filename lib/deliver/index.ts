@@ -622,7 +622,7 @@ export async function deliver(
   };
 
   const record = (run: SessionRun) => {
-    run.attempt.auditLine = renderTemplate(settings.auditTemplate, run.attempt.audit);
+    run.attempt.auditLine = renderTemplate(settings.auditTemplate, run.attempt.audit, { quoteValues: true });
     delivery.attempts.push(run.attempt);
     settings.logger.info({ tnx: 'tls-audit', destination: nexthop }, '%s', run.attempt.auditLine);
     settings.observe?.({ type: 'attempt', destination: nexthop, attempt: run.attempt, plan: run.plan, facts: run.facts, decision: run.decision, ...(run.verdict ? { verdict: run.verdict } : {}) });

@@ -10,10 +10,19 @@
  * TLS runs with `rejectUnauthorized: false` on purpose: Node checks nothing useful for DANE or
  * fingerprints during the handshake, so the verdict is taken on the peer chain afterwards, and
  * OpenSSL's own chain verification result (`authorized`) is one of the facts.
+ *
+ * Every string the server controls (each reply, and each error message that quotes one) is made
+ * safe once, here, where it is gathered (lib/text replyLine/safeText): one line, every control,
+ * separator and bidi character escaped visibly. Nothing downstream (decide, the audit line, the
+ * logs, the probe report) ever sees the raw text. The logger handed to SMTPConnection gets the
+ * same treatment, since SMTPConnection logs replies in its own messages.
  */
 import { Readable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { format } from 'node:util';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { getLogger } from 'nodemailer/lib/shared';
+import { escapeControls, replyLine, safeText } from '../text/index.js';
 import type { PeerTls } from '../types.js';
 import {
   drainRepliesOnClose,
@@ -134,9 +143,54 @@ function replyCode(reply: string | undefined): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-/** The single-line form of a (possibly multi-line) reply, for messages and the audit. */
+/**
+ * The single-line form of a (possibly multi-line) reply, safe to print: line breaks joined with
+ * a space, any control, separator or bidi character left in it escaped (lib/text
+ * escapeControls). Idempotent, and a no-op on every reply and message the session hands out
+ * (they are made safe where gathered, with replyLine), so it can be applied to them again.
+ */
 export function oneLine(reply: string | undefined): string | undefined {
-  return reply?.replace(/\r?\n/g, ' ').trim();
+  return reply === undefined ? undefined : escapeControls(reply.replace(/\r?\n/g, ' ').trim());
+}
+
+/**
+ * An error's message, safe to print. Nodemailer ends the message of an error caused by a reply
+ * with ": " and the raw reply (smtp-connection _formatError): that part is replaced by the
+ * reply as replyLine gives it, and the rest is escaped with safeText.
+ */
+function errorMessage(error: { message?: string; response?: string }): string {
+  const message = error.message || String(error);
+  const reply = replyLine(error.response);
+  const quotesReply = error.response !== undefined && message.endsWith(`: ${error.response}`);
+  const own = quotesReply ? message.slice(0, message.length - error.response!.length - 2) : message;
+  const text = safeText(own.replace(/\r?\n/g, ' ').replace(/ {2,}/g, ' ').trim());
+  return quotesReply && reply ? `${text}: ${reply}` : text;
+}
+
+/**
+ * The logger for SMTPConnection: each message it logs formatted and made safe before the
+ * caller's logger (or Nodemailer's console logger, for `true`) sees it. SMTPConnection puts
+ * server replies in its messages (errors, "Server closed the idle connection: <reply>", the
+ * `S:` lines of a debug trace), and Nodemailer's console logger prints each line of a message
+ * as a log line of its own, so a reply with a line break would forge log lines. Server text
+ * becomes one message on one line (safeText); the client's own commands and message lines of a
+ * debug trace (tnx 'client' and 'message') are logged one message per line, each escaped.
+ */
+function safeLogger(logger: unknown): unknown {
+  if (!logger) return false;
+  const target = getLogger({ logger: logger as never }) as unknown as Record<string, (entry: unknown, message: string, text: string) => void>;
+  const wrapped: Record<string, (entry: { tnx?: string } | undefined, message: unknown, ...args: unknown[]) => void> = {};
+  for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) {
+    wrapped[level] = (entry, message, ...args) => {
+      const text = format(message, ...args);
+      if (entry?.tnx === 'client' || entry?.tnx === 'message') {
+        for (const line of text.split(/\r?\n/)) target[level]!(entry, '%s', safeText(line));
+      } else {
+        target[level]!(entry ?? {}, '%s', safeText(text.replace(/\r?\n/g, ' ')));
+      }
+    };
+  }
+  return wrapped;
 }
 
 function peerOf(socket: TLSSocket): PeerTls {
@@ -342,7 +396,7 @@ export class Session {
       ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
       ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
       ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
-      logger: (options.logger ?? false) as never,
+      logger: safeLogger(options.logger) as never,
       debug: options.debug === true,
       socketCloseTimeout: 0,
     });
@@ -404,7 +458,7 @@ export class Session {
           facts.starttlsOffered = offersStarttls(ehloLinesOf(connection));
           if (starttlsSent) {
             const reply = lastReplyOf(connection);
-            if (reply !== undefined) facts.starttlsReply = oneLine(reply);
+            if (reply !== undefined) facts.starttlsReply = replyLine(reply);
           }
         }
         resolve({ facts, session: new Session(connection, facts, deadlines, untrack) });
@@ -426,12 +480,21 @@ export class Session {
     });
   }
 
-  /** SMTP AUTH. Rejects with the server's reply. */
+  /**
+   * SMTP AUTH. Rejects with Nodemailer's error, its `message` and `response` (the server's
+   * reply) made safe to print.
+   */
   login(auth: { user: string; pass: string }): Promise<void> {
     return new Promise((resolve, reject) => {
       this.connection.login({ user: auth.user, pass: auth.pass }, (err) => {
-        if (err) reject(err);
-        else resolve();
+        if (!err) {
+          resolve();
+          return;
+        }
+        const e = err as Error & { response?: string };
+        const message = errorMessage(e);
+        const response = replyLine(e.response);
+        reject(Object.assign(e, { message, ...(response !== undefined ? { response } : {}) }));
       });
     });
   }
@@ -451,19 +514,20 @@ export class Session {
             if (r.recipient) rejected.set(r.recipient, r.response);
           }
           const results: RecipientResult[] = recipients.map((recipient) => {
-            if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: oneLine(info.response) };
-            const reply = oneLine(rejected.get(recipient));
+            if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: replyLine(info.response) };
+            const reply = replyLine(rejected.get(recipient));
             return { recipient, status: (replyCode(reply) ?? 500) >= 500 ? 'rejected' : 'deferred', reply };
           });
-          resolve({ ok: true, recipients: results, reply: oneLine(info.response) });
+          resolve({ ok: true, recipients: results, reply: replyLine(info.response) });
           return;
         }
         const e = err as Error & { response?: string; responseCode?: number; rejectedErrors?: Array<{ recipient?: string; response?: string }>; command?: string };
-        const reply = oneLine(e.response);
+        const reply = replyLine(e.response);
+        const message = errorMessage(e);
         const code = e.responseCode ?? replyCode(reply);
         if (e.rejectedErrors && e.rejectedErrors.length && e.command === 'RCPT TO') {
           // Every recipient refused: each with its own reply.
-          const byRecipient = new Map(e.rejectedErrors.map((r) => [r.recipient, oneLine(r.response)]));
+          const byRecipient = new Map(e.rejectedErrors.map((r) => [r.recipient, replyLine(r.response)]));
           const results: RecipientResult[] = recipients.map((recipient) => {
             const r = byRecipient.get(recipient) ?? reply;
             return { recipient, status: (replyCode(r) ?? 400) >= 500 ? 'rejected' : 'deferred', reply: r };
@@ -473,19 +537,19 @@ export class Session {
         }
         const temporary = code === undefined || code < 500;
         // Recipients the server already refused at RCPT keep that answer; the rest share the failure.
-        const refused = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient, oneLine(r.response)]));
+        const refused = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient, replyLine(r.response)]));
         resolve({
           ok: false,
           recipients: recipients.map((recipient): RecipientResult => {
             const own = refused.get(recipient);
             if (own && (replyCode(own) ?? 400) >= 500) return { recipient, status: 'rejected', reply: own };
-            return { recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? e.message };
+            return { recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? message };
           }),
           reply,
           dataSent: this.dataSent,
           // the body went out whole and nothing answered its end (a reply is an answer)
           bodySent: this.deadlines.bodyPending && reply === undefined,
-          failure: { message: e.message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
+          failure: { message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
         });
       });
     });
@@ -519,9 +583,10 @@ export function classifyFailure(
   error: Error & { response?: string; code?: string; originalCode?: string; deadline?: boolean; closedByTransport?: boolean },
   state: { implicitTls: boolean; upgrading: boolean; secure: boolean; sawReply: boolean },
 ): SessionFailure {
-  const reply = oneLine(error.response);
+  const reply = replyLine(error.response);
   const code = replyCode(reply);
-  const detail = (error.message || String(error)).replace(/: \d{3}[ -].*$/s, '').replace(/\s+/g, ' ').trim();
+  // the reply itself is not repeated in the words; what is left may still quote server text
+  const detail = safeText((error.message || String(error)).replace(/: \d{3}[ -].*$/s, '').replace(/\s+/g, ' ').trim());
   if (error.deadline || error.closedByTransport) {
     // A deadline passed or the transport was closed: inside TLS that ends the TLS session.
     return { kind: state.secure ? 'tls-session' : 'connect', message: error.deadline ? `timed out: ${detail}` : detail };

@@ -48,6 +48,13 @@ export interface PeerOptions {
   name?: string;
   /** Close a connection idle this long (ms). Default 10 s. */
   socketTimeout?: number;
+  /**
+   * Replies written to the socket byte for byte (smtp-server's own replies have their control
+   * characters replaced), each followed by CRLF, instead of running the command: e.g.
+   * `{ STARTTLS: '454 4.7.0 busy\rforged' }`; a CRLF inside makes a multi-line reply.
+   * GREETING replaces the greeting (the session then waits for the client to leave).
+   */
+  rawReplies?: Partial<Record<'GREETING' | 'EHLO' | 'STARTTLS' | 'AUTH' | 'MAIL' | 'RCPT' | 'DATA', string>>;
 }
 
 export interface Peer {
@@ -66,6 +73,7 @@ interface ServerConnection {
   send(code: number, text: string): void;
   handler_STARTTLS: unknown;
   _socket: Socket;
+  [handler: `handler_${string}`]: unknown;
 }
 
 /** smtp-server's connection object for a session (to replace its STARTTLS handler). */
@@ -124,6 +132,18 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           connection._socket.once('data', () => connection._socket.end('this is not a TLS record\r\n'));
           cb();
         };
+      }
+      for (const [command, reply] of Object.entries(options.rawReplies ?? {})) {
+        if (command === 'GREETING') continue;
+        connection[`handler_${command}`] = (_command: unknown, cb: () => void) => {
+          connection._socket.write(`${reply}\r\n`);
+          cb();
+        };
+      }
+      if (options.rawReplies?.GREETING !== undefined) {
+        // the callback is never called, so smtp-server never greets
+        connection._socket.write(`${options.rawReplies.GREETING}\r\n`);
+        return;
       }
       callback();
     },
