@@ -13,6 +13,7 @@ import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
 import { createResolver, type ResolverOptions } from './dns/index.js';
 import { toDnsName } from './names/index.js';
+import { safeText } from './text/index.js';
 import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import { SessionTracker } from './smtp/tracker.js';
@@ -173,22 +174,35 @@ const DEFAULTS = {
   maxMxSessions: 2,
 };
 
+/**
+ * Why an envelope address cannot be put in a MAIL FROM or RCPT TO command, or undefined: a line
+ * break would end the command (and could inject another), other controls and `<`, `>` cannot
+ * appear in a path (RFC 5321 section 4.1.2). Checked before any connection, so such an address
+ * is refused at once for good, never retried at every MX.
+ */
+export function envelopeProblem(address: string): string | undefined {
+  if (/[\r\n]/.test(address)) return 'it holds a line break';
+  if (/[\x00-\x1f\x7f]/.test(address)) return 'it holds a control character';
+  if (/[<>]/.test(address)) return 'it holds "<" or ">"';
+  return undefined;
+}
+
 /** `user@Bücher.example` -> `bücher.example` as an A-label; `user@[192.0.2.1]` -> the literal. */
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
-  if (at < 0) throw new TlsPolicyError(`recipient ${address} has no domain`, 'EENVELOPE', false);
+  if (at < 0) throw new TlsPolicyError(`recipient ${safeText(address)} has no domain`, 'EENVELOPE', false);
   const domain = address.slice(at + 1).trim();
   if (domain.startsWith('[') && domain.endsWith(']')) return domain.toLowerCase();
   // The same normaliser as policy keys, so a table entry and a recipient always agree.
   const ascii = toDnsName(domain);
-  if (!ascii.ok) throw new TlsPolicyError(`recipient ${address} has an invalid domain: ${ascii.reason}`, 'EENVELOPE', false);
+  if (!ascii.ok) throw new TlsPolicyError(`recipient ${safeText(address)} has an invalid domain: ${ascii.reason}`, 'EENVELOPE', false);
   return ascii.value;
 }
 
 /** A recipient whose address cannot be delivered to at all (no or an invalid domain): bounced. */
 function refusedDelivery(recipient: string, err: Error): Delivery {
   return {
-    destination: recipient.slice(recipient.lastIndexOf('@') + 1),
+    destination: safeText(recipient.slice(recipient.lastIndexOf('@') + 1)),
     level: 'none',
     policySource: 'none',
     status: 'bounced',
@@ -396,6 +410,12 @@ export class TlsPolicyTransport {
       throw new TlsPolicyError(reason, 'ECONNECTION', true, [notSent]);
     }
     if (recipients.length === 0) throw new TlsPolicyError('the message has no recipients', 'EENVELOPE', false);
+    const badSender = envelopeProblem(from);
+    if (badSender) {
+      const reason = `sender "${safeText(from)}" cannot be sent in MAIL FROM: ${badSender}`;
+      const refused: Delivery = { ...refusedDelivery('', new Error(reason)), destination: '', rejected: recipients };
+      throw new TlsPolicyError(reason, 'EENVELOPE', false, [refused]);
+    }
     const age = messageAge(mail.data.queuedAt, Date.now());
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
     const groups = new Map<string, { destination: Destination; recipients: string[] }>();
@@ -403,6 +423,8 @@ export class TlsPolicyTransport {
     for (const recipient of recipients) {
       let key: string;
       try {
+        const problem = envelopeProblem(recipient);
+        if (problem) throw new TlsPolicyError(`recipient "${safeText(recipient)}" cannot be sent in RCPT TO: ${problem}`, 'EENVELOPE', false);
         key = this.relay ? 'relay' : domainOf(recipient);
       } catch (err) {
         invalid.push(refusedDelivery(recipient, err as Error));

@@ -251,3 +251,60 @@ describe('a huge MX RRset', () => {
     expect(maxInFlight).toBeLessThanOrEqual(10); // 5 hosts at once, addresses and TLSA each
   });
 });
+
+/**
+ * Nodemailer's own address parsing cleans `to` and `envelope` before a transport sees them, but
+ * `send()` is the transport's contract with any caller (a queue worker replaying stored
+ * envelopes, another mailer): the envelope is checked there, before any connection.
+ */
+function sendRaw(options: TlsPolicyOptions, from: string, to: string[]): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
+  const transport = tlsPolicy(options);
+  const mail = {
+    data: {},
+    message: {
+      getEnvelope: () => ({ from, to }),
+      messageId: () => '<raw@origin.test>',
+      build: (callback: (err: Error | null, message: Buffer) => void) => callback(null, Buffer.from('Subject: raw\r\n\r\nhello\r\n')),
+    },
+  };
+  return new Promise((resolve) =>
+    transport.send(mail, (error, info) => {
+      transport.close();
+      resolve(error ? { error: error as TlsPolicyError } : { info: info! });
+    }),
+  );
+}
+
+describe('an envelope address that cannot be sent is refused before any connection, for good', () => {
+  const BAD: Array<[string, RegExp]> = [
+    ['a\r\nRCPT TO:<evil@elsewhere.test>@hostile.test', /recipient "a\\x0d\\x0aRCPT TO:<evil@elsewhere\.test>@hostile\.test" cannot be sent in RCPT TO: it holds a line break/],
+    ['b\n@hostile.test', /it holds a line break/],
+    ['c\x00d@hostile.test', /it holds a control character/],
+    ['<e>@hostile.test', /it holds "<" or ">"/],
+  ];
+  for (const [address, reason] of BAD) {
+    it(`recipient ${JSON.stringify(address)}: rejected, EENVELOPE, permanent; the good recipient is delivered`, async () => {
+      const good = await peer();
+      const { info, error } = await sendRaw({ ...FAST, level: 'may', relay: `[${good.host}]:${good.port}` }, 's@origin.test', [address, 'ok@hostile.test']);
+      expect(error).toBeUndefined();
+      expect(info!.accepted).toEqual(['ok@hostile.test']);
+      expect(info!.rejected).toEqual([address]);
+      const refused = info!.deliveries.find((d) => d.rejected.includes(address))!;
+      expect(refused.code).toBe('EENVELOPE');
+      expect(refused.temporary).toBe(false);
+      expect(refused.reason).toMatch(reason);
+      expect(refused.reason).not.toMatch(/[\r\n\x00]/);
+      expect(good.connections.flatMap((c) => c.commands).filter((c) => c.startsWith('RCPT'))).toEqual(['RCPT TO:<ok@hostile.test>']);
+    });
+  }
+  it('a sender that cannot be sent: the message is refused for good, nothing is opened', async () => {
+    const good = await peer();
+    const { info, error } = await sendRaw({ ...FAST, level: 'may', relay: `[${good.host}]:${good.port}` }, 's\r\nRSET@origin.test', ['u@hostile.test']);
+    expect(info).toBeUndefined();
+    expect(error?.code).toBe('EENVELOPE');
+    expect(error?.temporary).toBe(false);
+    expect(error?.rejected).toEqual(['u@hostile.test']);
+    expect(error?.message).toBe('sender "s\\x0d\\x0aRSET@origin.test" cannot be sent in MAIL FROM: it holds a line break');
+    expect(good.connections).toEqual([]);
+  });
+});

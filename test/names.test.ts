@@ -78,7 +78,7 @@ describe('the same name is the same string everywhere', () => {
     expect(toAsciiDomain(`${'a'.repeat(64)}.example`)).toEqual({ ok: false, reason: 'label longer than 63 characters' });
     expect(toDnsName('a b.example')).toEqual({ ok: false, reason: 'a label holds a space or a control character' });
     expect(toDnsName(`${'a.'.repeat(127)}ab`)).toEqual({ ok: false, reason: 'name longer than 253 characters' });
-    expect(() => domainOf('u@a\nb.example')).toThrow(/recipient u@a\nb\.example has an invalid domain: a label holds a space or a control character/);
+    expect(() => domainOf('u@a\nb.example')).toThrow('recipient u@a\\x0ab.example has an invalid domain: a label holds a space or a control character');
   });
 });
 
