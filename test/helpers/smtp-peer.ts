@@ -30,6 +30,8 @@ export interface PeerEvent {
   value?: string;
   /** SNI name the client sent, when TLS. */
   servername?: string;
+  /** With `requestCert`: the subject CN of the client certificate presented, '' for none. */
+  clientCert?: string;
 }
 
 export interface PeerOptions {
@@ -112,6 +114,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     allowInsecureAuth: true,
     disabledCommands: options.auth ? [] : ['AUTH'],
     logger: false,
+    ...(options.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
     socketTimeout: options.socketTimeout ?? 10_000,
     closeTimeout: 1000,
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
@@ -148,6 +151,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       callback();
     },
     onSecure(socket: Socket, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      if (options.requestCert) {
+        const cert = (socket as unknown as { getPeerCertificate(): { subject?: { CN?: string } } }).getPeerCertificate();
+        (session as { clientCert?: string }).clientCert = cert?.subject?.CN ?? '';
+      }
       if (b === 'drop-after-tls') {
         socket.destroy();
         return;
@@ -164,7 +171,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       else callback(replyError('535 5.7.8 Authentication credentials invalid'));
     },
     onMailFrom(address, session, callback) {
-      events.push({ command: 'MAIL', secure: session.secure, value: address.address, servername: (session as { servername?: string }).servername });
+      events.push({
+        command: 'MAIL',
+        secure: session.secure,
+        value: address.address,
+        servername: (session as { servername?: string }).servername,
+        ...(options.requestCert ? { clientCert: (session as { clientCert?: string }).clientCert ?? '' } : {}),
+      });
       if (options.mailReply) callback(replyError(options.mailReply));
       else callback();
     },
