@@ -59,15 +59,17 @@
  *   failed -> failed, both reasons given.
  */
 import { randomInt } from 'node:crypto';
-import dns2 from 'dns2';
 import type { DnssecStatus } from '../types.js';
+import { safeText } from '../text/index.js';
 import {
   TYPE,
   buildQuery,
+  extendedErrorName,
   isReferral,
   rcodeName,
   readAnswer,
   typeName,
+  type Message,
   type AddressRecord,
   type AnyRecord,
   type CnameRecord,
@@ -97,6 +99,8 @@ export type {
 export { parseTlsa } from './message.js';
 export { normalizeName } from './names.js';
 export { isLoopback, parseResolvConf, parseServer } from './servers.js';
+export { decodeMessage, encodeQuery, workBudget, MAX_POINTERS_PER_NAME } from './wire.js';
+export type { Message as DecodedMessage } from './wire.js';
 
 /** The statuses an answer can have; a failure is the other branch of `DnsResult`. */
 export type AnswerStatus = Exclude<DnssecStatus, 'failed'>;
@@ -105,7 +109,7 @@ export type AnswerStatus = Exclude<DnssecStatus, 'failed'>;
 export interface DnsAnswer<T> {
   status: AnswerStatus;
   rcode: 'NOERROR' | 'NXDOMAIN';
-  /** The name asked for, normalised (lowercase, no trailing dot, A-labels). */
+  /** The name asked for, normalised (lowercase, no trailing dot, A-labels, lib/dns/names.ts escapes). */
   name: string;
   records: T[];
   /** Seconds the answer may be used for (remaining, when it came from the cache). */
@@ -443,16 +447,15 @@ function copyResult<T>(result: DnsResult<T>, ttl?: number): DnsResult<T> {
   return { ...result, records: [...result.records], cnames: [...result.cnames], ttl: ttl ?? result.ttl };
 }
 
-/** RFC 8914 Extended DNS Errors in the reply's OPT record, as " (DNSSEC_BOGUS: text)". */
-function extendedError(message: InstanceType<typeof dns2.Packet>): string {
-  const opt = message.additionals.find((rr) => rr.type === TYPE.OPT);
-  const options = (opt?.rdata ?? []) as { ednsCode: number; infoCode?: number; extraText?: string }[];
-  const parts = options
-    .filter((option) => option.ednsCode === dns2.Packet.EDNS_OPTION_CODE.EDE && typeof option.infoCode === 'number')
-    .map((option) => {
-      const label = dns2.Packet.EDE_NAME[option.infoCode!] ?? `EDE ${option.infoCode}`;
-      return option.extraText ? `${label}: ${option.extraText}` : label;
-    });
+/**
+ * RFC 8914 Extended DNS Errors in the reply's OPT record, as " (DNSSEC_BOGUS: text)". The
+ * EXTRA-TEXT is the server's free text, so it is made safe to print (lib/text).
+ */
+function extendedError(message: Message): string {
+  const parts = (message.edns?.extendedErrors ?? []).map((ede) => {
+    const label = extendedErrorName(ede.infoCode);
+    return ede.extraText ? `${label}: ${safeText(ede.extraText)}` : label;
+  });
   return parts.length > 0 ? ` (${parts.join('; ')})` : '';
 }
 
