@@ -16,6 +16,9 @@ export interface ServerAddress {
 
 const DEFAULT_PORT = 53;
 
+/** Where resolv.conf(5) lives. */
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
+
 /**
  * Parse `'127.0.0.1'`, `'127.0.0.1:5353'`, `'::1'`, `'[::1]'` or `'[::1]:53'`.
  * Only IP addresses are accepted: the resolver cannot look up its own servers.
@@ -66,7 +69,7 @@ export function parseResolvConf(text: string): string[] {
  * The system's name servers from /etc/resolv.conf; when it names none (or cannot be read),
  * resolv.conf(5)'s default: the name server on the local machine.
  */
-export function systemServers(path = '/etc/resolv.conf'): string[] {
+export function systemServers(path = DEFAULT_RESOLV_CONF): string[] {
   let text = '';
   try {
     text = readFileSync(path, 'utf8');
