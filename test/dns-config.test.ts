@@ -1,13 +1,13 @@
 /**
  * Where the resolver's servers come from and whose AD bit it believes by default, what
  * checkDnssec() says about the trusted servers (against the test DNS server and a real
- * validating Unbound).
+ * validating Unbound), and reading resolv.conf, hostile lines included.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createResolver, systemServers, type ResolverOptions } from '../lib/dns/index.js';
+import { createResolver, parseResolvConf, systemServers, type ResolverOptions } from '../lib/dns/index.js';
 import { startDnsServer, type TestDnsServer, type ZoneRecord } from './helpers/dns-server.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 
@@ -135,5 +135,41 @@ describe('checkDnssec() against a validating Unbound', () => {
       ok: false,
       reason: `DNS server ${tree.resolver} answered the SOA query for insecure.test without the AD bit, so it does not validate DNSSEC (or insecure.test is not signed)`,
     });
+  });
+});
+
+describe('parseResolvConf', () => {
+  it.each([
+    ['nameserver 127.0.0.53', ['127.0.0.53']],
+    ['nameserver 127.0.0.53\r\nnameserver ::1\r\n', ['127.0.0.53', '::1']],
+    ['nameserver 127.0.0.1 # local', ['127.0.0.1']],
+    ['nameserver 127.0.0.1; local', ['127.0.0.1']],
+    ['nameserver 127.0.0.1#local', ['127.0.0.1']],
+    ['# nameserver 192.0.2.1', []],
+    ['; nameserver 192.0.2.1', []],
+    ['  nameserver\t127.0.0.2  ', ['127.0.0.2']],
+    ['nameserver fe80::1%eth0', ['fe80::1%eth0']],
+    ['nameserver dns.example.com', []],
+    ['nameservers 127.0.0.1', []],
+    ['search example.com\noptions trust-ad', []],
+    // A lone CR is not a line end here; the comment is cut all the same.
+    ['nameserver 127.0.0.1 #x\rnameserver 192.0.2.1', ['127.0.0.1']],
+    ['nameserver 127.0.0.1;\r', ['127.0.0.1']],
+  ])('%j gives %j', (text, servers) => {
+    expect(parseResolvConf(text)).toEqual(servers);
+  });
+
+  // A pattern that rescans the rest of the line from every comment character costs the
+  // square of the line's length (64 KB: seconds; 256 KB: longer than the test runner waits);
+  // cutting at the first one reads the line once. A CR not followed by LF stays in the line.
+  it.each([
+    ['#', 64 * 1024],
+    [';', 64 * 1024],
+    ['#;', 64 * 1024],
+    ['#', 256 * 1024],
+  ])('lines of %j x %d octets ending in a lone CR, around a server', (chars, length) => {
+    const hostile = `${chars.repeat(length / chars.length)}\r`;
+    const text = `${hostile}\r\nnameserver 127.0.0.1\n${hostile}\rnameserver 192.0.2.1\n${hostile}`;
+    expect(parseResolvConf(text)).toEqual(['127.0.0.1']);
   });
 });

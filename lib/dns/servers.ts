@@ -58,7 +58,11 @@ export function parseServer(spec: string): ServerAddress {
 export function parseResolvConf(text: string): string[] {
   const servers: string[] = [];
   for (const raw of text.split(/\r?\n/)) {
-    const line = raw.replace(/[#;].*$/, '').trim();
+    // Cut at the first '#' or ';' by one scan of the line: a pattern like /[#;].*$/ tries
+    // every comment character as a start and rescans the rest of the line from each, which
+    // is quadratic on a long line of them that does not end where `$` can match (a lone CR).
+    const cut = raw.search(/[#;]/);
+    const line = (cut < 0 ? raw : raw.slice(0, cut)).trim();
     const match = /^nameserver\s+(\S+)/.exec(line);
     if (match && isIP(match[1]!.replace(/%.*$/, ''))) servers.push(match[1]!);
   }
