@@ -12,8 +12,8 @@
  *   MAX_POINTERS_PER_NAME pointers and is at most 255 octets long in uncompressed wire form.
  * - Work: every label read and every pointer followed costs one unit, and a message may
  *   cost at most workBudget(its length); past that, decoding stops and the message is
- *   malformed. A name costs at most 127 + 127 units, so a message cannot make the decoder
- *   walk long pointer chains over and over.
+ *   malformed. One name costs at most 127 labels plus 128 pointers (the last one refused),
+ *   so no message can make the decoder walk long pointer chains over and over.
  * - RDATA: A and AAAA (class IN), MX, CNAME, NS, PTR, SOA, TXT and TLSA are decoded into the
  *   record shapes below; the names in MX, CNAME, NS, PTR and SOA may be compressed (RFC 1035
  *   §3.3; RFC 3597 §4 allows compression only in these well-known types). The OPT
