@@ -8,11 +8,17 @@
  *   AD is clear in queries (RFC 4035 §4.6). It validates nothing itself: like Postfix
  *   (dns_lookup.c, RES_TRUSTAD), it believes the AD bit (RFC 4035 §3.2.3, RFC 6840 §5.8) of
  *   a validating resolver it trusts, and only over a path it trusts (RFC 4035 §4.6, §4.9.3;
- *   RFC 3655 §1.1). By default (`trustAd: 'loopback'`) only servers on loopback are trusted,
- *   the default glibc's and OpenBSD's `trust-ad` handling also chose.
+ *   RFC 3655 §1.1). Servers the user names are trusted on loopback only by default
+ *   (`trustAd: 'loopback'`, what glibc's and OpenBSD's `trust-ad` handling also chose).
  * - UDP first, TCP when the reply has TC set (RFC 1035 §4.2, RFC 7766 §5). Random IDs and a
  *   fresh source port per try; replies are checked for ID, question and sender, and
  *   mismatches are ignored rather than trusted or fatal (RFC 5452 §4, §9).
+ * - Messages are encoded and decoded by lib/dns/wire.ts, built for hostile input: names
+ *   decompress only through backward pointers (RFC 1035 §4.1.4), at most 127 per name, 255
+ *   octets and 63-octet labels at most, and a message may cost at most workBudget(length)
+ *   labels and pointers; anything past those limits is a malformed reply. Names come out in
+ *   RFC 1035 §5.1 presentation form (`\.`, `\\`, `\DDD` escapes, lib/dns/names.ts), so a
+ *   label cannot smuggle a dot, a space or a control character into a name.
  * - CNAME chains in the answer section are followed (RFC 1034 §3.6.2, RFC 2181 §10.1.1),
  *   only through records on the chain (RFC 2181 §5.4.1); the RCODE speaks of the last name
  *   (RFC 6604). A secure result needs the AD bit on the single reply that carried the whole
@@ -22,34 +28,58 @@
  *   at all without an SOA (RFC 2308 §5). Identical concurrent lookups share one query.
  *
  * Choices made where the sources leave room:
+ * - Trust: a server is "trusted" when its AD bit is believed. Servers read from resolv.conf
+ *   (the `servers` option not given) are not trusted unless `trustAd` is given (true or
+ *   'loopback'): in a container the system's server is Docker's 127.0.0.11, on many hosts
+ *   systemd-resolved's 127.0.0.53, loopback forwarders that pass on an AD bit they received
+ *   over the network. Servers the user names default to 'loopback'. `checkDnssec()` asks the
+ *   trusted servers for a signed name and says in one sentence why DANE cannot rely on them.
+ * - Who is asked: when any server is trusted, only the trusted servers are. An untrusted
+ *   server's answer is 'insecure' at best, so it could only ever stand in for a trusted
+ *   server that failed, turning 'failed' into 'insecure' (a TLSA lookup failure into "no
+ *   secure TLSA", a bogus MX into an implicit MX): the downgrade an attacker gets by
+ *   blocking the trusted server. A `logger.warn` at construction names each server not asked.
+ *   With no trusted server, every server is asked in order and answers are 'insecure'.
+ * - A SERVFAIL from a trusted server is final for the lookup: it is what a validating
+ *   resolver answers for data that did not validate (RFC 4035 §5.5), so no other server is
+ *   asked. A timeout, REFUSED, another error RCODE, a malformed reply, a referral or a
+ *   network error from a trusted server moves on to the next trusted server; when all have
+ *   failed, the lookup fails with every server's reason. With no trusted server, SERVFAIL
+ *   moves on like the others.
  * - Status: 'secure' = AD set by a trusted server; 'insecure' = AD clear or server not trusted;
- *   'failed' = SERVFAIL (what a validating resolver returns for bogus data), REFUSED, any
- *   other error RCODE, no reply, a malformed reply, a referral from a non-recursive server,
- *   a reply still truncated over TCP. NXDOMAIN and NODATA are answers (with no records).
+ *   'failed' = SERVFAIL, REFUSED, any other error RCODE (the 12-bit one of RFC 6891 §6.1.3),
+ *   no reply, a malformed reply, a referral from a non-recursive server, a reply still
+ *   truncated over TCP. NXDOMAIN and NODATA are answers (with no records).
  *   DNS failures never throw; bad arguments (an empty or invalid name, an unknown type) do.
- * - Retries: `attempts` rounds (default 2) over the servers in their configured order, each
- *   try waiting `timeout` ms (default 2000). A server that answered with an error RCODE or a
- *   malformed reply is not asked again for that lookup; one that timed out or could not be
- *   reached is, in the next round. The failure reason names what each server did.
+ * - Retries: `attempts` rounds (default 2) over the servers asked, in their configured order,
+ *   each try waiting `timeout` ms (default 2000). A server that answered with an error RCODE
+ *   or a malformed reply is not asked again for that lookup; one that timed out or could not
+ *   be reached is, in the next round. The failure reason names what each server did.
  * - Failures are not cached: the next lookup asks again (concurrent ones still share a query).
  * - Cache lifetimes are capped at one day for answers and three hours for negative answers
  *   (RFC 2308 §5 suggests one to three hours); the capped value is the reported `ttl`.
- *   A TTL of 0 is not cached. Cached answers report the TTL remaining, rounded up.
+ *   A TTL of 0 is not cached, nor one with the top bit set (RFC 2181 §8: it counts as 0).
+ *   Cached answers report the TTL remaining, rounded up.
  * - When the answer section ends its CNAME chain without the asked type, the answer is NODATA
  *   for the last name (no further query: the recursive resolver has already chased it).
- * - Messages that cannot be replies to the query (under 12 octets, another ID, another
- *   question) are ignored and the try keeps waiting; a reply with the right ID and question
- *   that does not decode is malformed (failed). Records in the additional section that fail
- *   to decode are tolerated (that section is not used); any in the question, answer or
- *   authority sections make the reply malformed. Error replies (not NOERROR/NXDOMAIN) are
+ * - Messages that cannot be replies to the query (under 12 octets, another ID, QR clear,
+ *   another question) are ignored and the try keeps waiting; a reply with the right ID and
+ *   question that does not decode is malformed (failed), and so is one past the decoder's
+ *   work bound wherever that happens. A record in the additional section that does not
+ *   decode is tolerated (that section is not used beyond OPT); one in the question, answer or
+ *   authority section makes the reply malformed. Error replies (not NOERROR/NXDOMAIN) are
  *   accepted without a question section. Answer records of a class other than IN are ignored.
- * - Names: lowercased, trailing dot removed, labels with non-ASCII characters converted to
- *   A-labels one by one (so `_25._tcp` and numeric labels pass untouched); an empty label, a
- *   label over 63 octets, a name over 253 characters or spaces/control characters throw.
- * - A server not on loopback gets a `logger.warn` at construction: with `trustAd: true`
- *   that its AD bit is only as trustworthy as the path to it; with 'loopback' that its
- *   answers will never be secure (so DANE cannot apply).
- * - A and AAAA records carry `family` (4 or 6) besides `address`.
+ * - Names: lowercased, trailing dot removed, `\.`, `\\` and `\DDD` escapes read, labels
+ *   with non-ASCII characters converted to A-labels one by one (so `_25._tcp` and numeric
+ *   labels pass untouched), and written back in the presentation form replies are decoded
+ *   to; an empty label, a label over 63 octets, a name over 255 octets on the wire or
+ *   unescaped spaces/control characters throw.
+ * - A server not on loopback that is asked gets a `logger.warn` at construction: with
+ *   `trustAd: true` that its AD bit is only as trustworthy as the path to it; with
+ *   'loopback' that its answers will never be secure (so DANE cannot apply).
+ * - Extended DNS Errors (RFC 8914) in a failed reply are named in the reason; their
+ *   EXTRA-TEXT is the server's free text, made safe to print by lib/text.
+ * - A and AAAA records carry `family` (4 or 6) besides `address` (RFC 5952 text for IPv6).
  * - `addresses()` asks A and AAAA in parallel and combines them, A records first:
  *   both answered -> the weaker status of the two ('insecure' if either is), rcode NXDOMAIN
  *   only when both say so, the lower TTL; one failed and the other has records -> the other
@@ -59,15 +89,17 @@
  *   failed -> failed, both reasons given.
  */
 import { randomInt } from 'node:crypto';
-import dns2 from 'dns2';
 import type { DnssecStatus } from '../types.js';
+import { safeText } from '../text/index.js';
 import {
   TYPE,
   buildQuery,
+  extendedErrorName,
   isReferral,
   rcodeName,
   readAnswer,
   typeName,
+  type Message,
   type AddressRecord,
   type AnyRecord,
   type CnameRecord,
@@ -78,7 +110,7 @@ import {
   type TxtRecord,
 } from './message.js';
 import { normalizeName } from './names.js';
-import { isLoopback, parseServer, systemServers, type ServerAddress } from './servers.js';
+import { isLoopback, parseServer, systemServers, DEFAULT_RESOLV_CONF, type ServerAddress } from './servers.js';
 import { tcpTry, udpTry, type Query, type TryOutcome } from './transport.js';
 
 export type {
@@ -96,7 +128,9 @@ export type {
 } from './message.js';
 export { parseTlsa } from './message.js';
 export { normalizeName } from './names.js';
-export { isLoopback, parseResolvConf, parseServer } from './servers.js';
+export { isLoopback, parseResolvConf, parseServer, systemServers } from './servers.js';
+export { decodeMessage, encodeQuery, workBudget, MAX_POINTERS_PER_NAME } from './wire.js';
+export type { Message as DecodedMessage } from './wire.js';
 
 /** The statuses an answer can have; a failure is the other branch of `DnsResult`. */
 export type AnswerStatus = Exclude<DnssecStatus, 'failed'>;
@@ -105,7 +139,7 @@ export type AnswerStatus = Exclude<DnssecStatus, 'failed'>;
 export interface DnsAnswer<T> {
   status: AnswerStatus;
   rcode: 'NOERROR' | 'NXDOMAIN';
-  /** The name asked for, normalised (lowercase, no trailing dot, A-labels). */
+  /** The name asked for, normalised (lowercase, no trailing dot, A-labels, lib/dns/names.ts escapes). */
   name: string;
   records: T[];
   /** Seconds the answer may be used for (remaining, when it came from the cache). */
@@ -132,10 +166,16 @@ export interface DnsLogger {
 }
 
 export interface ResolverOptions {
-  /** `'127.0.0.1'`, `'127.0.0.1:5353'`, `'[::1]:53'`. Default: /etc/resolv.conf's nameservers. */
+  /** `'127.0.0.1'`, `'127.0.0.1:5353'`, `'[::1]:53'`. Default: the nameservers of `resolvConf`. */
   servers?: string[];
-  /** Whose AD bit to believe: 'loopback' (default) servers only, every server (true), none (false). */
+  /**
+   * Whose AD bit to believe: servers on loopback ('loopback'), every server (true), none
+   * (false). Default: 'loopback' for the `servers` given; false for servers read from
+   * `resolvConf`, which are only trusted when trustAd is given (true or 'loopback').
+   */
   trustAd?: boolean | 'loopback';
+  /** The resolv.conf(5) to read servers from when `servers` is not given. Default /etc/resolv.conf. */
+  resolvConf?: string;
   /** Milliseconds to wait for each try. Default 2000. */
   timeout?: number;
   /** Rounds over the servers. Default 2. */
@@ -163,8 +203,19 @@ export interface AddressOptions {
   ipv6?: boolean;
 }
 
+/** What `checkDnssec()` found: the trusted servers validate, or why DANE cannot rely on them. */
+export type DnssecCheck =
+  /** `servers`: the trusted servers that answered with the AD bit. */
+  | { ok: true; servers: string[] }
+  /** `reason`: one sentence. */
+  | { ok: false; reason: string };
+
 /** What other modules need of a resolver; tests may pass any object of this shape. */
 export interface DnsResolver {
+  /** The servers whose AD bit is believed (`address:port`), in order; empty when none is. */
+  readonly trustedServers?: readonly string[];
+  /** Whether the trusted servers validate DNSSEC: see `Resolver.checkDnssec`. */
+  checkDnssec?(name?: string): Promise<DnssecCheck>;
   query<K extends RecordType>(name: string, type: K): Promise<DnsResult<RecordTypes[K]>>;
   mx(name: string): Promise<DnsResult<MxRecord>>;
   a(name: string): Promise<DnsResult<AddressRecord>>;
@@ -190,13 +241,24 @@ interface CacheEntry {
 
 type ServerResult =
   | { kind: 'answer'; answer: DnsAnswer<AnyRecord>; cacheable: boolean }
-  | Exclude<TryOutcome, { kind: 'reply' }>;
+  /** `servfail`: the server answered SERVFAIL (what a validating resolver says of bogus data). */
+  | { kind: 'error'; why: string; final: boolean; servfail?: boolean }
+  | Extract<TryOutcome, { kind: 'timeout' }>;
 
 export class Resolver implements DnsResolver {
-  /** The servers asked, in order, as `address:port`. */
+  /** The servers configured, in order, as `address:port`. */
   readonly servers: readonly string[];
+  /** The servers whose AD bit is believed, in order; empty when none is. */
+  readonly trustedServers: readonly string[];
+  /** The servers lookups go to: the trusted ones when there are any, else all of them. */
+  readonly askedServers: readonly string[];
+  /** The `trustAd` in effect (the default depends on where the servers came from). */
+  readonly trustAd: boolean | 'loopback';
   private readonly serverList: ServerAddress[];
-  private readonly trustAd: boolean | 'loopback';
+  private readonly trustedList: ServerAddress[];
+  private readonly askedList: ServerAddress[];
+  /** Why no server is trusted, when none is (for checkDnssec). */
+  private readonly untrustedWhy: string;
   private readonly timeout: number;
   private readonly attempts: number;
   private readonly caching: boolean;
@@ -205,20 +267,48 @@ export class Resolver implements DnsResolver {
   private readonly counters: ResolverStats = { queriesSent: 0, cacheHits: 0, cacheMisses: 0, inflightJoins: 0, tcpRetries: 0 };
 
   constructor(options: ResolverOptions = {}) {
-    const specs = options.servers ?? systemServers();
+    const fromSystem = options.servers === undefined;
+    const resolvConf = options.resolvConf ?? DEFAULT_RESOLV_CONF;
+    const specs = options.servers ?? systemServers(resolvConf);
     if (!Array.isArray(specs) || specs.length === 0) throw new TypeError('DNS servers must be a non-empty array');
     this.serverList = specs.map(parseServer);
     this.servers = this.serverList.map((server) => server.label);
-    this.trustAd = options.trustAd ?? 'loopback';
-    if (this.trustAd !== true && this.trustAd !== false && this.trustAd !== 'loopback') {
-      throw new TypeError(`trustAd must be true, false or 'loopback', got ${JSON.stringify(options.trustAd)}`);
+    const given = options.trustAd;
+    if (given !== undefined && given !== true && given !== false && given !== 'loopback') {
+      throw new TypeError(`trustAd must be true, false or 'loopback', got ${JSON.stringify(given)}`);
     }
+    // The system's servers are whatever resolv.conf names: in a container Docker's 127.0.0.11
+    // or systemd-resolved's 127.0.0.53, loopback forwarders that relay an upstream's AD bit
+    // across the network (RFC 4035 §4.9.3 asks for a secure path to the validator). So their
+    // AD bit is believed only when the user says so, as glibc wants `options trust-ad`.
+    this.trustAd = given ?? (fromSystem ? false : 'loopback');
+    this.trustedList = this.serverList.filter((server) => this.trusts(server));
+    this.trustedServers = this.trustedList.map((server) => server.label);
+    // With a trusted server configured, an untrusted one could only ever answer in place of
+    // a trusted one that failed: the answer would be 'insecure' where the trusted server's
+    // was 'failed', a downgrade an attacker could force by blocking the trusted server.
+    this.askedList = this.trustedList.length > 0 ? this.trustedList : this.serverList;
+    this.askedServers = this.askedList.map((server) => server.label);
+    this.untrustedWhy =
+      given === undefined && fromSystem
+        ? `servers from ${resolvConf} are not trusted unless trustAd is set`
+        : this.trustAd === false
+          ? 'trustAd is false'
+          : `none of ${this.servers.join(', ')} is on loopback (trustAd: 'loopback')`;
     this.timeout = positiveInteger(options.timeout ?? DEFAULT_TIMEOUT, 'timeout');
     this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, 'attempts');
     this.caching = options.cache ?? true;
     const warn = options.logger?.warn;
     if (warn) {
       for (const server of this.serverList) {
+        if (this.trustedList.length > 0 && !this.trustedList.includes(server)) {
+          warn(
+            `DNS server ${server.label} will not be asked: it is not on loopback, so its AD bit is not believed ` +
+              "(trustAd: 'loopback'), and an answer from it " +
+              'could only replace a failure at a trusted server, turning a failed DNSSEC lookup into an insecure one',
+          );
+          continue;
+        }
         if (isLoopback(server.address)) continue;
         if (this.trustAd === true) {
           warn(
@@ -328,8 +418,9 @@ export class Resolver implements DnsResolver {
     const tries = new Map<string, number>();
     const ignored = new Map<string, number>();
     const done = new Set<string>();
+    const failed = () => ({ status: 'failed' as const, name: qname, reason: `${what} failed: ${[...details.values()].join('; ')}`, temporary: true as const });
     for (let round = 0; round < this.attempts; round++) {
-      for (const server of this.serverList) {
+      for (const server of this.askedList) {
         if (done.has(server.label)) continue;
         let outcome: ServerResult;
         try {
@@ -341,6 +432,12 @@ export class Resolver implements DnsResolver {
         if (outcome.kind === 'answer') {
           if (this.caching) this.store(`${qtype}/${qname}`, outcome.answer, outcome.cacheable);
           return outcome.answer;
+        }
+        if (outcome.kind === 'error' && outcome.servfail && this.trusts(server)) {
+          // A validating resolver answers SERVFAIL for data that did not validate (RFC 4035
+          // §5.5): asking another server could only turn that verdict into something weaker.
+          details.set(server.label, outcome.why);
+          return failed();
         }
         if (outcome.kind === 'timeout') {
           const count = (tries.get(server.label) ?? 0) + 1;
@@ -357,9 +454,66 @@ export class Resolver implements DnsResolver {
           if (outcome.final) done.add(server.label);
         }
       }
-      if (done.size === this.serverList.length) break;
+      if (done.size === this.askedList.length) break;
     }
-    return { status: 'failed', name: qname, reason: `${what} failed: ${[...details.values()].join('; ')}`, temporary: true };
+    return failed();
+  }
+
+  /**
+   * Whether the trusted servers validate DNSSEC: each is asked for the SOA of `name` (default
+   * the root, which is signed), bypassing the cache, with the usual timeout and attempts.
+   * Not ok, with one sentence saying why, when no server is trusted, when a trusted server
+   * answered without the AD bit (it does not validate, or `name` is not signed), or when no
+   * trusted server answered at all. Ok when every trusted server that answered set AD.
+   */
+  async checkDnssec(name = '.'): Promise<DnssecCheck> {
+    const qname = name === '.' ? '' : normalizeName(name);
+    const shown = qname === '' ? '.' : qname;
+    const what = `the SOA query for ${shown}`;
+    if (this.trustedList.length === 0) {
+      return { ok: false, reason: `No DNS server's AD bit is believed, so no answer can be DNSSEC-secure: ${this.untrustedWhy}` };
+    }
+    const results = await Promise.all(this.trustedList.map((server) => this.askRepeatedly(server, qname, TYPE.SOA)));
+    const unsigned = results.find((result) => result.kind === 'answer' && result.answer.status !== 'secure');
+    if (unsigned) {
+      return {
+        ok: false,
+        reason:
+          `DNS server ${unsigned.server.label} answered ${what} without the AD bit, so it does not validate DNSSEC` +
+          (qname === '' ? '' : ` (or ${shown} is not signed)`),
+      };
+    }
+    const validating = results.filter((result) => result.kind === 'answer').map((result) => result.server.label);
+    if (validating.length === 0) {
+      const reasons = results.map((result) => (result.kind === 'answer' ? '' : result.why));
+      return { ok: false, reason: `No trusted DNS server answered ${what}: ${reasons.join('; ')}` };
+    }
+    return { ok: true, servers: validating };
+  }
+
+  /** One server, up to `attempts` tries while it times out or the network fails. */
+  private async askRepeatedly(
+    server: ServerAddress,
+    qname: string,
+    qtype: number,
+  ): Promise<{ kind: 'answer'; answer: DnsAnswer<AnyRecord>; server: ServerAddress } | { kind: 'failed'; why: string; server: ServerAddress }> {
+    let why = '';
+    for (let round = 0; round < this.attempts; round++) {
+      let outcome: ServerResult;
+      try {
+        outcome = await this.ask(server, qname, qtype);
+      } catch (error) {
+        outcome = { kind: 'error', why: `${(error as Error).message} (${server.label})`, final: true };
+      }
+      if (outcome.kind === 'answer') return { kind: 'answer', answer: outcome.answer, server };
+      if (outcome.kind === 'timeout') {
+        why = `no reply from ${server.label} after ${round + 1} ${round === 0 ? 'try' : 'tries'} of ${this.timeout} ms`;
+        continue;
+      }
+      why = outcome.why;
+      if (outcome.final) break;
+    }
+    return { kind: 'failed', why, server };
   }
 
   /** One try against one server: UDP, then TCP if truncated; the reply classified. */
@@ -378,7 +532,7 @@ export class Resolver implements DnsResolver {
     if (outcome.kind !== 'reply') return outcome;
     const { message, flags, rcode } = outcome;
     if (rcode !== 0 && rcode !== 3) {
-      return { kind: 'error', why: `${rcodeName(rcode)} from ${server.label}${extendedError(message)}`, final: true };
+      return { kind: 'error', why: `${rcodeName(rcode)} from ${server.label}${extendedError(message)}`, final: true, servfail: rcode === 2 };
     }
     if (rcode === 0 && isReferral(message)) {
       return { kind: 'error', why: `referral from ${server.label} (not a recursive resolver)`, final: true };
@@ -443,16 +597,15 @@ function copyResult<T>(result: DnsResult<T>, ttl?: number): DnsResult<T> {
   return { ...result, records: [...result.records], cnames: [...result.cnames], ttl: ttl ?? result.ttl };
 }
 
-/** RFC 8914 Extended DNS Errors in the reply's OPT record, as " (DNSSEC_BOGUS: text)". */
-function extendedError(message: InstanceType<typeof dns2.Packet>): string {
-  const opt = message.additionals.find((rr) => rr.type === TYPE.OPT);
-  const options = (opt?.rdata ?? []) as { ednsCode: number; infoCode?: number; extraText?: string }[];
-  const parts = options
-    .filter((option) => option.ednsCode === dns2.Packet.EDNS_OPTION_CODE.EDE && typeof option.infoCode === 'number')
-    .map((option) => {
-      const label = dns2.Packet.EDE_NAME[option.infoCode!] ?? `EDE ${option.infoCode}`;
-      return option.extraText ? `${label}: ${option.extraText}` : label;
-    });
+/**
+ * RFC 8914 Extended DNS Errors in the reply's OPT record, as " (DNSSEC_BOGUS: text)". The
+ * EXTRA-TEXT is the server's free text, so it is made safe to print (lib/text).
+ */
+function extendedError(message: Message): string {
+  const parts = (message.edns?.extendedErrors ?? []).map((ede) => {
+    const label = extendedErrorName(ede.infoCode);
+    return ede.extraText ? `${label}: ${safeText(ede.extraText)}` : label;
+  });
   return parts.length > 0 ? ` (${parts.join('; ')})` : '';
 }
 

@@ -1,36 +1,37 @@
 /**
- * DNS messages: building queries and reading replies with dns2's packet codec, and turning a
- * reply's answer section into typed records.
- *
- * dns2 decodes A, AAAA, MX, CNAME, NS, PTR, TXT and SOA itself; types it has no codec for
- * (TLSA, type 52) arrive with their raw RDATA in `data`, which is parsed here. Header flags
- * are read from the raw octets because dns2's type declarations omit AD and CD.
+ * DNS messages for the resolver: the query it sends, the checks a reply must pass before it
+ * is believed to answer that query, and reading the answer section into typed records.
+ * The wire format itself (encoding, decoding, its limits) is lib/dns/wire.ts.
  */
-import dns2 from 'dns2';
-import { canonicalWireName } from './names.js';
+import {
+  CLASS_IN,
+  TYPE,
+  decodeMessage,
+  encodeQuery,
+  type AnyRecord,
+  type CnameRecord,
+  type Message,
+  type ResourceRecord,
+} from './wire.js';
 
-const { Packet } = dns2;
-type Resource = InstanceType<typeof Packet.Resource>;
-type Message = InstanceType<typeof Packet>;
-
-/** Type codes (IANA "Resource Record (RR) TYPEs"). */
-export const TYPE = {
-  A: 1,
-  NS: 2,
-  CNAME: 5,
-  SOA: 6,
-  PTR: 12,
-  MX: 15,
-  TXT: 16,
-  AAAA: 28,
-  OPT: 41,
-  TLSA: 52,
-} as const;
-
-export const CLASS_IN = 1;
-
-/** RFC 8467 / DNS flag day 2020: the EDNS UDP payload size that avoids IP fragmentation. */
-export const EDNS_UDP_PAYLOAD = 1232;
+export {
+  CLASS_IN,
+  EDNS_UDP_PAYLOAD,
+  TYPE,
+  parseTlsa,
+  type AddressRecord,
+  type AnyRecord,
+  type CnameRecord,
+  type HostRecord,
+  type Message,
+  type MxRecord,
+  type RawRecord,
+  type RecordType,
+  type RecordTypes,
+  type SoaRecord,
+  type TlsaRecord,
+  type TxtRecord,
+} from './wire.js';
 
 const RCODE_NAMES: Record<number, string> = {
   0: 'NOERROR',
@@ -57,7 +58,46 @@ export function typeName(code: number): string {
   return TYPE_NAMES[code] ?? `TYPE${code}`;
 }
 
-/** Header flags of a raw message (RFC 1035 §4.1.1, RFC 4035 §3.2). */
+/** IANA "Extended DNS Error Codes" (RFC 8914 §4 and later registrations), by INFO-CODE. */
+const EDE_NAMES: readonly string[] = [
+  'OTHER',
+  'UNSUPPORTED_DNSKEY_ALGORITHM',
+  'UNSUPPORTED_DS_DIGEST_TYPE',
+  'STALE_ANSWER',
+  'FORGED_ANSWER',
+  'DNSSEC_INDETERMINATE',
+  'DNSSEC_BOGUS',
+  'SIGNATURE_EXPIRED',
+  'SIGNATURE_NOT_YET_VALID',
+  'DNSKEY_MISSING',
+  'RRSIGS_MISSING',
+  'NO_ZONE_KEY_BIT_SET',
+  'NSEC_MISSING',
+  'CACHED_ERROR',
+  'NOT_READY',
+  'BLOCKED',
+  'CENSORED',
+  'FILTERED',
+  'PROHIBITED',
+  'STALE_NXDOMAIN_ANSWER',
+  'NOT_AUTHORITATIVE',
+  'NOT_SUPPORTED',
+  'NO_REACHABLE_AUTHORITY',
+  'NETWORK_ERROR',
+  'INVALID_DATA',
+  'SIGNATURE_EXPIRED_BEFORE_VALID',
+  'TOO_EARLY',
+  'UNSUPPORTED_NSEC3_ITERATIONS',
+  'UNABLE_TO_CONFORM_TO_POLICY',
+  'SYNTHESIZED',
+  'INVALID_QUERY_TYPE',
+];
+
+export function extendedErrorName(infoCode: number): string {
+  return EDE_NAMES[infoCode] ?? `EDE ${infoCode}`;
+}
+
+/** Header flags of a reply (RFC 1035 §4.1.1, RFC 4035 §3.2). */
 export interface Flags {
   id: number;
   qr: boolean;
@@ -68,30 +108,12 @@ export interface Flags {
   cd: boolean;
 }
 
-export function readFlags(buffer: Buffer): Flags {
-  const b2 = buffer[2]!;
-  const b3 = buffer[3]!;
-  return {
-    id: buffer.readUInt16BE(0),
-    qr: (b2 & 0x80) !== 0,
-    opcode: (b2 >> 3) & 0x0f,
-    tc: (b2 & 0x02) !== 0,
-    ra: (b3 & 0x80) !== 0,
-    ad: (b3 & 0x20) !== 0,
-    cd: (b3 & 0x10) !== 0,
-  };
-}
-
 /**
  * A recursive query: RD=1, CD=0, AD=0, one question of class IN, and an OPT record
  * (RFC 6891) with DO=1 (RFC 3225) and a UDP payload size of 1232.
  */
 export function buildQuery(id: number, name: string, type: number): Buffer {
-  const message = new Packet();
-  message.header = new Packet.Header({ id, rd: 1 });
-  message.questions.push(new Packet.Question(name, type, CLASS_IN));
-  message.additionals.push(Packet.Resource.EDNS([], { doFlag: true, udpPayloadSize: EDNS_UDP_PAYLOAD }));
-  return message.toBuffer();
+  return encodeQuery(id, name, type);
 }
 
 export type ReplyCheck =
@@ -104,162 +126,49 @@ export type ReplyCheck =
 /**
  * Check that a raw message answers the query (ID, QR, opcode, question: RFC 5452 §4.3) and
  * decode it. Messages too short to carry an ID, or with another ID or question, are to be
- * ignored: they may be spoofed, and the real answer may still arrive.
+ * ignored: they may be spoofed, and the real answer may still arrive. `name` is in the form
+ * of lib/dns/names.ts, as the decoder writes names.
  */
 export function checkReply(buffer: Buffer, id: number, name: string, type: number): ReplyCheck {
   if (buffer.length < 12) return { ok: false, ignore: true, why: `a ${buffer.length}-octet message` };
-  const flags = readFlags(buffer);
-  if (flags.id !== id) return { ok: false, ignore: true, why: 'a reply with a wrong ID' };
-  if (!flags.qr) return { ok: false, ignore: true, why: 'a query instead of a reply' };
-  let message: Message;
-  try {
-    message = Packet.parse(buffer);
-  } catch (error) {
-    return { ok: false, ignore: false, why: `malformed reply (${(error as Error).message})` };
-  }
-  const rcode = message.header.rcode;
-  const question = message.questions[0];
-  if (message.questions.length === 0 && rcode !== 0 && rcode !== 3 && message.errors.length === 0) {
+  // ID and QR from the raw octets first: a message that is not a reply to this query is not
+  // worth decoding.
+  if (buffer.readUInt16BE(0) !== id) return { ok: false, ignore: true, why: 'a reply with a wrong ID' };
+  if ((buffer[2]! & 0x80) === 0) return { ok: false, ignore: true, why: 'a query instead of a reply' };
+  const message = decodeMessage(buffer);
+  const header = message.header;
+  const flags: Flags = { id: header.id, qr: header.qr, opcode: header.opcode, tc: header.tc, ra: header.ra, ad: header.ad, cd: header.cd };
+  // Past the work bound nothing of the message is read further, whatever section it was in.
+  const overwork = message.errors.find((error) => error.work);
+  if (overwork) return { ok: false, ignore: false, why: `malformed reply (${describe(overwork)})` };
+  const rcode = message.rcode;
+  const fatal = message.errors.find((error) => error.fatal && error.section !== 'additional');
+  if (header.qdcount === 0 && rcode !== 0 && rcode !== 3 && !fatal) {
     // Error replies (FORMERR, SERVFAIL, REFUSED...) may omit the question; they cannot
     // inject data, so the ID is enough to take them as the answer.
     return { ok: true, message, flags, rcode };
   }
-  if (message.errors.some((error) => error.section === 'questions') || !question) {
-    return { ok: false, ignore: false, why: 'malformed reply (no question section)' };
-  }
-  if (
-    message.questions.length !== 1 ||
-    canonicalWireName(question.name) !== name ||
-    question.type !== type ||
-    question.class !== CLASS_IN
-  ) {
+  if (fatal?.section === 'question') return { ok: false, ignore: false, why: `malformed reply (${describe(fatal)})` };
+  const question = message.questions[0];
+  if (!question) return { ok: false, ignore: false, why: 'malformed reply (no question section)' };
+  if (message.questions.length !== 1 || question.name !== name || question.type !== type || question.class !== CLASS_IN) {
     return { ok: false, ignore: true, why: 'a reply to another question' };
   }
   if (flags.opcode !== 0) return { ok: false, ignore: false, why: `reply with opcode ${flags.opcode}` };
-  // Records that failed to decode in the sections we read make the answer incomplete.
+  // A record that cannot be framed in the sections we read makes the answer incomplete.
   // The additional section is not used (beyond OPT), so a bad record there is tolerated.
-  const bad = message.errors.find((error) => error.section !== 'additionals');
-  if (bad) return { ok: false, ignore: false, why: `malformed reply (${bad.message})` };
+  if (fatal) return { ok: false, ignore: false, why: `malformed reply (${describe(fatal)})` };
   return { ok: true, message, flags, rcode };
 }
 
-/* ----------------------------------------------------------------------------------------
- * Typed records.
- */
-
-export interface AddressRecord {
-  address: string;
-  family: 4 | 6;
-}
-export interface MxRecord {
-  /** Lowercase, no trailing dot; '' for the root (a null MX, RFC 7505). */
-  exchange: string;
-  preference: number;
-}
-export interface TlsaRecord {
-  /** RFC 6698 §2.1: certificate usage, selector, matching type, association data. */
-  usage: number;
-  selector: number;
-  matchingType: number;
-  data: Buffer;
-}
-export interface CnameRecord {
-  target: string;
-}
-export interface HostRecord {
-  host: string;
-}
-export interface TxtRecord {
-  /** The character-strings as sent (UTF-8 decoded). */
-  strings: string[];
-  /** The strings concatenated, as TXT-based policies (SPF, MTA-STS, TLS-RPT) read them. */
-  text: string;
-}
-export interface SoaRecord {
-  primary: string;
-  admin: string;
-  serial: number;
-  refresh: number;
-  retry: number;
-  expire: number;
-  minimum: number;
-}
-/** A record of a type this module has no parser for: the RDATA as received. */
-export interface RawRecord {
-  type: number;
-  data: Buffer;
+function describe(error: { section: string; index: number; reason: string }): string {
+  return error.section === 'header' ? error.reason : `${error.section} ${error.index + 1}: ${error.reason}`;
 }
 
-/** The record shape for each type name `query()` accepts. */
-export interface RecordTypes {
-  A: AddressRecord;
-  AAAA: AddressRecord;
-  MX: MxRecord;
-  TLSA: TlsaRecord;
-  CNAME: CnameRecord;
-  NS: HostRecord;
-  PTR: HostRecord;
-  TXT: TxtRecord;
-  SOA: SoaRecord;
-}
-export type RecordType = keyof RecordTypes;
-export type AnyRecord = RecordTypes[RecordType] | RawRecord;
-
-/** Throw for RDATA that cannot be a record of its type; the caller treats the reply as malformed. */
-export function parseRecord(rr: Resource): AnyRecord {
-  switch (rr.type) {
-    case TYPE.A:
-      return { address: str(rr.address, 'A address'), family: 4 };
-    case TYPE.AAAA:
-      return { address: str(rr.address, 'AAAA address'), family: 6 };
-    case TYPE.MX:
-      return { exchange: canonicalWireName(str(rr.exchange, 'MX exchange')), preference: num(rr.priority, 'MX preference') };
-    case TYPE.CNAME:
-      return { target: canonicalWireName(str(rr.domain, 'CNAME target')) };
-    case TYPE.NS:
-      return { host: canonicalWireName(str(rr.ns, 'NS host')) };
-    case TYPE.PTR:
-      return { host: canonicalWireName(str(rr.domain, 'PTR host')) };
-    case TYPE.TXT: {
-      const strings = Array.isArray(rr.data) ? rr.data.map(String) : [];
-      return { strings, text: strings.join('') };
-    }
-    case TYPE.SOA:
-      return {
-        primary: canonicalWireName(str(rr.primary, 'SOA primary')),
-        admin: canonicalWireName(str(rr.admin, 'SOA admin')),
-        serial: num(rr.serial, 'SOA serial'),
-        refresh: num(rr.refresh, 'SOA refresh'),
-        retry: num(rr.retry, 'SOA retry'),
-        expire: num(rr.expiration, 'SOA expire'),
-        minimum: num(rr.minimum, 'SOA minimum'),
-      };
-    case TYPE.TLSA:
-      return parseTlsa(raw(rr));
-    default:
-      return { type: rr.type, data: raw(rr) };
-  }
-}
-
-/** RFC 6698 §2.1: usage (1 octet), selector (1), matching type (1), association data (rest). */
-export function parseTlsa(rdata: Buffer): TlsaRecord {
-  if (rdata.length < 3) throw new Error(`TLSA RDATA is ${rdata.length} octets, at least 3 are needed`);
-  return { usage: rdata[0]!, selector: rdata[1]!, matchingType: rdata[2]!, data: Buffer.from(rdata.subarray(3)) };
-}
-
-function raw(rr: Resource): Buffer {
-  if (!Buffer.isBuffer(rr.data)) throw new Error(`${typeName(rr.type)} record arrived without raw RDATA`);
+/** The record of a decoded resource record; throws for RDATA that did not decode as its type. */
+export function parseRecord(rr: ResourceRecord): AnyRecord {
+  if (rr.error !== undefined || rr.data === undefined) throw new Error(rr.error ?? `${typeName(rr.type)} record without RDATA`);
   return rr.data;
-}
-
-function str(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new Error(`${what} missing`);
-  return value;
-}
-
-function num(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`${what} missing`);
-  return value;
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -284,17 +193,19 @@ export interface Answer {
 /**
  * Walk the answer section from the query name through CNAMEs to the records of the asked
  * type owned by the end of the chain (RFC 1034 §3.6.2, §5.2.2). Records owned by names off
- * the chain are ignored (RFC 2181 §5.4.1). A CNAME query is not followed.
+ * the chain are ignored (RFC 2181 §5.4.1). A CNAME query is not followed. A record in the
+ * answer or authority section whose RDATA did not decode makes the reply malformed (throws).
  */
 export function readAnswer(message: Message, qname: string, qtype: number): Answer {
+  const bad = [...message.answers, ...message.authorities].find((rr) => rr.error !== undefined);
+  if (bad) throw new Error(bad.error);
   const answers = message.answers.filter((rr) => rr.class === CLASS_IN);
-  const owned = (rr: Resource, owner: string) => canonicalWireName(rr.name) === owner;
   const cnames: string[] = [];
   let current = qname;
   let ttl = Number.POSITIVE_INFINITY;
   const seen = new Set([qname]);
   for (;;) {
-    const records = answers.filter((rr) => rr.type === qtype && owned(rr, current));
+    const records = answers.filter((rr) => rr.type === qtype && rr.name === current);
     if (records.length > 0 || qtype === TYPE.CNAME) {
       if (records.length > 0) {
         for (const rr of records) ttl = Math.min(ttl, rr.ttl);
@@ -302,7 +213,7 @@ export function readAnswer(message: Message, qname: string, qtype: number): Answ
       }
       break;
     }
-    const alias = answers.find((rr) => rr.type === TYPE.CNAME && owned(rr, current));
+    const alias = answers.find((rr) => rr.type === TYPE.CNAME && rr.name === current);
     if (!alias) break;
     const target = (parseRecord(alias) as CnameRecord).target;
     if (seen.has(target)) throw new Error(`CNAME loop at ${target}`);
@@ -315,8 +226,8 @@ export function readAnswer(message: Message, qname: string, qtype: number): Answ
   // NXDOMAIN or NODATA for the end of the chain (RFC 6604: the RCODE speaks of the last name).
   const soa = message.authorities.find((rr) => rr.type === TYPE.SOA && rr.class === CLASS_IN);
   let cacheable = false;
-  if (soa && typeof soa.minimum === 'number') {
-    ttl = Math.min(ttl, soa.ttl, soa.minimum);
+  if (soa?.data && 'minimum' in soa.data) {
+    ttl = Math.min(ttl, soa.ttl, soa.data.minimum);
     cacheable = true;
   }
   return { records: [], cnames, canonical: current, ttl: Number.isFinite(ttl) ? ttl : 0, cacheable };

@@ -16,6 +16,9 @@ export interface ServerAddress {
 
 const DEFAULT_PORT = 53;
 
+/** Where resolv.conf(5) lives. */
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
+
 /**
  * Parse `'127.0.0.1'`, `'127.0.0.1:5353'`, `'::1'`, `'[::1]'` or `'[::1]:53'`.
  * Only IP addresses are accepted: the resolver cannot look up its own servers.
@@ -55,7 +58,11 @@ export function parseServer(spec: string): ServerAddress {
 export function parseResolvConf(text: string): string[] {
   const servers: string[] = [];
   for (const raw of text.split(/\r?\n/)) {
-    const line = raw.replace(/[#;].*$/, '').trim();
+    // Cut at the first '#' or ';' by one scan of the line: a pattern like /[#;].*$/ tries
+    // every comment character as a start and rescans the rest of the line from each, which
+    // is quadratic on a long line of them that does not end where `$` can match (a lone CR).
+    const cut = raw.search(/[#;]/);
+    const line = (cut < 0 ? raw : raw.slice(0, cut)).trim();
     const match = /^nameserver\s+(\S+)/.exec(line);
     if (match && isIP(match[1]!.replace(/%.*$/, ''))) servers.push(match[1]!);
   }
@@ -66,7 +73,7 @@ export function parseResolvConf(text: string): string[] {
  * The system's name servers from /etc/resolv.conf; when it names none (or cannot be read),
  * resolv.conf(5)'s default: the name server on the local machine.
  */
-export function systemServers(path = '/etc/resolv.conf'): string[] {
+export function systemServers(path = DEFAULT_RESOLV_CONF): string[] {
   let text = '';
   try {
     text = readFileSync(path, 'utf8');

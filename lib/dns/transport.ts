@@ -11,10 +11,7 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import type { ServerAddress } from './servers.js';
-import { checkReply, type Flags } from './message.js';
-import type dns2 from 'dns2';
-
-type Message = InstanceType<typeof dns2.Packet>;
+import { checkReply, type Flags, type Message } from './message.js';
 
 export interface Query {
   id: number;

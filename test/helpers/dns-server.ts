@@ -2,7 +2,8 @@
  * A small recursive-resolver look-alike for tests: serves a fixed zone over UDP and TCP on one
  * port, follows CNAMEs inside the zone as a recursive resolver would, answers NXDOMAIN for
  * unknown names and NODATA (NOERROR, empty answer, SOA in authority) for known names without
- * the type, and can set AD, fail, delay, truncate or drop on demand.
+ * the type, and can set AD, fail, delay, truncate, drop, or send a malformed or crafted reply
+ * on demand.
  *
  * Messages are encoded with dns2's Packet. TLSA has no dns2 codec: its RDATA is built here
  * and handed to dns2 as the raw `data` that dns2 writes verbatim for types it does not know.
@@ -64,6 +65,16 @@ export interface DnsServerOptions {
   truncate?: Match;
   /** Do not reply. */
   drop?: Match;
+  /**
+   * Reply with the query's ID and question but an answer record whose RDLENGTH runs past the
+   * end of the message: a reply to the query that cannot be decoded.
+   */
+  malformed?: Match;
+  /**
+   * Send these octets instead of the reply (over UDP only when the reply is not truncated);
+   * undefined to answer normally. For crafted replies the zone cannot express.
+   */
+  reply?: (query: { id: number; name: string; type: string; transport: Transport; question: Buffer }) => Buffer | undefined;
   /** Send a reply with a wrong ID: before the right one ('first') or instead of it ('only'). UDP only. */
   wrongId?: 'first' | 'only';
   /** Default TTL of zone records. Default 300. */
@@ -91,6 +102,21 @@ function matches(match: Match | undefined, name: string, type: string, transport
   if (match === true) return true;
   if (Array.isArray(match)) return match.map(norm).includes(name);
   return match(name, type, transport);
+}
+
+/** The question section of a query as sent: the name's labels (uncompressed), TYPE and CLASS. */
+function questionOf(query: Buffer): Buffer {
+  let pos = 12;
+  while (pos < query.length && query[pos]! !== 0) pos += 1 + query[pos]!;
+  return query.subarray(12, Math.min(pos + 5, query.length));
+}
+
+/** A reply with the query's ID and question, and one A record claiming 100 octets of RDATA but carrying 4. */
+function malformedReply(query: Buffer): Buffer {
+  const header = Buffer.from([0, 0, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+  query.copy(header, 0, 0, 2);
+  const record = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 100, 192, 0, 2, 1]);
+  return Buffer.concat([header, questionOf(query), record]);
 }
 
 function zoneRecords(zone: Zone | undefined): ZoneRecord[] {
@@ -230,6 +256,11 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
     return { name, type };
   }
 
+  function crafted(query: Buffer, request: Message, name: string, type: string, transport: Transport): Buffer | undefined {
+    if (matches(options.malformed, name, type, transport)) return malformedReply(query);
+    return options.reply?.({ id: request.header.id, name, type, transport, question: Buffer.from(questionOf(query)) });
+  }
+
   function delayFor(name: string, type: string, transport: Transport): number {
     const delay = options.delay;
     return typeof delay === 'function' ? delay(name, type, transport) : (delay ?? 0);
@@ -248,9 +279,15 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
       if (!closed) socket.send(buffer, peer.port, peer.address, () => {});
     };
     later(delayFor(name, type, 'udp'), () => {
+      const truncating = matches(options.truncate, name, type, 'udp');
+      const custom = truncating ? undefined : crafted(data, request, name, type, 'udp');
+      if (custom) {
+        send(custom);
+        return;
+      }
       let response = answer(request, 'udp');
       let wire = response.toBuffer();
-      if (matches(options.truncate, name, type, 'udp') || wire.length > udpLimit(request)) {
+      if (truncating || wire.length > udpLimit(request)) {
         const truncated = new Packet();
         truncated.header = new Packet.Header({ ...response.header, tc: 1 });
         truncated.questions = response.questions;
@@ -289,7 +326,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
         const { name, type } = record(request, 'tcp');
         if (matches(options.drop, name, type, 'tcp')) continue;
         later(delayFor(name, type, 'tcp'), () => {
-          const wire = answer(request, 'tcp').toBuffer();
+          const wire = crafted(data, request, name, type, 'tcp') ?? answer(request, 'tcp').toBuffer();
           const prefix = Buffer.alloc(2);
           prefix.writeUInt16BE(wire.length);
           if (!connection.destroyed) connection.write(Buffer.concat([prefix, wire]));
@@ -344,4 +381,35 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
       },
     };
   }
+}
+
+/**
+ * A hostile reply of up to 64 KB: the query's ID and question, a chain of `links` compression
+ * pointers each pointing at the one before (inside the RDATA of a record of type 65280, so it
+ * is never read as a name itself), then as many A records as fit, each owned by a pointer to
+ * the end of the chain. Every pointer points backwards, so a decoder that only detects loops
+ * walks the whole chain once per record: thousands of records times thousands of pointers.
+ */
+export function pointerChainReply(id: number, question: Buffer, links = 8000): Buffer {
+  const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
+  const ptr = (offset: number) => Buffer.from([0xc0 | (offset >> 8), offset & 0xff]);
+  const record = (owner: Buffer, type: number, rdata: Buffer) =>
+    Buffer.concat([owner, u16(type), u16(1), Buffer.from([0, 0, 0, 60]), u16(rdata.length), rdata]);
+  const head = Buffer.concat([u16(id), Buffer.from([0x81, 0x80]), u16(1), u16(0), u16(0), u16(0), question]);
+  // The chain's first octet: after the header and question, the owner pointer (2), TYPE,
+  // CLASS (4), TTL (4) and RDLENGTH (2) of the record that carries it.
+  const start = head.length + 2 + 4 + 4 + 2;
+  const chain = [Buffer.from([0])];
+  for (let i = 0; i < links; i++) chain.push(ptr(i === 0 ? start : start + 1 + 2 * (i - 1)));
+  const last = start + 1 + 2 * (links - 1);
+  const records = [record(ptr(12), 65280, Buffer.concat(chain))];
+  const a = record(ptr(last), 1, Buffer.from([192, 0, 2, 1]));
+  let size = head.length + records[0]!.length;
+  while (size + a.length <= 65535) {
+    records.push(a);
+    size += a.length;
+  }
+  const message = Buffer.concat([head, ...records]);
+  message.writeUInt16BE(records.length, 6);
+  return message;
 }

@@ -1,0 +1,175 @@
+/**
+ * Where the resolver's servers come from and whose AD bit it believes by default, what
+ * checkDnssec() says about the trusted servers (against the test DNS server and a real
+ * validating Unbound), and reading resolv.conf, hostile lines included.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createResolver, parseResolvConf, systemServers, type ResolverOptions } from '../lib/dns/index.js';
+import { startDnsServer, type TestDnsServer, type ZoneRecord } from './helpers/dns-server.js';
+import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dns-config-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function resolvConf(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('whose AD bit is believed by default', () => {
+  // Docker's embedded DNS and systemd-resolved's stub: loopback addresses that forward.
+  const DOCKER = 'nameserver 127.0.0.11\noptions ndots:0\n';
+  const rows: { rule: string; options: (path: string) => ResolverOptions; servers: string[]; trusted: string[]; trustAd: boolean | 'loopback' }[] = [
+    { rule: 'servers from resolv.conf: not trusted', options: (path) => ({ resolvConf: path }), servers: ['127.0.0.11:53'], trusted: [], trustAd: false },
+    { rule: "servers from resolv.conf with trustAd: 'loopback': trusted", options: (path) => ({ resolvConf: path, trustAd: 'loopback' }), servers: ['127.0.0.11:53'], trusted: ['127.0.0.11:53'], trustAd: 'loopback' },
+    { rule: 'servers from resolv.conf with trustAd: true: trusted', options: (path) => ({ resolvConf: path, trustAd: true }), servers: ['127.0.0.11:53'], trusted: ['127.0.0.11:53'], trustAd: true },
+    { rule: 'servers from resolv.conf with trustAd: false: not trusted', options: (path) => ({ resolvConf: path, trustAd: false }), servers: ['127.0.0.11:53'], trusted: [], trustAd: false },
+    { rule: "servers named by the user: 'loopback' by default", options: () => ({ servers: ['127.0.0.11'] }), servers: ['127.0.0.11:53'], trusted: ['127.0.0.11:53'], trustAd: 'loopback' },
+    { rule: 'servers named by the user, not on loopback: not trusted', options: () => ({ servers: ['192.0.2.53'] }), servers: ['192.0.2.53:53'], trusted: [], trustAd: 'loopback' },
+  ];
+  it.each(rows)('$rule', ({ options, servers, trusted, trustAd }) => {
+    const resolver = createResolver(options(resolvConf('docker.conf', DOCKER)));
+    expect({ servers: resolver.servers, trusted: resolver.trustedServers, trustAd: resolver.trustAd }).toEqual({ servers, trusted, trustAd });
+  });
+
+  it('an empty or missing resolv.conf means the local name server (resolv.conf(5)), still untrusted', () => {
+    expect(createResolver({ resolvConf: resolvConf('empty.conf', '# nothing\n') })).toMatchObject({ servers: ['127.0.0.1:53'], trustedServers: [] });
+    expect(createResolver({ resolvConf: join(dir, 'missing.conf') })).toMatchObject({ servers: ['127.0.0.1:53'], trustedServers: [] });
+  });
+
+  it('systemServers(path) reads the given file', () => {
+    expect(systemServers(resolvConf('two.conf', 'nameserver 127.0.0.53\nnameserver ::1\n'))).toEqual(['127.0.0.53', '::1']);
+    expect(systemServers(join(dir, 'missing.conf'))).toEqual(['127.0.0.1']);
+  });
+});
+
+describe('checkDnssec()', () => {
+  const ZONE: ZoneRecord[] = [{ name: 'example.com', type: 'A', address: '192.0.2.1' }];
+  const started: TestDnsServer[] = [];
+  afterAll(async () => {
+    await Promise.all(started.map((server) => server.close()));
+  });
+  async function server(options: Parameters<typeof startDnsServer>[0]): Promise<TestDnsServer> {
+    const s = await startDnsServer({ zone: ZONE, ...options });
+    started.push(s);
+    return s;
+  }
+
+  it('ok when the trusted server answers the root SOA with AD; the query is SOA for .', async () => {
+    const srv = await server({ ad: true });
+    const resolver = createResolver({ servers: [srv.server], timeout: 300 });
+    expect(await resolver.checkDnssec()).toEqual({ ok: true, servers: [srv.server] });
+    expect(srv.queries.map((q) => `${q.type} ${q.name === '' ? '.' : q.name} ${q.do}`)).toEqual(['SOA . true']);
+  });
+
+  it('asks every trusted server: one not validating is enough to say no', async () => {
+    const validating = await server({ ad: true });
+    const forwarding = await server({ host: '127.0.0.2', ad: false });
+    const resolver = createResolver({ servers: [validating.server, forwarding.server], timeout: 300 });
+    expect(await resolver.checkDnssec()).toEqual({
+      ok: false,
+      reason: `DNS server ${forwarding.server} answered the SOA query for . without the AD bit, so it does not validate DNSSEC`,
+    });
+    expect(await resolver.checkDnssec('example.com')).toEqual({
+      ok: false,
+      reason: `DNS server ${forwarding.server} answered the SOA query for example.com without the AD bit, so it does not validate DNSSEC (or example.com is not signed)`,
+    });
+  });
+
+  it('no trusted server answered: their failures', async () => {
+    const servfail = await server({ servfail: true });
+    const silent = await server({ host: '127.0.0.3', drop: true });
+    const resolver = createResolver({ servers: [servfail.server, silent.server], timeout: 150, attempts: 2 });
+    expect(await resolver.checkDnssec()).toEqual({
+      ok: false,
+      reason: `No trusted DNS server answered the SOA query for .: SERVFAIL from ${servfail.server}; no reply from ${silent.server} after 2 tries of 150 ms`,
+    });
+    expect(servfail.queries).toHaveLength(1);
+    expect(silent.queries).toHaveLength(2);
+  });
+
+  it('ok when one trusted server validates and another did not answer', async () => {
+    const silent = await server({ drop: true });
+    const validating = await server({ host: '127.0.0.2', ad: true });
+    const resolver = createResolver({ servers: [silent.server, validating.server], timeout: 150, attempts: 1 });
+    expect(await resolver.checkDnssec()).toEqual({ ok: true, servers: [validating.server] });
+  });
+
+  it.each([
+    [{ resolvConf: 'docker.conf' }, (path: string) => `servers from ${path} are not trusted unless trustAd is set`],
+    [{ servers: ['127.0.0.1'], trustAd: false }, () => 'trustAd is false'],
+    [{ servers: ['192.0.2.53', '198.51.100.7:5353'] }, () => "none of 192.0.2.53:53, 198.51.100.7:5353 is on loopback (trustAd: 'loopback')"],
+  ] as const)('no trusted server: %j, says why, and asks nothing', async (options, why) => {
+    const path = resolvConf('docker.conf', 'nameserver 127.0.0.11\n');
+    const resolver = createResolver('resolvConf' in options ? { resolvConf: path } : { ...options, servers: [...options.servers] });
+    expect(await resolver.checkDnssec()).toEqual({ ok: false, reason: `No DNS server's AD bit is believed, so no answer can be DNSSEC-secure: ${why(path)}` });
+    expect(resolver.stats.queriesSent).toBe(0);
+  });
+});
+
+describe('checkDnssec() against a validating Unbound', () => {
+  let tree: DnssecTree;
+  beforeAll(async () => {
+    tree = await startDnssec([
+      { origin: 'example.test', records: ['mx A 127.0.0.2'] },
+      { origin: 'insecure.test', signed: false, records: ['mx A 127.0.0.4'] },
+    ]);
+  }, 60_000);
+  afterAll(async () => {
+    await tree?.close();
+  });
+
+  it('a signed zone: ok; an unsigned one: the AD bit is missing', async () => {
+    const resolver = createResolver({ servers: [tree.resolver], timeout: 1000 });
+    expect(await resolver.checkDnssec('example.test')).toEqual({ ok: true, servers: [tree.resolver] });
+    expect(await resolver.checkDnssec('insecure.test')).toEqual({
+      ok: false,
+      reason: `DNS server ${tree.resolver} answered the SOA query for insecure.test without the AD bit, so it does not validate DNSSEC (or insecure.test is not signed)`,
+    });
+  });
+});
+
+describe('parseResolvConf', () => {
+  it.each([
+    ['nameserver 127.0.0.53', ['127.0.0.53']],
+    ['nameserver 127.0.0.53\r\nnameserver ::1\r\n', ['127.0.0.53', '::1']],
+    ['nameserver 127.0.0.1 # local', ['127.0.0.1']],
+    ['nameserver 127.0.0.1; local', ['127.0.0.1']],
+    ['nameserver 127.0.0.1#local', ['127.0.0.1']],
+    ['# nameserver 192.0.2.1', []],
+    ['; nameserver 192.0.2.1', []],
+    ['  nameserver\t127.0.0.2  ', ['127.0.0.2']],
+    ['nameserver fe80::1%eth0', ['fe80::1%eth0']],
+    ['nameserver dns.example.com', []],
+    ['nameservers 127.0.0.1', []],
+    ['search example.com\noptions trust-ad', []],
+    // A lone CR is not a line end here; the comment is cut all the same.
+    ['nameserver 127.0.0.1 #x\rnameserver 192.0.2.1', ['127.0.0.1']],
+    ['nameserver 127.0.0.1;\r', ['127.0.0.1']],
+  ])('%j gives %j', (text, servers) => {
+    expect(parseResolvConf(text)).toEqual(servers);
+  });
+
+  // A pattern that rescans the rest of the line from every comment character costs the
+  // square of the line's length (64 KB: seconds; 256 KB: longer than the test runner waits);
+  // cutting at the first one reads the line once. A CR not followed by LF stays in the line.
+  it.each([
+    ['#', 64 * 1024],
+    [';', 64 * 1024],
+    ['#;', 64 * 1024],
+    ['#', 256 * 1024],
+  ])('lines of %j x %d octets ending in a lone CR, around a server', (chars, length) => {
+    const hostile = `${chars.repeat(length / chars.length)}\r`;
+    const text = `${hostile}\r\nnameserver 127.0.0.1\n${hostile}\rnameserver 192.0.2.1\n${hostile}`;
+    expect(parseResolvConf(text)).toEqual(['127.0.0.1']);
+  });
+});
