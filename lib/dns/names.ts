@@ -15,7 +15,7 @@
  * (`_25._tcp.mx.example.com`, `1.2.0.192.in-addr.arpa`) pass through untouched: the whole-name
  * WHATWG host parser would read an all-numeric name as an IPv4 address and rewrite it.
  */
-import { domainToASCII } from 'node:url';
+import { asciiLabel, mapIdnDots } from '../names/index.js';
 
 /** RFC 1035 §2.3.4: labels are 63 octets or less, names 255 octets on the wire (253 as text). */
 export const MAX_LABEL_OCTETS = 63;
@@ -114,7 +114,8 @@ function parseLabels(text: string, input: string): { labels: ParsedLabel[] } {
  */
 export function normalizeName(input: string): string {
   if (typeof input !== 'string') throw new TypeError(`DNS name must be a string, got ${typeof input}`);
-  const name = input.trim();
+  // IDNA full stops separate labels, as in every other name the library reads (lib/names).
+  const name = mapIdnDots(input.trim());
   // A trailing unescaped dot marks the name as absolute; the resolver's names all are.
   const absolute = name.endsWith('.') && !escapedAt(name, name.length - 1);
   const body = absolute ? name.slice(0, -1) : name;
@@ -128,10 +129,10 @@ export function normalizeName(input: string): string {
   for (const label of parsed) {
     let octets = label.octets;
     if (label.nonAscii) {
-      const ascii = label.escaped ? '' : domainToASCII(label.text);
-      // An empty result means the label is not valid IDNA; a dot means the mapping turned
-      // the label into something else entirely (e.g. full-width digits into an IPv4 address).
-      if (ascii === '' || ascii.includes('.')) {
+      // The library's one label normaliser (lib/names), as for recipients and policy keys.
+      const mapped = label.escaped ? undefined : asciiLabel(label.text);
+      const ascii = mapped?.ok ? mapped.value : '';
+      if (ascii === '') {
         throw new TypeError(`DNS name ${JSON.stringify(input)} has a label that is not a valid IDN: ${JSON.stringify(label.text)}`);
       }
       if (!/^[\x21-\x7e]+$/.test(ascii)) {

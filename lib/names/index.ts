@@ -34,29 +34,42 @@ export const MAX_NAME = 253;
 const IDN_DOTS = /[\u3002\uff0e\uff61]/g;
 
 /**
+ * One label in ASCII: an ASCII label lowercased (A-Z only, RFC 4343); a label with non-ASCII
+ * characters mapped to an A-label by UTS #46 (its mapping folds case itself). The resolver's
+ * own name parser (lib/dns/names.ts, which also reads RFC 1035 escapes) uses it for each label.
+ */
+export function asciiLabel(label: string): Checked<string> {
+  let ascii = label;
+  if (!/^[\x00-\x7f]*$/.test(label)) {
+    ascii = domainToASCII(label);
+    // An empty result: not valid IDNA. A dot: the mapping turned the label into several.
+    if (ascii === '' || ascii.includes('.')) return { ok: false, reason: 'not a valid internationalized domain name' };
+  }
+  return { ok: true, value: ascii.replace(/[A-Z]+/g, (c) => c.toLowerCase()) };
+}
+
+/** UTS #46 section 4.1 full stops as '.'. */
+export function mapIdnDots(name: string): string {
+  return name.replace(IDN_DOTS, '.');
+}
+
+/**
  * The ASCII form of a domain name, or why it has none: mapping, empty labels and the label
  * length only. What else a name must be is the caller's to check on the result: a DNS name
  * (`dnsNameProblem`), a host name in a policy table (Postfix's valid_hostname).
  */
 export function toAsciiDomain(raw: string): Checked<string> {
   if (typeof raw !== 'string') return { ok: false, reason: `a domain name must be a string, not ${typeof raw}` };
-  let name = raw.replace(IDN_DOTS, '.');
+  let name = mapIdnDots(raw);
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name === '') return { ok: false, reason: 'empty name' };
   const labels: string[] = [];
   for (const label of name.split('.')) {
     if (label === '') return { ok: false, reason: 'empty label' };
-    let ascii: string;
-    if (/^[\x00-\x7f]*$/.test(label)) {
-      ascii = label;
-    } else {
-      ascii = domainToASCII(label);
-      // An empty result: not valid IDNA. A dot: the mapping turned the label into several.
-      if (ascii === '' || ascii.includes('.')) return { ok: false, reason: 'not a valid internationalized domain name' };
-    }
-    ascii = ascii.replace(/[A-Z]+/g, (s) => s.toLowerCase());
-    if (ascii.length > MAX_LABEL) return { ok: false, reason: `label longer than ${MAX_LABEL} characters` };
-    labels.push(ascii);
+    const ascii = asciiLabel(label);
+    if (!ascii.ok) return ascii;
+    if (ascii.value.length > MAX_LABEL) return { ok: false, reason: `label longer than ${MAX_LABEL} characters` };
+    labels.push(ascii.value);
   }
   return { ok: true, value: labels.join('.') };
 }

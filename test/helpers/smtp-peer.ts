@@ -57,6 +57,8 @@ export interface PeerOptions {
    * GREETING replaces the greeting (the session then waits for the client to leave).
    */
   rawReplies?: Partial<Record<'GREETING' | 'EHLO' | 'STARTTLS' | 'AUTH' | 'MAIL' | 'RCPT' | 'DATA', string>>;
+  /** Ask the client for a certificate during the TLS handshake (any is accepted) and record its CN. */
+  requestCert?: boolean;
 }
 
 export interface Peer {
