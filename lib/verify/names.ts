@@ -5,6 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { domainToASCII } from 'node:url';
+import { hasNoControls } from '../text/index.js';
 
 /** One entry of a certificate's subjectAltName, as Node prints it: `DNS`, `IP Address`, `email`, ... */
 export interface AltName {
@@ -152,7 +153,11 @@ export function subjectCommonNames(subject: string | undefined): string[] {
  * subjectAltName at all (other kinds, IP or email, do not count).
  */
 export function certNames(der: Buffer): string[] {
-  const cert = new X509Certificate(der);
+  return certNamesOf(new X509Certificate(der));
+}
+
+/** certNames of a certificate already parsed. */
+export function certNamesOf(cert: X509Certificate): string[] {
   const dns = parseSubjectAltName(cert.subjectAltName).filter((n) => n.type === 'DNS');
   if (dns.length > 0) return dns.map((n) => n.value).filter((v) => v !== '');
   return subjectCommonNames(cert.subject).filter((v) => v !== '');
@@ -227,11 +232,19 @@ function wildcardAt(name: string): number {
  *  - a reference starting with '.' matches every certificate name that ends with it and
  *    is longer, whatever comes before, wildcard or not: `.example.com` matches
  *    `mx.example.com`, `a.b.example.com`, `*.example.com` and `*.sub.example.com`, but not
- *    `example.com`.
+ *    `example.com`;
+ *  - a certificate name with a NUL, or with any character lib/text escapes as unsafe
+ *    (C0/C1 controls, DEL, line and paragraph separators, bidi formatting, byte order mark),
+ *    never matches anything.
  */
 export function nameMatches(certName: string, pattern: string): boolean {
   if (certName === '' || pattern === '') return false;
   if (certName.includes('\0')) return false;
+  // A name holding a control, line or paragraph separator, bidi formatting character or byte
+  // order mark (lib/text's list) is no host name and never matches. OpenSSL would match such
+  // a name against a leading-dot reference (it skips any prefix but NUL); no reference name
+  // Postfix uses can hold these characters, so refusing them changes no legitimate verdict.
+  if (!hasNoControls(certName)) return false;
   if (pattern.length > 1 && pattern.startsWith('.')) {
     // OpenSSL's implicit sub-domain match: compare with an equal-length suffix.
     if (certName.length < pattern.length) return false;
