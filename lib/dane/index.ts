@@ -67,8 +67,8 @@
  *    and issuers as Node prints them, which is OpenSSL's RFC 2253 form with C0 controls and
  *    the separators inside values already backslash-escaped, with lib/text's
  *    escapeControls() for what OpenSSL leaves raw (C1 controls, bidi formatting, line and
- *    paragraph separators). Names are matched raw; a name holding any of those characters
- *    never matches (verify's nameMatches). A "none of the records matched" reason lists
+ *    paragraph separators). Names are matched raw; a name outside host name syntax
+ *    (letters, digits, '-', '.', '_', '*') never matches (verify's nameMatches). A "none of the records matched" reason lists
  *    the first 10 records and counts the rest.
  *
  * Limits, so that a hostile TLSA RRset or certificate chain costs bounded work. Exceeding a

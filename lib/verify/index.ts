@@ -28,9 +28,10 @@
  *    Untrusted from the handshake's chain check, like the other levels; at verify and secure
  *    an untrusted chain fails before names are looked at; `matched` is the certificate name
  *    that matched (what Postfix logs as "matched peername") or the configured fingerprint.
- *  - Certificate names are untrusted text: they are matched raw, and a name holding a
- *    control, separator or bidi character never matches (nameMatches); wherever one is
- *    shown (a reason, `matched`) it goes through lib/text's safeText(), once, here.
+ *  - Certificate names are untrusted text: they are matched raw, and a name outside host
+ *    name syntax (a control, a line break, a bidi character, white space, ',', '=', '\\',
+ *    ...) never matches (nameMatches); wherever one is shown (a reason, `matched`) it goes
+ *    through lib/text's safeText(), once, here.
  *  - Work: the leaf is parsed once and each of its digests computed once per session
  *    (SessionCerts, certs.ts), shared by the level's verdict, a shadow level's and the
  *    audit's cert_digest/spki_digest (auditDigests) when the caller passes the same one.

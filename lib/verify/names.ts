@@ -5,7 +5,6 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import { hasNoControls } from '../text/index.js';
 
 /** One entry of a certificate's subjectAltName, as Node prints it: `DNS`, `IP Address`, `email`, ... */
 export interface AltName {
@@ -163,6 +162,9 @@ export function certNamesOf(cert: X509Certificate): string[] {
   return subjectCommonNames(cert.subject).filter((v) => v !== '');
 }
 
+/** The characters a certificate name may hold to be matched at all (see nameMatches). */
+const HOST_NAME_CHARS = /^[A-Za-z0-9._*-]+$/;
+
 function isAlnum(c: string): boolean {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
@@ -233,18 +235,20 @@ function wildcardAt(name: string): number {
  *    is longer, whatever comes before, wildcard or not: `.example.com` matches
  *    `mx.example.com`, `a.b.example.com`, `*.example.com` and `*.sub.example.com`, but not
  *    `example.com`;
- *  - a certificate name with a NUL, or with any character lib/text escapes as unsafe
- *    (C0/C1 controls, DEL, line and paragraph separators, bidi formatting, byte order mark),
- *    never matches anything.
+ *  - a certificate name with any character other than letters, digits, '-', '.', '_' and
+ *    '*' (a NUL, a control, a line break, a bidi character, white space, ',', '=', '\\',
+ *    non-ASCII) never matches anything.
  */
 export function nameMatches(certName: string, pattern: string): boolean {
   if (certName === '' || pattern === '') return false;
-  if (certName.includes('\0')) return false;
-  // A name holding a control, line or paragraph separator, bidi formatting character or byte
-  // order mark (lib/text's list) is no host name and never matches. OpenSSL would match such
-  // a name against a leading-dot reference (it skips any prefix but NUL); no reference name
-  // Postfix uses can hold these characters, so refusing them changes no legitimate verdict.
-  if (!hasNoControls(certName)) return false;
+  // Only a name in host name syntax can match: a certificate name is untrusted text, and one
+  // holding a control, a line break, a bidi character, white space, ',', '=', '\\' or
+  // anything else outside letters, digits, '-', '.', '_' and the wildcard '*' never matches.
+  // OpenSSL would match such a name against a leading-dot reference (skip_prefix skips any
+  // prefix but NUL), but no CA may issue one (RFC 5280 section 4.2.1.6: the preferred name
+  // syntax of RFC 1034 section 3.5) and no reference name Postfix uses holds these
+  // characters, so refusing them changes no legitimate verdict.
+  if (!HOST_NAME_CHARS.test(certName)) return false;
   if (pattern.length > 1 && pattern.startsWith('.')) {
     // OpenSSL's implicit sub-domain match: compare with an equal-length suffix.
     if (certName.length < pattern.length) return false;
