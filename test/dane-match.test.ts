@@ -972,6 +972,17 @@ describe('daneVerify: a hostile TLSA RRset and certificate chain cost bounded wo
     expect(counters).toEqual({ parses: 2, spkiExports: 0, keyParses: 0, digests: 0, signatures: 1 });
   });
 
+  test('a DANE-TA verdict judged again on the same session redoes no parse, digest or signature', () => {
+    const certs = new SessionCerts();
+    const r = tlsa(2, 0, 1, pki.root);
+    expect(daneVerify(request({ records: [r], chain: full(), certs }))).toEqual(pass(r));
+    const first = { ...certs.counters };
+    // leaf and intermediate each verified with their issuer's key; the self-signed root once.
+    expect(first).toEqual({ parses: 3, spkiExports: 0, keyParses: 0, digests: 2, signatures: 3 });
+    expect(daneVerify(request({ records: [r], chain: full(), certs }))).toEqual(pass(r));
+    expect(certs.counters).toEqual(first);
+  });
+
   test('one SessionCerts per session: the verdict, a shadow verdict and the audit digests share the work', () => {
     const certs = new SessionCerts();
     const records = [tlsa(3, 1, 1, pki.good), tlsa(3, 0, 1, pki.good)];
