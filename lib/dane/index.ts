@@ -68,8 +68,8 @@
  *    the separators inside values already backslash-escaped, with lib/text's
  *    escapeControls() for what OpenSSL leaves raw (C1 controls, bidi formatting, line and
  *    paragraph separators). Names are matched raw; a name outside host name syntax
- *    (letters, digits, '-', '.', '_', '*') never matches (verify's nameMatches). A "none of the records matched" reason lists
- *    the first 10 records and counts the rest.
+ *    (letters, digits, '-', '.', '_', '*') never matches (verify's nameMatches). A "none
+ *    of the records matched" reason lists the first 10 records and counts the rest.
  *
  * Limits, so that a hostile TLSA RRset or certificate chain costs bounded work. Exceeding a
  * limit is a failure whose reason names it, never a truncation that could turn a failure

@@ -38,7 +38,7 @@
  */
 import { safeText } from '../text/index.js';
 import type { DigestAlgorithm, Level, PeerTls, Trust, Verdict } from '../types.js';
-import { checkAlgorithm, SessionCerts } from './certs.js';
+import { SessionCerts } from './certs.js';
 import { chainVerified, describeAuthorizationError } from './errors.js';
 import { nameMatches } from './names.js';
 
@@ -82,7 +82,6 @@ function plural(n: number, one: string, many: string): string {
 }
 
 const judgeFingerprint: Judge = (req, _peer, leaf, trust, certs) => {
-  checkAlgorithm(req.digest);
   const entry = certs.cert(leaf);
   const cert = entry.fingerprint('cert', req.digest);
   const spki = entry.fingerprint('spki', req.digest);
