@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,11 +10,16 @@ import {
   daneNames,
   daneVerify,
   formatTlsa,
+  MAX_CHAIN_LENGTH,
+  MAX_TLSA_RECORDS,
   parseTlsaText,
+  SessionCerts,
   type DaneRequest,
   type TlsaRecord,
 } from '../lib/dane/index.js';
+import { hasNoControls } from '../lib/text/index.js';
 import type { Verdict } from '../lib/types.js';
+import { auditDigests } from '../lib/verify/index.js';
 import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
 
 // ---------------------------------------------------------------------------------------
@@ -51,7 +56,7 @@ const NAMES = ['mx1.example.net'];
  * Certificates test/helpers/pki.ts cannot make: a certificate signed by `issuer` with
  * exactly the given X.509v3 extensions (openssl x509 -req -extfile), valid from now on.
  */
-function issueWithExtensions(issuer: Issued, cn: string, extensions: string[]): Issued {
+function issueWithExtensions(issuer: Issued, cn: string, extensions: string[], opts: { utf8?: boolean } = {}): Issued {
   const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-'));
   try {
     const file = (name: string) => join(dir, name);
@@ -59,7 +64,9 @@ function issueWithExtensions(issuer: Issued, cn: string, extensions: string[]): 
     writeFileSync(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 });
     writeFileSync(file('ext.cnf'), ['[ ext ]', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ...extensions].join('\n') + '\n');
     execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('key.pem')]);
-    execFileSync('openssl', ['req', '-new', '-key', file('key.pem'), '-subj', `/CN=${cn}`, '-out', file('req.csr')]);
+    // -utf8: the CN is a UTF8String holding exactly `cn` (bidi and C1 characters included).
+    const subject = opts.utf8 ? `/CN=${cn.replace(/[\\/+]/g, (c) => `\\${c}`)}` : `/CN=${cn}`;
+    execFileSync('openssl', ['req', '-new', ...(opts.utf8 ? ['-utf8'] : []), '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
     execFileSync('openssl', [
       'x509', '-req', '-in', file('req.csr'), '-CA', file('issuer.pem'), '-CAkey', file('issuer-key.pem'),
       '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, '-days', '30',
@@ -771,5 +778,324 @@ describe('daneNames', () => {
     { name: 'IDNs become A-labels', input: { baseDomain: 'mx.bücher.example', host: 'mx.bücher.example' }, want: ['mx.xn--bcher-kva.example'] },
   ])('$name', ({ input, want }) => {
     expect(daneNames(input)).toEqual(want);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Bounded work: a hostile TLSA RRset and certificate chain.
+
+/**
+ * A chain of `n` CA certificates and a leaf for mx1.example.net, made in one shell run of
+ * openssl: "CA 0" is self-signed, "CA i" is signed by "CA i-1", the leaf by "CA n-1".
+ */
+function longChain(n: number): { leaf: Issued; cas: Issued[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-chain-'));
+  try {
+    writeFileSync(
+      join(dir, 'x.cnf'),
+      [
+        '[ req ]',
+        'distinguished_name = dn',
+        'prompt = no',
+        '[ dn ]',
+        'CN = unused',
+        '[ ca ]',
+        'basicConstraints = critical,CA:TRUE',
+        'keyUsage = critical,keyCertSign',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '[ leaf ]',
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature',
+        'extendedKeyUsage = serverAuth',
+        'subjectAltName = DNS:mx1.example.net',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '',
+      ].join('\n'),
+    );
+    const make = 'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -config x.cnf';
+    const script = [
+      'set -e',
+      `${make} -extensions ca -subj "/CN=CA 0" -keyout k0.pem -out c0.pem`,
+      'i=1',
+      `while [ $i -lt ${n} ]; do`,
+      `  ${make} -extensions ca -subj "/CN=CA $i" -keyout k$i.pem -out c$i.pem -CA c$((i-1)).pem -CAkey k$((i-1)).pem`,
+      '  i=$((i+1))',
+      'done',
+      `${make} -extensions leaf -subj /CN=mx1.example.net -keyout leaf.key -out leaf.pem -CA c${n - 1}.pem -CAkey k${n - 1}.pem`,
+    ].join('\n');
+    execFileSync('sh', ['-c', script], { cwd: dir, stdio: 'ignore' });
+    const read = (cert: string, key: string): Issued => {
+      const certPem = readFileSync(join(dir, cert), 'utf8');
+      const der = Buffer.from(new X509Certificate(certPem).raw);
+      return { certPem, keyPem: readFileSync(join(dir, key), 'utf8'), der, chainPem: certPem, selfSigned: false };
+    };
+    return { leaf: read('leaf.pem', 'leaf.key'), cas: Array.from({ length: n }, (_, i) => read(`c${i}.pem`, `k${i}.pem`)) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `openssl verify` with Postfix's verify depth (10) and `anchor` as the only trust anchor: OpenSSL's own depth verdict. */
+function opensslDepthVerdict(leaf: Issued, untrusted: readonly Issued[], anchor: Issued): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-depth-'));
+  try {
+    writeFileSync(join(dir, 'leaf.pem'), leaf.certPem);
+    writeFileSync(join(dir, 'untrusted.pem'), untrusted.map((c) => c.certPem).join(''));
+    writeFileSync(join(dir, 'anchor.pem'), anchor.certPem);
+    try {
+      execFileSync('openssl', ['verify', '-partial_chain', '-verify_depth', '10', '-CAfile', 'anchor.pem', '-untrusted', 'untrusted.pem', 'leaf.pem'], {
+        cwd: dir,
+        stdio: 'pipe',
+      });
+      return 'OK';
+    } catch (e) {
+      return String((e as { stdout?: Buffer }).stdout ?? '') + String((e as { stderr?: Buffer }).stderr ?? '');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('daneVerify: a hostile TLSA RRset and certificate chain cost bounded work', () => {
+  /** 99 CAs and a leaf: the chain as sent is the leaf, then "CA 98" (depth 1) down to "CA 0" (depth 99). */
+  let long: { leaf: Issued; cas: Issued[] };
+  const caAt = (depth: number) => long.cas[long.cas.length - depth]!;
+  const sent = () => [long.leaf.der, ...[...long.cas].reverse().map((c) => c.der)];
+  /** `n` "2 1 1" records of random digests: they match nothing. */
+  const noise = (n: number): TlsaRecord[] => Array.from({ length: n }, () => ({ usage: 2, selector: 1, matchingType: 1, data: randomBytes(32) }));
+  const tooLong = fail(
+    `${HOST} certificate chain failed at depth 11, CN=CA 88: certificate chain too long, no TLSA record for ${TLSA_NAME} matched its first 12 certificates (the verify depth limit of Postfix and OpenSSL)`,
+  );
+  const tooMany = (n: number) =>
+    fail(`too many TLSA records for ${TLSA_NAME} to authenticate ${HOST}: ${n} of usage DANE-TA(2) or DANE-EE(3), more than the limit of 100`);
+
+  beforeAll(() => {
+    long = longChain(99);
+  });
+
+  const judge = (records: TlsaRecord[], chain: Buffer[]) => {
+    const certs = new SessionCerts();
+    const verdict = daneVerify(request({ records, chain, certs }));
+    return { verdict, counters: { ...certs.counters } };
+  };
+
+  test('the limits are the documented ones', () => {
+    expect(MAX_TLSA_RECORDS).toBe(100);
+    expect(MAX_CHAIN_LENGTH).toBe(12);
+    expect(sent()).toHaveLength(100);
+    expect(new X509Certificate(caAt(11).der).subject).toBe('CN=CA 88');
+  });
+
+  test('the crafted case: 1,000 "2 1 1" records that match nothing and a 100-certificate chain fail before any work', () => {
+    const { verdict, counters } = judge(noise(1000), sent());
+    expect(verdict).toEqual(tooMany(1000));
+    expect(counters).toEqual({ parses: 0, spkiExports: 0, keyParses: 0, digests: 0, signatures: 0 });
+  });
+
+  test('101 records are over the limit, whatever their usage mix', () => {
+    const records = [...noise(60), ...noise(41).map((r) => ({ ...r, usage: 3 })), tlsa(1, 1, 1, pki.good)];
+    expect(judge(records, sent()).verdict).toEqual(tooMany(101));
+  });
+
+  test('100 records matching nothing: the chain stops at 12 certificates, each looked at once', () => {
+    const { verdict, counters } = judge(noise(100), sent());
+    expect(verdict).toEqual(tooLong);
+    // Every certificate sent is parsed once; the 11 above the leaf on the path each have their
+    // SubjectPublicKeyInfo exported and hashed once, whatever the number of records.
+    expect(counters).toEqual({ parses: 100, spkiExports: 11, keyParses: 0, digests: 11, signatures: 0 });
+  });
+
+  test('a "2 1 1" of the CA at depth 11: the last certificate within the limit is a trust anchor', () => {
+    const r = tlsa(2, 1, 1, caAt(11));
+    const { verdict, counters } = judge([...noise(99), r], sent());
+    expect(verdict).toEqual(pass(r));
+    // 11 signatures: each certificate below the anchor verified once with its issuer's key.
+    expect(counters).toEqual({ parses: 100, spkiExports: 11, keyParses: 0, digests: 11, signatures: 11 });
+    expect(opensslDepthVerdict(long.leaf, [...long.cas].reverse(), caAt(11))).toBe('OK');
+  });
+
+  test('a "2 1 1" of the CA at depth 12: beyond the limit, so no trust anchor (never a truncated pass)', () => {
+    const r = tlsa(2, 1, 1, caAt(12));
+    const { verdict, counters } = judge([...noise(99), r], sent());
+    expect(verdict).toEqual(tooLong);
+    expect(counters).toEqual({ parses: 100, spkiExports: 11, keyParses: 0, digests: 11, signatures: 0 });
+    expect(opensslDepthVerdict(long.leaf, [...long.cas].reverse(), caAt(12))).toContain('certificate chain too long');
+  });
+
+  test('a "2 0 0" trust anchor from DNS at depth 12 is beyond the limit too', () => {
+    const r = tlsa(2, 0, 0, caAt(12));
+    const chain = sent().slice(0, 12);
+    expect(judge([r], chain).verdict).toEqual(tooLong);
+    expect(judge([tlsa(2, 0, 0, caAt(11))], chain.slice(0, 11)).verdict).toEqual(pass(tlsa(2, 0, 0, caAt(11))));
+  });
+
+  test('the leaf\'s issuer not sent: every other certificate is hashed once for the reason', () => {
+    const records = noise(100);
+    const chain = [long.leaf.der, ...[...long.cas].reverse().slice(1).map((c) => c.der)];
+    const { verdict, counters } = judge(records, chain);
+    const listed = `${records.slice(0, 10).map(ab).join(', ')} and 90 more`;
+    expect(verdict).toEqual(fail(`none of the 100 TLSA records for ${TLSA_NAME} (${listed}) matched ${HOST}'s certificate chain`));
+    expect(counters).toEqual({ parses: 99, spkiExports: 98, keyParses: 0, digests: 98, signatures: 0 });
+  });
+
+  test('a record matching a certificate off the path is found by lookup, not by trying every pair', () => {
+    const r = tlsa(2, 1, 1, long.cas[50]!);
+    const records = [...noise(60), r, ...noise(39)];
+    const chain = [long.leaf.der, ...[...long.cas].reverse().slice(1).map((c) => c.der)];
+    const { verdict, counters } = judge(records, chain);
+    expect(verdict).toEqual(
+      fail(`TLSA ${ab(r)} for ${TLSA_NAME} matched CN=CA 50, but the issuer CN=CA 98 of ${HOST} certificate is not among the certificates ${HOST} sent`),
+    );
+    expect(counters).toEqual({ parses: 99, spkiExports: 98, keyParses: 0, digests: 98, signatures: 0 });
+  });
+
+  test('100 "2 1 0" keys that signed nothing: each parsed once and tried once against the top', () => {
+    const records: TlsaRecord[] = Array.from({ length: 100 }, () => {
+      const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      return { usage: 2, selector: 1, matchingType: 0, data: publicKey.export({ type: 'spki', format: 'der' }) };
+    });
+    const { verdict, counters } = judge(records, [pki.good.der, pki.inter.der]);
+    const listed = `${records.slice(0, 10).map(ab).join(', ')} and 90 more`;
+    expect(verdict).toEqual(fail(`none of the 100 TLSA records for ${TLSA_NAME} (${listed}) matched ${HOST}'s certificate chain`));
+    // The intermediate's SubjectPublicKeyInfo is exported once: "2 1 0" records also match a
+    // certificate whole (check_dane_issuer), before their keys are tried as bare keys.
+    expect(counters).toEqual({ parses: 2, spkiExports: 1, keyParses: 100, digests: 0, signatures: 100 });
+  });
+
+  test('a self-signed certificate is verified once, however often it is asked about', () => {
+    // Asked when building the chain and again for the reason.
+    const r = tlsa(2, 0, 0, pki.impostorInter);
+    const { verdict, counters } = judge([r], [pki.self.der]);
+    expect(verdict).toEqual(fail(`TLSA ${ab(r)} for ${TLSA_NAME} supplied CN=Test Intermediate CA from DNS, but ${HOST} certificate is self-signed`));
+    expect(counters).toEqual({ parses: 2, spkiExports: 0, keyParses: 0, digests: 0, signatures: 1 });
+  });
+
+  test('a DANE-TA verdict judged again on the same session redoes no parse, digest or signature', () => {
+    const certs = new SessionCerts();
+    const r = tlsa(2, 0, 1, pki.root);
+    expect(daneVerify(request({ records: [r], chain: full(), certs }))).toEqual(pass(r));
+    const first = { ...certs.counters };
+    // leaf and intermediate each verified with their issuer's key; the self-signed root once.
+    expect(first).toEqual({ parses: 3, spkiExports: 0, keyParses: 0, digests: 2, signatures: 3 });
+    expect(daneVerify(request({ records: [r], chain: full(), certs }))).toEqual(pass(r));
+    expect(certs.counters).toEqual(first);
+  });
+
+  test('one SessionCerts per session: the verdict, a shadow verdict and the audit digests share the work', () => {
+    const certs = new SessionCerts();
+    const records = [tlsa(3, 1, 1, pki.good), tlsa(3, 0, 1, pki.good)];
+    expect(daneVerify(request({ records, chain: full(), certs }))).toEqual(pass(records[0]!));
+    expect(certs.counters).toEqual({ parses: 3, spkiExports: 1, keyParses: 0, digests: 2, signatures: 0 });
+    // The same session judged again (a dane shadow level), then its audit digests (SHA-256).
+    expect(daneVerify(request({ records, chain: full(), certs, trust: 'Trusted' }))).toEqual(pass(records[0]!, 'Trusted'));
+    const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex').toUpperCase().match(/../g)!.join(':');
+    expect(auditDigests({ protocol: 'TLSv1.3', cipher: '', chain: full(), authorized: false }, 'sha256', certs)).toEqual({
+      cert_digest: hex(pki.good.der),
+      spki_digest: hex(spkiOf(pki.good)),
+    });
+    expect(certs.counters).toEqual({ parses: 3, spkiExports: 1, keyParses: 0, digests: 2, signatures: 0 });
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Certificate names and subjects are untrusted text.
+
+/** What a reason must never hold: C0/C1 controls, DEL, separators, bidi formatting. */
+function assertPrintable(text: string | undefined): void {
+  expect(text).toBeDefined();
+  expect(hasNoControls(text!), JSON.stringify(text)).toBe(true);
+  expect(text).not.toMatch(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/);
+}
+
+describe('daneVerify (DANE-TA): hostile certificate names and subjects', () => {
+  const HOSTILE: { what: string; name: string; where: 'san' | 'cn' | 'cn-utf8'; shown: string }[] = [
+    { what: 'LF', name: 'evil\n.example.net', where: 'san', shown: 'evil\\x0a.example.net' },
+    { what: 'CRLF', name: 'mx1.example.net\r\n.example.net', where: 'san', shown: 'mx1.example.net\\x0d\\x0a.example.net' },
+    { what: 'a lone CR in a CN', name: 'evil\r.example.net', where: 'cn', shown: 'evil\\x0d.example.net' },
+    { what: 'ESC: CSI sequences', name: '\x1b[2J\x1b[1;31mmx1.example.net', where: 'san', shown: '\\x1b[2J\\x1b[1;31mmx1.example.net' },
+    { what: 'ESC: an OSC title sequence', name: '\x1b]0;pwned\x07.example.net', where: 'cn', shown: '\\x1b]0;pwned\\x07.example.net' },
+    { what: 'C1: NEL and CSI', name: 'evil\u0085\u009b.example.net', where: 'cn-utf8', shown: 'evil\\u{0085}\\u{009b}.example.net' },
+    { what: 'bidi: RIGHT-TO-LEFT OVERRIDE', name: 'ten.\u202eexample.net', where: 'cn-utf8', shown: 'ten.\\u{202e}example.net' },
+    { what: 'bidi: LEFT-TO-RIGHT ISOLATE', name: '\u2066evil\u2069.example.net', where: 'cn-utf8', shown: '\\u{2066}evil\\u{2069}.example.net' },
+    { what: 'a literal backslash', name: 'evil\\x0a.example.net', where: 'san', shown: 'evil\\\\x0a.example.net' },
+    { what: "', ' inside", name: 'mx1.example.net, evil.example.net', where: 'san', shown: 'mx1.example.net, evil.example.net' },
+    { what: "'=' inside", name: 'auth=Verified.example.net', where: 'san', shown: 'auth=Verified.example.net' },
+  ];
+  const leaves = new Map<string, Issued>();
+  const refs = [...REF, '.example.net'];
+  let evilCA: Issued;
+  let underEvilCA: Issued;
+  let hostileCnExpired: Issued;
+  // Node prints the CN in OpenSSL's RFC 2253 form: LF and ESC as \0A and \1B, ',' as \,; the
+  // bidi override and NEL are left raw by OpenSSL and escaped by the reason.
+  const evilSubject = 'CN=Evil\\0ACA\\1B[31m\\u{202e}\\u{0085}\\, O=Bank';
+
+  beforeAll(async () => {
+    await Promise.all(
+      HOSTILE.map(async (row) => {
+        const leaf =
+          row.where === 'san'
+            ? await makeLeaf(pki.inter, { names: [row.name] })
+            : row.where === 'cn'
+              ? await makeLeaf(pki.inter, { names: [], cn: row.name })
+              : issueWithExtensions(pki.inter, row.name, ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth'], { utf8: true });
+        leaves.set(row.what, leaf);
+      }),
+    );
+    evilCA = issueWithExtensions(pki.root, 'Evil\nCA\x1b[31m\u202e\u0085, O=Bank', ['basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign'], {
+      utf8: true,
+    });
+    underEvilCA = issueWithExtensions(evilCA, 'mx1.example.net', ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth', 'subjectAltName = DNS:mx1.example.net']);
+    hostileCnExpired = await makeLeaf(pki.inter, { names: NAMES, cn: 'mx1.example.net\x1b]0;pwned\x07', notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) });
+  });
+
+  test.each(HOSTILE)('$what: never matches a reference, the reason shows the name escaped', ({ what, name, shown }) => {
+    const r = tlsa(2, 0, 1, pki.inter);
+    const verdict = daneVerify(request({ records: [r], chain: [leaves.get(what)!.der, pki.inter.der, pki.root.der], names: [...refs, name] }));
+    expect(verdict).toEqual(
+      fail(`${HOST} certificate names ${shown} matched none of ${[...refs, name].join(', ')} (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`),
+    );
+  });
+
+  test.each(HOSTILE)('$what: nothing but the escaped name in the reason', ({ what }) => {
+    const r = tlsa(2, 0, 1, pki.inter);
+    const verdict = daneVerify(request({ records: [r], chain: [leaves.get(what)!.der, pki.inter.der, pki.root.der], names: refs }));
+    expect(verdict.ok).toBe(false);
+    assertPrintable(verdict.reason);
+  });
+
+  test('a hostile CA subject is shown escaped when it is the trust anchor', () => {
+    const r = tlsa(2, 0, 1, evilCA);
+    const verdict = daneVerify(request({ records: [r], chain: [underEvilCA.der, evilCA.der], names: ['other.example'] }));
+    expect(verdict).toEqual(
+      fail(`${HOST} certificate names mx1.example.net matched none of other.example (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer ${evilSubject})`),
+    );
+    assertPrintable(verdict.reason);
+    // The same anchor passes with the right names: the subject is only shown, never changed.
+    expect(daneVerify(request({ records: [r], chain: [underEvilCA.der, evilCA.der] }))).toEqual(pass(r));
+  });
+
+  test('a hostile CA subject from DNS that the chain does not reach is shown escaped', () => {
+    const r = tlsa(2, 0, 0, evilCA);
+    const verdict = daneVerify(request({ records: [r], chain: [pki.good.der, pki.inter.der] }));
+    expect(verdict).toEqual(
+      fail(
+        `TLSA ${ab(r)} for ${TLSA_NAME} supplied ${evilSubject} from DNS, but the issuer CN=Test Root CA of CN=Test Intermediate CA (depth 1) is not among the certificates ${HOST} sent`,
+      ),
+    );
+    assertPrintable(verdict.reason);
+  });
+
+  test('a hostile leaf CN in a chain failure is shown escaped', () => {
+    const r = tlsa(2, 0, 1, pki.inter);
+    const verdict = daneVerify(request({ records: [r], chain: [hostileCnExpired.der, pki.inter.der] }));
+    expect(verdict).toEqual(
+      fail(
+        `${HOST} certificate chain failed at depth 0, CN=mx1.example.net\\1B]0\\;pwned\\07: certificate has expired, notAfter ${notAfter(hostileCnExpired)} (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`,
+      ),
+    );
+    assertPrintable(verdict.reason);
   });
 });

@@ -1,7 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { hasNoControls } from '../lib/text/index.js';
 import type { DigestAlgorithm, PeerTls, Verdict } from '../lib/types.js';
 import {
   auditDigests,
@@ -12,6 +16,7 @@ import {
   nameMatches,
   normalizeFingerprint,
   parseSubjectAltName,
+  SessionCerts,
   spkiDigest,
   subjectCommonNames,
   verifyPeer,
@@ -605,5 +610,163 @@ describe('auditDigests', () => {
     { what: 'cleartext', peer: () => null },
   ])('$what: empty', ({ peer }) => {
     expect(auditDigests(peer(), 'sha256')).toEqual({ cert_digest: '', spki_digest: '' });
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Certificate names are untrusted text.
+
+/**
+ * A leaf signed by `issuer` whose subject is exactly one CN, a UTF8String holding `cn` as
+ * given (openssl req -utf8; test/helpers/pki.ts reads -subj as single bytes), with no
+ * subjectAltName, so that the CN is the name matched.
+ */
+function utf8CnLeaf(issuer: Issued, cn: string): Issued {
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-verify-'));
+  try {
+    const file = (name: string) => join(dir, name);
+    writeFileSync(file('issuer.pem'), issuer.certPem);
+    writeFileSync(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 });
+    writeFileSync(
+      file('ext.cnf'),
+      ['[ ext ]', 'basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ''].join('\n'),
+    );
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('key.pem')]);
+    const subject = `/CN=${cn.replace(/[\\/+]/g, (c) => `\\${c}`)}`;
+    execFileSync('openssl', ['req', '-new', '-utf8', '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
+    execFileSync('openssl', [
+      'x509', '-req', '-in', file('req.csr'), '-CA', file('issuer.pem'), '-CAkey', file('issuer-key.pem'),
+      '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, '-days', '30',
+      '-extfile', file('ext.cnf'), '-extensions', 'ext', '-out', file('cert.pem'),
+    ], { stdio: 'ignore' });
+    const certPem = readFileSync(file('cert.pem'), 'utf8');
+    const keyPem = readFileSync(file('key.pem'), 'utf8');
+    const der = Buffer.from(new X509Certificate(certPem).raw);
+    return { certPem, keyPem, der, chainPem: certPem, selfSigned: false };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Hostile certificate names, one a row: the raw name the certificate carries (as a DNS
+ * subjectAltName, or as the only CN; 'cn-utf8' for characters beyond single bytes) and how a
+ * reason must show it (lib/text's safeText form).
+ */
+const HOSTILE: { what: string; name: string; where: 'san' | 'cn' | 'cn-utf8'; shown: string }[] = [
+  { what: 'LF', name: 'evil\n.example.net', where: 'san', shown: 'evil\\x0a.example.net' },
+  { what: 'CRLF', name: 'mx1.example.net\r\n.example.net', where: 'san', shown: 'mx1.example.net\\x0d\\x0a.example.net' },
+  { what: 'a lone CR', name: 'evil\r.example.net', where: 'cn', shown: 'evil\\x0d.example.net' },
+  { what: 'LF in a CN', name: 'mx1.example.net\nauth=Verified', where: 'cn', shown: 'mx1.example.net\\x0aauth=Verified' },
+  { what: 'ESC: CSI sequences', name: '\x1b[2J\x1b[1;31mmx1.example.net', where: 'san', shown: '\\x1b[2J\\x1b[1;31mmx1.example.net' },
+  { what: 'ESC: an OSC title sequence', name: '\x1b]0;pwned\x07.example.net', where: 'cn', shown: '\\x1b]0;pwned\\x07.example.net' },
+  { what: 'DEL', name: 'evil\x7f.example.net', where: 'san', shown: 'evil\\x7f.example.net' },
+  { what: 'C1: NEL and CSI', name: 'evil\u0085\u009b.example.net', where: 'cn-utf8', shown: 'evil\\u{0085}\\u{009b}.example.net' },
+  { what: 'bidi: RIGHT-TO-LEFT OVERRIDE', name: 'ten.\u202eexample.net', where: 'cn-utf8', shown: 'ten.\\u{202e}example.net' },
+  { what: 'bidi: LEFT-TO-RIGHT ISOLATE', name: '\u2066evil\u2069.example.net', where: 'cn-utf8', shown: '\\u{2066}evil\\u{2069}.example.net' },
+  { what: 'a line separator', name: 'evil\u2028.example.net', where: 'cn-utf8', shown: 'evil\\u{2028}.example.net' },
+  { what: 'a literal backslash', name: 'evil\\x0a.example.net', where: 'san', shown: 'evil\\\\x0a.example.net' },
+  { what: "', ' inside", name: 'mx1.example.net, evil.example.net', where: 'san', shown: 'mx1.example.net, evil.example.net' },
+  { what: "'=' inside", name: 'auth=Verified.example.net', where: 'san', shown: 'auth=Verified.example.net' },
+  { what: 'a quote', name: "evil'.example.net", where: 'san', shown: "evil'.example.net" },
+];
+
+/** What a reason or `matched` must never hold: C0/C1 controls, DEL, separators, bidi formatting. */
+function assertPrintable(text: string | undefined): void {
+  if (text === undefined) return;
+  expect(hasNoControls(text), JSON.stringify(text)).toBe(true);
+  expect(text).not.toMatch(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/);
+}
+
+describe('hostile certificate names: matched raw, never matching, shown escaped', () => {
+  const leaves = new Map<string, Issued>();
+  const sessions = new Map<string, PeerTls>();
+  const host = 'mx1.example.net';
+  const refs = ['mx1.example.net', '.example.net'];
+
+  beforeAll(async () => {
+    await Promise.all(
+      HOSTILE.map(async (row) => {
+        const leaf =
+          row.where === 'san'
+            ? await makeLeaf(pki.root, { names: [row.name] })
+            : row.where === 'cn'
+              ? await makeLeaf(pki.root, { names: [], cn: row.name })
+              : utf8CnLeaf(pki.root, row.name);
+        leaves.set(row.what, leaf);
+        // A real handshake: the chain verifies (the root is trusted), so only names decide.
+        sessions.set(row.what, await handshake({ chainPem: leaf.chainPem, keyPem: leaf.keyPem, ca: [pki.root.certPem], servername: host }));
+      }),
+    );
+  });
+
+  test.each(HOSTILE)('$what: the certificate really carries the raw name', ({ what, name }) => {
+    expect(certNames(leaves.get(what)!.der)).toEqual([name]);
+    expect(sessions.get(what)!.authorized).toBe(true);
+  });
+
+  test.each(HOSTILE)('$what: never matches, not even itself or a leading-dot reference', ({ name }) => {
+    for (const ref of [name, '.example.net', '.net', 'mx1.example.net', 'evil.example.net']) {
+      expect(nameMatches(name, ref), JSON.stringify(ref)).toBe(false);
+    }
+  });
+
+  test.each(HOSTILE.flatMap((row) => (['verify', 'secure'] as const).map((level) => ({ ...row, level }))))(
+    '$level, $what: fails, the reason shows the escaped name',
+    ({ what, shown, level }) => {
+      const verdict = verifyPeer({ level, host, names: refs, fingerprints: [], digest: 'sha256', peer: sessions.get(what)! });
+      expect(verdict).toEqual({ ok: false, trust: 'Trusted', reason: `${host} certificate names ${shown} matched none of ${refs.join(', ')}` });
+      assertPrintable(verdict.reason);
+    },
+  );
+
+  test.each(HOSTILE)('fingerprint, $what: no name reaches the reason or `matched`', ({ what }) => {
+    const peer = sessions.get(what)!;
+    const leaf = leaves.get(what)!;
+    const spki = opensslSpkiFingerprint(leaf.certPem, 'sha256');
+    const pass = verifyPeer({ level: 'fingerprint', host, names: [], fingerprints: [spki], digest: 'sha256', peer });
+    expect(pass).toEqual({ ok: true, trust: 'Verified', matched: spki });
+    const miss = verifyPeer({ level: 'fingerprint', host, names: [], fingerprints: ['00:11'], digest: 'sha256', peer });
+    expect(miss).toEqual({
+      ok: false,
+      trust: 'Trusted',
+      reason: `${host} certificate fingerprint ${opensslCertFingerprint(leaf.certPem, 'sha256')} (public key ${spki}) matched none of the 1 configured fingerprint`,
+    });
+    assertPrintable(miss.reason);
+  });
+
+  test('the escaped forms of LF and of a literal backslash before "x0a" differ', () => {
+    const lf = HOSTILE.find((r) => r.what === 'LF')!.shown;
+    const literal = HOSTILE.find((r) => r.what === 'a literal backslash')!.shown;
+    expect(lf).not.toBe(literal);
+  });
+});
+
+describe('SessionCerts: the leaf is parsed and hashed once per session', () => {
+  test('fingerprint verdict, a shadow verdict and the audit digests share the work', () => {
+    const certs = new SessionCerts();
+    const peer = peers.good;
+    const spki = opensslSpkiFingerprint(pki.good.certPem, 'sha256');
+    const req: VerifyRequest = { level: 'fingerprint', host: 'mx1.example.net', names: [], fingerprints: [spki], digest: 'sha256', peer, certs };
+    expect(verifyPeer(req)).toEqual({ ok: true, trust: 'Verified', matched: spki });
+    expect(certs.counters).toEqual({ parses: 1, spkiExports: 1, keyParses: 0, digests: 2, signatures: 0 });
+    // A shadow level on the same session (secure), then the audit's digests: nothing computed again.
+    expect(verifyPeer({ ...req, level: 'secure', names: ['mx1.example.net'] })).toEqual({ ok: true, trust: 'Verified', matched: 'mx1.example.net' });
+    expect(auditDigests(peer, 'sha256', certs)).toEqual({
+      cert_digest: opensslCertFingerprint(pki.good.certPem, 'sha256'),
+      spki_digest: spki,
+    });
+    expect(certs.counters).toEqual({ parses: 1, spkiExports: 1, keyParses: 0, digests: 2, signatures: 0 });
+    // Another algorithm is another digest of the same bytes, the certificate is not parsed again.
+    expect(auditDigests(peer, 'sha1', certs).spki_digest).toBe(opensslSpkiFingerprint(pki.good.certPem, 'sha1'));
+    expect(certs.counters).toEqual({ parses: 1, spkiExports: 1, keyParses: 0, digests: 4, signatures: 0 });
+  });
+
+  test('without a SessionCerts each call still answers the same', () => {
+    expect(auditDigests(peers.good, 'sha256')).toEqual(auditDigests(peers.good, 'sha256', new SessionCerts()));
+  });
+
+  test('an unsupported digest algorithm is refused as before', () => {
+    expect(() => auditDigests(peers.good, 'sha3' as DigestAlgorithm, new SessionCerts())).toThrow('unsupported digest algorithm "sha3"');
   });
 });

@@ -56,13 +56,52 @@
  *    identifiers, key usage), so an issuer whose key usage forbids signing certificates
  *    breaks the chain rather than failing later with OpenSSL's KEYUSAGE_NO_CERTSIGN.
  *    Not checked (node:crypto does not expose them): path length and name constraints,
- *    the leaf's key usage bits, unknown critical extensions; OpenSSL's depth limit is
- *    not applied (every certificate is used at most once, so the chain is finite).
+ *    the leaf's key usage bits, unknown critical extensions.
  *  - No certificate at all gives trust Anonymous (as verify does); every other failure
  *    Untrusted. An empty reference name list fails the name check (OpenSSL would pass it,
  *    but SSL_dane_enable always sets the base domain, so that never happens in Postfix).
  *  - Success reports `matched` as the whole record (formatTlsa); Postfix logs the data
  *    shortened (tls_dane.c tls_dane_log).
+ *  - Certificate text in reasons is escaped once, where the reason is made: certificate
+ *    names (subjectAltName DNS names, subject CNs) through lib/text's safeText(); subjects
+ *    and issuers as Node prints them, which is OpenSSL's RFC 2253 form with C0 controls and
+ *    the separators inside values already backslash-escaped, with lib/text's
+ *    escapeControls() for what OpenSSL leaves raw (C1 controls, bidi formatting, line and
+ *    paragraph separators). Names are matched raw; a name outside host name syntax
+ *    (letters, digits, '-', '.', '_', '*') never matches (verify's nameMatches). A "none
+ *    of the records matched" reason lists the first 10 records and counts the rest.
+ *
+ * Limits, so that a hostile TLSA RRset or certificate chain costs bounded work. Exceeding a
+ * limit is a failure whose reason names it, never a truncation that could turn a failure
+ * into a success:
+ *  - MAX_CHAIN_LENGTH = 12 certificates from the leaf up to and including the trust
+ *    anchor. Postfix's smtp_tls_scert_verifydepth defaults to 9 (postconf.proto: "the
+ *    OpenSSL default"), and Postfix gives OpenSSL that plus one as the verify depth
+ *    (tls_client.c: SSL_CTX_set_verify_depth(client_ctx, props->verifydepth + 1)), 10.
+ *    OpenSSL's build_chain() (crypto/x509/x509_vfy.c) keeps adding issuers while the chain
+ *    holds at most depth + 1 certificates, so it reaches depth + 2 = 12, testing each new
+ *    issuer against the DANE-TA records (check_dane_issuer); a chain that reaches 12
+ *    certificates without a match fails with CERT_CHAIN_TOO_LONG, and bare "2 1 0" keys
+ *    are then not tried (check_dane_pkeys runs only when num <= max_depth). The same here:
+ *    "certificate chain failed at depth 11, ...: certificate chain too long". Real chains
+ *    have one to three CA certificates.
+ *  - MAX_TLSA_RECORDS = 100 records of usage DANE-TA(2) or DANE-EE(3), counted before any
+ *    record data is parsed; more fail ("too many TLSA records ..."). Neither OpenSSL
+ *    (ssl/ssl_lib.c dane_tlsa_add) nor Postfix (tls_dane.c) limits the count; only the DNS
+ *    message does (Postfix dns_lookup.c MAX_DNS_REPLY_SIZE 65536: up to about 1,390
+ *    "3 1 1" records of 47 bytes each). The number is this library's choice: a server needs
+ *    a "current" and a "next" record per key or trust anchor it uses (RFC 7671 sections
+ *    8.1 and 8.4), a handful per TLSA name, and 100 leaves room for dozens of keys behind
+ *    one name. Matching itself no longer grows with the count (records are looked up by
+ *    the bytes they match), but Full(0) records cost a parse each and every "2 1 0" key a
+ *    signature verification against the top of the chain, so the count is bounded too.
+ *  - Work per session: each certificate (sent, or from a "2 0 0" record) is parsed once,
+ *    its SubjectPublicKeyInfo exported once, each digest computed at most once per
+ *    certificate and algorithm, each signature (a certificate by an issuer or a bare key,
+ *    self-signatures included) verified at most once (verify's SessionCerts, which the
+ *    caller makes once per session and passes to daneVerify, verifyPeer and auditDigests).
+ *    Issuer search is OpenSSL's linear scan of the unused certificates for each link, at
+ *    most 11 links.
  */
 export {
   abbreviateHex,
@@ -74,8 +113,10 @@ export {
   SELECTOR,
   USAGE,
 } from './tlsa.js';
-export type { TlsaClassification, TlsaRecord, UnusableTlsa } from './tlsa.js';
-export { daneVerify } from './verify.js';
+export type { TlsaClassification, TlsaParsers, TlsaRecord, UnusableTlsa } from './tlsa.js';
+export { daneVerify, MAX_CHAIN_LENGTH, MAX_TLSA_RECORDS } from './verify.js';
 export type { DaneRequest } from './verify.js';
+export { SessionCerts } from '../verify/index.js';
+export type { CertCounters } from '../verify/index.js';
 export { daneNames } from './names.js';
 export type { DaneNamesInput } from './names.js';

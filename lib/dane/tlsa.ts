@@ -113,34 +113,54 @@ function derLength(der: Buffer): number {
 }
 
 /**
+ * How Full(0) record data is parsed: as an X.509 certificate and as a public key, each
+ * returning null for data that is not one. daneVerify passes its session's SessionCerts so
+ * that every certificate and key is parsed once.
+ */
+export interface TlsaParsers {
+  certificate(der: Buffer): X509Certificate | null;
+  publicKey(der: Buffer): KeyObject | null;
+}
+
+/** Parsers that parse afresh at every call. */
+const FRESH: TlsaParsers = {
+  certificate(der) {
+    try {
+      return new X509Certificate(der);
+    } catch {
+      return null;
+    }
+  },
+  publicKey(der) {
+    try {
+      return createPublicKey({ key: der, format: 'der', type: 'spki' });
+    } catch {
+      return null;
+    }
+  },
+};
+
+/**
  * The full certificate of a Cert(0) Full(0) record, or null when the data is not exactly one
  * DER certificate (OpenSSL's dane_tlsa_add: d2i_X509 must consume all the data).
  */
-export function fullCertificate(r: TlsaRecord): X509Certificate | null {
+export function fullCertificate(r: TlsaRecord, parsers: TlsaParsers = FRESH): X509Certificate | null {
   if (derLength(r.data) !== r.data.length || r.data[0] !== 0x30) return null;
-  try {
-    const cert = new X509Certificate(r.data);
-    return Buffer.from(cert.raw).equals(r.data) ? cert : null;
-  } catch {
-    return null;
-  }
+  const cert = parsers.certificate(r.data);
+  return cert && Buffer.from(cert.raw).equals(r.data) ? cert : null;
 }
 
 /**
  * The public key of an SPKI(1) Full(0) record, or null when the data is not exactly one
  * DER SubjectPublicKeyInfo (OpenSSL's dane_tlsa_add: d2i_PUBKEY must consume all the data).
  */
-export function fullPublicKey(r: TlsaRecord): KeyObject | null {
+export function fullPublicKey(r: TlsaRecord, parsers: TlsaParsers = FRESH): KeyObject | null {
   if (derLength(r.data) !== r.data.length || r.data[0] !== 0x30) return null;
-  try {
-    return createPublicKey({ key: r.data, format: 'der', type: 'spki' });
-  } catch {
-    return null;
-  }
+  return parsers.publicKey(r.data);
 }
 
 /** Why a record is unusable, or null when it is usable (before digest agility). */
-function unusableReason(r: TlsaRecord): string | null {
+function unusableReason(r: TlsaRecord, parsers: TlsaParsers): string | null {
   // Postfix (tls_dane.c parse_tlsa_rr) keeps only DANE-TA(2) and DANE-EE(3): RFC 7672
   // section 3.1.3 makes PKIX-TA(0) and PKIX-EE(1) unusable for SMTP.
   if (r.usage === USAGE.PKIX_TA || r.usage === USAGE.PKIX_EE) {
@@ -163,8 +183,8 @@ function unusableReason(r: TlsaRecord): string | null {
     }
     return null;
   }
-  if (r.selector === SELECTOR.CERT && !fullCertificate(r)) return 'the data is not exactly one DER X.509 certificate';
-  if (r.selector === SELECTOR.SPKI && !fullPublicKey(r)) return 'the data is not exactly one DER SubjectPublicKeyInfo';
+  if (r.selector === SELECTOR.CERT && !fullCertificate(r, parsers)) return 'the data is not exactly one DER X.509 certificate';
+  if (r.selector === SELECTOR.SPKI && !fullPublicKey(r, parsers)) return 'the data is not exactly one DER SubjectPublicKeyInfo';
   return null;
 }
 
@@ -204,11 +224,11 @@ export function sortTlsa(records: readonly TlsaRecord[]): TlsaRecord[] {
  * ranks below the best matching type present are ignored; Full(0) records are never
  * ignored. SHA2-512 outranks SHA2-256.
  */
-export function classifyTlsa(records: readonly TlsaRecord[]): TlsaClassification {
+export function classifyTlsa(records: readonly TlsaRecord[], parsers: TlsaParsers = FRESH): TlsaClassification {
   const unusable: UnusableTlsa[] = [];
   const candidates: TlsaRecord[] = [];
   for (const record of records) {
-    const reason = unusableReason(record);
+    const reason = unusableReason(record, parsers);
     if (reason === null) candidates.push(record);
     else unusable.push({ record, reason });
   }
@@ -237,4 +257,9 @@ export function tlsaMatches(r: TlsaRecord, selected: Buffer): boolean {
   const digest = DIGESTS[r.matchingType];
   const value = digest ? createHash(digest.alg).update(selected).digest() : selected;
   return value.equals(r.data);
+}
+
+/** The digest algorithm of a digest matching type, or null for Full(0). */
+export function matchingDigest(matchingType: number): 'sha256' | 'sha512' | null {
+  return DIGESTS[matchingType]?.alg ?? null;
 }

@@ -4,26 +4,12 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { DigestAlgorithm, PeerTls } from '../types.js';
+import { checkAlgorithm, DIGEST_BYTES, formatDigest, SessionCerts } from './certs.js';
 
-/** Digest algorithms we accept, each with its digest length in bytes. */
-const DIGEST_BYTES: Record<DigestAlgorithm, number> = {
-  md5: 16,
-  sha1: 20,
-  sha224: 28,
-  sha256: 32,
-  sha384: 48,
-  sha512: 64,
-};
-
-/** Formats raw digest bytes as Postfix does: uppercase hex bytes joined with ':'. */
-export function formatDigest(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).toUpperCase().padStart(2, '0')).join(':');
-}
+export { formatDigest } from './certs.js';
 
 function digest(data: Uint8Array, alg: DigestAlgorithm): string {
-  if (!Object.hasOwn(DIGEST_BYTES, alg)) {
-    throw new TypeError(`unsupported digest algorithm "${String(alg)}"`);
-  }
+  checkAlgorithm(alg);
   return formatDigest(createHash(alg).update(data).digest());
 }
 
@@ -67,9 +53,18 @@ export function normalizeFingerprint(s: string): string {
   return hex.match(/../g)!.join(':');
 }
 
-/** The leaf's certificate and public-key digests, for the audit record; empty without a certificate. */
-export function auditDigests(peer: PeerTls | null, alg: DigestAlgorithm): { cert_digest: string; spki_digest: string } {
+/**
+ * The leaf's certificate and public-key digests in Postfix's fingerprint format, for the
+ * audit record; empty without a certificate. With the session's SessionCerts, digests the
+ * fingerprint level already computed with the same algorithm are not computed again.
+ */
+export function auditDigests(
+  peer: PeerTls | null,
+  alg: DigestAlgorithm,
+  certs: SessionCerts = new SessionCerts(),
+): { cert_digest: string; spki_digest: string } {
   const leaf = peer?.chain[0];
   if (!leaf) return { cert_digest: '', spki_digest: '' };
-  return { cert_digest: certDigest(leaf, alg), spki_digest: spkiDigest(leaf, alg) };
+  const entry = certs.cert(leaf);
+  return { cert_digest: entry.fingerprint('cert', alg), spki_digest: entry.fingerprint('spki', alg) };
 }

@@ -28,12 +28,22 @@
  *    Untrusted from the handshake's chain check, like the other levels; at verify and secure
  *    an untrusted chain fails before names are looked at; `matched` is the certificate name
  *    that matched (what Postfix logs as "matched peername") or the configured fingerprint.
+ *  - Certificate names are untrusted text: they are matched raw, and a name outside host
+ *    name syntax (a control, a line break, a bidi character, white space, ',', '=', '\\',
+ *    ...) never matches (nameMatches); wherever one is shown (a reason, `matched`) it goes
+ *    through lib/text's safeText(), once, here.
+ *  - Work: the leaf is parsed once and each of its digests computed once per session
+ *    (SessionCerts, certs.ts), shared by the level's verdict, a shadow level's and the
+ *    audit's cert_digest/spki_digest (auditDigests) when the caller passes the same one.
  */
+import { safeText } from '../text/index.js';
 import type { DigestAlgorithm, Level, PeerTls, Trust, Verdict } from '../types.js';
-import { certDigest, spkiDigest } from './digest.js';
+import { SessionCerts } from './certs.js';
 import { chainVerified, describeAuthorizationError } from './errors.js';
-import { certNames, nameMatches } from './names.js';
+import { nameMatches } from './names.js';
 
+export { SessionCert, SessionCerts } from './certs.js';
+export type { CertCounters, CertPart } from './certs.js';
 export { auditDigests, certDigest, formatDigest, normalizeFingerprint, spkiDer, spkiDigest } from './digest.js';
 export { chainVerified, describeAuthorizationError } from './errors.js';
 export { certNames, expandMatch, nameMatches, parseSubjectAltName, subjectCommonNames } from './names.js';
@@ -55,10 +65,15 @@ export interface VerifyRequest {
   digest: DigestAlgorithm;
   /** The session's TLS facts; null for a cleartext session. */
   peer: PeerTls | null;
+  /**
+   * The session's certificates, parsed and hashed at most once (SessionCerts): pass the one
+   * the session also gives daneVerify and auditDigests. Without it, a new one is made.
+   */
+  certs?: SessionCerts;
 }
 
 /** Judges a TLS session that presented a certificate, at one level. */
-type Judge = (req: VerifyRequest, peer: PeerTls, leaf: Buffer, trust: Trust) => Verdict;
+type Judge = (req: VerifyRequest, peer: PeerTls, leaf: Buffer, trust: Trust, certs: SessionCerts) => Verdict;
 
 const acceptAny: Judge = (_req, _peer, _leaf, trust) => ({ ok: true, trust });
 
@@ -66,9 +81,10 @@ function plural(n: number, one: string, many: string): string {
   return n === 1 ? one : many;
 }
 
-const judgeFingerprint: Judge = (req, _peer, leaf, trust) => {
-  const cert = certDigest(leaf, req.digest);
-  const spki = spkiDigest(leaf, req.digest);
+const judgeFingerprint: Judge = (req, _peer, leaf, trust, certs) => {
+  const entry = certs.cert(leaf);
+  const cert = entry.fingerprint('cert', req.digest);
+  const spki = entry.fingerprint('spki', req.digest);
   const bare = (s: string) => s.replace(/:/g, '').toUpperCase();
   const seen = new Set([bare(cert), bare(spki)]);
   const matched = req.fingerprints.find((fp) => seen.has(bare(fp)));
@@ -82,7 +98,7 @@ const judgeFingerprint: Judge = (req, _peer, leaf, trust) => {
   return { ok: false, trust, reason };
 };
 
-const judgeNames: Judge = (req, peer, leaf, trust) => {
+const judgeNames: Judge = (req, peer, leaf, trust, certs) => {
   if (trust !== 'Trusted') {
     const code = peer.authorizationError;
     const words = describeAuthorizationError(code);
@@ -92,16 +108,18 @@ const judgeNames: Judge = (req, peer, leaf, trust) => {
       reason: `${req.host} certificate is not trusted: ${words}${code ? ` (${code})` : ''}`,
     };
   }
-  const offered = certNames(leaf);
+  // Names are matched raw (a name with a control character never matches, nameMatches) and
+  // shown through safeText, so that no certificate can put a control into a reason.
+  const offered = certs.cert(leaf).names();
   for (const pattern of req.names) {
     const name = offered.find((n) => nameMatches(n, pattern));
-    if (name !== undefined) return { ok: true, trust: 'Verified', matched: name };
+    if (name !== undefined) return { ok: true, trust: 'Verified', matched: safeText(name) };
   }
   const wanted = req.names.join(', ');
   let reason: string;
   if (req.names.length === 0) reason = `${req.host} certificate cannot be matched: no names are configured to match`;
   else if (offered.length === 0) reason = `${req.host} certificate has no DNS names and no common name, so it matched none of ${wanted}`;
-  else reason = `${req.host} certificate names ${offered.join(', ')} matched none of ${wanted}`;
+  else reason = `${req.host} certificate names ${offered.map(safeText).join(', ')} matched none of ${wanted}`;
   return { ok: false, trust, reason };
 };
 
@@ -151,5 +169,5 @@ export function verifyPeer(req: VerifyRequest): Verdict {
       reason: `${req.host} presented no certificate (anonymous cipher ${peer.cipher || 'unknown'}), and level ${req.level} requires one`,
     };
   }
-  return judge(req, peer, leaf, chainVerified(peer) ? 'Trusted' : 'Untrusted');
+  return judge(req, peer, leaf, chainVerified(peer) ? 'Trusted' : 'Untrusted', req.certs ?? new SessionCerts());
 }

@@ -146,11 +146,18 @@ export function subjectCommonNames(subject: string | undefined): string[] {
  * subjectAltName at all (other kinds, IP or email, do not count).
  */
 export function certNames(der: Buffer): string[] {
-  const cert = new X509Certificate(der);
+  return certNamesOf(new X509Certificate(der));
+}
+
+/** certNames of a certificate already parsed. */
+export function certNamesOf(cert: X509Certificate): string[] {
   const dns = parseSubjectAltName(cert.subjectAltName).filter((n) => n.type === 'DNS');
   if (dns.length > 0) return dns.map((n) => n.value).filter((v) => v !== '');
   return subjectCommonNames(cert.subject).filter((v) => v !== '');
 }
+
+/** The characters a certificate name may hold to be matched at all (see nameMatches). */
+const HOST_NAME_CHARS = /^[A-Za-z0-9._*-]+$/;
 
 function isAlnum(c: string): boolean {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -221,11 +228,21 @@ function wildcardAt(name: string): number {
  *  - a reference starting with '.' matches every certificate name that ends with it and
  *    is longer, whatever comes before, wildcard or not: `.example.com` matches
  *    `mx.example.com`, `a.b.example.com`, `*.example.com` and `*.sub.example.com`, but not
- *    `example.com`.
+ *    `example.com`;
+ *  - a certificate name with any character other than letters, digits, '-', '.', '_' and
+ *    '*' (a NUL, a control, a line break, a bidi character, white space, ',', '=', '\\',
+ *    non-ASCII) never matches anything.
  */
 export function nameMatches(certName: string, pattern: string): boolean {
   if (certName === '' || pattern === '') return false;
-  if (certName.includes('\0')) return false;
+  // Only a name in host name syntax can match: a certificate name is untrusted text, and one
+  // holding a control, a line break, a bidi character, white space, ',', '=', '\\' or
+  // anything else outside letters, digits, '-', '.', '_' and the wildcard '*' never matches.
+  // OpenSSL would match such a name against a leading-dot reference (skip_prefix skips any
+  // prefix but NUL), but no CA may issue one (RFC 5280 section 4.2.1.6: the preferred name
+  // syntax of RFC 1034 section 3.5) and no reference name Postfix uses holds these
+  // characters, so refusing them changes no legitimate verdict.
+  if (!HOST_NAME_CHARS.test(certName)) return false;
   if (pattern.length > 1 && pattern.startsWith('.')) {
     // OpenSSL's implicit sub-domain match: compare with an equal-length suffix.
     if (certName.length < pattern.length) return false;
