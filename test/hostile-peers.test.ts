@@ -6,6 +6,7 @@
  * Real parts: raw TCP SMTP peers on 127.0.0.x that trickle, stall or drop at each stage
  * (test/helpers/raw-peer.ts), a DNS server (dns2) serving the MX records, a real Resolver.
  */
+import { format } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, type TlsPolicyError, type TlsPolicyOptions, type TlsPolicySentInfo } from '../lib/index.js';
@@ -306,5 +307,25 @@ describe('an envelope address that cannot be sent is refused before any connecti
     expect(error?.rejected).toEqual(['u@hostile.test']);
     expect(error?.message).toBe('sender "s\\x0d\\x0aRSET@origin.test" cannot be sent in MAIL FROM: it holds a line break');
     expect(good.connections).toEqual([]);
+  });
+});
+
+describe('an MX target that is not a valid host name', () => {
+  it('is not used (as Postfix skips a malformed MX host name); the next MX gets the message, and a warning names it escaped', async () => {
+    const good = await peer();
+    const dns = await dnsFor([
+      { name: 'hostile.test', type: 'MX', exchange: 'bad\nhost.hostile.test', preference: 10 },
+      { name: 'hostile.test', type: 'MX', exchange: 'mx2.hostile.test', preference: 20 },
+      { name: 'bad\nhost.hostile.test', type: 'A', address: '127.0.0.1' },
+      { name: 'mx2.hostile.test', type: 'A', address: good.host },
+    ]);
+    const warnings: string[] = [];
+    const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, trace: () => undefined, fatal: () => undefined, warn: (...args: unknown[]) => warnings.push(format(...(args.slice(1) as [string, ...unknown[]]))) };
+    const { info, error } = await send({ ...FAST, level: 'may', port: good.port, logger, dns: createResolver({ servers: [dns.server] }) });
+    expect(error).toBeUndefined();
+    expect(info!.deliveries[0]!.attempts.map((a) => a.mx)).toEqual(['mx2.hostile.test']);
+    expect(good.messages()).toHaveLength(1);
+    expect(dns.queries.filter((q) => q.type === 'A').map((q) => q.name)).toEqual(['mx2.hostile.test']);
+    expect(warnings.join('\n')).toMatch(/MX host bad\\010host\.hostile\.test is not a valid host name \(invalid character "\\"\), so it is not used/);
   });
 });

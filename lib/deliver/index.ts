@@ -12,13 +12,14 @@
  * The last MX's reply class decides whether a failed destination is temporary or permanent.
  */
 import { isIP } from 'node:net';
+import { hostnameProblem } from '../policy/names.js';
 import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
 import { makePlan, matchNames, sessionKey, type DaneSession, type Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
 import type { SessionTracker } from '../smtp/tracker.js';
 import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
-import { auditDigests, verifyPeer } from '../verify/index.js';
+import { auditDigests, SessionCerts, verifyPeer } from '../verify/index.js';
 import { classifyTlsa, daneNames, daneVerify, formatTlsa } from '../dane/index.js';
 import type { AddressRecord, CnameRecord, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
 import { lookupTlsa, tlsaName } from './tlsa.js';
@@ -104,6 +105,8 @@ export interface Parked {
   verdict?: Verdict;
   /** The peer certificate's audit digests, computed once per session. */
   digests: { cert_digest: string; spki_digest: string };
+  /** The shadow level's result on this session, judged once. */
+  shadowResult: string;
 }
 
 /** One session with one MX address, with its audit record. */
@@ -197,6 +200,7 @@ export function orderMx(records: { exchange: string; preference: number }[]): st
 
 async function resolveTargets(destination: Destination, dns: DeliverDns, settings: DeliverSettings, policy: Policy): Promise<TargetsResult> {
   let hosts: string[];
+  const invalidHosts: string[] = [];
   let mxSecure = true; // a relay, or an implicit MX, is named by the caller or the domain itself
   let viaMx = false;
   let port = settings.port;
@@ -218,7 +222,17 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
     } else if (mx.records.some((r) => r.exchange === '' || r.exchange === '.')) {
       return { fail: { reason: `${domain} accepts no mail: it publishes a null MX (RFC 7505)`, code: 'ENULLMX', temporary: false } };
     } else {
-      hosts = orderMx(mx.records);
+      // An MX target that is not a valid host name (it may carry `\.` or `\DDD` escapes from
+      // the wire) is not used, as Postfix's smtp_addr skips a malformed MX host name.
+      hosts = [];
+      for (const host of orderMx(mx.records)) {
+        const why = isIP(host) !== 0 ? undefined : hostnameProblem(host);
+        if (why) {
+          invalidHosts.push(`MX host ${host} is not a valid host name (${why}), so it is not used`);
+          settings.logger.warn({ tnx: 'dns', destination: domain }, '%s: MX host %s is not a valid host name (%s), so it is not used', domain, host, why);
+        }
+        else hosts.push(host);
+      }
       mxSecure = mx.status === 'secure';
       viaMx = true;
     }
@@ -240,7 +254,7 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
     return { host, answer, tlsa: await lookupTlsa(dns, host, port, answer, original) };
   };
   const targets: Target[] = [];
-  const problems: string[] = [];
+  const problems: string[] = [...invalidHosts];
   // Hosts are resolved in delivery order, a few at a time, until enough addresses are found
   // (Postfix's smtp_mx_address_limit cuts the list the same way), so a huge MX RRset costs a
   // bounded number of lookups instead of two or three per host at once.
@@ -282,9 +296,10 @@ function daneNamesFor(target: Target, baseDomain: string): string[] {
 }
 
 /** The DANE verdict on a session's peer chain (undefined without TLS). */
-function verifyDane(plan: Plan, facts: SessionFacts, dane: DaneSession): Verdict | undefined {
+function verifyDane(plan: Plan, facts: SessionFacts, dane: DaneSession, certs: SessionCerts): Verdict | undefined {
   if (!facts.tls) return undefined;
   return daneVerify({
+    certs,
     records: dane.records,
     chain: facts.tls.chain,
     tlsaName: dane.tlsaName,
@@ -295,12 +310,13 @@ function verifyDane(plan: Plan, facts: SessionFacts, dane: DaneSession): Verdict
   });
 }
 
-function verdictFor(plan: Plan, facts: SessionFacts, dane: DaneSession | undefined): Verdict | undefined {
+function verdictFor(plan: Plan, facts: SessionFacts, dane: DaneSession | undefined, certs: SessionCerts): Verdict | undefined {
   if (!facts.tls) return undefined;
-  if (dane) return verifyDane(plan, facts, dane);
+  if (dane) return verifyDane(plan, facts, dane, certs);
   const level = plan.level;
   const judged = level === 'none' || level === 'may' || level === 'dane' ? 'may' : level === 'dane-only' ? 'encrypt' : level;
   return verifyPeer({
+    certs,
     level: judged,
     host: plan.host,
     names: plan.names,
@@ -311,7 +327,7 @@ function verdictFor(plan: Plan, facts: SessionFacts, dane: DaneSession | undefin
 }
 
 /** The shadow level, judged on the same facts: "pass", or "fail: why". */
-function shadowResult(plan: Plan, facts: SessionFacts, target: Target): string {
+function shadowResult(plan: Plan, facts: SessionFacts, target: Target, certs: SessionCerts): string {
   const tlsa = target.tlsa;
   const shadow = plan.shadow;
   if (!shadow) return '';
@@ -327,11 +343,12 @@ function shadowResult(plan: Plan, facts: SessionFacts, target: Target): string {
     if (lookup.status === 'none') return shadow === 'dane' ? 'pass' : `fail: ${plan.where} has no secure TLSA records (${lookup.why})`;
     const usable = classifyTlsa(lookup.records).usable;
     if (usable.length === 0) return 'pass';
-    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) });
+    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) }, certs);
     return verdict?.ok ? 'pass' : `fail: ${verdict?.reason ?? 'no TLS'}`;
   }
   const names = matchNames(shadow, plan.policy.match, { nexthop: plan.nexthop, host: plan.host, mxSecure: false });
   const verdict = verifyPeer({
+    certs,
     level: shadow,
     host: plan.host,
     names,
@@ -474,13 +491,14 @@ export async function deliver(
     let verdict: Verdict | undefined;
     let decision: Decision;
     let digests: Parked['digests'];
+    let shadow: string;
     const giveBack = (session: Session, messages: number) => {
       slotOpen = false;
-      pool!.give(key!, session, { facts, decision, digests, ...(verdict ? { verdict } : {}) }, messages);
+      pool!.give(key!, session, { facts, decision, digests, shadowResult: shadow, ...(verdict ? { verdict } : {}) }, messages);
     };
     try {
       if (parked) {
-        ({ facts, verdict, decision, digests } = parked.data);
+        ({ facts, verdict, decision, digests, shadowResult: shadow } = parked.data);
         session = parked.session;
       } else {
         ({ facts, session } = refused
@@ -504,7 +522,9 @@ export async function deliver(
               logger: settings.smtpLogger,
               debug: settings.debug,
             }));
-        verdict = verdictFor(plan, facts, dane);
+        // Each certificate of the session is parsed and hashed once, for every judgement on it.
+        const certs = new SessionCerts();
+        verdict = verdictFor(plan, facts, dane, certs);
         decision = refused
           ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
           : decide({
@@ -524,7 +544,8 @@ export async function deliver(
               },
               ...(verdict ? { verdict } : {}),
             });
-        digests = auditDigests(facts.tls ?? null, settings.digest);
+        digests = auditDigests(facts.tls ?? null, settings.digest, certs);
+        shadow = shadowResult(plan, facts, target, certs);
       }
       const sent = decision.action === 'send' ? decision : undefined;
       const level: Level = sent ? sent.level : plan.level;
@@ -546,7 +567,7 @@ export async function deliver(
         spki_digest: digests.spki_digest,
         fallback_reason: sent && reason ? reason : '',
         shadow: plan.shadow ?? '',
-        shadow_result: shadowResult(plan, facts, target),
+        shadow_result: shadow,
         reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
         matched: verdict?.matched ?? '',
         dane: daneNote,
