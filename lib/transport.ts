@@ -13,7 +13,7 @@ import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
 import { createResolver, type ResolverOptions } from './dns/index.js';
 import { toDnsName } from './names/index.js';
-import { safeText } from './text/index.js';
+import { lowerFirst, safeText } from './text/index.js';
 import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import { SessionTracker } from './smtp/tracker.js';
@@ -277,6 +277,10 @@ export class TlsPolicyTransport {
   private readonly dns: DeliverDns;
   private readonly tracker = new SessionTracker();
   private inFlight = 0;
+  /** Whether any level or shadow level in the configuration is dane or dane-only. */
+  private readonly daneConfigured: boolean;
+  /** The DNSSEC check of the resolver has been started (once per transport), or its warning given. */
+  private dnssecChecked = false;
 
   constructor(options: TlsPolicyOptions = {}) {
     this.options = options;
@@ -382,6 +386,31 @@ export class TlsPolicyTransport {
       },
     };
     this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+    const isDane = (level: Level | undefined) => level === 'dane' || level === 'dane-only';
+    this.daneConfigured = isDane(base.level) || table.entries().some(([, p]) => isDane(p.level) || isDane(p.shadow));
+    if (this.daneConfigured && this.dns.trustedServers?.length === 0) {
+      // DANE that is silently inactive is the failure nobody sees: say so once, now.
+      this.dnssecChecked = true;
+      this.logger.warn(
+        { tnx: 'dns' },
+        'DANE is configured, but no DNS server is trusted to validate DNSSEC, so every answer is insecure: dane runs as may and dane-only delivers nothing; name a validating resolver in resolver.servers (one on loopback is trusted by default) or set resolver.trustAd',
+      );
+    }
+  }
+
+  /**
+   * Once per transport, when DANE is configured: ask whether a trusted resolver answers and
+   * validates (the AD bit on the root), and warn when not. Runs beside the first delivery.
+   */
+  private checkDnssecOnce(): void {
+    if (!this.daneConfigured || this.dnssecChecked || !this.dns.checkDnssec) return;
+    this.dnssecChecked = true;
+    this.dns.checkDnssec().then(
+      (result) => {
+        if (!result.ok) this.logger.warn({ tnx: 'dns' }, 'DANE is configured, but %s: DANE may never apply (see verify())', lowerFirst(result.reason));
+      },
+      () => undefined,
+    );
   }
 
   /** Nodemailer's transport contract. */
@@ -410,6 +439,7 @@ export class TlsPolicyTransport {
       throw new TlsPolicyError(reason, 'ECONNECTION', true, [notSent]);
     }
     if (recipients.length === 0) throw new TlsPolicyError('the message has no recipients', 'EENVELOPE', false);
+    this.checkDnssecOnce();
     const badSender = envelopeProblem(from);
     if (badSender) {
       const reason = `sender "${safeText(from)}" cannot be sent in MAIL FROM: ${badSender}`;
@@ -489,7 +519,17 @@ export class TlsPolicyTransport {
    */
   verify(callback?: (err: Error | null, ok?: true) => void): Promise<true> | void {
     const run = async (): Promise<true> => {
-      if (!this.relay) return true;
+      if (this.daneConfigured && this.dns.checkDnssec) {
+        const dnssec = await this.dns.checkDnssec();
+        if (!dnssec.ok) throw new TlsPolicyError(`DANE is configured, but ${lowerFirst(dnssec.reason)}`, 'EDNSSEC', true);
+      }
+      if (!this.relay) {
+        // MX delivery: the resolver must answer. `invalid.` never exists (RFC 6761 section 6.4),
+        // so a working resolver answers NXDOMAIN at once.
+        const answer = await this.dns.mx('invalid');
+        if (answer.status === 'failed') throw new TlsPolicyError(`the DNS resolver does not answer, so no MX host can be found: ${answer.reason}`, 'EDNS', true);
+        return true;
+      }
       // No recipients: deliver() stops where MAIL FROM would be sent.
       const probe = await deliver(this.relay, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: 0 }, this.dns, this.settings, this.hooks);
       if (probe.status !== 'delivered') {

@@ -21,9 +21,10 @@ import type { SessionTracker } from '../smtp/tracker.js';
 import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
 import { auditDigests, SessionCerts, verifyPeer } from '../verify/index.js';
 import { classifyTlsa, daneNames, daneVerify, formatTlsa } from '../dane/index.js';
-import type { AddressRecord, CnameRecord, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
+import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
 import { lookupTlsa, tlsaName } from './tlsa.js';
 import { renderTemplate } from '../audit/index.js';
+import { lowerFirst } from '../text/index.js';
 import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, Stage, Trust, Verdict } from '../types.js';
 
 /** The DNS this module needs (lib/dns's Resolver has it). */
@@ -32,6 +33,10 @@ export interface DeliverDns {
   addresses(name: string): Promise<DnsResult<AddressRecord>>;
   tlsa(name: string): Promise<DnsResult<TlsaRecord>>;
   cname(name: string): Promise<DnsResult<CnameRecord>>;
+  /** The servers whose AD bit is believed (lib/dns's Resolver has it); none: DANE cannot apply. */
+  readonly trustedServers?: readonly string[];
+  /** Whether the trusted servers answer and validate DNSSEC (lib/dns's Resolver has it). */
+  checkDnssec?(name?: string): Promise<DnssecCheck>;
 }
 
 /** Where one delivery goes: a recipient domain (MX lookup) or a fixed relay. */
@@ -173,10 +178,6 @@ type TargetsResult = { targets: Target[] } | { fail: { reason: string; code: str
 export const MAX_MX_NAMES = 20;
 /** Host lookups (addresses, with TLSA when wanted) in flight at once for one destination. */
 const MAX_HOST_LOOKUPS_IN_FLIGHT = 5;
-
-function lowerFirst(text: string): string {
-  return text.charAt(0).toLowerCase() + text.slice(1);
-}
 
 function shuffle<T>(items: T[]): T[] {
   const out = items.slice();

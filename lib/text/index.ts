@@ -77,3 +77,8 @@ export function unquoteValue(text: string): string {
   if (text.length < 2 || !text.startsWith('"') || !text.endsWith('"')) return text;
   return text.slice(1, -1).replace(/\\([\s\S])/g, '$1');
 }
+
+/** A sentence's first word lowercased to follow a colon ("...: connection closed"), unless it is an acronym (DNS, TLS). */
+export function lowerFirst(text: string): string {
+  return /^[A-Z][a-z]/.test(text) ? text.charAt(0).toLowerCase() + text.slice(1) : text;
+}
