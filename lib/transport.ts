@@ -7,6 +7,7 @@
  * record. `sendMail` rejects only when no recipient was accepted, with an error that carries
  * `code`, `temporary` and every destination's details.
  */
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
@@ -266,7 +267,12 @@ async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Prom
   return results;
 }
 
-export class TlsPolicyTransport {
+/**
+ * The transport. An EventEmitter as Nodemailer's transports are: it emits `idle` when it can take
+ * more work (fewer than `maxConcurrentDestinations` sends in flight), as Nodemailer's pool does,
+ * and Nodemailer's Mailer forwards the event.
+ */
+export class TlsPolicyTransport extends EventEmitter {
   readonly name = 'TLSPolicy';
   readonly version = VERSION;
   readonly options: TlsPolicyOptions;
@@ -283,6 +289,7 @@ export class TlsPolicyTransport {
   private dnssecChecked = false;
 
   constructor(options: TlsPolicyOptions = {}) {
+    super();
     this.options = options;
     this.logger = getLogger({ logger: options.logger as never }, { component: 'tls-policy' } as never);
     const level = options.level ?? DEFAULTS.level;
@@ -386,6 +393,10 @@ export class TlsPolicyTransport {
       },
     };
     this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+    // Ready for work: a caller that waits for 'idle' before sending starts now.
+    setImmediate(() => {
+      if (this.isIdle()) this.emit('idle');
+    });
     const isDane = (level: Level | undefined) => level === 'dane' || level === 'dane-only';
     this.daneConfigured = isDane(base.level) || table.entries().some(([, p]) => isDane(p.level) || isDane(p.shadow));
     if (this.daneConfigured && this.dns.trustedServers?.length === 0) {
@@ -416,13 +427,17 @@ export class TlsPolicyTransport {
   /** Nodemailer's transport contract. */
   send(mail: MailLike, callback: (err: Error | null, info?: TlsPolicySentInfo) => void): void {
     this.inFlight++;
+    const done = () => {
+      this.inFlight--;
+      if (this.isIdle() && !this.tracker.closed) setImmediate(() => this.emit('idle'));
+    };
     this.sendMail(mail).then(
       (info) => {
-        this.inFlight--;
+        done();
         callback(null, info);
       },
       (err: Error) => {
-        this.inFlight--;
+        done();
         callback(err);
       },
     );
@@ -593,12 +608,28 @@ export class TlsPolicyTransport {
     return { idle: this.settings.pool?.size ?? 0, reused: this.settings.pool?.reused ?? 0 };
   }
 
+  /** Whether it can take more work now: fewer than `maxConcurrentDestinations` sends in flight. */
   isIdle(): boolean {
-    return this.inFlight === 0;
+    return this.inFlight < (this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations) && !this.tracker.closed;
   }
 }
 
 /** The transport, for `nodemailer.createTransport(tlsPolicy(options))`. */
 export function tlsPolicy(options: TlsPolicyOptions = {}): TlsPolicyTransport {
   return new TlsPolicyTransport(options);
+}
+
+/*
+ * Types for `nodemailer.createTransport(tlsPolicy(options))` as users write it, with
+ * @types/nodemailer and no casts: the transporter's sendMail resolves with TlsPolicySentInfo, and
+ * the per-message option queuedAt is known to Nodemailer's mail options.
+ */
+declare module 'nodemailer' {
+  function createTransport(transport: TlsPolicyTransport, defaults?: import('nodemailer/lib/mailer').Options): import('nodemailer').Transporter<TlsPolicySentInfo>;
+}
+declare module 'nodemailer/lib/mailer' {
+  interface Options {
+    /** When the message was first queued (a Date, ms since the epoch, or an ISO string): its age for the cleartext-retry rule (Postfix's minimal_backoff_time). */
+    queuedAt?: Date | number | string;
+  }
 }

@@ -53,9 +53,9 @@ async function twoMx(name: string, first: RawPeer, second: RawPeer): Promise<Tes
 const FAST: TlsPolicyOptions = { commandTimeout: 300, dataTimeout: 400, greetingTimeout: 2000, connectionTimeout: 2000, connectionReuse: false };
 
 async function send(options: TlsPolicyOptions, to: string | string[] = 'u@hostile.test') {
-  const transport = nodemailer.createTransport(tlsPolicy(options) as never);
+  const transport = nodemailer.createTransport(tlsPolicy(options));
   try {
-    const info = (await transport.sendMail({ from: 's@origin.test', to, subject: 'hostile', text: 'hello' } as never)) as unknown as TlsPolicySentInfo;
+    const info = (await transport.sendMail({ from: 's@origin.test', to, subject: 'hostile', text: 'hello' }));
     return { info, error: undefined as TlsPolicyError | undefined };
   } catch (error) {
     return { info: undefined, error: error as TlsPolicyError };
@@ -94,8 +94,8 @@ describe('a peer that trickles a reply it never finishes', () => {
   }
   it('25 sends to a peer that trickles its EHLO reply all settle, every recipient pending', async () => {
     const bad = await peer((c) => (c.startsWith('EHLO') ? trickle('250-raw-peer\r\n') : undefined));
-    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, connectionReuse: { maxConnectionsPerKey: 2 }, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }) as never);
-    const results = await Promise.allSettled(Array.from({ length: 25 }, (_, i) => transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' } as never)));
+    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, connectionReuse: { maxConnectionsPerKey: 2 }, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }));
+    const results = await Promise.allSettled(Array.from({ length: 25 }, (_, i) => transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' })));
     transport.close();
     expect(results.every((r) => r.status === 'rejected')).toBe(true);
     const pending = results.flatMap((r) => (r.status === 'rejected' ? (r.reason as TlsPolicyError).pending : []));
@@ -158,8 +158,8 @@ describe('replies that come with the connection closing', () => {
 describe('close()', () => {
   it('ends a session stalled before the message was sent, at once, with every recipient pending', async () => {
     const bad = await peer((c) => (c.startsWith('EHLO') ? trickle('250-raw-peer\r\n') : undefined));
-    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, commandTimeout: 60_000, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }) as never);
-    const sending = transport.sendMail({ from: 's@origin.test', to: 'u@hostile.test', text: 'x' } as never).then(
+    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, commandTimeout: 60_000, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }));
+    const sending = transport.sendMail({ from: 's@origin.test', to: 'u@hostile.test', text: 'x' }).then(
       () => undefined,
       (e: TlsPolicyError) => e,
     );
@@ -174,9 +174,9 @@ describe('close()', () => {
   });
   it('fails sends waiting for a session slot, and sends made after it, without opening connections', async () => {
     const slow = await peer((c) => (c.startsWith('MAIL') ? trickle('250-ok\r\n') : undefined));
-    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, commandTimeout: 60_000, connectionReuse: { maxConnectionsPerKey: 1 }, relay: `[${slow.host}]:${slow.port}`, level: 'encrypt' }) as never);
+    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, commandTimeout: 60_000, connectionReuse: { maxConnectionsPerKey: 1 }, relay: `[${slow.host}]:${slow.port}`, level: 'encrypt' }));
     const sends = Array.from({ length: 5 }, (_, i) =>
-      transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' } as never).then(
+      transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' }).then(
         () => undefined,
         (e: TlsPolicyError) => e,
       ),
@@ -187,7 +187,7 @@ describe('close()', () => {
     expect(errors.every((e) => e?.code === 'ECONNECTION' && e.temporary)).toBe(true);
     expect(errors.flatMap((e) => e!.pending).sort()).toEqual(Array.from({ length: 5 }, (_, i) => `u${i}@hostile.test`).sort());
     expect(slow.connections).toHaveLength(1);
-    const after = await transport.sendMail({ from: 's@origin.test', to: 'late@hostile.test', text: 'x' } as never).then(
+    const after = await transport.sendMail({ from: 's@origin.test', to: 'late@hostile.test', text: 'x' }).then(
       () => undefined,
       (e: TlsPolicyError) => e,
     );
@@ -201,8 +201,8 @@ describe('close()', () => {
       let release: (() => void) | undefined;
       const held = new Promise<void>((r) => (release = r));
       const bad = await peer((c) => (c === '.' ? 'silence' : undefined));
-      const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, dataTimeout: 60_000, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }) as never);
-      const sending = transport.sendMail({ from: 's@origin.test', to: 'u@hostile.test', text: 'x' } as never).then(
+      const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, dataTimeout: 60_000, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }));
+      const sending = transport.sendMail({ from: 's@origin.test', to: 'u@hostile.test', text: 'x' }).then(
         () => undefined,
         (e: TlsPolicyError) => e,
       );

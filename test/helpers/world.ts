@@ -89,10 +89,10 @@ export async function makeWorld(pki: Pki, hosts: HostSpec[], records: ZoneRecord
           caFile: pki.caFile,
           dns: createResolver({ servers: [dns.server], timeout: 1000, attempts: 1 }),
           ...options,
-        }) as never,
+        }),
       );
       try {
-        const info = (await transport.sendMail({ from: 'sender@origin.test', subject: 'test', text: 'hello', ...mail } as never)) as unknown as TlsPolicySentInfo;
+        const info = (await transport.sendMail({ from: 'sender@origin.test', subject: 'test', text: 'hello', ...mail }));
         return { info };
       } catch (error) {
         return { error: error as TlsPolicyError };
