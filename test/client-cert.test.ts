@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
-import { createResolver, tlsPolicy, type TlsPolicySentInfo } from '../lib/index.js';
+import { createResolver, tlsPolicy } from '../lib/index.js';
 import { makeLeaf } from './helpers/pki.js';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 

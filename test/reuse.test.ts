@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer, { type Transporter } from 'nodemailer';
-import { createResolver, tlsPolicy, type TlsPolicyOptions, type TlsPolicySentInfo } from '../lib/index.js';
+import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 
 let pki: Pki;

@@ -15,12 +15,13 @@ import { isIP } from 'node:net';
 import { hostnameProblem } from '../policy/names.js';
 import { oneLine, Session, type SessionFacts } from '../smtp/session.js';
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
-import { makePlan, matchNames, sessionKey, type DaneSession, type Plan } from '../plan/index.js';
+import type { Plan } from '../plan/index.js';
+import { planHost } from '../plan/host.js';
+import { judge, judgeShadow } from '../verdict/index.js';
 import type { SessionPool } from '../smtp/pool.js';
 import type { SessionTracker } from '../smtp/tracker.js';
-import { daneOutcome, wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
-import { auditDigests, SessionCerts, verifyPeer } from '../verify/index.js';
-import { classifyTlsa, daneNames, daneVerify, formatTlsa } from '../dane/index.js';
+import { wantsTlsa, type InsecureMxPolicy, type TlsaLookup } from '../plan/dane.js';
+import { auditDigests, SessionCerts } from '../verify/index.js';
 import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
 import { lookupTlsa, tlsaName } from './tlsa.js';
 import { renderTemplate } from '../audit/index.js';
@@ -288,78 +289,6 @@ async function resolveTargets(destination: Destination, dns: DeliverDns, setting
   return { targets: targets.slice(0, settings.maxMxAddresses) };
 }
 
-/**
- * Reference identifiers for DANE-TA: the base domain, and for an MX host its expanded and
- * original names. Not configurable (Postfix's dane_init): a policy's `match` never widens them.
- */
-function daneNamesFor(target: Target, baseDomain: string): string[] {
-  return daneNames({ baseDomain, ...(target.viaMx ? { host: target.host, canonical: target.canonical } : {}) });
-}
-
-/** The DANE verdict on a session's peer chain (undefined without TLS). */
-function verifyDane(plan: Plan, facts: SessionFacts, dane: DaneSession, certs: SessionCerts): Verdict | undefined {
-  if (!facts.tls) return undefined;
-  return daneVerify({
-    certs,
-    records: dane.records,
-    chain: facts.tls.chain,
-    tlsaName: dane.tlsaName,
-    host: plan.host,
-    names: dane.names,
-    now: new Date(),
-    trust: dane.trust,
-  });
-}
-
-function verdictFor(plan: Plan, facts: SessionFacts, dane: DaneSession | undefined, certs: SessionCerts): Verdict | undefined {
-  if (!facts.tls) return undefined;
-  if (dane) return verifyDane(plan, facts, dane, certs);
-  const level = plan.level;
-  const judged = level === 'none' || level === 'may' || level === 'dane' ? 'may' : level === 'dane-only' ? 'encrypt' : level;
-  return verifyPeer({
-    certs,
-    level: judged,
-    host: plan.host,
-    names: plan.names,
-    fingerprints: level === 'fingerprint' ? plan.fingerprints : [],
-    digest: plan.digest,
-    peer: facts.tls,
-  });
-}
-
-/** The shadow level, judged on the same facts: "pass", or "fail: why". */
-function shadowResult(plan: Plan, facts: SessionFacts, target: Target, certs: SessionCerts): string {
-  const tlsa = target.tlsa;
-  const shadow = plan.shadow;
-  if (!shadow) return '';
-  if (shadow === 'none' || shadow === 'may') return 'pass';
-  if (!facts.tls) {
-    const why = facts.failure ? facts.failure.message : facts.starttlsOffered ? `STARTTLS was refused${facts.starttlsReply ? `: ${facts.starttlsReply}` : ''}` : 'no STARTTLS was offered';
-    return `fail: ${plan.where} ${why}`;
-  }
-  if (shadow === 'encrypt') return 'pass';
-  if (shadow === 'dane' || shadow === 'dane-only') {
-    const lookup = tlsa ?? { status: 'none', why: 'TLSA was not looked up' };
-    if (lookup.status === 'failed') return `fail: ${lookup.reason}`;
-    if (lookup.status === 'none') return shadow === 'dane' ? 'pass' : `fail: ${plan.where} has no secure TLSA records (${lookup.why})`;
-    const usable = classifyTlsa(lookup.records).usable;
-    if (usable.length === 0) return 'pass';
-    const verdict = verifyDane(plan, facts, { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) }, certs);
-    return verdict?.ok ? 'pass' : `fail: ${verdict?.reason ?? 'no TLS'}`;
-  }
-  const names = matchNames(shadow, plan.policy.match, { nexthop: plan.nexthop, host: plan.host, mxSecure: false });
-  const verdict = verifyPeer({
-    certs,
-    level: shadow,
-    host: plan.host,
-    names,
-    fingerprints: shadow === 'fingerprint' ? (plan.policy.match ?? []) : [],
-    digest: plan.digest,
-    peer: facts.tls,
-  });
-  return verdict.ok ? 'pass' : `fail: ${verdict.reason}`;
-}
-
 interface SessionRun {
   attempt: Attempt;
   decision: Decision;
@@ -429,58 +358,22 @@ export async function deliver(
   const authenticate = settings.auth !== undefined && destination.kind === 'relay' && destination.authenticate === true;
 
   const runSession = async (target: Target, mode: 'tls' | 'cleartext-retry', fresh = false): Promise<SessionRun> => {
-    const hostPolicy = hooks.hostPolicy(policy, { name: target.host, address: target.address });
-    const where = `${target.host}[${target.address}]:${target.port}`;
-    // DANE: the TLSA lookup decides what the level becomes for this host.
-    let effective: Policy = hostPolicy;
-    let dane: DaneSession | undefined;
-    let daneNote = '';
-    let refused: string | undefined;
-    if (hostPolicy.level === 'dane' || hostPolicy.level === 'dane-only') {
-      const outcome = daneOutcome(hostPolicy.level, target.tlsa ?? { status: 'none', why: 'TLSA was not looked up' }, {
-        where,
-        mxSecure: target.mxSecure,
-        insecureMxPolicy: settings.insecureMxPolicy,
-        ...(hostPolicy.requireTls ? { requireTls: true } : {}),
-      });
-      if ('fail' in outcome) refused = outcome.fail;
-      else if ('records' in outcome) {
-        dane = { ...outcome, names: daneNamesFor(target, outcome.baseDomain) };
-        daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
-      } else {
-        effective = { ...hostPolicy, level: outcome.level };
-        daneNote = outcome.why;
-      }
-    }
-    // Implicit TLS (SMTPS) has no cleartext to fall back to: none and may become encrypt there,
-    // as Postfix requires of smtp_tls_wrappermode.
-    if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
-    // A fallback level replaces a level that could not authenticate; a dane host already
-    // running as may or encrypt (no usable TLSA) has nothing left to fall back from.
-    const configured = effective.level === hostPolicy.level ? hooks.fallbackFor(hostPolicy) : undefined;
-    // hostsRequireTls: a fallback may keep TLS, never drop it
-    const fallback = configured === 'may' && hostPolicy.requireTls ? 'encrypt' : configured;
-    const plan = makePlan({
-      policy: effective,
+    // Everything this host gets is decided before any connection, in one place (lib/plan/host.ts).
+    const plan = planHost(hooks.hostPolicy(policy, { name: target.host, address: target.address }), target, {
       nexthop,
-      host: target.host,
-      address: target.address,
-      port: target.port,
-      mxSecure: target.mxSecure,
-      implicitTls: target.implicitTls,
+      insecureMxPolicy: settings.insecureMxPolicy,
       digest: settings.digest,
-      files: hooks.files(effective),
-      ...(fallback ? { fallback } : {}),
+      fallbackFor: hooks.fallbackFor,
+      files: hooks.files,
+      rules: { strict: rules.strict ?? false, ...(rules.tempfailTryclear !== undefined ? { tempfailTryclear: rules.tempfailTryclear } : {}) },
+      ...(authenticate && settings.auth ? { authUser: settings.auth.user } : {}),
     });
-    if (dane) {
-      // SNI carries the TLSA base domain; no CA store, so the chain is exactly what the server sent.
-      plan.tls = { ...plan.tls, servername: dane.baseDomain, ca: [] };
-      plan.dane = dane;
-    }
+    const refused = plan.refused;
+    const daneNote = plan.daneNote;
+    const tempfailTryclear = plan.tempfailTryclear;
     // A session parked after an earlier message under the same plan key is used as it is:
     // its TLS was judged for exactly this plan, and the decision taken then still holds.
-    const tempfailTryclear = effective.tempfailTryclear ?? rules.tempfailTryclear;
-    const key = settings.pool && mode === 'tls' && !refused ? sessionKey(plan, dane, authenticate ? settings.auth?.user : undefined, [tempfailTryclear ?? null, rules.strict ?? false]) : undefined;
+    const key = settings.pool && mode === 'tls' ? plan.key : undefined;
     const pool = key ? settings.pool : undefined;
     const slot = key && pool ? await pool.acquire(key, !fresh) : undefined;
     // The transport was closed while this delivery waited for a session slot: nothing is opened.
@@ -525,7 +418,7 @@ export async function deliver(
             }));
         // Each certificate of the session is parsed and hashed once, for every judgement on it.
         const certs = new SessionCerts();
-        verdict = verdictFor(plan, facts, dane, certs);
+        verdict = judge(plan, facts, certs);
         decision = refused
           ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
           : decide({
@@ -546,7 +439,7 @@ export async function deliver(
               ...(verdict ? { verdict } : {}),
             });
         digests = auditDigests(facts.tls ?? null, settings.digest, certs);
-        shadow = shadowResult(plan, facts, target, certs);
+        shadow = judgeShadow(plan, facts, certs);
       }
       const sent = decision.action === 'send' ? decision : undefined;
       const level: Level = sent ? sent.level : plan.level;

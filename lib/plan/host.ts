@@ -1,0 +1,178 @@
+/**
+ * planHost: the one place where one MX host's whole plan is made. Pure.
+ *
+ * Model: Postfix's policy_create() and dane_init() (src/smtp/smtp_tls_policy.c), which build
+ * the whole per-host TLS policy in one function. Every rule that decides what a host gets before
+ * any connection lives here, in this order:
+ * 1. DANE (RFC 7672 section 2.2, dane_init): at dane and dane-only, the host's TLSA lookup
+ *    decides: usable secure records are enforced (with the TLSA base domain as SNI, no CA store,
+ *    and reference names from secure DNS only); no usable records turn dane into may or encrypt;
+ *    a failed lookup, or dane-only without usable records, refuses the host before any
+ *    connection (daneOutcome in ./dane.ts holds those rules).
+ * 2. Implicit TLS (SMTPS) has no cleartext to fall back to: none and may run as encrypt there,
+ *    as Postfix requires of smtp_tls_wrappermode.
+ * 3. A fallback level replaces an authenticated level that could not authenticate; a dane host
+ *    already running as may or encrypt (no usable TLSA) has nothing left to fall back from; under
+ *    hostsRequireTls a fallback to may becomes encrypt (TLS may be kept, never dropped).
+ * 4. The level verifyPeer judges a non-DANE session at: none, may and dane (without records)
+ *    accept any peer; dane-only without records never reaches a session.
+ * 5. The shadow level's inputs (names, fingerprints, DANE records), judged after the session.
+ * 6. The session key: everything that judged the TLS, so a session verified under one plan is
+ *    never reused under another (Postfix's connection cache is keyed the same way).
+ */
+import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
+import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
+import type { VerifyLevel } from '../verify/index.js';
+import { daneOutcome, type InsecureMxPolicy, type TlsaLookup } from './dane.js';
+import { makePlan, matchNames, sessionKey, type DaneSession, type Plan } from './index.js';
+
+/** What planHost knows of one MX address, gathered before any connection. */
+export interface HostTarget {
+  host: string;
+  address: string;
+  port: number;
+  /** Whether the MX RRset that named the host was DNSSEC-secure (true for a relay or an implicit MX). */
+  mxSecure: boolean;
+  implicitTls: boolean;
+  /** Whether the host came from MX records (not a relay, nor an implicit MX). */
+  viaMx: boolean;
+  /** The host's CNAME-expanded name, when the answer that expanded it was secure; else host. */
+  canonical: string;
+  /** The host's TLSA lookup, when its level or shadow level is a DANE level. */
+  tlsa?: TlsaLookup;
+}
+
+/** The settings planHost reads. */
+export interface HostSettings {
+  /** The next-hop domain (the recipient domain), or the relay host. */
+  nexthop: string;
+  insecureMxPolicy: InsecureMxPolicy;
+  digest: DigestAlgorithm;
+  /** The fallback level configured for a policy (the global map, or the entry's fallback=). */
+  fallbackFor(policy: Policy): FallbackLevel | undefined;
+  /** The CA and client certificate files a policy names, already read (a lookup, no I/O here). */
+  files(policy: Policy): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /** Exim's tls_tempfail_tryclear when set globally, and the strict opportunistic rule. */
+  rules: { tempfailTryclear?: boolean; strict: boolean };
+  /** The SMTP AUTH identity this session would log in as (part of the session key). */
+  authUser?: string;
+}
+
+/** A shadow level's inputs, judged on the session's facts after it ran. */
+export interface ShadowPlan {
+  level: Level;
+  /** verify/secure names, fingerprint digests. */
+  names: string[];
+  fingerprints: string[];
+  /** At a DANE shadow: the records to judge with, or the result already known without a session. */
+  dane?: { session: DaneSession } | { result: string };
+}
+
+export interface HostPlan extends Plan {
+  /** Why this host is not tried at all: a DANE requirement that no session can meet. */
+  refused?: string;
+  /** The audit's `dane` field: the TLSA records enforced, or why DANE did not apply. */
+  daneNote: string;
+  /** The level verifyPeer judges a non-DANE session at. */
+  verifyLevel: VerifyLevel;
+  /** Exim's tls_tempfail_tryclear in force for this host (the entry's, else the global one). */
+  tempfailTryclear?: boolean;
+  shadowPlan?: ShadowPlan;
+  /** The key a session under this plan is reused with; undefined when the host is refused. */
+  key?: string;
+}
+
+const isDane = (level: Level | undefined): level is 'dane' | 'dane-only' => level === 'dane' || level === 'dane-only';
+
+/**
+ * The reference identifiers for DANE-TA: the base domain, and for an MX host its expanded and
+ * original names. Not configurable (Postfix's dane_init): a policy's `match` never widens them.
+ */
+function daneNamesFor(target: HostTarget, baseDomain: string): string[] {
+  return daneNames({ baseDomain, ...(target.viaMx ? { host: target.host, canonical: target.canonical } : {}) });
+}
+
+/** The level verifyPeer judges at: levels that do not authenticate accept any peer. */
+export function verifyLevelOf(level: Level): VerifyLevel {
+  if (level === 'none' || level === 'may' || level === 'dane') return 'may';
+  if (level === 'dane-only') return 'encrypt';
+  return level;
+}
+
+function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: string, nexthop: string): ShadowPlan {
+  const base = { level: shadow, names: [] as string[], fingerprints: [] as string[] };
+  if (isDane(shadow)) {
+    const lookup = target.tlsa ?? { status: 'none' as const, why: 'TLSA was not looked up' };
+    if (lookup.status === 'failed') return { ...base, dane: { result: `fail: ${lookup.reason}` } };
+    if (lookup.status === 'none') return { ...base, dane: { result: shadow === 'dane' ? 'pass' : `fail: ${where} has no secure TLSA records (${lookup.why})` } };
+    const usable = classifyTlsa(lookup.records).usable;
+    if (usable.length === 0) return { ...base, dane: { result: 'pass' } };
+    return { ...base, dane: { session: { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) } } };
+  }
+  if (shadow === 'verify' || shadow === 'secure') {
+    // A shadow never trusts the MX host name from DNS it did not check.
+    return { ...base, names: matchNames(shadow, policy.match, { nexthop, host: target.host, mxSecure: false }) };
+  }
+  if (shadow === 'fingerprint') return { ...base, fingerprints: policy.match ?? [] };
+  return base;
+}
+
+/**
+ * The whole plan for one MX address under `policy` (the destination's policy after Exim's host
+ * lists): level, names, DANE records and names, SNI, CA, fallback, shadow, session key, or why
+ * the host is refused. See the top of this file for the rules, in order.
+ */
+export function planHost(policy: Policy, target: HostTarget, settings: HostSettings): HostPlan {
+  const where = `${target.host}[${target.address}]:${target.port}`;
+  let effective: Policy = policy;
+  let dane: DaneSession | undefined;
+  let daneNote = '';
+  let refused: string | undefined;
+  if (isDane(policy.level)) {
+    const outcome = daneOutcome(policy.level, target.tlsa ?? { status: 'none', why: 'TLSA was not looked up' }, {
+      where,
+      mxSecure: target.mxSecure,
+      insecureMxPolicy: settings.insecureMxPolicy,
+      ...(policy.requireTls ? { requireTls: true } : {}),
+    });
+    if ('fail' in outcome) refused = outcome.fail;
+    else if ('records' in outcome) {
+      dane = { records: outcome.records, tlsaName: outcome.tlsaName, baseDomain: outcome.baseDomain, trust: outcome.trust, names: daneNamesFor(target, outcome.baseDomain) };
+      daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
+    } else {
+      effective = { ...policy, level: outcome.level };
+      daneNote = outcome.why;
+    }
+  }
+  if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
+  const configured = effective.level === policy.level ? settings.fallbackFor(policy) : undefined;
+  const fallback = configured === 'may' && policy.requireTls ? 'encrypt' : configured;
+  const plan = makePlan({
+    policy: effective,
+    nexthop: settings.nexthop,
+    host: target.host,
+    address: target.address,
+    port: target.port,
+    mxSecure: target.mxSecure,
+    implicitTls: target.implicitTls,
+    digest: settings.digest,
+    files: settings.files(effective),
+    ...(fallback ? { fallback } : {}),
+  });
+  if (dane) {
+    // SNI carries the TLSA base domain; no CA store, so the chain is exactly what the server sent.
+    plan.tls = { ...plan.tls, servername: dane.baseDomain, ca: [] };
+    plan.dane = dane;
+  }
+  const tempfailTryclear = effective.tempfailTryclear ?? settings.rules.tempfailTryclear;
+  const host: HostPlan = {
+    ...plan,
+    daneNote,
+    verifyLevel: verifyLevelOf(plan.level),
+    ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),
+    ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop) } : {}),
+  };
+  if (refused) return { ...host, refused };
+  host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict]);
+  return host;
+}
