@@ -25,7 +25,7 @@ import { auditDigests, SessionCerts } from '../verify/index.js';
 import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
 import { lookupTlsa, tlsaName } from './tlsa.js';
 import { renderTemplate } from '../audit/index.js';
-import { lowerFirst } from '../text/index.js';
+import { conclude, finalFailure, newOutcome, recordFailure, sessionLimitReached, settleTransaction } from './outcome.js';
 import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, Stage, Trust, Verdict } from '../types.js';
 
 /** The DNS this module needs (lib/dns's Resolver has it). */
@@ -321,26 +321,10 @@ export async function deliver(
     pending: [],
     attempts: [],
   };
-  // Recipients not yet accepted or refused for good: a 4xx to RCPT keeps a recipient for the
-  // next MX, as Postfix keeps soft-failed recipients for a backup server.
-  let remaining = [...mail.recipients];
-  const finish = (): Delivery => {
-    if (mail.recipients.length === 0) delivery.status = delivery.reason ? (delivery.temporary === false ? 'bounced' : 'deferred') : 'delivered';
-    else if (delivery.accepted.length === mail.recipients.length) delivery.status = 'delivered';
-    else if (delivery.accepted.length > 0) delivery.status = 'partial';
-    else delivery.status = delivery.pending.length ? 'deferred' : 'bounced';
-    return delivery;
-  };
-  const fail = (reason: string, code: string, temporary: boolean): Delivery => {
-    const permanent = !temporary || (code === 'ETLS' && settings.tlsFailuresPermanent);
-    delivery.reason = reason;
-    delivery.code = code;
-    delivery.temporary = !permanent;
-    if (permanent) delivery.rejected.push(...remaining);
-    else delivery.pending.push(...remaining);
-    remaining = [];
-    return finish();
-  };
+  // What the attempts add up to (lib/deliver/outcome.ts holds the rules).
+  const outcome = newOutcome(mail.recipients);
+  const end = (failure?: { reason: string; code: string; temporary: boolean }): Delivery => Object.assign(delivery, conclude(outcome, failure, settings.tlsFailuresPermanent));
+  const fail = (reason: string, code: string, temporary: boolean): Delivery => end({ reason, code, temporary });
 
   if (settings.tracker?.closed) return fail(`${nexthop}: ${settings.tracker.closed}; recipients left pending`, 'ECONNECTION', true);
   const resolved = await resolveTargets(destination, dns, settings, policy);
@@ -517,7 +501,7 @@ export async function deliver(
         else session.quit();
         return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
       }
-      const transaction = await session.send(mail.from, remaining, mail.message);
+      const transaction = await session.send(mail.from, outcome.remaining, mail.message);
       if (parked && !transaction.ok && !transaction.reply && !transaction.dataSent && !session.alive) {
         // The server closed the parked session while it was idle, before DATA: the message did not
         // reach it, so a new session may carry it (after DATA it may have, and is not sent again here).
@@ -544,107 +528,56 @@ export async function deliver(
   };
 
   /** Applies a finished transaction; returns true when this destination is done. */
-  const settleTransaction = (run: SessionRun): boolean => {
-    const t = run.transaction;
-    if (!t) return false;
-    if (mail.recipients.length === 0) return true; // verify() and probe(): no transaction ran
-    const relay = run.attempt.audit.relay;
-    if (t.failure && t.bodySent && !t.recipients.some((r) => r.status === 'accepted')) {
-      // The server took the whole message and never answered its end: it may hold the message
-      // and deliver it. Sending it to another MX now could deliver it twice, so the recipients
-      // are left pending for a later try (Postfix: "message may be sent more than once").
+  const settle = (run: SessionRun): boolean => {
+    if (!run.transaction) return false;
+    const settled = settleTransaction(outcome, run.transaction, run.attempt.audit.relay, nexthop);
+    if (settled.done) return true;
+    if (settled.failed) {
       run.attempt.decision = 'next';
       run.attempt.transactionFailed = true;
-      run.attempt.reason = `${relay} took the whole message, then ${lowerFirst(t.failure.message)} before answering its end: the message may already have been delivered, so it is not sent to another MX now`;
-      mayBeDelivered = run.attempt.reason;
-      return false;
+      run.attempt.reason = settled.failed;
     }
-    if (t.failure && t.failure.temporary && !t.recipients.some((r) => r.status === 'accepted')) {
-      // The whole transaction was refused temporarily (MAIL FROM 4xx, DATA 4xx, connection lost): next MX.
-      run.attempt.decision = 'next';
-      run.attempt.transactionFailed = true;
-      run.attempt.reason = `${relay} ${t.failure.reply ? `answered ${t.failure.reply}` : t.failure.message}`;
-      failures.push(run.attempt.reason);
-      lastFailure = { reason: run.attempt.reason, temporary: true, code: 'ECONNECTION' };
-      return false;
-    }
-    const accepted = t.recipients.filter((r) => r.status === 'accepted');
-    const deferred = t.recipients.filter((r) => r.status === 'deferred');
-    delivery.accepted.push(...accepted.map((r) => r.recipient));
-    delivery.rejected.push(...t.recipients.filter((r) => r.status === 'rejected').map((r) => r.recipient));
-    if (t.reply && accepted.length) delivery.response = t.reply;
-    remaining = deferred.map((r) => r.recipient);
-    if (!accepted.length && !deferred.length) {
-      // Refused for good: the message (MAIL FROM, DATA) or every recipient.
-      delivery.code = t.failure?.command === 'DATA' ? 'EMESSAGE' : 'EENVELOPE';
-      delivery.temporary = false;
-      delivery.reason = t.failure
-        ? `${nexthop}: ${relay} refused the message at ${t.failure.command ?? 'the transaction'}: ${t.failure.reply ?? t.failure.message}`
-        : `${nexthop}: ${relay} refused every recipient: ${t.recipients.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`;
-    }
-    if (remaining.length === 0) return true;
-    const reason = `${relay} deferred ${deferred.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`;
-    failures.push(reason);
-    lastFailure = { reason, temporary: true, code: 'EENVELOPE' };
     return false;
   };
 
-  let lastFailure: { reason: string; temporary: boolean; code: string } | undefined;
-  /** Set when a server may hold the message already: no other MX is tried in this call. */
-  let mayBeDelivered: string | undefined;
-  const failures: string[] = [];
   const later: Target[] = [];
   const tryTarget = async (target: Target, mode: 'tls' | 'cleartext-retry'): Promise<boolean> => {
     const run = await runSession(target, mode);
     record(run);
     const d = run.decision;
-    if (d.action === 'send') return settleTransaction(run);
+    if (d.action === 'send') return settle(run);
     // A cleartext retry is planned only from a TLS attempt, so a retry can never loop.
     if (d.action === 'plaintext-now' && mode === 'tls') {
       settings.logger.warn({ tnx: 'tls-policy', destination: nexthop }, '%s; retrying in cleartext at once (tlsTempfailTryclear)', d.reason);
       return tryTarget(target, 'cleartext-retry');
     }
-    if (d.action === 'plaintext-later' && mode === 'tls') {
-      later.push(target);
-      failures.push(`${d.reason} (cleartext retry once the other MX hosts were tried with TLS)`);
-      lastFailure = { reason: d.reason, temporary: true, code: 'ETLS' };
-      return false;
-    }
-    failures.push(d.reason);
-    lastFailure = { reason: d.reason, temporary: d.action === 'next' ? d.temporary : true, code: run.failureCode ?? (d.stage ? 'ETLS' : 'ECONNECTION') };
+    if (d.action === 'plaintext-later' && mode === 'tls') later.push(target);
+    recordFailure(outcome, d, run.failureCode);
     return false;
   };
 
-  // Postfix's smtp_mx_session_limit: sessions that completed EHLO and TLS and then failed the
-  // transaction count; sessions that failed before (connection, STARTTLS, TLS, policy) do not.
-  const sessionLimitReached = () =>
-    settings.maxMxSessions > 0 && delivery.attempts.filter((a) => a.decision === 'next' && a.transactionFailed).length >= settings.maxMxSessions;
+  const limitReached = () => sessionLimitReached(outcome, settings.maxMxSessions);
   // After each attempt: stop when a server may already hold the message, or the transport was closed.
   const stopped = (): Delivery | undefined => {
-    if (mayBeDelivered) return fail(`${nexthop}: ${mayBeDelivered}; recipients left pending`, 'ECONNECTION', true);
+    if (outcome.mayBeDelivered) return fail(`${nexthop}: ${outcome.mayBeDelivered}; recipients left pending`, 'ECONNECTION', true);
     const closed = settings.tracker?.closed;
-    if (closed) return fail(`${nexthop}: ${closed}; recipients left pending${failures.length ? ` (${failures.join('; ')})` : ''}`, 'ECONNECTION', true);
+    if (closed) return fail(`${nexthop}: ${closed}; recipients left pending${outcome.failures.length ? ` (${outcome.failures.join('; ')})` : ''}`, 'ECONNECTION', true);
     return undefined;
   };
   for (const target of resolved.targets) {
     const stop = stopped();
     if (stop) return stop;
-    if (await tryTarget(target, 'tls')) return finish();
-    if (sessionLimitReached()) break;
+    if (await tryTarget(target, 'tls')) return end();
+    if (limitReached()) break;
   }
-  for (const target of sessionLimitReached() ? [] : [...later]) {
+  for (const target of limitReached() ? [] : [...later]) {
     const stop = stopped();
     if (stop) return stop;
-    if (await tryTarget(target, 'cleartext-retry')) return finish();
-    if (sessionLimitReached()) break;
+    if (await tryTarget(target, 'cleartext-retry')) return end();
+    if (limitReached()) break;
   }
   const stop = stopped();
   if (stop) return stop;
-  const last = lastFailure ?? { reason: 'no MX was tried', temporary: true, code: 'ECONNECTION' };
-  const tlsFailure = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
-  return fail(
-    `${nexthop}: delivery at level ${policy.level} failed: ${failures.join('; ')}`,
-    tlsFailure && last.code !== 'ECONNECTION' ? 'ETLS' : last.code,
-    last.temporary,
-  );
+  const tlsFailureSeen = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
+  return end(finalFailure(outcome, { nexthop, level: policy.level, tlsFailureSeen }));
 }
