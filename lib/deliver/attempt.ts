@@ -1,0 +1,224 @@
+/**
+ * attempt: one session with one MX address (I/O only). It asks planHost for the host's plan,
+ * takes a parked session under the same plan key or opens one (the opener is injected, as DNS
+ * is, so the loop can be driven without sockets), has the verdict and the decision made, and
+ * carries the decision out: nothing of the mail is sent unless the decision is `send`; AUTH only
+ * to the configured relay and never over cleartext; then the transaction.
+ */
+import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
+import { planHost, type HostTarget } from '../plan/host.js';
+import type { Plan } from '../plan/index.js';
+import { oneLine, type Session, type SessionFacts, type SessionOptions } from '../smtp/session.js';
+import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
+import { judge, judgeShadow } from '../verdict/index.js';
+import { auditDigests, SessionCerts } from '../verify/index.js';
+import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
+
+/** What one attempt needs of its delivery. */
+export interface AttemptContext {
+  nexthop: string;
+  /** The destination's policy, before Exim's host lists. */
+  policy: Policy;
+  mail: { from: string; recipients: string[]; message: Buffer; messageAge: number; skipLogin?: boolean };
+  settings: DeliverSettings;
+  hooks: DeliverHooks;
+  rules: OpportunisticRules;
+  /** Whether SMTP AUTH is to be sent (the configured relay only). */
+  authenticate: boolean;
+  /** The recipients still to be sent to. */
+  remaining(): string[];
+  /** Opens a session (Session.open; a test may pass its own). */
+  open(options: SessionOptions): Promise<{ facts: SessionFacts; session?: Session }>;
+}
+
+export interface SessionRun {
+  attempt: Attempt;
+  decision: Decision;
+  /** The failure code when it is not the decision's (EAUTH). */
+  failureCode?: string;
+  plan: Plan;
+  facts: SessionFacts;
+  verdict?: Verdict;
+  /** Set when the transaction ran. */
+  transaction?: Awaited<ReturnType<Session['send']>>;
+}
+
+export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-retry', ctx: AttemptContext, fresh = false): Promise<SessionRun> {
+  const { nexthop, policy, mail, settings, hooks, rules, authenticate } = ctx;
+  // Everything this host gets is decided before any connection, in one place (lib/plan/host.ts).
+  const plan = planHost(hooks.hostPolicy(policy, { name: target.host, address: target.address }), target, {
+    nexthop,
+    insecureMxPolicy: settings.insecureMxPolicy,
+    digest: settings.digest,
+    fallbackFor: hooks.fallbackFor,
+    files: hooks.files,
+    rules: { strict: rules.strict ?? false, ...(rules.tempfailTryclear !== undefined ? { tempfailTryclear: rules.tempfailTryclear } : {}) },
+    ...(authenticate && settings.auth ? { authUser: settings.auth.user } : {}),
+  });
+  const refused = plan.refused;
+  const daneNote = plan.daneNote;
+  const tempfailTryclear = plan.tempfailTryclear;
+  // A session parked after an earlier message under the same plan key is used as it is:
+  // its TLS was judged for exactly this plan, and the decision taken then still holds.
+  const key = settings.pool && mode === 'tls' ? plan.key : undefined;
+  const pool = key ? settings.pool : undefined;
+  const slot = key && pool ? await pool.acquire(key, !fresh) : undefined;
+  // The transport was closed while this delivery waited for a session slot: nothing is opened.
+  const notTried = slot?.closed ? `was not tried: ${settings.tracker?.closed ?? 'the transport was closed'}` : undefined;
+  const parked = slot?.parked;
+  let slotOpen = pool !== undefined && !notTried; // until the session goes back with give(), or release() ends the slot
+  let facts: SessionFacts;
+  let session: Session | undefined;
+  let verdict: Verdict | undefined;
+  let decision: Decision;
+  let digests: Parked['digests'];
+  let shadow: string;
+  const giveBack = (session: Session, messages: number) => {
+    slotOpen = false;
+    pool!.give(key!, session, { facts, decision, digests, shadowResult: shadow, ...(verdict ? { verdict } : {}) }, messages);
+  };
+  try {
+    if (parked) {
+      ({ facts, verdict, decision, digests, shadowResult: shadow } = parked.data);
+      session = parked.session;
+    } else {
+      ({ facts, session } = refused
+        ? { facts: { starttlsOffered: false, starttlsSent: false } as SessionFacts, session: undefined }
+        : notTried
+          ? { facts: { starttlsOffered: false, starttlsSent: false, failure: { kind: 'connect', message: notTried } } as SessionFacts, session: undefined }
+          : await ctx.open({
+            host: plan.host,
+            address: plan.address,
+            port: plan.port,
+            implicitTls: plan.implicitTls,
+            starttls: mode === 'tls' && plan.level !== 'none',
+            tls: plan.tls,
+            ...(settings.name ? { name: settings.name } : {}),
+            ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
+            ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
+            ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+            ...(settings.commandTimeout ? { commandTimeout: settings.commandTimeout } : {}),
+            ...(settings.dataTimeout ? { dataTimeout: settings.dataTimeout } : {}),
+            ...(settings.tracker ? { tracker: settings.tracker } : {}),
+            logger: settings.smtpLogger,
+            debug: settings.debug,
+          }));
+      // Each certificate of the session is parsed and hashed once, for every judgement on it.
+      const certs = new SessionCerts();
+      verdict = judge(plan, facts, certs);
+      decision = refused
+        ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
+        : decide({
+            where: plan.where,
+            level: plan.level,
+            ...(plan.fallback ? { fallback: plan.fallback } : {}),
+            rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
+            hasAuth: authenticate,
+            allowPlaintextAuth: settings.allowPlaintextAuth,
+            plaintextRetry: mode === 'cleartext-retry',
+            implicitTls: plan.implicitTls,
+            facts: {
+              starttlsOffered: facts.starttlsOffered,
+              tls: facts.tls !== undefined,
+              ...(facts.starttlsReply ? { starttlsReply: facts.starttlsReply } : {}),
+              ...(facts.failure ? { failure: facts.failure } : {}),
+            },
+            ...(verdict ? { verdict } : {}),
+          });
+      digests = auditDigests(facts.tls ?? null, settings.digest, certs);
+      shadow = judgeShadow(plan, facts, certs);
+    }
+    const sent = decision.action === 'send' ? decision : undefined;
+    const level: Level = sent ? sent.level : plan.level;
+    // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
+    const trust: Trust | '' = sent ? sent.trust : facts.tls ? (verdict?.trust ?? '') : '';
+    const reason = 'reason' in decision ? decision.reason : undefined;
+    const audit: AuditRecord = {
+      relay: plan.where,
+      destination: nexthop,
+      mx: plan.host,
+      address: plan.address,
+      port: plan.port,
+      level,
+      policy: sent?.downgradedFrom ?? '',
+      auth: trust,
+      protocol: facts.tls?.protocol ?? '',
+      cipher: facts.tls?.cipher ?? '',
+      cert_digest: digests.cert_digest,
+      spki_digest: digests.spki_digest,
+      fallback_reason: sent && reason ? reason : '',
+      shadow: plan.shadow ?? '',
+      shadow_result: shadow,
+      reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
+      matched: verdict?.matched ?? '',
+      dane: daneNote,
+    };
+    const attempt: Attempt = {
+      mx: plan.host,
+      address: plan.address,
+      port: plan.port,
+      mode,
+      level,
+      trust,
+      decision: decision.action,
+      ...(reason ? { reason } : {}),
+      ...('stage' in decision && decision.stage ? { stage: decision.stage } : {}),
+      audit,
+      auditLine: '',
+    };
+    if (decision.action !== 'send' || !session) {
+      session?.quit();
+      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}) };
+    }
+    if (decision.downgradedFrom) {
+      settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
+    }
+    if (authenticate && settings.auth && !parked && !mail.skipLogin) {
+      if (!session.encrypted && !settings.allowPlaintextAuth) {
+        // decide() never sends in cleartext with AUTH configured; this is the last guard.
+        session.close();
+        throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);
+      }
+      try {
+        await session.login(settings.auth);
+      } catch (err) {
+        const e = err as { response?: string; responseCode?: number; message: string };
+        session.quit();
+        attempt.decision = 'next';
+        attempt.reason = `${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`;
+        attempt.audit.reply = oneLine(e.response) ?? '';
+        // Postfix's smtp_sasl_auth_soft_bounce (default yes): a refused AUTH defers, never bounces.
+        return {
+          attempt,
+          failureCode: 'EAUTH',
+          decision: { action: 'next', temporary: true, reason: attempt.reason },
+          plan,
+          facts,
+          ...(verdict ? { verdict } : {}),
+        };
+      }
+    }
+    if (mail.recipients.length === 0) {
+      // verify() and probe(): everything up to MAIL FROM was done and passed.
+      if (pool) giveBack(session, parked?.messages ?? 0);
+      else session.quit();
+      return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
+    }
+    const transaction = await session.send(mail.from, ctx.remaining(), mail.message);
+    if (parked && !transaction.ok && !transaction.reply && !transaction.dataSent && !session.alive) {
+      // The server closed the parked session while it was idle, before DATA: the message did not
+      // reach it, so a new session may carry it (after DATA it may have, and is not sent again here).
+      slotOpen = false;
+      pool!.release(key!);
+      return runAttempt(target, mode, ctx, true);
+    }
+    if (pool && transaction.ok) giveBack(session, (parked?.messages ?? 0) + 1);
+    else session.quit();
+    attempt.reused = parked !== undefined;
+    attempt.reply = transaction.reply;
+    attempt.audit.reply = transaction.reply ?? '';
+    return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };
+  } finally {
+    if (slotOpen) pool!.release(key!);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The vocabulary of a delivery as data: the DNS and settings it needs, the hooks into policy,
+ * the events it reports, and what it returns (attempts and the delivery).
+ */
+import type { Decision, OpportunisticRules } from '../decide/index.js';
+import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
+import type { InsecureMxPolicy, TlsaLookup } from '../plan/dane.js';
+import type { Plan } from '../plan/index.js';
+import type { SessionPool } from '../smtp/pool.js';
+import type { SessionFacts } from '../smtp/session.js';
+import type { SessionTracker } from '../smtp/tracker.js';
+import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, Stage, Trust, Verdict } from '../types.js';
+
+/** The DNS this module needs (lib/dns's Resolver has it). */
+export interface DeliverDns {
+  mx(name: string): Promise<DnsResult<MxRecord>>;
+  addresses(name: string): Promise<DnsResult<AddressRecord>>;
+  tlsa(name: string): Promise<DnsResult<TlsaRecord>>;
+  cname(name: string): Promise<DnsResult<CnameRecord>>;
+  /** The servers whose AD bit is believed (lib/dns's Resolver has it); none: DANE cannot apply. */
+  readonly trustedServers?: readonly string[];
+  /** Whether the trusted servers answer and validate DNSSEC (lib/dns's Resolver has it). */
+  checkDnssec?(name?: string): Promise<DnssecCheck>;
+}
+
+/** Where one delivery goes: a recipient domain (MX lookup) or a fixed relay. */
+export type Destination =
+  | { kind: 'domain'; domain: string }
+  | {
+      kind: 'relay';
+      host: string;
+      port: number;
+      implicitTls: boolean;
+      /** The configured relay: the only next hop SMTP AUTH credentials are sent to. */
+      authenticate?: boolean;
+    };
+
+export interface DeliverSettings {
+  port: number;
+  maxMxAddresses: number;
+  /** Postfix's smtp_mx_session_limit: established sessions whose transaction failed, before giving up (0: no limit). */
+  maxMxSessions: number;
+  digest: DigestAlgorithm;
+  rules: Omit<OpportunisticRules, 'messageAge' | 'tempfailTryclear'> & { tempfailTryclear?: boolean };
+  auth?: { user: string; pass: string };
+  allowPlaintextAuth: boolean;
+  tlsFailuresPermanent: boolean;
+  auditTemplate: string;
+  name?: string;
+  connectionTimeout?: number;
+  greetingTimeout?: number;
+  socketTimeout?: number;
+  /** Deadline for each SMTP reply (ms). */
+  commandTimeout?: number;
+  /** Deadline for handing over the body, and for the reply to its end (ms). */
+  dataTimeout?: number;
+  /** Sessions in progress, ended by the transport's close(); `closed` says why once it was. */
+  tracker?: SessionTracker;
+  ipv6: boolean;
+  /** Postfix's smtp_tls_dane_insecure_mx_policy. */
+  insecureMxPolicy: InsecureMxPolicy;
+  debug: boolean;
+  /** Nodemailer-style logger (already made with getLogger). */
+  logger: { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug(...a: unknown[]): void };
+  /** Passed to SMTPConnection for SMTP-level logging. */
+  smtpLogger?: unknown;
+  /** Idle sessions kept for reuse under the same plan (undefined: a new session per message). */
+  pool?: SessionPool<Parked>;
+  /** Sees every fact gathered and decision made (the probe command builds its report from these). */
+  observe?: (event: DeliverEvent) => void;
+}
+
+/** What `observe` sees, in order: the MX answer, each host's addresses and TLSA, each attempt. */
+export type DeliverEvent =
+  | { type: 'mx'; destination: string; answer: DnsResult<MxRecord> }
+  | { type: 'host'; host: string; addresses: DnsResult<AddressRecord>; tlsa?: TlsaLookup }
+  | { type: 'attempt'; destination: string; attempt: Attempt; plan: Plan; facts: SessionFacts; decision: Decision; verdict?: Verdict };
+
+export interface DeliverHooks {
+  /** The policy for this destination, after table lookup. */
+  policyFor(destination: Destination): Policy;
+  /** Exim's host lists applied to one MX host. */
+  hostPolicy(policy: Policy, host: { name: string; address: string }): Policy;
+  /** The fallback level for a policy, if any. */
+  fallbackFor(policy: Policy): FallbackLevel | undefined;
+  /** Reads (and caches) the files a policy names. */
+  files(policy: Policy): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+}
+
+/** What a parked session keeps: what was seen and decided when it was opened. */
+export interface Parked {
+  facts: SessionFacts;
+  decision: Decision;
+  verdict?: Verdict;
+  /** The peer certificate's audit digests, computed once per session. */
+  digests: { cert_digest: string; spki_digest: string };
+  /** The shadow level's result on this session, judged once. */
+  shadowResult: string;
+}
+
+/** One session with one MX address, with its audit record. */
+export interface Attempt {
+  mx: string;
+  address: string;
+  port: number;
+  /** tls: as the plan asked; cleartext-retry: the cleartext retry after a TLS failure. */
+  mode: 'tls' | 'cleartext-retry';
+  level: Level;
+  trust: Trust | '';
+  /** Whether the session was reused from an earlier message under the same plan. */
+  reused?: boolean;
+  /** The session was established (EHLO and TLS as the level asks) but the transaction failed as a whole. */
+  transactionFailed?: boolean;
+  /** What was decided: sent (the transaction ran), next MX, or cleartext retry. */
+  decision: Decision['action'];
+  /** Why this MX failed, or why the mail went below the level asked. */
+  reason?: string;
+  stage?: Stage;
+  reply?: string;
+  audit: AuditRecord;
+  /** The audit template rendered for this attempt. */
+  auditLine: string;
+}
+
+export interface Delivery {
+  destination: string;
+  /** The level asked for this destination (its policy). */
+  level: Level;
+  policySource: string;
+  status: 'delivered' | 'partial' | 'deferred' | 'bounced';
+  accepted: string[];
+  rejected: string[];
+  pending: string[];
+  /** The final reply to the message, when it was sent. */
+  response?: string;
+  attempts: Attempt[];
+  /** Why it failed, one sentence per MX, when it did. */
+  reason?: string;
+  /** Machine-readable failure code: ETLS (TLS policy), EDNS, ECONNECTION, EENVELOPE, EMESSAGE, EAUTH. */
+  code?: string;
+  temporary?: boolean;
+}
