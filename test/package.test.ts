@@ -197,6 +197,8 @@ describe('built package', () => {
     const packed = packList(r.stdout);
     expect(packed).toMatchObject({ name: pkg.name, version: pkg.version });
     checkShipped(packed.files);
+    // With "files" in package.json, npm would not let the top-level .npmignore override it.
+    expect(pkg).not.toHaveProperty('files');
   });
 
   it('ships no source maps, and no built file names one (lib/, which maps would point into, is not shipped)', async () => {
@@ -348,4 +350,124 @@ describe('an app installs the package from a clean checkout', () => {
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toContain(pkg.version);
   });
+});
+
+describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ntp-summary-'));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const summary = (file: string) => node([at('scripts/test-summary.mjs'), file], dir);
+  const report = (fields: object) => ({ numTotalTests: 0, numPendingTests: 0, numTodoTests: 0, testResults: [], ...fields });
+
+  // One row per outcome: the report's content (undefined: no file), the lines printed, the exit status.
+  const cases: Array<{ name: string; content: string | undefined; lines: Array<string | RegExp>; code: number }> = [
+    { name: 'a passing run', content: JSON.stringify(report({ numPassedTests: 5, numFailedTests: 0, success: true })), lines: ['5 passed, 0 failed'], code: 0 },
+    { name: 'failing tests', content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 2, success: false })), lines: ['3 passed, 2 failed'], code: 1 },
+    {
+      name: 'skipped and todo tests',
+      content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 0, numPendingTests: 1, numTodoTests: 1, success: true })),
+      lines: ['3 passed, 0 failed', '2 skipped or todo'],
+      code: 0,
+    },
+    {
+      name: 'a test file that failed before its tests ran',
+      content: JSON.stringify(
+        report({
+          numPassedTests: 4,
+          numFailedTests: 0,
+          success: false,
+          testResults: [
+            { name: '/x/test/ok.test.ts', status: 'passed', assertionResults: [{ status: 'passed' }] },
+            { name: 'test/broken.test.ts', status: 'failed', message: 'Cannot find module', assertionResults: [] },
+          ],
+        }),
+      ),
+      lines: ['4 passed, 0 failed', '1 test file(s) failed outside their tests: test/broken.test.ts'],
+      code: 1,
+    },
+    {
+      name: 'an error outside any test',
+      content: JSON.stringify(report({ numPassedTests: 4, numFailedTests: 0, success: false })),
+      lines: ['4 passed, 0 failed', /^vitest reported the run as failed although no test failed/],
+      code: 1,
+    },
+    { name: 'no report (the typecheck failed first)', content: undefined, lines: [/^no test summary: the test report report\.json is missing, so the tests did not run to the end \(npm test typechecks first/], code: 1 },
+    { name: 'a report cut short', content: '{"numPassedTests": 4, "numF', lines: [/^no test summary: the test report report\.json is not JSON \(/], code: 1 },
+    { name: 'JSON that is not a vitest report', content: '{"passed": 4}', lines: [/^no test summary: the test report report\.json is not a vitest JSON report/], code: 1 },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: ${c.lines.map(String).join(' / ')} (exit ${c.code})`, async () => {
+      rmSync(join(dir, 'report.json'), { force: true });
+      if (c.content !== undefined) writeFileSync(join(dir, 'report.json'), c.content);
+      const r = await summary('report.json');
+      expect(r.code, show(r)).toBe(c.code);
+      const lines = r.stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(c.lines.length);
+      c.lines.forEach((line, i) => (typeof line === 'string' ? expect(lines[i]).toBe(line) : expect(lines[i]).toMatch(line)));
+    });
+  }
+
+  it("reads vitest's own JSON report: a run with a passing test, a failing one and a file that cannot load", async () => {
+    const project = join(dir, 'vitest-project');
+    mkdirSync(join(project, 'test'), { recursive: true });
+    symlinkSync(at('node_modules'), join(project, 'node_modules'), 'dir');
+    writeFileSync(join(project, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(project, 'test', 'some.test.ts'), "import { expect, it } from 'vitest';\nit('passes', () => expect(1).toBe(1));\nit('fails', () => expect(1).toBe(2));\n");
+    writeFileSync(join(project, 'test', 'broken.test.ts'), "import './missing.js';\nimport { it } from 'vitest';\nit('never runs', () => {});\n");
+    const vitest = await run(process.execPath, [at('node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', project, '--reporter=json', '--outputFile=report.json'], { cwd: project, timeout: 60_000 });
+    expect(vitest.code, show(vitest)).toBe(1);
+    const r = await node([at('scripts/test-summary.mjs'), 'report.json'], project);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout.trimEnd().split('\n')).toEqual(['1 passed, 1 failed', '1 test file(s) failed outside their tests: test/broken.test.ts']);
+  });
+
+  /**
+   * The lines of .ci/run after `npm ci` (the test command and the summary), run by bash with an
+   * `npm` on PATH that plays the test run: the exit status stays npm test's, and the summary is
+   * printed after a failing run too, never from an earlier run's report.
+   */
+  const tail = () => {
+    const script = readFileSync(at('.ci', 'run'), 'utf8');
+    const start = script.search(/^npm ci\b.*$/m);
+    expect(start).toBeGreaterThan(0);
+    return 'set -euo pipefail\n' + script.slice(script.indexOf('\n', start) + 1);
+  };
+  const passing = JSON.stringify(report({ numPassedTests: 7, numFailedTests: 0, success: true }));
+  const failing = JSON.stringify(report({ numPassedTests: 6, numFailedTests: 1, success: false }));
+  const runs: Array<{ name: string; npmTest: number; writes: string | undefined; stdout: RegExp; code: number }> = [
+    { name: 'tests pass', npmTest: 0, writes: passing, stdout: /^7 passed, 0 failed$/m, code: 0 },
+    { name: 'a test fails', npmTest: 1, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
+    { name: 'the typecheck fails (no report; an earlier passing one is left in .tmp)', npmTest: 2, writes: undefined, stdout: /^no test summary: the test report \.tmp\/vitest\.json is missing/m, code: 2 },
+    { name: 'npm test exits 0 but the report has a failure', npmTest: 0, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
+  ];
+  for (const c of runs) {
+    it(`.ci/run when ${c.name}: exit ${c.code}, summary printed`, async () => {
+      const work = mkdtempSync(join(dir, 'ci-'));
+      mkdirSync(join(work, 'scripts'));
+      cpSync(at('scripts', 'test-summary.mjs'), join(work, 'scripts', 'test-summary.mjs'));
+      mkdirSync(join(work, '.tmp'));
+      writeFileSync(join(work, '.tmp', 'vitest.json'), passing);
+      if (c.writes !== undefined) writeFileSync(join(work, 'fake-report.json'), c.writes);
+      const bin = join(work, 'fake-bin');
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, 'npm'),
+        `#!/usr/bin/env bash\nif [ "$1" = test ]; then\n  echo "npm $*"\n  ${c.writes !== undefined ? 'cp fake-report.json .tmp/vitest.json' : 'echo "error TS2322: typecheck failed" >&2'}\n  exit ${c.npmTest}\nfi\nexit 0\n`,
+        { mode: 0o755 },
+      );
+      writeFileSync(join(work, 'tail.sh'), tail());
+      const env = { ...process.env, PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin` };
+      const r = await run('bash', ['tail.sh'], { cwd: work, env });
+      expect(r.code, show(r)).toBe(c.code);
+      expect(r.stdout).toContain('npm test -- --reporter=default --reporter=json --outputFile=.tmp/vitest.json');
+      expect(r.stdout).toMatch(c.stdout);
+      if (c.writes === undefined) expect(r.stdout).not.toMatch(/passed/);
+    });
+  }
 });
