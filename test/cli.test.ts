@@ -500,11 +500,14 @@ describe('bad arguments: exit 2, nothing looked up or connected to', () => {
 });
 
 describe('the installed command', () => {
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
 
-  it('package.json names bin/nodemailer-tls-policy.mjs, which is shipped, executable and runs dist/esm/cli/index.js', () => {
+  it('package.json names bin/nodemailer-tls-policy.mjs, which is shipped, executable and runs dist/esm/cli/index.js', async () => {
     expect(pkg.bin).toEqual({ 'nodemailer-tls-policy': 'bin/nodemailer-tls-policy.mjs' });
-    expect(pkg.files).toContain('bin');
+    // shipped: in the file list `npm pack` makes (.npmignore decides it)
+    const pack = await exec('npm', ['pack', root, '--dry-run', '--json', '--ignore-scripts']);
+    expect(pack.code, pack.stderr).toBe(0);
+    expect((JSON.parse(pack.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)).toContain('bin/nodemailer-tls-policy.mjs');
     const bin = join(root, pkg.bin['nodemailer-tls-policy']!);
     const text = readFileSync(bin, 'utf8');
     expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);

@@ -1,13 +1,17 @@
 /**
  * The package as it is published: `npm run build` once, then the ESM and CommonJS builds, the
- * "exports" map seen from outside the repository, the .d.ts files, what `npm pack` would ship,
- * the version, and the demo (which runs the built package against local servers).
+ * "exports" map seen from outside the repository, the .d.ts files, what `npm pack` would ship
+ * (.npmignore alone decides it), the version, and the demo (which runs the built package against
+ * local servers). Then the way an app gets it: a copy of the repository without dist/ (as a
+ * fresh clone is) is packed with `npm pack` (its prepare script builds), the tarball is installed
+ * into a scratch project and imported from ES modules and CommonJS. Last, the closing line
+ * .ci/run prints (scripts/test-summary.mjs) for passing, failing and missing test reports.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../lib/version.js';
@@ -30,9 +34,10 @@ interface Run {
 }
 
 /** Runs a command; resolves with its exit code and output (never rejects on a non-zero exit). */
-function run(file: string, args: string[], options: { cwd?: string; timeout?: number } = {}): Promise<Run> {
+function run(file: string, args: string[], options: { cwd?: string; timeout?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: options.cwd ?? root, timeout: options.timeout ?? 20_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const env = options.env ?? process.env;
+    execFile(file, args, { cwd: options.cwd ?? root, timeout: options.timeout ?? 20_000, maxBuffer: 16 * 1024 * 1024, env }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') reject(Object.assign(error, { stdout, stderr }));
       else resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
     });
@@ -76,6 +81,41 @@ function checkApi(api: Api): void {
   const transport = (api.tlsPolicy as (o: object) => { name: string; version: string })({ level: 'verify', resolver: { servers: ['127.0.0.1:53'] } });
   expect(transport.name).toBe('TLSPolicy');
   expect(transport.version).toBe(pkg.version);
+}
+
+/** The one entry of `npm pack --json` output (scripts print to stderr under --json). */
+function packList(stdout: string): { name: string; version: string; filename: string; files: string[] } {
+  const [packed] = JSON.parse(stdout) as Array<{ name: string; version: string; filename: string; files: Array<{ path: string }> }>;
+  expect(packed).toBeDefined();
+  return { ...packed!, files: packed!.files.map((f) => f.path).sort() };
+}
+
+/** Every lib/ module, as its path under lib/ without ".ts" (e.g. "dns/wire"). */
+function libModules(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts')) out.push(relative(at('lib'), path).split(sep).join('/').replace(/\.ts$/, ''));
+    }
+  };
+  walk(at('lib'));
+  return out.sort();
+}
+
+/**
+ * The tarball's file list, exactly: each of the fixed files, every docs/*.md, and for each lib/
+ * module its .js and .d.ts in dist/esm and dist/cjs (and dist/cjs/package.json); anything else
+ * (a source, a test, a config file, a map, a stray build) fails.
+ */
+function checkShipped(files: string[]): void {
+  const fixed = ['LICENSE', 'README.md', 'bin/nodemailer-tls-policy.mjs', 'dist/cjs/package.json', 'package.json'];
+  const docs = readdirSync(at('docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  expect(docs.length).toBeGreaterThan(0);
+  const built = libModules().flatMap((m) => ['esm', 'cjs'].flatMap((flavour) => [`dist/${flavour}/${m}.js`, `dist/${flavour}/${m}.d.ts`]));
+  expect(built).toContain('dist/esm/index.js');
+  expect(files).toEqual([...fixed, ...docs, ...built].sort());
 }
 
 describe('built package', () => {
@@ -151,17 +191,25 @@ describe('built package', () => {
     expect(JSON.parse(readFileSync(at('dist/cjs/package.json'), 'utf8'))).toEqual({ type: 'commonjs' });
   });
 
-  it('npm pack ships dist, README.md and package.json, and no sources, tests, bench or demo', async () => {
+  it('npm pack ships exactly dist/ (built from every lib/ module), bin/, docs/, README.md, LICENSE and package.json', async () => {
     const r = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']);
     expect(r.code, show(r)).toBe(0);
-    const [packed] = JSON.parse(r.stdout) as Array<{ name: string; version: string; files: Array<{ path: string }> }>;
+    const packed = packList(r.stdout);
     expect(packed).toMatchObject({ name: pkg.name, version: pkg.version });
-    const files = packed!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/esm/index.js', 'dist/cjs/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.d.ts']));
-    const unwanted = files.filter(
-      (f) => /^(test|bench|demo|lib|scripts|\.ci)\//.test(f) || (/\.(ts|mts|cts)$/.test(f) && !/\.d\.(ts|mts|cts)$/.test(f)) || /^tsconfig|^vitest\.config/.test(f),
-    );
-    expect(unwanted).toEqual([]);
+    checkShipped(packed.files);
+    // With "files" in package.json, npm would not let the top-level .npmignore override it.
+    expect(pkg).not.toHaveProperty('files');
+  });
+
+  it('ships no source maps, and no built file names one (lib/, which maps would point into, is not shipped)', async () => {
+    const r = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']);
+    expect(r.code, show(r)).toBe(0);
+    const files = packList(r.stdout).files;
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    const built = files.filter((f) => /\.(js|d\.ts)$/.test(f) && f.startsWith('dist/'));
+    expect(built.length).toBeGreaterThan(10);
+    expect(built.filter((f) => readFileSync(at(f), 'utf8').includes('sourceMappingURL'))).toEqual([]);
+    expect(files.some((f) => f.startsWith('lib/'))).toBe(false);
   });
 
   it("lib/version.ts's VERSION is package.json's version", () => {
@@ -182,4 +230,244 @@ describe('built package', () => {
     expect(existsSync(dirname(ca!))).toBe(false);
     expect(Date.now() - started).toBeLessThan(15_000);
   });
+});
+
+/** What a fresh clone has: everything but .git and what .gitignore keeps out (dist/ among it). */
+const NOT_IN_A_CLONE = new Set(['.git', 'node_modules', 'dist', 'coverage', '.tmp']);
+
+describe('an app installs the package from a clean checkout', () => {
+  let scratch: string;
+  let tarball: string;
+  let packedFiles: string[];
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'ntp-install-'));
+    const checkout = join(scratch, 'checkout');
+    cpSync(root, checkout, {
+      recursive: true,
+      filter: (source) => {
+        const path = relative(root, source);
+        return !NOT_IN_A_CLONE.has(path.split(sep)[0]!) && !path.endsWith('.tgz') && path !== join('bench', 'results', 'latest.json');
+      },
+    });
+    expect(existsSync(join(checkout, 'dist'))).toBe(false);
+    expect(existsSync(join(checkout, 'lib', 'index.ts'))).toBe(true);
+    // The devDependencies the build needs, as `npm ci` (or npm's own install of a git dependency) provides them.
+    symlinkSync(at('node_modules'), join(checkout, 'node_modules'), 'dir');
+    mkdirSync(join(scratch, 'out'));
+    // With scripts: `npm pack` runs prepare, which builds dist/.
+    const pack = await run('npm', ['pack', '--json', '--pack-destination', join(scratch, 'out')], { cwd: checkout, timeout: 120_000 });
+    expect(pack.code, show(pack)).toBe(0);
+    const packed = packList(pack.stdout);
+    packedFiles = packed.files;
+    tarball = join(scratch, 'out', packed.filename);
+    expect(existsSync(tarball)).toBe(true);
+
+    const app = join(scratch, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'ntp-scratch-app', version: '1.0.0', private: true }, null, 2));
+    // nodemailer comes from npm's cache (filled by `npm ci`); the registry is asked only for what the cache lacks.
+    const install = await run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeout: 120_000 });
+    expect(install.code, show(install)).toBe(0);
+  }, 240_000);
+
+  afterAll(() => {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('npm pack from a checkout without dist/ ships the same complete file list', () => {
+    checkShipped(packedFiles);
+  });
+
+  const app = () => join(scratch, 'app');
+  const installed = () => join(app(), 'node_modules', pkg.name);
+
+  it('the installed package is the tarball (not a link to the repository), with its dependency nodemailer beside it', () => {
+    expect(readFileSync(join(installed(), 'package.json'), 'utf8')).toBe(readFileSync(at('package.json'), 'utf8'));
+    expect(existsSync(join(installed(), 'lib'))).toBe(false);
+    expect(existsSync(join(installed(), 'dist', 'esm', 'index.js'))).toBe(true);
+    expect(existsSync(join(app(), 'node_modules', 'nodemailer', 'package.json'))).toBe(true);
+  });
+
+  /**
+   * One program per way an app loads the package. Each prints the resolved entry file, the
+   * export names, and what tlsPolicy() made once handed to nodemailer.createTransport().
+   * (A TypeScript consumer, compiled with tsc against the installed .d.ts, joins this table.)
+   */
+  const consumers: Array<{ name: string; file: string; entry: string; source: string }> = [
+    {
+      name: 'ES module (import)',
+      file: 'consumer.mjs',
+      entry: 'dist/esm/index.js',
+      source: `
+        import nodemailer from 'nodemailer';
+        import * as api from '${pkg.name}';
+        const transport = nodemailer.createTransport(api.tlsPolicy({ level: 'verify', resolver: { servers: ['127.0.0.1:53'] } }));
+        console.log(JSON.stringify({ entry: import.meta.resolve('${pkg.name}'), exports: Object.keys(api).sort(), name: transport.transporter.name, version: api.VERSION, levels: api.LEVELS, error: new api.TlsPolicyError('x', 'ETLS', true) instanceof Error }));
+      `,
+    },
+    {
+      name: 'CommonJS (require)',
+      file: 'consumer.cjs',
+      entry: 'dist/cjs/index.js',
+      source: `
+        const nodemailer = require('nodemailer');
+        const api = require('${pkg.name}');
+        const transport = nodemailer.createTransport(api.tlsPolicy({ level: 'verify', resolver: { servers: ['127.0.0.1:53'] } }));
+        console.log(JSON.stringify({ entry: require('node:url').pathToFileURL(require.resolve('${pkg.name}')).href, exports: Object.keys(api).sort(), name: transport.transporter.name, version: api.VERSION, levels: api.LEVELS, error: new api.TlsPolicyError('x', 'ETLS', true) instanceof Error }));
+      `,
+    },
+  ];
+
+  for (const consumer of consumers) {
+    it(`an app loads it as ${consumer.name}: the built entry, the exports, a transport from tlsPolicy()`, async () => {
+      writeFileSync(join(app(), consumer.file), consumer.source);
+      const r = await node([consumer.file], app());
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout) as { entry: string; exports: string[]; name: string; version: string; levels: string[]; error: boolean };
+      expect(fileURLToPath(out.entry)).toBe(join(installed(), consumer.entry));
+      expect(out.exports).toEqual(expect.arrayContaining(['tlsPolicy', 'TlsPolicyError', 'LEVELS', 'VERSION']));
+      expect(out).toMatchObject({ name: 'TLSPolicy', version: pkg.version, error: true });
+      expect(out.levels).toEqual(['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure']);
+    });
+  }
+
+  it('both ways see the same export names', async () => {
+    const names = await Promise.all(
+      consumers.map(async (consumer) => {
+        writeFileSync(join(app(), consumer.file), consumer.source);
+        const r = await node([consumer.file], app());
+        expect(r.code, show(r)).toBe(0);
+        return (JSON.parse(r.stdout) as { exports: string[] }).exports;
+      }),
+    );
+    expect(names[1]).toEqual(names[0]);
+  });
+
+  it('the command is installed in node_modules/.bin and runs from the tarball (--version)', async () => {
+    const r = await node([join(app(), 'node_modules', '.bin', 'nodemailer-tls-policy'), '--version'], app());
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain(pkg.version);
+  });
+});
+
+describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ntp-summary-'));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const summary = (file: string) => node([at('scripts/test-summary.mjs'), file], dir);
+  const report = (fields: object) => ({ numTotalTests: 0, numPendingTests: 0, numTodoTests: 0, testResults: [], ...fields });
+
+  // One row per outcome: the report's content (undefined: no file), the lines printed, the exit status.
+  const cases: Array<{ name: string; content: string | undefined; lines: Array<string | RegExp>; code: number }> = [
+    { name: 'a passing run', content: JSON.stringify(report({ numPassedTests: 5, numFailedTests: 0, success: true })), lines: ['5 passed, 0 failed'], code: 0 },
+    { name: 'failing tests', content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 2, success: false })), lines: ['3 passed, 2 failed'], code: 1 },
+    {
+      name: 'skipped and todo tests',
+      content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 0, numPendingTests: 1, numTodoTests: 1, success: true })),
+      lines: ['3 passed, 0 failed', '2 skipped or todo'],
+      code: 0,
+    },
+    {
+      name: 'a test file that failed before its tests ran',
+      content: JSON.stringify(
+        report({
+          numPassedTests: 4,
+          numFailedTests: 0,
+          success: false,
+          testResults: [
+            { name: '/x/test/ok.test.ts', status: 'passed', assertionResults: [{ status: 'passed' }] },
+            { name: 'test/broken.test.ts', status: 'failed', message: 'Cannot find module', assertionResults: [] },
+          ],
+        }),
+      ),
+      lines: ['4 passed, 0 failed', '1 test file(s) failed outside their tests: test/broken.test.ts'],
+      code: 1,
+    },
+    {
+      name: 'an error outside any test',
+      content: JSON.stringify(report({ numPassedTests: 4, numFailedTests: 0, success: false })),
+      lines: ['4 passed, 0 failed', /^vitest reported the run as failed although no test failed/],
+      code: 1,
+    },
+    { name: 'no report (the typecheck failed first)', content: undefined, lines: [/^no test summary: the test report report\.json is missing, so the tests did not run to the end \(npm test typechecks first/], code: 1 },
+    { name: 'a report cut short', content: '{"numPassedTests": 4, "numF', lines: [/^no test summary: the test report report\.json is not JSON \(/], code: 1 },
+    { name: 'JSON that is not a vitest report', content: '{"passed": 4}', lines: [/^no test summary: the test report report\.json is not a vitest JSON report/], code: 1 },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: ${c.lines.map(String).join(' / ')} (exit ${c.code})`, async () => {
+      rmSync(join(dir, 'report.json'), { force: true });
+      if (c.content !== undefined) writeFileSync(join(dir, 'report.json'), c.content);
+      const r = await summary('report.json');
+      expect(r.code, show(r)).toBe(c.code);
+      const lines = r.stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(c.lines.length);
+      c.lines.forEach((line, i) => (typeof line === 'string' ? expect(lines[i]).toBe(line) : expect(lines[i]).toMatch(line)));
+    });
+  }
+
+  it("reads vitest's own JSON report: a run with a passing test, a failing one and a file that cannot load", async () => {
+    const project = join(dir, 'vitest-project');
+    mkdirSync(join(project, 'test'), { recursive: true });
+    symlinkSync(at('node_modules'), join(project, 'node_modules'), 'dir');
+    writeFileSync(join(project, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(project, 'test', 'some.test.ts'), "import { expect, it } from 'vitest';\nit('passes', () => expect(1).toBe(1));\nit('fails', () => expect(1).toBe(2));\n");
+    writeFileSync(join(project, 'test', 'broken.test.ts'), "import './missing.js';\nimport { it } from 'vitest';\nit('never runs', () => {});\n");
+    const vitest = await run(process.execPath, [at('node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', project, '--reporter=json', '--outputFile=report.json'], { cwd: project, timeout: 60_000 });
+    expect(vitest.code, show(vitest)).toBe(1);
+    const r = await node([at('scripts/test-summary.mjs'), 'report.json'], project);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout.trimEnd().split('\n')).toEqual(['1 passed, 1 failed', '1 test file(s) failed outside their tests: test/broken.test.ts']);
+  });
+
+  /**
+   * The lines of .ci/run after `npm ci` (the test command and the summary), run by bash with an
+   * `npm` on PATH that plays the test run: the exit status stays npm test's, and the summary is
+   * printed after a failing run too, never from an earlier run's report.
+   */
+  const tail = () => {
+    const script = readFileSync(at('.ci', 'run'), 'utf8');
+    const start = script.search(/^npm ci\b.*$/m);
+    expect(start).toBeGreaterThan(0);
+    return 'set -euo pipefail\n' + script.slice(script.indexOf('\n', start) + 1);
+  };
+  const passing = JSON.stringify(report({ numPassedTests: 7, numFailedTests: 0, success: true }));
+  const failing = JSON.stringify(report({ numPassedTests: 6, numFailedTests: 1, success: false }));
+  const runs: Array<{ name: string; npmTest: number; writes: string | undefined; stdout: RegExp; code: number }> = [
+    { name: 'tests pass', npmTest: 0, writes: passing, stdout: /^7 passed, 0 failed$/m, code: 0 },
+    { name: 'a test fails', npmTest: 1, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
+    { name: 'the typecheck fails (no report; an earlier passing one is left in .tmp)', npmTest: 2, writes: undefined, stdout: /^no test summary: the test report \.tmp\/vitest\.json is missing/m, code: 2 },
+    { name: 'npm test exits 0 but the report has a failure', npmTest: 0, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
+  ];
+  for (const c of runs) {
+    it(`.ci/run when ${c.name}: exit ${c.code}, summary printed`, async () => {
+      const work = mkdtempSync(join(dir, 'ci-'));
+      mkdirSync(join(work, 'scripts'));
+      cpSync(at('scripts', 'test-summary.mjs'), join(work, 'scripts', 'test-summary.mjs'));
+      mkdirSync(join(work, '.tmp'));
+      writeFileSync(join(work, '.tmp', 'vitest.json'), passing);
+      if (c.writes !== undefined) writeFileSync(join(work, 'fake-report.json'), c.writes);
+      const bin = join(work, 'fake-bin');
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, 'npm'),
+        `#!/usr/bin/env bash\nif [ "$1" = test ]; then\n  echo "npm $*"\n  ${c.writes !== undefined ? 'cp fake-report.json .tmp/vitest.json' : 'echo "error TS2322: typecheck failed" >&2'}\n  exit ${c.npmTest}\nfi\nexit 0\n`,
+        { mode: 0o755 },
+      );
+      writeFileSync(join(work, 'tail.sh'), tail());
+      const env = { ...process.env, PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin` };
+      const r = await run('bash', ['tail.sh'], { cwd: work, env });
+      expect(r.code, show(r)).toBe(c.code);
+      expect(r.stdout).toContain('npm test -- --reporter=default --reporter=json --outputFile=.tmp/vitest.json');
+      expect(r.stdout).toMatch(c.stdout);
+      if (c.writes === undefined) expect(r.stdout).not.toMatch(/passed/);
+    });
+  }
 });
