@@ -24,6 +24,25 @@ export type Trust = 'Cleartext' | 'Anonymous' | 'Untrusted' | 'Trusted' | 'Verif
  * policy that failed before any connection (TLSA lookup failed, or dane-only without TLSA). */
 export type Stage = 'tlsa' | 'no-starttls' | 'starttls-refused' | 'handshake' | 'session' | 'verification';
 
+/**
+ * RFC 8460 section 4.3's result types: the machine word for why a TLS session under a policy
+ * failed (what TLS-RPT reports count, and what a caller can switch on).
+ */
+export const RESULT_TYPES = [
+  'starttls-not-supported',
+  'certificate-host-mismatch',
+  'certificate-expired',
+  'certificate-not-trusted',
+  'validation-failure',
+  'tlsa-invalid',
+  'dnssec-invalid',
+  'dane-required',
+  'sts-policy-fetch-error',
+  'sts-policy-invalid',
+  'sts-webpki-invalid',
+] as const;
+export type ResultType = (typeof RESULT_TYPES)[number];
+
 /** The DNSSEC status every DNS answer travels with. */
 export type DnssecStatus = 'secure' | 'insecure' | 'failed';
 
@@ -99,6 +118,8 @@ export interface AuditRecord {
   matched: string;
   /** DANE: the TLSA records enforced (`_25._tcp.mx.example.net: 3 1 1 ...`), or why DANE did not apply. */
   dane: string;
+  /** RFC 8460's result type when TLS under the policy failed (also when a fallback then sent the mail); empty otherwise. */
+  result_type: ResultType | '';
   [key: string]: string | number;
 }
 
@@ -125,4 +146,6 @@ export interface Verdict {
   reason?: string;
   /** What authenticated the peer: the name, fingerprint or TLSA record that matched. */
   matched?: string;
+  /** On failure, RFC 8460's result type for it. */
+  resultType?: ResultType;
 }

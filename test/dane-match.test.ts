@@ -18,6 +18,7 @@ import {
   type TlsaRecord,
 } from '../lib/dane/index.js';
 import { hasNoControls } from '../lib/text/index.js';
+import type { ResultType } from '../lib/types.js';
 import type { Verdict } from '../lib/types.js';
 import { auditDigests } from '../lib/verify/index.js';
 import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
@@ -187,7 +188,21 @@ interface Row {
 }
 
 const pass = (r: TlsaRecord, trust: 'Verified' | 'Trusted' = 'Verified'): Verdict => ({ ok: true, trust, matched: whole(r) });
-const fail = (reason: string): Verdict => ({ ok: false, trust: 'Untrusted', reason });
+/**
+ * RFC 8460 section 4.3's result type a DANE failure must carry, read off the expected reason:
+ * the leaf's names matched no reference name -> certificate-host-mismatch; a certificate on the
+ * path to a matched anchor out of date -> certificate-expired; another failure of that path ->
+ * validation-failure; no record matched (or none could be used) -> tlsa-invalid.
+ */
+function daneResultType(reason: string): ResultType {
+  if (/matched none of|no reference names were given/.test(reason) && /\(TLSA /.test(reason)) return 'certificate-host-mismatch';
+  if (/certificate chain failed at depth .*: certificate (has expired|is not yet valid)/.test(reason)) return 'certificate-expired';
+  if (/certificate chain failed at depth .*\(TLSA /.test(reason) && !/certificate chain too long/.test(reason)) return 'validation-failure';
+  return 'tlsa-invalid';
+}
+const fail = (reason: string): Verdict => ({ ok: false, trust: 'Untrusted', reason, resultType: daneResultType(reason) });
+/** A table's expected verdict with the result type every failure carries. */
+const typed = (want: Verdict): Verdict => (want.ok || want.resultType ? want : { ...want, resultType: daneResultType(want.reason ?? '') });
 const noMatch = (r: TlsaRecord) => fail(`TLSA ${ab(r)} for ${TLSA_NAME} matched no certificate of ${HOST}`);
 
 const full = () => [pki.good.der, pki.inter.der, pki.root.der];
@@ -240,7 +255,7 @@ describe('daneVerify: DANE-EE(3) matches the leaf alone, no name, date or chain 
   ];
   test.each(rows)('$name', ({ make }) => {
     const { req, want } = make();
-    expect(daneVerify(request(req))).toEqual(want);
+    expect(daneVerify(request(req))).toEqual(typed(want));
   });
 });
 
@@ -526,7 +541,7 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
   ];
   test.each(rows)('$name', ({ make }) => {
     const { req, want } = make();
-    expect(daneVerify(request(req))).toEqual(want);
+    expect(daneVerify(request(req))).toEqual(typed(want));
   });
 });
 
@@ -595,7 +610,7 @@ describe('daneVerify: several records, agility, nothing to match', () => {
   ];
   test.each(rows)('$name', ({ make }) => {
     const { req, want } = make();
-    expect(daneVerify(request(req))).toEqual(want);
+    expect(daneVerify(request(req))).toEqual(typed(want));
   });
 });
 

@@ -82,6 +82,20 @@ const rows: Array<[Key, Level, Record<string, unknown>, Outcome]> = [
   ['nostarttls', 'encrypt', { tlsFailuresPermanent: true }, { delivered: false, temporary: false, code: 'ETLS', reason: /offered no STARTTLS/ }],
 ];
 
+/** RFC 8460 section 4.3's result type of a failed attempt, by what the peer does. */
+const RESULT_TYPE: Record<Key, string | undefined> = {
+  ok: undefined,
+  nostarttls: 'starttls-not-supported',
+  t454: 'starttls-not-supported',
+  t554: 'starttls-not-supported',
+  hsfail: 'validation-failure',
+  drop: 'validation-failure',
+  r421: undefined, // a reply, not a TLS failure
+  wrongname: 'certificate-host-mismatch',
+  expired: 'certificate-expired',
+  selfsigned: 'certificate-not-trusted',
+};
+
 describe('levels against peer behaviours (one MX)', () => {
   for (const [key, level, extra, want] of rows) {
     const { queuedAt, ...options } = extra as { queuedAt?: number };
@@ -111,6 +125,10 @@ describe('levels against peer behaviours (one MX)', () => {
         expect(error!.message).toContain(`${key}.test`);
         // the security invariant: nothing of the mail crossed
         expect(seen).toEqual([]);
+        // RFC 8460's result type reaches the attempt and its audit record
+        const first = error!.deliveries[0]!.attempts[0]!;
+        expect(first.resultType).toBe(RESULT_TYPE[key]);
+        expect(first.audit.result_type).toBe(RESULT_TYPE[key] ?? '');
         if (want.temporary) expect(error!.pending).toEqual([`user@${key}.test`]);
         else expect(error!.rejected).toEqual([`user@${key}.test`]);
       }

@@ -103,6 +103,7 @@ describe('names from insecure DNS never authenticate a peer', () => {
       const attempt = error!.deliveries[0]!.attempts[0]!;
       expect(attempt.trust).toBe('Untrusted');
       expect(attempt.decision).toBe('next');
+      expect([attempt.resultType, attempt.audit.result_type]).toEqual(['certificate-host-mismatch', 'certificate-host-mismatch']);
     });
     it(`${level}: behind the same chain, a certificate for the original MX name is Verified`, async () => {
       const before = mailSeen('alias-ok');
@@ -137,6 +138,7 @@ describe('names from insecure DNS never authenticate a peer', () => {
     const { error } = await send('dane-only', 'u@forged.test');
     expect(error?.code).toBe('ETLS');
     expect(error?.message).toMatch(/MX RRset is not DNSSEC-secure/);
+    expect(error?.deliveries[0]?.attempts[0]?.resultType).toBe('dane-required');
     expect(mailSeen('insecure-mx')).toBe(before);
     expect(peers.get('insecure-mx')!.connections).toBe(connections);
   });

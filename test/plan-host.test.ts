@@ -49,11 +49,11 @@ describe('planHost: DANE decides the level per host (RFC 7672 section 2.2, dane_
     { name: 'no secure TLSA: may', level: 'dane', tlsa: 'none', want: { level: 'may', dane: undefined, refused: undefined, fallback: undefined } },
     { name: 'no secure TLSA under hostsRequireTls: encrypt', level: 'dane', tlsa: 'none', policy: { requireTls: true }, want: { level: 'encrypt', dane: undefined } },
     { name: 'only unusable records: encrypt', level: 'dane', tlsa: 'unusable', want: { level: 'encrypt', dane: undefined, fallback: undefined } },
-    { name: 'failed lookup: refused, never a downgrade', level: 'dane', tlsa: 'failed', want: { refused: /SERVFAIL from 127\.0\.0\.1:53; mx1\.example\.net\[192\.0\.2\.1\]:25 is not tried at level dane without its TLSA records/, key: undefined } },
-    { name: 'failed lookup at dane-only: refused', level: 'dane-only', tlsa: 'failed', want: { refused: /is not tried at level dane-only/ } },
-    { name: 'dane-only without TLSA: refused', level: 'dane-only', tlsa: 'none', want: { refused: /no secure TLSA records .* which level dane-only does not allow/ } },
-    { name: 'dane-only, all unusable: refused', level: 'dane-only', tlsa: 'unusable', want: { refused: /all unusable .* which level dane-only does not allow/ } },
-    { name: 'dane-only with an insecure MX RRset: refused', level: 'dane-only', tlsa: 'usable', target: { mxSecure: false }, want: { refused: /MX RRset is not DNSSEC-secure, which level dane-only does not allow/ } },
+    { name: 'failed lookup: refused, never a downgrade', level: 'dane', tlsa: 'failed', want: { refused: /SERVFAIL from 127\.0\.0\.1:53; mx1\.example\.net\[192\.0\.2\.1\]:25 is not tried at level dane without its TLSA records/, key: undefined, refusedType: 'dnssec-invalid' } },
+    { name: 'failed lookup at dane-only: refused', level: 'dane-only', tlsa: 'failed', want: { refused: /is not tried at level dane-only/, refusedType: 'dnssec-invalid' } },
+    { name: 'dane-only without TLSA: refused', level: 'dane-only', tlsa: 'none', want: { refused: /no secure TLSA records .* which level dane-only does not allow/, refusedType: 'dane-required' } },
+    { name: 'dane-only, all unusable: refused', level: 'dane-only', tlsa: 'unusable', want: { refused: /all unusable .* which level dane-only does not allow/, refusedType: 'tlsa-invalid' } },
+    { name: 'dane-only with an insecure MX RRset: refused', level: 'dane-only', tlsa: 'usable', target: { mxSecure: false }, want: { refused: /MX RRset is not DNSSEC-secure, which level dane-only does not allow/, refusedType: 'dane-required' } },
     { name: 'a secure CNAME chain: its end is a reference name', level: 'dane', tlsa: 'usable', target: { canonical: 'target.example.org' }, want: { names: ['mx1.example.net', 'target.example.org'] } },
     { name: 'a relay: the base domain only', level: 'dane', tlsa: 'usable', target: { viaMx: false }, want: { names: ['mx1.example.net'] } },
   ];
@@ -70,6 +70,7 @@ describe('planHost: DANE decides the level per host (RFC 7672 section 2.2, dane_
         dane: p.dane,
         fallback: p.fallback,
         key: p.key,
+        refusedType: p.refusedType,
       };
       for (const [field, want] of Object.entries(row.want)) {
         if (want instanceof RegExp) expect(got[field], field).toMatch(want);

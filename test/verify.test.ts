@@ -6,7 +6,22 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { hasNoControls } from '../lib/text/index.js';
-import type { DigestAlgorithm, PeerTls, Verdict } from '../lib/types.js';
+import type { DigestAlgorithm, Level, PeerTls, ResultType, Verdict } from '../lib/types.js';
+
+/**
+ * RFC 8460 section 4.3's result type a failed verdict must carry: no TLS at a level that needs
+ * it -> starttls-not-supported; no certificate, or a fingerprint that matched nothing ->
+ * validation-failure; a chain that did not verify -> certificate-expired when OpenSSL said the
+ * dates, else certificate-not-trusted; a verified chain whose names matched nothing ->
+ * certificate-host-mismatch.
+ */
+function pkixResultType(level: Level, want: Verdict): ResultType {
+  if (want.trust === 'Cleartext') return 'starttls-not-supported';
+  if (want.trust === 'Anonymous' || level === 'fingerprint') return 'validation-failure';
+  if (want.trust === 'Untrusted') return /\((CERT_HAS_EXPIRED|CERT_NOT_YET_VALID)\)$/.test(want.reason ?? '') ? 'certificate-expired' : 'certificate-not-trusted';
+  return 'certificate-host-mismatch';
+}
+const typed = (level: Level, want: Verdict): Verdict => (want.ok ? want : { ...want, resultType: pkixResultType(level, want) });
 import {
   auditDigests,
   certDigest,
@@ -554,7 +569,7 @@ describe('verifyPeer', () => {
         typeof row.want === 'function'
           ? row.want({ cert: opensslCertFingerprint(leafPem, digest), spki: opensslSpkiFingerprint(leafPem, digest) })
           : row.want;
-      expect(verifyPeer(req)).toEqual(want);
+      expect(verifyPeer(req)).toEqual(typed(row.level, want));
     },
   );
 
@@ -564,6 +579,7 @@ describe('verifyPeer', () => {
       ok: false,
       trust: 'Anonymous',
       reason: 'relay.example presented no certificate (anonymous cipher unknown), and level fingerprint requires one',
+      resultType: 'validation-failure',
     });
   });
 
@@ -573,6 +589,7 @@ describe('verifyPeer', () => {
       ok: false,
       trust: 'Untrusted',
       reason: `${host} certificate is not trusted: no reason was given`,
+      resultType: 'certificate-not-trusted',
     });
   });
 
@@ -715,7 +732,7 @@ describe('hostile certificate names: matched raw, never matching, shown escaped'
     '$level, $what: fails, the reason shows the escaped name',
     ({ what, shown, level }) => {
       const verdict = verifyPeer({ level, host, names: refs, fingerprints: [], digest: 'sha256', peer: sessions.get(what)! });
-      expect(verdict).toEqual({ ok: false, trust: 'Trusted', reason: `${host} certificate names ${shown} matched none of ${refs.join(', ')}` });
+      expect(verdict).toEqual({ ok: false, trust: 'Trusted', reason: `${host} certificate names ${shown} matched none of ${refs.join(', ')}`, resultType: 'certificate-host-mismatch' });
       assertPrintable(verdict.reason);
     },
   );
@@ -731,6 +748,7 @@ describe('hostile certificate names: matched raw, never matching, shown escaped'
       ok: false,
       trust: 'Trusted',
       reason: `${host} certificate fingerprint ${opensslCertFingerprint(leaf.certPem, 'sha256')} (public key ${spki}) matched none of the 1 configured fingerprint`,
+      resultType: 'validation-failure',
     });
     assertPrintable(miss.reason);
   });

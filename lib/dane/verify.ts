@@ -7,7 +7,7 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { TlsaRecord } from '../dns/message.js';
 import { escapeControls, safeText } from '../text/index.js';
-import type { Verdict } from '../types.js';
+import type { ResultType, Verdict } from '../types.js';
 import { describeAuthorizationError, nameMatches, SessionCerts, type CertPart, type SessionCert } from '../verify/index.js';
 import {
   abbreviateTlsa,
@@ -373,9 +373,11 @@ function noMatchReason(req: DaneRequest, usable: readonly TlsaRecord[], ta: Reco
  * certificates plus the number of records, never with their product.
  */
 export function daneVerify(req: DaneRequest): Verdict {
-  const fail = (reason: string): Verdict => ({ ok: false, trust: 'Untrusted', reason });
+  // RFC 8460 section 4.3: no record matched is tlsa-invalid; a chain to a matched anchor that
+  // fails on a date is certificate-expired, on the leaf's names certificate-host-mismatch.
+  const fail = (reason: string, resultType: ResultType = 'tlsa-invalid'): Verdict => ({ ok: false, trust: 'Untrusted', reason, resultType });
   if (req.chain.length === 0) {
-    return { ok: false, trust: 'Anonymous', reason: `${req.host} presented no certificate, so the TLSA records for ${req.tlsaName} cannot match` };
+    return { ok: false, trust: 'Anonymous', reason: `${req.host} presented no certificate, so the TLSA records for ${req.tlsaName} cannot match`, resultType: 'tlsa-invalid' };
   }
   // Bounded before any record data or certificate is parsed.
   const dane = req.records.reduce((n, r) => (r.usage === USAGE.DANE_TA || r.usage === USAGE.DANE_EE ? n + 1 : n), 0);
@@ -428,23 +430,24 @@ export function daneVerify(req: DaneRequest): Verdict {
   const because = anchorPhrase(req, path, anchor);
   const chainReason = (f: { depth: number; code: ChainError; detail: string }) =>
     `${req.host} certificate chain failed at depth ${f.depth}, ${subjectLine(path[f.depth]!.x509)}: ${describeAuthorizationError(f.code)}${f.detail} (${because})`;
+  const chainType = (f: { code: ChainError }): ResultType => (f.code === 'CERT_HAS_EXPIRED' || f.code === 'CERT_NOT_YET_VALID' ? 'certificate-expired' : 'validation-failure');
 
   const ext = chainFailure(path);
-  if (ext) return fail(chainReason(ext));
+  if (ext) return fail(chainReason(ext), chainType(ext));
 
   // check_id(): the leaf's names, raw, against the reference identifiers; shown escaped.
   const offered = leaf.entry.names();
   const matchedName = req.names.some((pattern) => offered.some((n) => nameMatches(n, pattern)));
   if (!matchedName) {
     const wanted = req.names.join(', ');
-    if (req.names.length === 0) return fail(`${req.host} certificate cannot be matched: no reference names were given (${because})`);
+    if (req.names.length === 0) return fail(`${req.host} certificate cannot be matched: no reference names were given (${because})`, 'certificate-host-mismatch');
     if (offered.length === 0) {
-      return fail(`${req.host} certificate has no DNS names and no common name, so it matched none of ${wanted} (${because})`);
+      return fail(`${req.host} certificate has no DNS names and no common name, so it matched none of ${wanted} (${because})`, 'certificate-host-mismatch');
     }
-    return fail(`${req.host} certificate names ${offered.map(safeText).join(', ')} matched none of ${wanted} (${because})`);
+    return fail(`${req.host} certificate names ${offered.map(safeText).join(', ')} matched none of ${wanted} (${because})`, 'certificate-host-mismatch');
   }
 
   const sig = signatureOrDateFailure(path, anchor, req.now);
-  if (sig) return fail(chainReason(sig));
+  if (sig) return fail(chainReason(sig), chainType(sig));
   return { ok: true, trust: req.trust, matched: formatTlsa(anchor.record) };
 }

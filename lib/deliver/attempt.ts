@@ -11,6 +11,7 @@ import type { Plan } from '../plan/index.js';
 import { oneLine, type Session, type SessionFacts, type SessionOptions } from '../smtp/session.js';
 import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
 import { judge, judgeShadow } from '../verdict/index.js';
+import { resultTypeOf } from '../verdict/result.js';
 import { auditDigests, SessionCerts } from '../verify/index.js';
 import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
 
@@ -133,6 +134,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
     // a failed attempt sent nothing: its auth is the verdict on TLS when there was one, else empty
     const trust: Trust | '' = sent ? sent.trust : facts.tls ? (verdict?.trust ?? '') : '';
     const reason = 'reason' in decision ? decision.reason : undefined;
+    const resultType = resultTypeOf(plan.refusedType, decision, verdict);
     const audit: AuditRecord = {
       relay: plan.where,
       destination: nexthop,
@@ -152,6 +154,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       reply: facts.failure?.reply ?? facts.starttlsReply ?? '',
       matched: verdict?.matched ?? '',
       dane: daneNote,
+      result_type: resultType ?? '',
     };
     const attempt: Attempt = {
       mx: plan.host,
@@ -163,6 +166,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       decision: decision.action,
       ...(reason ? { reason } : {}),
       ...('stage' in decision && decision.stage ? { stage: decision.stage } : {}),
+      ...(resultType ? { resultType } : {}),
       audit,
       auditLine: '',
     };

@@ -9,7 +9,7 @@ import type { Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
 import type { SessionFacts } from '../smtp/session.js';
 import type { SessionTracker } from '../smtp/tracker.js';
-import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, Stage, Trust, Verdict } from '../types.js';
+import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, ResultType, Stage, Trust, Verdict } from '../types.js';
 
 /** The DNS this module needs (lib/dns's Resolver has it). */
 export interface DeliverDns {
@@ -116,6 +116,8 @@ export interface Attempt {
   /** Why this MX failed, or why the mail went below the level asked. */
   reason?: string;
   stage?: Stage;
+  /** RFC 8460's result type when TLS under the policy failed (also when a fallback then sent the mail). */
+  resultType?: ResultType;
   reply?: string;
   audit: AuditRecord;
   /** The audit template rendered for this attempt. */

@@ -18,7 +18,7 @@
  */
 import { classifyTlsa, formatTlsa } from '../dane/index.js';
 import type { TlsaRecord } from '../dns/index.js';
-import type { Level } from '../types.js';
+import type { Level, ResultType } from '../types.js';
 
 /** Postfix's smtp_tls_dane_insecure_mx_policy. */
 export type InsecureMxPolicy = 'may' | 'encrypt' | 'dane';
@@ -37,8 +37,8 @@ export type DaneOutcome =
   | { level: 'dane' | 'dane-only'; records: TlsaRecord[]; baseDomain: string; tlsaName: string; trust: 'Verified' | 'Trusted'; note?: string }
   /** Run at a plain level instead, with why. */
   | { level: Extract<Level, 'may' | 'encrypt'>; why: string }
-  /** This MX fails, temporarily. */
-  | { fail: string };
+  /** This MX fails, temporarily, with RFC 8460's result type. */
+  | { fail: string; resultType: ResultType };
 
 export interface DaneContext {
   /** `host[address]:port`, for sentences. */
@@ -60,17 +60,18 @@ export function wantsTlsa(level: Level, mxSecure: boolean, insecureMxPolicy: Ins
 export function daneOutcome(level: 'dane' | 'dane-only', lookup: TlsaLookup, ctx: DaneContext): DaneOutcome {
   const opportunistic = level === 'dane';
   const noDane = (why: string): DaneOutcome =>
-    opportunistic ? { level: ctx.requireTls ? 'encrypt' : 'may', why } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow` };
+    opportunistic ? { level: ctx.requireTls ? 'encrypt' : 'may', why } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow`, resultType: 'dane-required' };
   if (!ctx.mxSecure && (!opportunistic || ctx.insecureMxPolicy === 'may')) {
     return noDane(`the MX RRset is not DNSSEC-secure${opportunistic ? ' (insecure MX policy may)' : ''}`);
   }
-  if (lookup.status === 'failed') return { fail: `${lookup.reason}; ${ctx.where} is not tried at level ${level} without its TLSA records` };
+  // RFC 8460 section 4.3: no valid records were returned from the resolver.
+  if (lookup.status === 'failed') return { fail: `${lookup.reason}; ${ctx.where} is not tried at level ${level} without its TLSA records`, resultType: 'dnssec-invalid' };
   if (lookup.status === 'none') return noDane(`no secure TLSA records (${lookup.why})`);
   const { usable, unusable } = classifyTlsa(lookup.records);
   if (usable.length === 0) {
     const list = unusable.map((u) => formatTlsa(u.record)).join(', ');
     const why = `the TLSA records at ${lookup.name} are all unusable (${list})`;
-    return opportunistic ? { level: 'encrypt', why: `${why}, so TLS is mandatory without authentication` } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow` };
+    return opportunistic ? { level: 'encrypt', why: `${why}, so TLS is mandatory without authentication` } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow`, resultType: 'tlsa-invalid' };
   }
   if (!ctx.mxSecure && ctx.insecureMxPolicy === 'encrypt') {
     return { level: 'encrypt', why: `the MX RRset is not DNSSEC-secure (insecure MX policy encrypt): TLSA at ${lookup.name} cannot authenticate` };

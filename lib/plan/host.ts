@@ -20,7 +20,7 @@
  * 6. The session key: everything that judged the TLS, so a session verified under one plan is
  *    never reused under another (Postfix's connection cache is keyed the same way).
  */
-import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
+import type { DigestAlgorithm, FallbackLevel, Level, Policy, ResultType } from '../types.js';
 import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
 import type { VerifyLevel } from '../verify/index.js';
 import { daneOutcome, type InsecureMxPolicy, type TlsaLookup } from './dane.js';
@@ -71,6 +71,8 @@ export interface ShadowPlan {
 export interface HostPlan extends Plan {
   /** Why this host is not tried at all: a DANE requirement that no session can meet. */
   refused?: string;
+  /** RFC 8460's result type for the refusal. */
+  refusedType?: ResultType;
   /** The audit's `dane` field: the TLSA records enforced, or why DANE did not apply. */
   daneNote: string;
   /** The level verifyPeer judges a non-DANE session at. */
@@ -127,7 +129,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   let effective: Policy = policy;
   let dane: DaneSession | undefined;
   let daneNote = '';
-  let refused: string | undefined;
+  let refused: { reason: string; resultType: ResultType } | undefined;
   if (isDane(policy.level)) {
     const outcome = daneOutcome(policy.level, target.tlsa ?? { status: 'none', why: 'TLSA was not looked up' }, {
       where,
@@ -135,7 +137,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
       insecureMxPolicy: settings.insecureMxPolicy,
       ...(policy.requireTls ? { requireTls: true } : {}),
     });
-    if ('fail' in outcome) refused = outcome.fail;
+    if ('fail' in outcome) refused = { reason: outcome.fail, resultType: outcome.resultType };
     else if ('records' in outcome) {
       dane = { records: outcome.records, tlsaName: outcome.tlsaName, baseDomain: outcome.baseDomain, trust: outcome.trust, names: daneNamesFor(target, outcome.baseDomain) };
       daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
@@ -172,7 +174,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),
     ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop) } : {}),
   };
-  if (refused) return { ...host, refused };
+  if (refused) return { ...host, refused: refused.reason, refusedType: refused.resultType };
   host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict]);
   return host;
 }

@@ -95,7 +95,7 @@ const judgeFingerprint: Judge = (req, _peer, leaf, trust, certs) => {
     n === 0
       ? `${what} cannot match: no fingerprints are configured`
       : `${what} matched none of the ${n} configured ${plural(n, 'fingerprint', 'fingerprints')}`;
-  return { ok: false, trust, reason };
+  return { ok: false, trust, reason, resultType: 'validation-failure' };
 };
 
 const judgeNames: Judge = (req, peer, leaf, trust, certs) => {
@@ -106,6 +106,7 @@ const judgeNames: Judge = (req, peer, leaf, trust, certs) => {
       ok: false,
       trust,
       reason: `${req.host} certificate is not trusted: ${words}${code ? ` (${code})` : ''}`,
+      resultType: code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'certificate-expired' : 'certificate-not-trusted',
     };
   }
   // Names are matched raw (a name with a control character never matches, nameMatches) and
@@ -120,7 +121,7 @@ const judgeNames: Judge = (req, peer, leaf, trust, certs) => {
   if (req.names.length === 0) reason = `${req.host} certificate cannot be matched: no names are configured to match`;
   else if (offered.length === 0) reason = `${req.host} certificate has no DNS names and no common name, so it matched none of ${wanted}`;
   else reason = `${req.host} certificate names ${offered.map(safeText).join(', ')} matched none of ${wanted}`;
-  return { ok: false, trust, reason };
+  return { ok: false, trust, reason, resultType: 'certificate-host-mismatch' };
 };
 
 /**
@@ -158,6 +159,7 @@ export function verifyPeer(req: VerifyRequest): Verdict {
       ok: false,
       trust: 'Cleartext',
       reason: `${req.host} session is not encrypted (cleartext), and level ${req.level} requires TLS`,
+      resultType: 'starttls-not-supported',
     };
   }
   const leaf = peer.chain[0];
@@ -167,6 +169,7 @@ export function verifyPeer(req: VerifyRequest): Verdict {
       ok: false,
       trust: 'Anonymous',
       reason: `${req.host} presented no certificate (anonymous cipher ${peer.cipher || 'unknown'}), and level ${req.level} requires one`,
+      resultType: 'validation-failure',
     };
   }
   return judge(req, peer, leaf, chainVerified(peer) ? 'Trusted' : 'Untrusted', req.certs ?? new SessionCerts());
