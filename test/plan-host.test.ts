@@ -11,12 +11,12 @@ import { LEVELS, type Level, type Policy } from '../lib/types.js';
 
 const EE = { usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32, 7) };
 const PKIX = { usage: 1, selector: 1, matchingType: 1, data: Buffer.alloc(32, 9) };
-const TLSA: Record<string, TlsaLookup> = {
+const TLSA = {
   usable: { status: 'secure', records: [EE], baseDomain: 'mx1.example.net', name: '_25._tcp.mx1.example.net' },
   unusable: { status: 'secure', records: [PKIX], baseDomain: 'mx1.example.net', name: '_25._tcp.mx1.example.net' },
   none: { status: 'none', why: '_25._tcp.mx1.example.net has no TLSA records (NXDOMAIN, DNSSEC-secure)' },
   failed: { status: 'failed', reason: 'DNS lookup of TLSA for _25._tcp.mx1.example.net failed: SERVFAIL from 127.0.0.1:53' },
-};
+} satisfies Record<string, TlsaLookup>;
 
 const target = (extra: Partial<HostTarget> = {}): HostTarget => ({
   host: 'mx1.example.net',

@@ -49,8 +49,8 @@ describe('Session facts, from real smtp-server peers', () => {
 });
 
 /** A Nodemailer-style logger that records each message as it would be printed. */
-function recordingLogger(): { logger: Record<string, (entry: { tnx?: string }, message: string, ...args: unknown[]) => void>; lines: Array<{ tnx?: string; text: string }> } {
-  const lines: Array<{ tnx?: string; text: string }> = [];
+function recordingLogger(): { logger: Record<string, (entry: { tnx?: string }, message: string, ...args: unknown[]) => void>; lines: Array<{ tnx?: string | undefined; text: string }> } {
+  const lines: Array<{ tnx?: string | undefined; text: string }> = [];
   const record = (entry: { tnx?: string }, message: string, ...args: unknown[]) => lines.push({ tnx: entry?.tnx, text: format(message, ...args) });
   return { logger: { trace: record, debug: record, info: record, warn: record, error: record, fatal: record }, lines };
 }

@@ -56,7 +56,7 @@ afterAll(async () => {
 
 /** A Nodemailer-style logger: records each message as Nodemailer's console logger would format it. */
 function recordingLogger() {
-  const messages: Array<{ level: string; tnx?: string; text: string }> = [];
+  const messages: Array<{ level: string; tnx?: string | undefined; text: string }> = [];
   const at = (level: string) => (entry: { tnx?: string } | undefined, message: string, ...args: unknown[]) =>
     messages.push({ level, tnx: entry?.tnx, text: format(message, ...args) });
   return { logger: { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), fatal: at('fatal') }, messages };

@@ -584,7 +584,9 @@ describe('verifyPeer', () => {
   });
 
   test('an unauthorized peer without an error code still fails with a reason', () => {
-    const peer: PeerTls = { ...peers.good, authorized: false, authorizationError: undefined };
+    // authorizationError left out: the peer gave no reason at all.
+    const { protocol, cipher, chain } = peers.good;
+    const peer: PeerTls = { protocol, cipher, chain, authorized: false };
     expect(verifyPeer({ level: 'verify', host, names: mxNames, fingerprints: [], digest: 'sha256', peer })).toEqual({
       ok: false,
       trust: 'Untrusted',

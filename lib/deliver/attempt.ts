@@ -219,7 +219,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
     if (pool && transaction.ok) giveBack(session, (parked?.messages ?? 0) + 1);
     else session.quit();
     attempt.reused = parked !== undefined;
-    attempt.reply = transaction.reply;
+    if (transaction.reply !== undefined) attempt.reply = transaction.reply;
     attempt.audit.reply = transaction.reply ?? '';
     return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };
   } finally {

@@ -118,7 +118,8 @@ export interface RecipientResult {
   recipient: string;
   /** `accepted`, or refused temporarily (4xx) or permanently (5xx). */
   status: 'accepted' | 'deferred' | 'rejected';
-  reply?: string;
+  /** The server's reply for this recipient, when there was one. */
+  reply?: string | undefined;
 }
 
 export interface TransactionResult {
@@ -132,8 +133,8 @@ export interface TransactionResult {
    */
   bodySent?: boolean;
   recipients: RecipientResult[];
-  /** The final reply (to DATA), or the reply that stopped the transaction. */
-  reply?: string;
+  /** The final reply (to DATA), or the reply that stopped the transaction; undefined when none came. */
+  reply?: string | undefined;
   /** Set when the transaction failed as a whole (MAIL FROM, DATA or the connection). */
   failure?: { message: string; reply?: string; replyCode?: number; temporary: boolean; command?: string };
 }
@@ -457,8 +458,8 @@ export class Session {
           // the refusal.
           facts.starttlsOffered = offersStarttls(ehloLinesOf(connection));
           if (starttlsSent) {
-            const reply = lastReplyOf(connection);
-            if (reply !== undefined) facts.starttlsReply = replyLine(reply);
+            const reply = replyLine(lastReplyOf(connection));
+            if (reply !== undefined) facts.starttlsReply = reply;
           }
         }
         resolve({ facts, session: new Session(connection, facts, deadlines, untrack) });

@@ -40,7 +40,7 @@ export interface SeenQuery {
   /** The EDNS DO bit; false without OPT. */
   do: boolean;
   /** The EDNS UDP payload size; undefined without OPT. */
-  udpPayloadSize?: number;
+  udpPayloadSize?: number | undefined;
 }
 
 /** true for every query, a list of names, or a predicate. */

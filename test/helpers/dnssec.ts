@@ -71,9 +71,9 @@ export interface DnssecZoneInfo {
   signed: boolean | 'expired';
   blackhole: boolean;
   /** The DS record put in the parent, as text; undefined for an unsigned zone. */
-  ds?: string;
+  ds?: string | undefined;
   /** The zone file NSD serves (signed, or not); undefined for a black-holed zone. */
-  file?: string;
+  file?: string | undefined;
 }
 
 export interface DnssecTree {

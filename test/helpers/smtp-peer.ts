@@ -27,9 +27,9 @@ export type PeerBehaviour =
 export interface PeerEvent {
   command: 'CONNECT' | 'AUTH' | 'MAIL' | 'RCPT' | 'DATA';
   secure: boolean;
-  value?: string;
+  value?: string | undefined;
   /** SNI name the client sent, when TLS. */
-  servername?: string;
+  servername?: string | undefined;
   /** With `requestCert`: the subject CN of the client certificate presented, '' for none. */
   clientCert?: string;
 }
