@@ -452,7 +452,7 @@ async function main() {
         try {
           info = await transport.sendMail(mailTo(domain)(r));
         } catch (error) {
-          throw new Error(`row 4: delivery to ${domain} failed: ${error.message}`);
+          throw new Error(`row 4: delivery to ${domain} failed: ${error.message}`, { cause: error });
         }
         const t1 = process.hrtime.bigint();
         const stats = await sink.request('stats');

@@ -11,10 +11,12 @@ import { dirname, join } from 'node:path';
 const require = createRequire(import.meta.url);
 let tsc;
 try {
-  // typescript's exports map hides bin/tsc; its package.json is exported
-  tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+  // The compiler is TypeScript 7, installed as @typescript/native (package.json and
+  // eslint.config.js say why `typescript` itself is 6.0). Its exports map hides bin/tsc; its
+  // package.json is exported.
+  tsc = join(dirname(require.resolve('@typescript/native/package.json')), 'bin', 'tsc');
 } catch {
-  console.error('scripts/build.mjs: cannot build dist/ because typescript, a devDependency, is not installed (was npm run with --omit=dev?): run npm install');
+  console.error('scripts/build.mjs: cannot build dist/ because TypeScript (@typescript/native, a devDependency) is not installed (was npm run with --omit=dev?): run npm install');
   process.exit(1);
 }
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });

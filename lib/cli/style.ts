@@ -37,7 +37,6 @@ export function wantsColor(stream: { isTTY?: boolean }, env: Record<string, stri
 
 /** Removes ANSI colour sequences (for width computations and tests). */
 export function stripAnsi(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/\u001b\[[0-9;]*m/g, '');
 }
 

@@ -627,7 +627,7 @@ export async function startDnssec(spec: DnssecZoneSpec[]): Promise<DnssecTree> {
               .split('\n')
               .map((line, i) => `${String(i + 1).padStart(3)} ${line}`)
               .join('\n');
-            throw new Error(`startDnssec: zone ${zone.origin} cannot be signed: ${(error as Error).message}\n${text}`);
+            throw new Error(`startDnssec: zone ${zone.origin} cannot be signed: ${(error as Error).message}\n${text}`, { cause: error });
           }
           if (zone.tamper.length > 0) await writeFile(signed, tamperZone(await readFile(signed, 'utf8'), zone));
           zone.file = signed;
