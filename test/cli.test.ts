@@ -521,7 +521,8 @@ describe('the installed command', () => {
     const out = mkdtempSync(join(tmpdir(), 'ntp-cli-build-'));
     try {
       const require = createRequire(import.meta.url);
-      const tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+      // TypeScript 7's tsc, installed as @typescript/native (eslint.config.js says why)
+      const tsc = join(dirname(require.resolve('@typescript/native/package.json')), 'bin', 'tsc');
       // tsc emits even when a file elsewhere in lib/ fails to typecheck: only the output matters here
       await exec(process.execPath, [tsc, '-p', join(root, 'tsconfig.esm.json'), '--outDir', join(out, 'dist', 'esm')], 60_000);
       expect(existsSync(join(out, 'dist', 'esm', 'cli', 'index.js'))).toBe(true);
