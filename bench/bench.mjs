@@ -60,7 +60,9 @@ const BIG_SIZE = 25 * 1024 * 1024;
 const BIG_DOMAINS = 10;
 const WARMUP = Math.min(500, N1); // per variant, before the rounds: JIT, TLS contexts, DNS cache
 const FROM = 'bench@origin.test';
-const TEXT_10K = Array.from({ length: 128 }, (_, i) => `${String(i).padStart(3, '0')} ${'The quick brown fox jumps over the lazy dog. '.repeat(2).slice(0, 74)}`).join('\n') + '\n';
+const TEXT_10K =
+  Array.from({ length: 128 }, (_, i) => `${String(i).padStart(3, '0')} ${'The quick brown fox jumps over the lazy dog. '.repeat(2).slice(0, 74)}`).join('\n') +
+  '\n';
 
 const started = process.hrtime.bigint();
 const elapsedS = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -208,12 +210,18 @@ function printTable(machine, config) {
     `config: BENCH_SCALE=${config.scale}: rows 1-2 ${config.n1} msgs x ${config.rounds} rounds each, row 3 ${config.n3} msgs to ${DOMAINS3} domains / ${MX_COUNT} MX, ` +
       `${config.concurrency} in flight${Object.keys(EXTRA_OPTIONS).length ? `; BENCH_OPTIONS=${JSON.stringify(EXTRA_OPTIONS)}` : ''}`,
   );
-  out.push('sink: smtp-server waits 100 ms before its greeting (its early-talker check, not configurable): each new connection costs >= 100 ms of wall time, no CPU');
+  out.push(
+    'sink: smtp-server waits 100 ms before its greeting (its early-talker check, not configurable): each new connection costs >= 100 ms of wall time, no CPU',
+  );
   out.push('');
   const header = ['#', 'measurement', 'value', 'target', 'result'];
   const table = [header, ...rows.map((r) => [r.id, r.what, r.value, r.target, r.result])];
   const widths = header.map((_, c) => Math.max(...table.map((row) => String(row[c]).length)));
-  const line = (row) => row.map((cell, c) => String(cell).padEnd(widths[c])).join('  ').trimEnd();
+  const line = (row) =>
+    row
+      .map((cell, c) => String(cell).padEnd(widths[c]))
+      .join('  ')
+      .trimEnd();
   out.push(line(header));
   out.push(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of table.slice(1)) out.push(line(row));
@@ -250,8 +258,7 @@ async function main() {
     const { port, dns } = await sink.request('start', { hosts, cert: leaf.cert, key: leaf.key, tlsaHex: leaf.spkiSha256, slowDelay: SLOW_DELAY_MS });
     log(`sink pid ${sink.child.pid}: SMTP on ${hosts.join(', ')} port ${port}, DNS ${dns}`);
 
-    const ours = (level, resolver) =>
-      nodemailer.createTransport(tlsPolicy({ level, port, dns: resolver, name: 'bench.localhost', ...EXTRA_OPTIONS }));
+    const ours = (level, resolver) => nodemailer.createTransport(tlsPolicy({ level, port, dns: resolver, name: 'bench.localhost', ...EXTRA_OPTIONS }));
     const theirs = () =>
       nodemailer.createTransport({
         pool: true,
@@ -316,7 +323,8 @@ async function main() {
     // each variant does what it is meant to (TLS at may, Verified DANE at dane).
     for (const key of ['may', 'nodemailer', 'dane']) {
       const { record, run } = await runVariant(key, WARMUP, -1);
-      if (record.sink.secured < record.sink.connections) throw new Error(`${variants[key].label}: ${record.sink.connections - record.sink.secured} connections without STARTTLS`);
+      if (record.sink.secured < record.sink.connections)
+        throw new Error(`${variants[key].label}: ${record.sink.connections - record.sink.secured} connections without STARTTLS`);
       if (key !== 'nodemailer') {
         const attempt = run.firstInfo?.deliveries?.[0]?.attempts?.at(-1);
         if (!attempt?.audit?.protocol?.startsWith('TLS')) throw new Error(`${variants[key].label}: delivered without TLS: ${attempt?.auditLine}`);
@@ -398,7 +406,14 @@ async function main() {
         cpuMsPerMsg: run.cpuMsPerMsg,
         failures: run.failures,
         ...(run.firstError ? { firstError: run.firstError.message } : {}),
-        sink: { connections: stats.connections, byAddress: stats.byAddress, secured: stats.secured, messages: stats.messages, peakOpen: stats.peakOpen, cpuMsPerMsg: stats.cpuMs / N3 },
+        sink: {
+          connections: stats.connections,
+          byAddress: stats.byAddress,
+          secured: stats.secured,
+          messages: stats.messages,
+          peakOpen: stats.peakOpen,
+          cpuMsPerMsg: stats.cpuMs / N3,
+        },
         dnsServer: stats.dns,
         resolver: rstats,
         ...(reuse ? { transportConnections: reuse } : {}),
@@ -423,8 +438,9 @@ async function main() {
         target: `<= ${connectionTarget} (${MX_COUNT} MX x ${CONCURRENCY})`,
         pass: stats.connections <= connectionTarget,
         note:
-          `per MX address: ${Object.entries(stats.byAddress).map(([a, n]) => `${a} ${n}`).join(', ')}` +
-          (reuse ? `; the transport's own count: ${reuse.reused} sessions reused, ${reuse.idle} idle at the end` : ''),
+          `per MX address: ${Object.entries(stats.byAddress)
+            .map(([a, n]) => `${a} ${n}`)
+            .join(', ')}` + (reuse ? `; the transport's own count: ${reuse.reused} sessions reused, ${reuse.idle} idle at the end` : ''),
       });
       addRow({
         id: '3c',

@@ -70,25 +70,44 @@ function chainAsSent(cas) {
     writeFileSync(
       join(dir, 'x.cnf'),
       [
-        '[ req ]', 'distinguished_name = dn', 'prompt = no', '[ dn ]', 'CN = unused',
-        '[ ca ]', 'basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign',
-        'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid',
-        '[ leaf ]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature',
-        'extendedKeyUsage = serverAuth', 'subjectAltName = DNS:mx1.example.net',
-        'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', '',
+        '[ req ]',
+        'distinguished_name = dn',
+        'prompt = no',
+        '[ dn ]',
+        'CN = unused',
+        '[ ca ]',
+        'basicConstraints = critical,CA:TRUE',
+        'keyUsage = critical,keyCertSign',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '[ leaf ]',
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature',
+        'extendedKeyUsage = serverAuth',
+        'subjectAltName = DNS:mx1.example.net',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '',
       ].join('\n'),
     );
     const make = 'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -config x.cnf';
-    execFileSync('sh', ['-c', [
-      'set -e',
-      `${make} -extensions ca -subj "/CN=CA 0" -keyout k0.pem -out c0.pem`,
-      'i=1',
-      `while [ $i -lt ${cas} ]; do`,
-      `  ${make} -extensions ca -subj "/CN=CA $i" -keyout k$i.pem -out c$i.pem -CA c$((i-1)).pem -CAkey k$((i-1)).pem`,
-      '  i=$((i+1))',
-      'done',
-      `${make} -extensions leaf -subj /CN=mx1.example.net -keyout leaf.key -out leaf.pem -CA c${cas - 1}.pem -CAkey k${cas - 1}.pem`,
-    ].join('\n')], { cwd: dir, stdio: 'ignore' });
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        [
+          'set -e',
+          `${make} -extensions ca -subj "/CN=CA 0" -keyout k0.pem -out c0.pem`,
+          'i=1',
+          `while [ $i -lt ${cas} ]; do`,
+          `  ${make} -extensions ca -subj "/CN=CA $i" -keyout k$i.pem -out c$i.pem -CA c$((i-1)).pem -CAkey k$((i-1)).pem`,
+          '  i=$((i+1))',
+          'done',
+          `${make} -extensions leaf -subj /CN=mx1.example.net -keyout leaf.key -out leaf.pem -CA c${cas - 1}.pem -CAkey k${cas - 1}.pem`,
+        ].join('\n'),
+      ],
+      { cwd: dir, stdio: 'ignore' },
+    );
     const der = (file) => Buffer.from(new OriginalX509(readFileSync(join(dir, file))).raw);
     const chain = [der('leaf.pem')];
     for (let i = cas - 1; i >= 0; i--) chain.push(der(`c${i}.pem`));
@@ -136,7 +155,11 @@ function measure(name, records, chain, target) {
   const status = target === undefined ? '' : median < target ? `  PASS (target < ${target} ms)` : `  MISS (target < ${target} ms)`;
   console.log(`\n${name}`);
   console.log(`  wall time: median ${median.toFixed(2)} ms, worst ${worst.toFixed(2)} ms over ${times.length} runs${status}`);
-  console.log(`  work: ${Object.entries(work).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `  work: ${Object.entries(work)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   console.log(`  verdict: ${verdict.ok ? 'ok' : 'fail'}: ${(verdict.reason ?? verdict.matched ?? '').slice(0, 200)}`);
   return { name, median, worst, runs: times.length, work, ok: verdict.ok, target };
 }

@@ -88,8 +88,17 @@ export async function startDnsServer({ host = '127.0.0.1', tlsaHex, slowDelay = 
       response.header.rcode = known ? 0 : 3; // NODATA or NXDOMAIN
       response.authorities.push(
         new Packet.Resource({
-          name: ZONE, type: TYPE.SOA, class: 1, ttl: TTL, primary: `ns.${ZONE}`, admin: `hostmaster.${ZONE}`,
-          serial: 1, refresh: 3600, retry: 600, expiration: 86400, minimum: TTL,
+          name: ZONE,
+          type: TYPE.SOA,
+          class: 1,
+          ttl: TTL,
+          primary: `ns.${ZONE}`,
+          admin: `hostmaster.${ZONE}`,
+          serial: 1,
+          refresh: 3600,
+          retry: 600,
+          expiration: 86400,
+          minimum: TTL,
         }),
       );
     }

@@ -36,9 +36,25 @@ export async function makeLeaf(dir, names) {
   const certFile = join(dir, 'leaf.pem');
   const keyFile = join(dir, 'leaf.key');
   await run('openssl', [
-    'req', '-x509', '-config', cnf, '-extensions', 'leaf_ext',
-    '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${names[0]}`,
+    'req',
+    '-x509',
+    '-config',
+    cnf,
+    '-extensions',
+    'leaf_ext',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${names[0]}`,
   ]);
   const [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
   const spki = new X509Certificate(cert).publicKey.export({ type: 'spki', format: 'der' });

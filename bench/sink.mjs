@@ -91,10 +91,7 @@ async function start({ hosts, cert, key, tlsaHex, slowDelay }) {
 }
 
 async function close() {
-  await Promise.all([
-    ...servers.map((s) => new Promise((resolve) => s.close(resolve))),
-    dns ? dns.close() : Promise.resolve(),
-  ]);
+  await Promise.all([...servers.map((s) => new Promise((resolve) => s.close(resolve))), dns ? dns.close() : Promise.resolve()]);
   servers = [];
   dns = undefined;
 }

@@ -53,12 +53,15 @@ function printDelivery(delivery, indent = '  ') {
     delivery.rejected.length ? `rejected ${delivery.rejected.join(', ')}` : '',
     delivery.pending.length ? `pending ${delivery.pending.join(', ')}` : '',
   ].filter(Boolean);
-  print(`${indent}${delivery.destination}: ${delivery.status}, policy level ${delivery.level} from ${delivery.policySource}${recipients.length ? `; ${recipients.join('; ')}` : ''}`);
+  print(
+    `${indent}${delivery.destination}: ${delivery.status}, policy level ${delivery.level} from ${delivery.policySource}${recipients.length ? `; ${recipients.join('; ')}` : ''}`,
+  );
   for (const attempt of delivery.attempts) {
     print(`${indent}  ${attempt.auditLine}`);
     if (attempt.audit.shadow) print(`${indent}  shadow=${attempt.audit.shadow}: ${attempt.audit.shadow_result}`);
   }
-  if (delivery.reason && delivery.status !== 'delivered') print(`${indent}  reason (${delivery.code}, ${delivery.temporary ? 'temporary' : 'permanent'}): ${delivery.reason}`);
+  if (delivery.reason && delivery.status !== 'delivered')
+    print(`${indent}  reason (${delivery.code}, ${delivery.temporary ? 'temporary' : 'permanent'}): ${delivery.reason}`);
 }
 
 async function main() {
@@ -168,7 +171,9 @@ async function main() {
         });
         for (const delivery of info.deliveries) printDelivery(delivery, '    ');
         if (scenario.to.length > 1) {
-          print(`    => accepted: ${info.accepted.join(', ') || '-'}; rejected: ${info.rejected.join(', ') || '-'}; pending: ${info.pending.join(', ') || '-'}`);
+          print(
+            `    => accepted: ${info.accepted.join(', ') || '-'}; rejected: ${info.rejected.join(', ') || '-'}; pending: ${info.pending.join(', ') || '-'}`,
+          );
         }
       } catch (error) {
         print(`    error ${error.code} (${error.temporary ? 'temporary' : 'permanent'}): ${error.message}`);

@@ -43,7 +43,23 @@ export async function makeCa(dir) {
   const caKey = join(dir, 'ca.key');
   const cnf = join(dir, 'ca.cnf');
   await writeFile(cnf, config([]));
-  await run('openssl', ['req', '-x509', '-config', cnf, '-extensions', 'ca_ext', ...KEY, '-keyout', caKey, '-out', caFile, '-days', '2', '-subj', '/CN=nodemailer-tls-policy demo CA']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-config',
+    cnf,
+    '-extensions',
+    'ca_ext',
+    ...KEY,
+    '-keyout',
+    caKey,
+    '-out',
+    caFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=nodemailer-tls-policy demo CA',
+  ]);
 
   /**
    * A server certificate for `names` (the first is its CN), issued by the CA or self-signed.
@@ -54,12 +70,43 @@ export async function makeCa(dir) {
     await writeFile(`${base}.cnf`, config(names));
     const subject = ['-subj', `/CN=${names[0]}`];
     if (selfSigned) {
-      await run('openssl', ['req', '-x509', '-config', `${base}.cnf`, '-extensions', 'leaf_ext', ...KEY, '-keyout', `${base}.key`, '-out', `${base}.pem`, '-days', '2', ...subject]);
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-config',
+        `${base}.cnf`,
+        '-extensions',
+        'leaf_ext',
+        ...KEY,
+        '-keyout',
+        `${base}.key`,
+        '-out',
+        `${base}.pem`,
+        '-days',
+        '2',
+        ...subject,
+      ]);
     } else {
       await run('openssl', ['req', '-new', '-config', `${base}.cnf`, ...KEY, '-keyout', `${base}.key`, '-out', `${base}.csr`, ...subject]);
       await run('openssl', [
-        'x509', '-req', '-in', `${base}.csr`, '-CA', caFile, '-CAkey', caKey, '-set_serial', `0x${randomBytes(12).toString('hex')}`,
-        '-days', '2', '-extfile', `${base}.cnf`, '-extensions', 'leaf_ext', '-out', `${base}.pem`,
+        'x509',
+        '-req',
+        '-in',
+        `${base}.csr`,
+        '-CA',
+        caFile,
+        '-CAkey',
+        caKey,
+        '-set_serial',
+        `0x${randomBytes(12).toString('hex')}`,
+        '-days',
+        '2',
+        '-extfile',
+        `${base}.cnf`,
+        '-extensions',
+        'leaf_ext',
+        '-out',
+        `${base}.pem`,
       ]);
     }
     const [cert, key] = await Promise.all([readFile(`${base}.pem`, 'utf8'), readFile(`${base}.key`, 'utf8')]);

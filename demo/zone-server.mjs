@@ -52,7 +52,9 @@ export async function startZoneServer({ host, records }) {
     const found = (byName.get(qname) ?? []).filter((record) => TYPES[record.type] === question.type);
     for (const record of found) {
       const base = { name: qname, type: question.type, class: Packet.CLASS.IN, ttl: 300 };
-      response.answers.push(record.type === 'MX' ? { ...base, exchange: record.exchange, priority: record.preference ?? 10 } : { ...base, address: record.address });
+      response.answers.push(
+        record.type === 'MX' ? { ...base, exchange: record.exchange, priority: record.preference ?? 10 } : { ...base, address: record.address },
+      );
     }
     if (found.length === 0) {
       response.header.rcode = exists(qname) ? 0 : 3; // NODATA or NXDOMAIN

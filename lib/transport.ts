@@ -15,7 +15,16 @@ import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
 import { createResolver, type ResolverOptions } from './dns/index.js';
 import { toDnsName } from './names/index.js';
 import { lowerFirst, safeText } from './text/index.js';
-import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks, type Parked } from './deliver/index.js';
+import {
+  deliver,
+  type Delivery,
+  type Destination,
+  type DeliverDns,
+  type DeliverEvent,
+  type DeliverSettings,
+  type DeliverHooks,
+  type Parked,
+} from './deliver/index.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import { SessionTracker } from './smtp/tracker.js';
 import {
@@ -296,7 +305,11 @@ export class TlsPolicyTransport extends EventEmitter {
     const base = defaultPolicy(level, 'level option');
     if (options.relay) this.relay = { ...parseRelay(options.relay), authenticate: true };
     if (options.auth && !options.relay) {
-      throw new TlsPolicyError('option auth needs option relay: SMTP AUTH credentials are sent only to the configured relay, never to MX hosts', 'ECONFIG', false);
+      throw new TlsPolicyError(
+        'option auth needs option relay: SMTP AUTH credentials are sent only to the configured relay, never to MX hosts',
+        'ECONFIG',
+        false,
+      );
     }
     if (this.relay?.implicitTls && base.level === 'none') {
       throw new TlsPolicyError(`relay ${this.relay.host}:${this.relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
@@ -311,12 +324,22 @@ export class TlsPolicyTransport extends EventEmitter {
     if (options.maxMxSessions !== undefined && (!Number.isInteger(options.maxMxSessions) || options.maxMxSessions < 0)) {
       throw new TlsPolicyError(`option maxMxSessions must be 0 or a positive integer, not ${String(options.maxMxSessions)}`, 'ECONFIG', false);
     }
-    for (const [name, value] of [['commandTimeout', options.commandTimeout], ['dataTimeout', options.dataTimeout], ['connectionTimeout', options.connectionTimeout], ['greetingTimeout', options.greetingTimeout], ['socketTimeout', options.socketTimeout]] as const) {
+    for (const [name, value] of [
+      ['commandTimeout', options.commandTimeout],
+      ['dataTimeout', options.dataTimeout],
+      ['connectionTimeout', options.connectionTimeout],
+      ['greetingTimeout', options.greetingTimeout],
+      ['socketTimeout', options.socketTimeout],
+    ] as const) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
         throw new TlsPolicyError(`option ${name} must be a positive integer (milliseconds), not ${String(value)}`, 'ECONFIG', false);
       }
     }
-    for (const [name, value] of [['port', options.port], ['maxMxAddresses', options.maxMxAddresses], ['maxConcurrentDestinations', options.maxConcurrentDestinations]] as const) {
+    for (const [name, value] of [
+      ['port', options.port],
+      ['maxMxAddresses', options.maxMxAddresses],
+      ['maxConcurrentDestinations', options.maxConcurrentDestinations],
+    ] as const) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
         throw new TlsPolicyError(`option ${name} must be a positive integer${name === 'port' ? ' up to 65535' : ''}, not ${String(value)}`, 'ECONFIG', false);
       }
@@ -374,7 +397,9 @@ export class TlsPolicyTransport extends EventEmitter {
       logger: this.logger,
       smtpLogger: options.logger,
       ...(options.observe ? { observe: options.observe } : {}),
-      ...(options.connectionReuse === false ? {} : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
+      ...(options.connectionReuse === false
+        ? {}
+        : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
     };
     this.hooks = {
       policyFor: (destination) =>
@@ -450,7 +475,19 @@ export class TlsPolicyTransport extends EventEmitter {
     if (this.tracker.closed) {
       // As Nodemailer's pool after close(): nothing is sent; every recipient is pending.
       const reason = `the message was not sent: ${this.tracker.closed}`;
-      const notSent: Delivery = { destination: '', level: this.options.level ?? DEFAULTS.level, policySource: 'none', status: 'deferred', accepted: [], rejected: [], pending: recipients, attempts: [], reason, code: 'ECONNECTION', temporary: true };
+      const notSent: Delivery = {
+        destination: '',
+        level: this.options.level ?? DEFAULTS.level,
+        policySource: 'none',
+        status: 'deferred',
+        accepted: [],
+        rejected: [],
+        pending: recipients,
+        attempts: [],
+        reason,
+        code: 'ECONNECTION',
+        temporary: true,
+      };
       throw new TlsPolicyError(reason, 'ECONNECTION', true, [notSent]);
     }
     if (recipients.length === 0) throw new TlsPolicyError('the message has no recipients', 'EENVELOPE', false);
@@ -477,7 +514,11 @@ export class TlsPolicyTransport extends EventEmitter {
       }
       let group = groups.get(key);
       if (!group) {
-        const destination: Destination = this.relay ?? (key.startsWith('[') ? { kind: 'relay', host: key.slice(1, -1).replace(/^ipv6:/i, ''), port: this.settings.port, implicitTls: false } : { kind: 'domain', domain: key });
+        const destination: Destination =
+          this.relay ??
+          (key.startsWith('[')
+            ? { kind: 'relay', host: key.slice(1, -1).replace(/^ipv6:/i, ''), port: this.settings.port, implicitTls: false }
+            : { kind: 'domain', domain: key });
         group = { destination, recipients: [] };
         groups.set(key, group);
       }
@@ -512,7 +553,11 @@ export class TlsPolicyTransport extends EventEmitter {
       accepted: deliveries.flatMap((d) => d.accepted),
       rejected: deliveries.flatMap((d) => d.rejected),
       pending: deliveries.flatMap((d) => d.pending),
-      response: deliveries.map((d) => d.response).filter(Boolean).pop() ?? '',
+      response:
+        deliveries
+          .map((d) => d.response)
+          .filter(Boolean)
+          .pop() ?? '',
       deliveries,
     };
     if (info.accepted.length === 0) {
@@ -542,13 +587,16 @@ export class TlsPolicyTransport extends EventEmitter {
         // MX delivery: the resolver must answer. `invalid.` never exists (RFC 6761 section 6.4),
         // so a working resolver answers NXDOMAIN at once.
         const answer = await this.dns.mx('invalid');
-        if (answer.status === 'failed') throw new TlsPolicyError(`the DNS resolver does not answer, so no MX host can be found: ${answer.reason}`, 'EDNS', true);
+        if (answer.status === 'failed')
+          throw new TlsPolicyError(`the DNS resolver does not answer, so no MX host can be found: ${answer.reason}`, 'EDNS', true);
         return true;
       }
       // No recipients: deliver() stops where MAIL FROM would be sent.
       const probe = await deliver(this.relay, { from: '', recipients: [], message: Buffer.alloc(0), messageAge: 0 }, this.dns, this.settings, this.hooks);
       if (probe.status !== 'delivered') {
-        throw new TlsPolicyError(probe.reason ?? `relay ${this.relay.host} could not be verified`, probe.code ?? 'ECONNECTION', probe.temporary ?? true, [probe]);
+        throw new TlsPolicyError(probe.reason ?? `relay ${this.relay.host} could not be verified`, probe.code ?? 'ECONNECTION', probe.temporary ?? true, [
+          probe,
+        ]);
       }
       return true;
     };
@@ -625,7 +673,10 @@ export function tlsPolicy(options: TlsPolicyOptions = {}): TlsPolicyTransport {
  * the per-message option queuedAt is known to Nodemailer's mail options.
  */
 declare module 'nodemailer' {
-  function createTransport(transport: TlsPolicyTransport, defaults?: import('nodemailer/lib/mailer').Options): import('nodemailer').Transporter<TlsPolicySentInfo>;
+  function createTransport(
+    transport: TlsPolicyTransport,
+    defaults?: import('nodemailer/lib/mailer').Options,
+  ): import('nodemailer').Transporter<TlsPolicySentInfo>;
 }
 declare module 'nodemailer/lib/mailer' {
   interface Options {

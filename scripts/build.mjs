@@ -16,7 +16,9 @@ try {
   // package.json is exported.
   tsc = join(dirname(require.resolve('@typescript/native/package.json')), 'bin', 'tsc');
 } catch {
-  console.error('scripts/build.mjs: cannot build dist/ because TypeScript (@typescript/native, a devDependency) is not installed (was npm run with --omit=dev?): run npm install');
+  console.error(
+    'scripts/build.mjs: cannot build dist/ because TypeScript (@typescript/native, a devDependency) is not installed (was npm run with --omit=dev?): run npm install',
+  );
   process.exit(1);
 }
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
@@ -24,7 +26,9 @@ for (const project of ['tsconfig.esm.json', 'tsconfig.cjs.json']) {
   try {
     execFileSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit', cwd: new URL('..', import.meta.url) });
   } catch (error) {
-    console.error(`scripts/build.mjs: tsc -p ${project} failed (${error.status != null ? `exit ${error.status}` : error.message}), so dist/ is incomplete: see the errors above`);
+    console.error(
+      `scripts/build.mjs: tsc -p ${project} failed (${error.status != null ? `exit ${error.status}` : error.message}), so dist/ is incomplete: see the errors above`,
+    );
     process.exit(1);
   }
 }

@@ -17,7 +17,9 @@ try {
   text = readFileSync(file, 'utf8');
 } catch (error) {
   const what = error?.code === 'ENOENT' ? 'is missing' : `cannot be read (${error?.code ?? error})`;
-  console.log(`no test summary: the test report ${file} ${what}, so the tests did not run to the end (npm test typechecks first and stops there when the typecheck fails): see the output above`);
+  console.log(
+    `no test summary: the test report ${file} ${what}, so the tests did not run to the end (npm test typechecks first and stops there when the typecheck fails): see the output above`,
+  );
   process.exit(1);
 }
 
@@ -46,5 +48,6 @@ const broken = results
   .filter((r) => r?.status === 'failed' && !(Array.isArray(r.assertionResults) && r.assertionResults.some((a) => a?.status === 'failed')))
   .map((r) => relative(process.cwd(), String(r.name)));
 if (broken.length > 0) console.log(`${broken.length} test file(s) failed outside their tests: ${broken.join(', ')}`);
-if (!report.success && failed === 0 && broken.length === 0) console.log('vitest reported the run as failed although no test failed (an error outside the tests): see the output above');
+if (!report.success && failed === 0 && broken.length === 0)
+  console.log('vitest reported the run as failed although no test failed (an error outside the tests): see the output above');
 process.exit(report.success && failed === 0 ? 0 : 1);

@@ -1,5 +1,13 @@
 import { describe, expect, test } from 'vitest';
-import { AuditLineError, DEFAULT_AUDIT_TEMPLATE, parseAuditLine, parseTemplate, renderTemplate, TemplateError, type TemplateFields } from '../lib/audit/index.js';
+import {
+  AuditLineError,
+  DEFAULT_AUDIT_TEMPLATE,
+  parseAuditLine,
+  parseTemplate,
+  renderTemplate,
+  TemplateError,
+  type TemplateFields,
+} from '../lib/audit/index.js';
 import { escapeControls, hasNoControls, replyLine, safeText } from '../lib/text/index.js';
 
 const fields: TemplateFields = {
@@ -123,7 +131,14 @@ describe('parseTemplate', () => {
       { kind: 'text', text: 'a ' },
       { kind: 'field', name: 'b' },
       { kind: 'text', text: ' ' },
-      { kind: 'if-set', name: 'c', value: [{ kind: 'text', text: 'd' }, { kind: 'field', name: 'e' }] },
+      {
+        kind: 'if-set',
+        name: 'c',
+        value: [
+          { kind: 'text', text: 'd' },
+          { kind: 'field', name: 'e' },
+        ],
+      },
       { kind: 'text', text: ' ' },
       { kind: 'if-empty', name: 'f', value: [{ kind: 'text', text: 'g' }] },
       { kind: 'text', text: '$' },
@@ -134,7 +149,10 @@ describe('parseTemplate', () => {
 /** Values a peer can put into a field (a STARTTLS refusal, certificate names inside a reason). */
 const HOSTILE: Array<[string, string]> = [
   ['a forged field', ', auth=Verified'],
-  ['a forged field, level and a forged line after a CR', '454 4.7.0 busy, auth=Verified, level=secure\rtlsaudit: relay=mx.bank.example[192.0.2.1]:25, auth=Verified'],
+  [
+    'a forged field, level and a forged line after a CR',
+    '454 4.7.0 busy, auth=Verified, level=secure\rtlsaudit: relay=mx.bank.example[192.0.2.1]:25, auth=Verified',
+  ],
   ['a forged line after an LF', 'busy\ntlsaudit: relay=mx.bank.example[192.0.2.1]:25, auth=Verified'],
   ['CRLF', 'a\r\nb'],
   ['ESC, CSI and OSC', '\x1b[2J\x1b[3J\x1b[H\x1b]0;title\x07'],
@@ -207,7 +225,11 @@ describe('parseAuditLine reads an audit line back into its record, field by fiel
 
   test('a reply gathered with replyLine round-trips exactly', () => {
     const reply = replyLine('454-4.7.0 busy, auth=Verified\r\n454 level=secure\rtlsaudit: x="y"')!;
-    const line = renderTemplate(DEFAULT_AUDIT_TEMPLATE, { relay: 'mx[192.0.2.1]:25', auth: 'Cleartext', level: 'may', fallback_reason: reply }, { quoteValues: true });
+    const line = renderTemplate(
+      DEFAULT_AUDIT_TEMPLATE,
+      { relay: 'mx[192.0.2.1]:25', auth: 'Cleartext', level: 'may', fallback_reason: reply },
+      { quoteValues: true },
+    );
     expect(parseAuditLine(line)).toEqual({ relay: 'mx[192.0.2.1]:25', auth: 'Cleartext', level: 'may', fallback_reason: reply });
   });
 
@@ -240,7 +262,11 @@ describe('parseAuditLine reads an audit line back into its record, field by fiel
 
   test('reads the lines of the default template', () => {
     expect(parseAuditLine('tlsaudit: relay=')).toEqual({ relay: '' });
-    expect(parseAuditLine('tlsaudit: relay=mx1.example.net[192.0.2.1]:25, auth=Untrusted, level=encrypt, policy=dane, protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, fallback_reason=no usable TLSA records')).toEqual({
+    expect(
+      parseAuditLine(
+        'tlsaudit: relay=mx1.example.net[192.0.2.1]:25, auth=Untrusted, level=encrypt, policy=dane, protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, fallback_reason=no usable TLSA records',
+      ),
+    ).toEqual({
       relay: 'mx1.example.net[192.0.2.1]:25',
       auth: 'Untrusted',
       level: 'encrypt',

@@ -60,7 +60,10 @@ let port = 0;
 let dir: string;
 let caFile: string;
 
-const spkiSha256 = (der: Buffer) => createHash('sha256').update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+const spkiSha256 = (der: Buffer) =>
+  createHash('sha256')
+    .update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 
 beforeAll(async () => {
   ca = await makeCA('CLI test CA');
@@ -81,7 +84,16 @@ beforeAll(async () => {
     { name: 'hostile-reply', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.hostile.test'] }), rawReplies: { STARTTLS: HOSTILE_REPLY } },
   ];
   const ip = loopbackBlock();
-  const started = await startPeers(hosts.map((h, i) => ({ host: ip(i + 2), behaviour: h.behaviour, cert: h.cert.chainPem, key: h.cert.keyPem, name: h.name, ...(h.rawReplies ? { rawReplies: h.rawReplies } : {}) })));
+  const started = await startPeers(
+    hosts.map((h, i) => ({
+      host: ip(i + 2),
+      behaviour: h.behaviour,
+      cert: h.cert.chainPem,
+      key: h.cert.keyPem,
+      name: h.name,
+      ...(h.rawReplies ? { rawReplies: h.rawReplies } : {}),
+    })),
+  );
   port = started[0]!.port;
   hosts.forEach((h, i) => {
     peers.set(h.name, started[i]!);
@@ -91,9 +103,21 @@ beforeAll(async () => {
   const tlsa = (host: string, record: string) => `_${port}._tcp.${host}. TLSA ${record}`;
   tree = await startDnssec([
     // a usable DANE-EE record that matches, and a PKIX-TA record no SMTP client may use
-    { origin: 'dane.test', records: ['@ MX 10 mx', A('mx.dane.test'), tlsa('mx.dane.test', `3 1 1 ${spkiSha256(certs.get('mx.dane.test')!.der)}`), tlsa('mx.dane.test', `0 0 1 ${'ab'.repeat(32)}`)] },
+    {
+      origin: 'dane.test',
+      records: [
+        '@ MX 10 mx',
+        A('mx.dane.test'),
+        tlsa('mx.dane.test', `3 1 1 ${spkiSha256(certs.get('mx.dane.test')!.der)}`),
+        tlsa('mx.dane.test', `0 0 1 ${'ab'.repeat(32)}`),
+      ],
+    },
     { origin: 'mismatch.test', records: ['@ MX 10 mx', A('mx.mismatch.test'), tlsa('mx.mismatch.test', `3 1 1 ${spkiSha256(other.der)}`)] },
-    { origin: 'unsigned.test', signed: false, records: ['@ MX 10 mx', A('mx.unsigned.test'), tlsa('mx.unsigned.test', `3 1 1 ${spkiSha256(certs.get('mx.unsigned.test')!.der)}`)] },
+    {
+      origin: 'unsigned.test',
+      signed: false,
+      records: ['@ MX 10 mx', A('mx.unsigned.test'), tlsa('mx.unsigned.test', `3 1 1 ${spkiSha256(certs.get('mx.unsigned.test')!.der)}`)],
+    },
     { origin: 'nostarttls.test', records: ['@ MX 10 mx', A('mx.nostarttls.test')] },
     { origin: 'good.test', records: ['@ MX 10 mx', A('mx.good.test')] },
     { origin: 'badcert.test', records: ['@ MX 10 mx', A('mx.badcert.test')] },
@@ -129,12 +153,18 @@ async function watched<T>(fn: () => Promise<T>): Promise<{ result: T; commands: 
   const before = new Map([...peers].map(([n, p]) => [n, p.events.length]));
   const result = await fn();
   const events = [...peers].flatMap(([n, p]) => p.events.slice(before.get(n)));
-  return { result, commands: events.filter((e) => e.command !== 'CONNECT').map((e) => e.command), connections: events.filter((e) => e.command === 'CONNECT').length };
+  return {
+    result,
+    commands: events.filter((e) => e.command !== 'CONNECT').map((e) => e.command),
+    connections: events.filter((e) => e.command === 'CONNECT').length,
+  };
 }
 
 /** `probe TARGET --json` against the test world; checks that no peer saw any of a mail. */
 async function probe(target: string, ...args: string[]): Promise<Run & { report: ProbeReport; connections: number }> {
-  const { result, commands, connections } = await watched(() => run(['probe', target, '--json', '--port', String(port), '--resolver', tree.resolver, '--dns-timeout', '1000', ...args]));
+  const { result, commands, connections } = await watched(() =>
+    run(['probe', target, '--json', '--port', String(port), '--resolver', tree.resolver, '--dns-timeout', '1000', ...args]),
+  );
   expect(result.err).toBe('');
   expect(commands, 'the probe must send no MAIL FROM, RCPT, AUTH or DATA').toEqual([]);
   const report = JSON.parse(result.out) as ProbeReport;
@@ -173,7 +203,12 @@ describe('probe --json, by kind of destination', () => {
     expect(a.verdict).toMatchObject({ trust: 'Verified', ok: true });
     expect(a.verdict.matched).toMatch(/^3 1 1 /);
     expect(a.wouldSendData).toBe(true);
-    expect(report.result).toMatchObject({ action: 'deliver', status: 'delivered', via: { mx: 'mx.dane.test', level: 'dane', trust: 'Verified' }, exitStatus: 0 });
+    expect(report.result).toMatchObject({
+      action: 'deliver',
+      status: 'delivered',
+      via: { mx: 'mx.dane.test', level: 'dane', trust: 'Verified' },
+      exitStatus: 0,
+    });
     expect(report.result.summary).toMatch(/^would deliver to dane\.test via mx\.dane\.test\[[\d.]+\]:\d+ at level dane \(Verified\)$/);
   });
 
@@ -192,7 +227,12 @@ describe('probe --json, by kind of destination', () => {
     expect(fallback.code).toBe(1);
     expect(fallback.report.policy.fallback).toBe('encrypt');
     expect(fallback.report.attempts[0]!.wouldSendData).toBe(true);
-    expect(fallback.report.result).toMatchObject({ action: 'fallback', status: 'delivered', fallback: { from: 'dane', to: 'encrypt' }, via: { level: 'encrypt' } });
+    expect(fallback.report.result).toMatchObject({
+      action: 'fallback',
+      status: 'delivered',
+      fallback: { from: 'dane', to: 'encrypt' },
+      via: { level: 'encrypt' },
+    });
     expect(fallback.report.result.fallback!.reason).toMatch(/matched no certificate/);
     expect(fallback.report.result.summary).toMatch(/only by a fallback: .* at level encrypt instead of dane/);
   });
@@ -320,7 +360,10 @@ describe('probe, human format', () => {
     expect(lines.at(-1)).toMatch(/^Result  would deliver to dane\.test via .* at level dane \(Verified\)  \(exit 0\)$/);
     // each row: two spaces, a 12-column label, the value
     for (const label of ['level', 'resolver', 'answer', 'addresses', 'TLSA', 'plan', 'STARTTLS', 'TLS', 'certificates', 'verdict', 'DATA']) {
-      expect(lines.some((l) => l.startsWith(`  ${label.padEnd(12)} `)), label).toBe(true);
+      expect(
+        lines.some((l) => l.startsWith(`  ${label.padEnd(12)} `)),
+        label,
+      ).toBe(true);
     }
     expect(r.out).toMatch(/ {2}answer {7}secure\n/);
     expect(r.out).toMatch(/3 1 1 [0-9a-f]{64} {2}usable\n/);
@@ -344,10 +387,29 @@ describe('probe, human format', () => {
     expect(JSON.stringify(report)).not.toContain('"Buffer"');
     expect(formatProbe(report, { color: true })).toContain('\u001b[');
     // a minimal result still makes a report
-    const bare = probeReport({ destination: { kind: 'domain', domain: 'x.test' }, delivery: { destination: 'x.test', level: 'may', policySource: 'default', status: 'deferred', accepted: [], rejected: [], pending: [], attempts: [], reason: 'x.test: no MX address', code: 'EDNS', temporary: true }, events: [] });
+    const bare = probeReport({
+      destination: { kind: 'domain', domain: 'x.test' },
+      delivery: {
+        destination: 'x.test',
+        level: 'may',
+        policySource: 'default',
+        status: 'deferred',
+        accepted: [],
+        rejected: [],
+        pending: [],
+        attempts: [],
+        reason: 'x.test: no MX address',
+        code: 'EDNS',
+        temporary: true,
+      },
+      events: [],
+    });
     expect(bare.result).toMatchObject({ action: 'defer', exitStatus: 1, summary: 'would defer mail for x.test (EDNS, temporary): x.test: no MX address' });
     // a certificate that cannot be read is reported, not thrown
-    expect(certificateReport(Buffer.from('not a certificate'), 0, 'sha256')).toMatchObject({ validity: 'unknown', error: expect.stringMatching(/^cannot read the certificate/) });
+    expect(certificateReport(Buffer.from('not a certificate'), 0, 'sha256')).toMatchObject({
+      validity: 'unknown',
+      error: expect.stringMatching(/^cannot read the certificate/),
+    });
   });
 });
 
@@ -439,14 +501,22 @@ describe('bad arguments: exit 2, nothing looked up or connected to', () => {
     ['a missing target', ['probe', '--level', 'dane'], /probe needs a target/],
     ['two targets', ['probe', 'a.test', 'b.test'], /one target/],
     ['an unknown level', ['probe', 'dane.test', '--level', 'sekure'], /--level: unknown level "sekure"/],
-    ['a bad fallback map', ['probe', 'dane.test', '--fallback', 'may=encrypt'], /--fallback "may=encrypt" is not a fallback map:\n {2}--fallback:1: level "may" cannot have a fallback level/],
+    [
+      'a bad fallback map',
+      ['probe', 'dane.test', '--fallback', 'may=encrypt'],
+      /--fallback "may=encrypt" is not a fallback map:\n {2}--fallback:1: level "may" cannot have a fallback level/,
+    ],
     ['a bad port', ['probe', 'dane.test', '--port', '70000'], /--port must be from 1 to 65535/],
     ['host:port without brackets', ['probe', 'mx.dane.test:25'], /write a host and port as \[host\]:port/],
     ['a bare address', ['probe', '192.0.2.1'], /write it in brackets/],
     ['a bad resolver', ['probe', 'dane.test', '--resolver', 'dns.example'], /--resolver: DNS server "dns.example" is not an IP address/],
     ['a bad --trust-ad', ['probe', 'dane.test', '--trust-ad', 'maybe'], /--trust-ad must be one of loopback, yes, no/],
     ['a missing CA file', ['probe', 'dane.test', '--ca-file', '/nonexistent/ca.pem'], /cannot read CA file \/nonexistent\/ca\.pem/],
-    ['a shadow that is not stricter', ['probe', 'dane.test', '--level', 'verify', '--shadow', 'may'], /--shadow: shadow level "may" for dane\.test is not stricter than level "verify"/],
+    [
+      'a shadow that is not stricter',
+      ['probe', 'dane.test', '--level', 'verify', '--shadow', 'may'],
+      /--shadow: shadow level "may" for dane\.test is not stricter than level "verify"/,
+    ],
     ['--cert-file without --key-file', ['probe', 'dane.test', '--cert-file', '/x.pem'], /go together/],
   ];
   for (const [what, argv, message] of cases) {
@@ -546,7 +616,12 @@ describe('the installed command', () => {
       expect(mismatch.code).toBe(1);
       expect(mismatch.stdout).not.toContain('\u001b['); // a pipe is not a terminal
       expect(mismatch.stdout).toMatch(/\nResult  would defer mail for mismatch\.test/);
-      expect(peers.get('mx.dane.test')!.events.slice(before).map((e) => e.command)).toEqual(['CONNECT']);
+      expect(
+        peers
+          .get('mx.dane.test')!
+          .events.slice(before)
+          .map((e) => e.command),
+      ).toEqual(['CONNECT']);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -594,7 +669,10 @@ describe('probe: text from a hostile peer never acts on the terminal', () => {
 
   it('a STARTTLS refusal with controls, bidi and a forged Result line: shown escaped, at may and at encrypt', async () => {
     const reply = '454-4.7.0 busy\\x1b[2J\\x1b]0;pwned\\x07 454 4.7.0 \\u{202e}ok\\u{202c} \\u{009b}2J\\x0d' + FORGED_RESULT;
-    for (const [level, code] of [['may', 0], ['encrypt', 1]] as const) {
+    for (const [level, code] of [
+      ['may', 0],
+      ['encrypt', 1],
+    ] as const) {
       for (const options of [{}, { tty: true }]) {
         const { result: r, commands } = await textRun(at('hostile-reply'), level, options);
         expect(commands).toEqual([]);
@@ -621,10 +699,15 @@ describe('probe: text from a hostile peer never acts on the terminal', () => {
   });
 
   it('formatJson round-trips every character and writes none a terminal acts on', () => {
-    const value = { s: 'a\r\nb\x1b[2J\x07\x7f\x85\x9b\u061c\u200e\u200f\u2028\u2029\u202a\u202e\u2066\u2069\ufeff\\ "q" é 中 \u{1f600}', list: ['\u202e', 1, null, true] };
+    const value = {
+      s: 'a\r\nb\x1b[2J\x07\x7f\x85\x9b\u061c\u200e\u200f\u2028\u2029\u202a\u202e\u2066\u2069\ufeff\\ "q" é 中 \u{1f600}',
+      list: ['\u202e', 1, null, true],
+    };
     const text = formatJson(value);
     expect(JSON.parse(text)).toEqual(value);
-    expect(text).toBe(`${JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`);
+    expect(text).toBe(
+      `${JSON.stringify(value, null, 2).replace(/[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`,
+    );
     expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/);
     expect(text).toContain('é 中 \u{1f600}');
   });

@@ -44,16 +44,26 @@ beforeAll(async () => {
 afterAll(() => world?.close());
 
 function certsSeen(host: string, from: number): Array<string | undefined> {
-  return world.peers.get(host)!.events.slice(from).filter((e) => e.command === 'MAIL').map((e) => e.clientCert);
+  return world.peers
+    .get(host)!
+    .events.slice(from)
+    .filter((e) => e.command === 'MAIL')
+    .map((e) => e.clientCert);
 }
 
-const policy = () => `alpha.test encrypt cert_file=${files.alpha!.cert} key_file=${files.alpha!.key}\nbeta.test encrypt cert_file=${files.beta!.cert} key_file=${files.beta!.key}\n`;
+const policy = () =>
+  `alpha.test encrypt cert_file=${files.alpha!.cert} key_file=${files.alpha!.key}\nbeta.test encrypt cert_file=${files.beta!.cert} key_file=${files.beta!.key}\n`;
 
 describe('client certificates, as the server sees them', () => {
   it('a policy entry presents its own certificate; the global one serves the rest; none when none is configured', async () => {
     const peer = 'mx.own.test';
     let from = world.peers.get(peer)!.events.length;
-    const withGlobal = { level: 'encrypt' as const, certFile: files.global!.cert, keyFile: files.global!.key, policy: `own.test encrypt cert_file=${files.alpha!.cert} key_file=${files.alpha!.key}\n` };
+    const withGlobal = {
+      level: 'encrypt' as const,
+      certFile: files.global!.cert,
+      keyFile: files.global!.key,
+      policy: `own.test encrypt cert_file=${files.alpha!.cert} key_file=${files.alpha!.key}\n`,
+    };
     expect((await world.send(withGlobal, { to: 'u@own.test' })).info?.accepted).toEqual(['u@own.test']);
     expect((await world.send(withGlobal, { to: 'u@plain.test' })).info?.accepted).toEqual(['u@plain.test']);
     expect(certsSeen(peer, from)).toEqual(['alpha client', 'global client']);
@@ -72,7 +82,7 @@ describe('client certificates, as the server sees them', () => {
     const order = ['alpha', 'beta', 'alpha', 'beta', 'beta', 'alpha'];
     try {
       for (const name of order) {
-        const info = (await transport.sendMail({ from: 's@origin.test', to: `u@${name}.test`, text: 'x' }));
+        const info = await transport.sendMail({ from: 's@origin.test', to: `u@${name}.test`, text: 'x' });
         expect(info.accepted).toEqual([`u@${name}.test`]);
       }
     } finally {

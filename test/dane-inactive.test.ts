@@ -83,11 +83,15 @@ describe('DANE configured, a trusted server that does not validate', () => {
   it('verify() rejects: the server answered without the AD bit', async () => {
     const error = await verify({ level: 'dane', dns: createResolver({ servers: [plain.server] }) });
     expect(error?.code).toBe('EDNSSEC');
-    expect(error?.message).toBe(`DANE is configured, but DNS server ${plain.server} answered the SOA query for . without the AD bit, so it does not validate DNSSEC`);
+    expect(error?.message).toBe(
+      `DANE is configured, but DNS server ${plain.server} answered the SOA query for . without the AD bit, so it does not validate DNSSEC`,
+    );
   });
   it('the logger warns once, beside the first delivery, not again', async () => {
     const { logger, warnings } = recordingLogger();
-    const transport = nodemailer.createTransport(tlsPolicy({ level: 'dane', logger, dns: createResolver({ servers: [plain.server] }), connectionTimeout: 500 }));
+    const transport = nodemailer.createTransport(
+      tlsPolicy({ level: 'dane', logger, dns: createResolver({ servers: [plain.server] }), connectionTimeout: 500 }),
+    );
     for (let i = 0; i < 3; i++) await transport.sendMail({ from: 's@origin.test', to: 'u@nowhere.test', text: 'x' }).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 100));
     transport.close();

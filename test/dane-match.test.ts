@@ -69,9 +69,24 @@ function issueWithExtensions(issuer: Issued, cn: string, extensions: string[], o
     const subject = opts.utf8 ? `/CN=${cn.replace(/[\\/+]/g, (c) => `\\${c}`)}` : `/CN=${cn}`;
     execFileSync('openssl', ['req', '-new', ...(opts.utf8 ? ['-utf8'] : []), '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
     execFileSync('openssl', [
-      'x509', '-req', '-in', file('req.csr'), '-CA', file('issuer.pem'), '-CAkey', file('issuer-key.pem'),
-      '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, '-days', '30',
-      '-extfile', file('ext.cnf'), '-extensions', 'ext', '-out', file('cert.pem'),
+      'x509',
+      '-req',
+      '-in',
+      file('req.csr'),
+      '-CA',
+      file('issuer.pem'),
+      '-CAkey',
+      file('issuer-key.pem'),
+      '-set_serial',
+      `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
+      '-days',
+      '30',
+      '-extfile',
+      file('ext.cnf'),
+      '-extensions',
+      'ext',
+      '-out',
+      file('cert.pem'),
     ]);
     const certPem = readFileSync(file('cert.pem'), 'utf8');
     const keyPem = readFileSync(file('key.pem'), 'utf8');
@@ -91,39 +106,36 @@ beforeAll(async () => {
     makeCA('Expired Intermediate CA', { issuer: pki.root, notBefore: daysFromNow(-60), notAfter: daysFromNow(-2) }),
   ]);
   const cn = 'mx1.example.net';
-  [
-    pki.good,
-    pki.rsa,
-    pki.wildcard,
-    pki.provider,
-    pki.wrongName,
-    pki.expired,
-    pki.notYet,
-    pki.self,
-    pki.underExpiredInter,
-    pki.forged,
-    pki.notCA,
-  ] = await Promise.all([
-    makeLeaf(pki.inter, { names: NAMES, cn }),
-    makeLeaf(pki.inter, { names: NAMES, cn, keyType: 'rsa' }),
-    makeLeaf(pki.inter, { names: ['*.example.net'] }),
-    makeLeaf(pki.inter, { names: ['mx.provider.net'] }),
-    makeLeaf(pki.inter, { names: ['mx.other.test', 'www.other.test'], cn: 'mx.other.test' }),
-    makeLeaf(pki.inter, { names: NAMES, cn, notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) }),
-    makeLeaf(pki.inter, { names: NAMES, cn, notBefore: daysFromNow(2), notAfter: daysFromNow(30) }),
-    makeLeaf('self', { names: NAMES, cn }),
-    makeLeaf(pki.expiredInter, { names: NAMES, cn }),
-    makeLeaf(pki.impostorInter, { names: NAMES, cn }),
-    // A server certificate (CA:FALSE, no keyCertSign) used as if it were a CA.
-    makeLeaf(pki.inter, { names: ['signer.example.net'], cn: 'Not A CA' }),
-  ]);
+  [pki.good, pki.rsa, pki.wildcard, pki.provider, pki.wrongName, pki.expired, pki.notYet, pki.self, pki.underExpiredInter, pki.forged, pki.notCA] =
+    await Promise.all([
+      makeLeaf(pki.inter, { names: NAMES, cn }),
+      makeLeaf(pki.inter, { names: NAMES, cn, keyType: 'rsa' }),
+      makeLeaf(pki.inter, { names: ['*.example.net'] }),
+      makeLeaf(pki.inter, { names: ['mx.provider.net'] }),
+      makeLeaf(pki.inter, { names: ['mx.other.test', 'www.other.test'], cn: 'mx.other.test' }),
+      makeLeaf(pki.inter, { names: NAMES, cn, notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) }),
+      makeLeaf(pki.inter, { names: NAMES, cn, notBefore: daysFromNow(2), notAfter: daysFromNow(30) }),
+      makeLeaf('self', { names: NAMES, cn }),
+      makeLeaf(pki.expiredInter, { names: NAMES, cn }),
+      makeLeaf(pki.impostorInter, { names: NAMES, cn }),
+      // A server certificate (CA:FALSE, no keyCertSign) used as if it were a CA.
+      makeLeaf(pki.inter, { names: ['signer.example.net'], cn: 'Not A CA' }),
+    ]);
   pki.underNotCA = await makeLeaf(pki.notCA, { names: NAMES, cn });
   const serverLeaf = ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth', 'subjectAltName = DNS:mx1.example.net'];
   // CA:FALSE without a key usage extension: it may sign as far as key usage goes, but it is no CA.
   pki.caFalse = issueWithExtensions(pki.root, 'CA False', ['basicConstraints = critical,CA:FALSE']);
   pki.underCaFalse = issueWithExtensions(pki.caFalse, cn, serverLeaf);
-  pki.clientOnly = issueWithExtensions(pki.inter, cn, ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = clientAuth', 'subjectAltName = DNS:mx1.example.net']);
-  pki.emailCA = issueWithExtensions(pki.root, 'Email CA', ['basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign', 'extendedKeyUsage = emailProtection']);
+  pki.clientOnly = issueWithExtensions(pki.inter, cn, [
+    'basicConstraints = critical,CA:FALSE',
+    'extendedKeyUsage = clientAuth',
+    'subjectAltName = DNS:mx1.example.net',
+  ]);
+  pki.emailCA = issueWithExtensions(pki.root, 'Email CA', [
+    'basicConstraints = critical,CA:TRUE',
+    'keyUsage = critical,keyCertSign',
+    'extendedKeyUsage = emailProtection',
+  ]);
   pki.underEmailCA = issueWithExtensions(pki.emailCA, cn, serverLeaf);
 });
 
@@ -145,7 +157,11 @@ function spkiOf(i: Issued): Buffer {
 function tlsa(usage: number, selector: 0 | 1, matchingType: 0 | 1 | 2, i: Issued): TlsaRecord {
   const selected = selector === 0 ? i.der : spkiOf(i);
   const data =
-    matchingType === 0 ? selected : createHash(matchingType === 1 ? 'sha256' : 'sha512').update(selected).digest();
+    matchingType === 0
+      ? selected
+      : createHash(matchingType === 1 ? 'sha256' : 'sha512')
+          .update(selected)
+          .digest();
   return { usage, selector, matchingType, data: Buffer.from(data) };
 }
 
@@ -227,17 +243,47 @@ describe('daneVerify: DANE-EE(3) matches the leaf alone, no name, date or chain 
     eeRow('3 0 2 (certificate, SHA2-512) of the leaf', () => tlsa(3, 0, 2, pki.good), full, true),
     eeRow('3 0 0 (whole certificate) of the leaf', () => tlsa(3, 0, 0, pki.good), full, true),
     eeRow('3 1 0 (whole SPKI) of the leaf', () => tlsa(3, 1, 0, pki.good), full, true),
-    eeRow('3 1 1 of an RSA leaf', () => tlsa(3, 1, 1, pki.rsa), () => [pki.rsa.der, pki.inter.der], true),
+    eeRow(
+      '3 1 1 of an RSA leaf',
+      () => tlsa(3, 1, 1, pki.rsa),
+      () => [pki.rsa.der, pki.inter.der],
+      true,
+    ),
     eeRow('3 1 1 of another key: mismatch', () => tlsa(3, 1, 1, pki.wrongName), full, false),
     eeRow('3 0 1 of another certificate: mismatch', () => tlsa(3, 0, 1, pki.wrongName), full, false),
     eeRow('3 1 2 of another key: mismatch', () => tlsa(3, 1, 2, pki.wrongName), full, false),
     eeRow('3 0 0 of another certificate: mismatch', () => tlsa(3, 0, 0, pki.wrongName), full, false),
     eeRow('3 1 1 of the intermediate: DANE-EE never matches above the leaf', () => tlsa(3, 1, 1, pki.inter), full, false),
-    eeRow('an expired leaf still passes', () => tlsa(3, 1, 1, pki.expired), () => [pki.expired.der, pki.inter.der], true),
-    eeRow('a not yet valid leaf still passes', () => tlsa(3, 0, 1, pki.notYet), () => [pki.notYet.der, pki.inter.der], true),
-    eeRow('a leaf with other names still passes', () => tlsa(3, 1, 1, pki.wrongName), () => [pki.wrongName.der, pki.inter.der], true),
-    eeRow('a self-signed leaf passes', () => tlsa(3, 1, 1, pki.self), () => [pki.self.der], true),
-    eeRow('a leaf with a broken signature passes', () => tlsa(3, 1, 1, pki.good), () => [tampered(pki.good), pki.inter.der], true),
+    eeRow(
+      'an expired leaf still passes',
+      () => tlsa(3, 1, 1, pki.expired),
+      () => [pki.expired.der, pki.inter.der],
+      true,
+    ),
+    eeRow(
+      'a not yet valid leaf still passes',
+      () => tlsa(3, 0, 1, pki.notYet),
+      () => [pki.notYet.der, pki.inter.der],
+      true,
+    ),
+    eeRow(
+      'a leaf with other names still passes',
+      () => tlsa(3, 1, 1, pki.wrongName),
+      () => [pki.wrongName.der, pki.inter.der],
+      true,
+    ),
+    eeRow(
+      'a self-signed leaf passes',
+      () => tlsa(3, 1, 1, pki.self),
+      () => [pki.self.der],
+      true,
+    ),
+    eeRow(
+      'a leaf with a broken signature passes',
+      () => tlsa(3, 1, 1, pki.good),
+      () => [tampered(pki.good), pki.inter.der],
+      true,
+    ),
     {
       name: 'DANE-EE is tried before DANE-TA, whatever the record order',
       make: () => {
@@ -278,10 +324,22 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
     taRow('2 0 1 of the root in the chain', () => tlsa(2, 0, 1, pki.root), full),
     taRow('2 1 1 of the root in the chain', () => tlsa(2, 1, 1, pki.root), full),
     taRow('2 0 2 of the root in the chain', () => tlsa(2, 0, 2, pki.root), full),
-    taRow('2 0 1 of the intermediate, root not sent', () => tlsa(2, 0, 1, pki.inter), () => [pki.good.der, pki.inter.der]),
-    taRow('2 0 1 of the root, chain sent out of order', () => tlsa(2, 0, 1, pki.root), () => [pki.good.der, pki.root.der, pki.inter.der]),
+    taRow(
+      '2 0 1 of the intermediate, root not sent',
+      () => tlsa(2, 0, 1, pki.inter),
+      () => [pki.good.der, pki.inter.der],
+    ),
+    taRow(
+      '2 0 1 of the root, chain sent out of order',
+      () => tlsa(2, 0, 1, pki.root),
+      () => [pki.good.der, pki.root.der, pki.inter.der],
+    ),
     taRow('2 1 0 of the root, root sent: matched as a certificate', () => tlsa(2, 1, 0, pki.root), full),
-    taRow('a wildcard leaf name', () => tlsa(2, 0, 1, pki.root), () => [pki.wildcard.der, pki.inter.der, pki.root.der]),
+    taRow(
+      'a wildcard leaf name',
+      () => tlsa(2, 0, 1, pki.root),
+      () => [pki.wildcard.der, pki.inter.der, pki.root.der],
+    ),
     taRow('a leading-dot reference name matches a name below it', () => tlsa(2, 0, 1, pki.inter), full, { names: ['.example.net'] }),
     taRow(
       'the TLSA base domain as reference name (daneNames after a CNAME)',
@@ -297,11 +355,31 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
       },
     },
     // The trust anchor from DNS when the server did not send it (RFC 7671 5.2.2, 5.2.3).
-    taRow('2 0 0 of the root, root not sent', () => tlsa(2, 0, 0, pki.root), () => [pki.good.der, pki.inter.der]),
-    taRow('2 0 0 of the intermediate, only the leaf sent', () => tlsa(2, 0, 0, pki.inter), () => [pki.good.der]),
-    taRow('2 1 0 of the root, root not sent: its key signed the intermediate', () => tlsa(2, 1, 0, pki.root), () => [pki.good.der, pki.inter.der]),
-    taRow('2 1 0 of the intermediate, only the leaf sent: its key signed the leaf', () => tlsa(2, 1, 0, pki.inter), () => [pki.good.der]),
-    taRow('2 1 0 of a self-signed leaf\'s own key (OpenSSL check_dane_pkeys)', () => tlsa(2, 1, 0, pki.self), () => [pki.self.der]),
+    taRow(
+      '2 0 0 of the root, root not sent',
+      () => tlsa(2, 0, 0, pki.root),
+      () => [pki.good.der, pki.inter.der],
+    ),
+    taRow(
+      '2 0 0 of the intermediate, only the leaf sent',
+      () => tlsa(2, 0, 0, pki.inter),
+      () => [pki.good.der],
+    ),
+    taRow(
+      '2 1 0 of the root, root not sent: its key signed the intermediate',
+      () => tlsa(2, 1, 0, pki.root),
+      () => [pki.good.der, pki.inter.der],
+    ),
+    taRow(
+      '2 1 0 of the intermediate, only the leaf sent: its key signed the leaf',
+      () => tlsa(2, 1, 0, pki.inter),
+      () => [pki.good.der],
+    ),
+    taRow(
+      "2 1 0 of a self-signed leaf's own key (OpenSSL check_dane_pkeys)",
+      () => tlsa(2, 1, 0, pki.self),
+      () => [pki.self.der],
+    ),
     taRow(
       'the anchor itself expired: OpenSSL does not check a trust anchor that is not self-signed',
       () => tlsa(2, 0, 1, pki.expiredInter),
@@ -354,7 +432,9 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
         const r = tlsa(2, 0, 1, pki.inter);
         return {
           req: { records: [r], chain: full(), names: [] },
-          want: fail(`${HOST} certificate cannot be matched: no reference names were given (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`),
+          want: fail(
+            `${HOST} certificate cannot be matched: no reference names were given (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`,
+          ),
         };
       },
     },
@@ -380,7 +460,13 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
         const r = tlsa(2, 0, 1, pki.inter);
         return {
           req: { records: [r], chain: [pki.expired.der, pki.inter.der] },
-          want: chainFail(r, 0, 'CN=mx1.example.net', `certificate has expired, notAfter ${notAfter(pki.expired)}`, 'matched its issuer CN=Test Intermediate CA'),
+          want: chainFail(
+            r,
+            0,
+            'CN=mx1.example.net',
+            `certificate has expired, notAfter ${notAfter(pki.expired)}`,
+            'matched its issuer CN=Test Intermediate CA',
+          ),
         };
       },
     },
@@ -390,7 +476,13 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
         const r = tlsa(2, 1, 1, pki.inter);
         return {
           req: { records: [r], chain: [pki.notYet.der, pki.inter.der] },
-          want: chainFail(r, 0, 'CN=mx1.example.net', `certificate is not yet valid, notBefore ${notBefore(pki.notYet)}`, 'matched its issuer CN=Test Intermediate CA'),
+          want: chainFail(
+            r,
+            0,
+            'CN=mx1.example.net',
+            `certificate is not yet valid, notBefore ${notBefore(pki.notYet)}`,
+            'matched its issuer CN=Test Intermediate CA',
+          ),
         };
       },
     },
@@ -400,7 +492,13 @@ describe('daneVerify: DANE-TA(2) anchors a chain that must then verify', () => {
         const r = tlsa(2, 0, 1, pki.root);
         return {
           req: { records: [r], chain: full(), now: daysFromNow(365) },
-          want: chainFail(r, 0, 'CN=mx1.example.net', `certificate has expired, notAfter ${notAfter(pki.good)}`, 'matched CN=Test Root CA, depth 2 of the chain'),
+          want: chainFail(
+            r,
+            0,
+            'CN=mx1.example.net',
+            `certificate has expired, notAfter ${notAfter(pki.good)}`,
+            'matched CN=Test Root CA, depth 2 of the chain',
+          ),
         };
       },
     },
@@ -789,7 +887,11 @@ describe('daneNames', () => {
       input: { baseDomain: 'mx.provider.net', host: 'mx1.example.net', nexthop: 'example.net', match: ['nexthop', 'dot-nexthop', 'hostname', '.Example.ORG'] },
       want: ['mx.provider.net', 'mx1.example.net', 'example.net', '.example.net', '.example.org'],
     },
-    { name: 'nexthop defaults to the host', input: { baseDomain: 'mx1.example.net', host: 'mx1.example.net', match: ['dot-nexthop'] }, want: ['mx1.example.net', '.mx1.example.net'] },
+    {
+      name: 'nexthop defaults to the host',
+      input: { baseDomain: 'mx1.example.net', host: 'mx1.example.net', match: ['dot-nexthop'] },
+      want: ['mx1.example.net', '.mx1.example.net'],
+    },
     { name: 'IDNs become A-labels', input: { baseDomain: 'mx.bücher.example', host: 'mx.bücher.example' }, want: ['mx.xn--bcher-kva.example'] },
   ])('$name', ({ input, want }) => {
     expect(daneNames(input)).toEqual(want);
@@ -946,9 +1048,15 @@ describe('daneVerify: a hostile TLSA RRset and certificate chain cost bounded wo
     expect(judge([tlsa(2, 0, 0, caAt(11))], chain.slice(0, 11)).verdict).toEqual(pass(tlsa(2, 0, 0, caAt(11))));
   });
 
-  test('the leaf\'s issuer not sent: every other certificate is hashed once for the reason', () => {
+  test("the leaf's issuer not sent: every other certificate is hashed once for the reason", () => {
     const records = noise(100);
-    const chain = [long.leaf.der, ...[...long.cas].reverse().slice(1).map((c) => c.der)];
+    const chain = [
+      long.leaf.der,
+      ...[...long.cas]
+        .reverse()
+        .slice(1)
+        .map((c) => c.der),
+    ];
     const { verdict, counters } = judge(records, chain);
     const listed = `${records.slice(0, 10).map(ab).join(', ')} and 90 more`;
     expect(verdict).toEqual(fail(`none of the 100 TLSA records for ${TLSA_NAME} (${listed}) matched ${HOST}'s certificate chain`));
@@ -958,7 +1066,13 @@ describe('daneVerify: a hostile TLSA RRset and certificate chain cost bounded wo
   test('a record matching a certificate off the path is found by lookup, not by trying every pair', () => {
     const r = tlsa(2, 1, 1, long.cas[50]!);
     const records = [...noise(60), r, ...noise(39)];
-    const chain = [long.leaf.der, ...[...long.cas].reverse().slice(1).map((c) => c.der)];
+    const chain = [
+      long.leaf.der,
+      ...[...long.cas]
+        .reverse()
+        .slice(1)
+        .map((c) => c.der),
+    ];
     const { verdict, counters } = judge(records, chain);
     expect(verdict).toEqual(
       fail(`TLSA ${ab(r)} for ${TLSA_NAME} matched CN=CA 50, but the issuer CN=CA 98 of ${HOST} certificate is not among the certificates ${HOST} sent`),
@@ -1062,15 +1176,26 @@ describe('daneVerify (DANE-TA): hostile certificate names and subjects', () => {
     evilCA = issueWithExtensions(pki.root, 'Evil\nCA\x1b[31m\u202e\u0085, O=Bank', ['basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign'], {
       utf8: true,
     });
-    underEvilCA = issueWithExtensions(evilCA, 'mx1.example.net', ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth', 'subjectAltName = DNS:mx1.example.net']);
-    hostileCnExpired = await makeLeaf(pki.inter, { names: NAMES, cn: 'mx1.example.net\x1b]0;pwned\x07', notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) });
+    underEvilCA = issueWithExtensions(evilCA, 'mx1.example.net', [
+      'basicConstraints = critical,CA:FALSE',
+      'extendedKeyUsage = serverAuth',
+      'subjectAltName = DNS:mx1.example.net',
+    ]);
+    hostileCnExpired = await makeLeaf(pki.inter, {
+      names: NAMES,
+      cn: 'mx1.example.net\x1b]0;pwned\x07',
+      notBefore: daysFromNow(-30),
+      notAfter: daysFromNow(-1),
+    });
   });
 
   test.each(HOSTILE)('$what: never matches a reference, the reason shows the name escaped', ({ what, name, shown }) => {
     const r = tlsa(2, 0, 1, pki.inter);
     const verdict = daneVerify(request({ records: [r], chain: [leaves.get(what)!.der, pki.inter.der, pki.root.der], names: [...refs, name] }));
     expect(verdict).toEqual(
-      fail(`${HOST} certificate names ${shown} matched none of ${[...refs, name].join(', ')} (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`),
+      fail(
+        `${HOST} certificate names ${shown} matched none of ${[...refs, name].join(', ')} (TLSA ${ab(r)} for ${TLSA_NAME} matched its issuer CN=Test Intermediate CA)`,
+      ),
     );
   });
 

@@ -17,9 +17,12 @@ type Matching = 0 | 1 | 2;
 function tlsaData(der: Buffer, selector: Selector, matching: Matching): string {
   const selected = selector === 0 ? der : (new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
   if (matching === 0) return selected.toString('hex');
-  return createHash(matching === 1 ? 'sha256' : 'sha512').update(selected).digest('hex');
+  return createHash(matching === 1 ? 'sha256' : 'sha512')
+    .update(selected)
+    .digest('hex');
 }
-const tlsa = (usage: 2 | 3, selector: Selector, matching: Matching, cert: Issued) => `TLSA ${usage} ${selector} ${matching} ${tlsaData(cert.der, selector, matching)}`;
+const tlsa = (usage: 2 | 3, selector: Selector, matching: Matching, cert: Issued) =>
+  `TLSA ${usage} ${selector} ${matching} ${tlsaData(cert.der, selector, matching)}`;
 
 interface HostDef {
   /** absolute host name */
@@ -84,14 +87,21 @@ beforeAll(async () => {
     zone('ta211.test', ['@ MX 10 mx', A('mx.ta211.test'), tlsaAt('mx.ta211.test', tlsa(2, 1, 1, inter))]),
     zone('tawrong.test', ['@ MX 10 mx', A('mx.tawrong.test'), tlsaAt('mx.tawrong.test', tlsa(2, 0, 1, inter))]),
     zone('nomatch.test', ['@ MX 10 mx', A('mx.nomatch.test'), tlsaAt('mx.nomatch.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
-    zone('unusable.test', ['@ MX 10 mx', A('mx.unusable.test'), tlsaAt('mx.unusable.test', `TLSA 1 1 1 ${tlsaData(cert('mx.unusable.test').der, 1, 1)}`), tlsaAt('mx.unusable.test', `TLSA 0 0 1 ${tlsaData(root.der, 0, 1)}`)]),
+    zone('unusable.test', [
+      '@ MX 10 mx',
+      A('mx.unusable.test'),
+      tlsaAt('mx.unusable.test', `TLSA 1 1 1 ${tlsaData(cert('mx.unusable.test').der, 1, 1)}`),
+      tlsaAt('mx.unusable.test', `TLSA 0 0 1 ${tlsaData(root.der, 0, 1)}`),
+    ]),
     zone('unsigned.test', ['@ MX 10 mx', A('mx.unsigned.test'), tlsaAt('mx.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { signed: false }),
     // a signed domain whose MX host sits in an unsigned zone
     zone('signedmx.test', ['@ MX 10 mx.island.unsigned.test.']),
     zone('island.unsigned.test', [A('mx.island.unsigned.test'), tlsaAt('mx.island.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { signed: false }),
     // an unsigned domain whose MX host is in a signed zone with TLSA: insecure MX, DANE still enforced (Trusted)
     zone('insecuremx.test', ['@ MX 10 mx.ee311.test.'], { signed: false }),
-    zone('bogus.test', ['@ MX 10 mx', A('mx.bogus.test'), tlsaAt('mx.bogus.test', tlsa(3, 1, 1, cert('mx.bogus.test')))], { tamper: [{ owner: `_${port}._tcp.mx`, type: 'TLSA' }] }),
+    zone('bogus.test', ['@ MX 10 mx', A('mx.bogus.test'), tlsaAt('mx.bogus.test', tlsa(3, 1, 1, cert('mx.bogus.test')))], {
+      tamper: [{ owner: `_${port}._tcp.mx`, type: 'TLSA' }],
+    }),
     // MX host is a CNAME to target.cname.test, whose TLSA is found first
     zone('cname.test', ['@ MX 10 mx', 'mx CNAME target', A('target.cname.test'), tlsaAt('target.cname.test', tlsa(3, 1, 1, cert('target.cname.test')))]),
     zone('two.test', [
@@ -115,11 +125,9 @@ afterAll(async () => {
 });
 
 async function send(options: TlsPolicyOptions, to: string | string[]): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
-  const transport = nodemailer.createTransport(
-    tlsPolicy({ port, dns: createResolver({ servers: [tree.resolver], timeout: 400, attempts: 2 }), ...options }),
-  );
+  const transport = nodemailer.createTransport(tlsPolicy({ port, dns: createResolver({ servers: [tree.resolver], timeout: 400, attempts: 2 }), ...options }));
   try {
-    return { info: (await transport.sendMail({ from: 's@origin.test', to, subject: 'dane', text: 'hello' })) };
+    return { info: await transport.sendMail({ from: 's@origin.test', to, subject: 'dane', text: 'hello' }) };
   } catch (error) {
     return { error: error as TlsPolicyError };
   }
@@ -132,14 +140,21 @@ async function seen<T>(names: string[], fn: () => Promise<T>) {
   const out: Record<string, Array<[string, boolean]>> = {};
   const sni: Record<string, string | undefined> = {};
   for (const n of names) {
-    const events = peers.get(n)!.events.slice(before.get(n)).filter((e) => e.command !== 'CONNECT');
+    const events = peers
+      .get(n)!
+      .events.slice(before.get(n))
+      .filter((e) => e.command !== 'CONNECT');
     out[n] = events.map((e) => [e.command, e.secure]);
     sni[n] = events.find((e) => e.command === 'MAIL')?.servername;
   }
   return { result, seen: out, sni };
 }
 
-const TLS: Array<[string, boolean]> = [['MAIL', true], ['RCPT', true], ['DATA', true]];
+const TLS: Array<[string, boolean]> = [
+  ['MAIL', true],
+  ['RCPT', true],
+  ['DATA', true],
+];
 
 describe('DANE delivers when a usable TLSA record matches', () => {
   const rows: Array<[string, string, string]> = [
@@ -185,7 +200,11 @@ describe('DANE refuses what does not match, and sends nothing', () => {
       const { result, seen: s } = await seen(['mx.bogus.test'], () => send({ level }, 'u@bogus.test'));
       expect(result.error?.code).toBe('ETLS');
       expect(result.error?.temporary).toBe(true);
-      expect(result.error?.message).toMatch(new RegExp(`DNS lookup of TLSA for _${port}\\._tcp\\.mx\\.bogus\\.test failed: SERVFAIL .*DNSSEC_BOGUS.*mx\\.bogus\\.test\\[[\\d.]+\\]:${port} is not tried at level (dane|dane-only) without its TLSA records`));
+      expect(result.error?.message).toMatch(
+        new RegExp(
+          `DNS lookup of TLSA for _${port}\\._tcp\\.mx\\.bogus\\.test failed: SERVFAIL .*DNSSEC_BOGUS.*mx\\.bogus\\.test\\[[\\d.]+\\]:${port} is not tried at level (dane|dane-only) without its TLSA records`,
+        ),
+      );
       expect(s['mx.bogus.test']).toEqual([]);
       expect(peers.get('mx.bogus.test')!.events.filter((e) => e.command === 'CONNECT').length).toBe(0);
     }
@@ -237,7 +256,9 @@ describe('when DANE does not apply', () => {
     expect(audit.level).toBe('may');
     expect(audit.dane).toMatch(/addresses of mx\.island\.unsigned\.test are not DNSSEC-secure/);
     const only = await seen(['mx.island.unsigned.test'], () => send({ level: 'dane-only' }, 'u@signedmx.test'));
-    expect(only.result.error?.message).toMatch(/no secure TLSA records \(the addresses of mx\.island\.unsigned\.test are not DNSSEC-secure\), which level dane-only does not allow/);
+    expect(only.result.error?.message).toMatch(
+      /no secure TLSA records \(the addresses of mx\.island\.unsigned\.test are not DNSSEC-secure\), which level dane-only does not allow/,
+    );
     expect(only.seen['mx.island.unsigned.test']).toEqual([]);
   });
   it('insecure MX RRset, secure TLSA at the host: still enforced, reported Trusted (insecure MX policy dane)', async () => {
@@ -302,7 +323,7 @@ describe('DANE and connection reuse', () => {
     const transport = tlsPolicy({ level: 'dane', port, dns: createResolver({ servers: [tree.resolver] }) });
     const mailer = nodemailer.createTransport(transport);
     const infos = [];
-    for (let i = 0; i < 3; i++) infos.push((await mailer.sendMail({ from: 's@origin.test', to: `u${i}@ee312.test`, text: 'x' })));
+    for (let i = 0; i < 3; i++) infos.push(await mailer.sendMail({ from: 's@origin.test', to: `u${i}@ee312.test`, text: 'x' }));
     mailer.close();
     expect(peer.connections - before).toBe(1);
     expect(infos.map((i) => [i.deliveries[0]!.attempts[0]!.reused, i.deliveries[0]!.attempts[0]!.audit.auth])).toEqual([

@@ -243,8 +243,20 @@ describe('decide: may (Postfix defaults, Exim tls_tempfail_tryclear, the strict 
   describe('TLS established -> send at may with the verdict trust', () => {
     each([
       { level: 'may', facts: 'tls', opts: 'postfix', expected: { action: 'send', level: 'may', trust: 'Trusted' } },
-      { level: 'may', facts: 'tls', opts: 'strict', extra: { verdict: { ok: true, trust: 'Untrusted' } }, expected: { action: 'send', level: 'may', trust: 'Untrusted' } },
-      { level: 'may', facts: 'tls', opts: 'auth', extra: { verdict: { ok: true, trust: 'Anonymous' } }, expected: { action: 'send', level: 'may', trust: 'Anonymous' } },
+      {
+        level: 'may',
+        facts: 'tls',
+        opts: 'strict',
+        extra: { verdict: { ok: true, trust: 'Untrusted' } },
+        expected: { action: 'send', level: 'may', trust: 'Untrusted' },
+      },
+      {
+        level: 'may',
+        facts: 'tls',
+        opts: 'auth',
+        extra: { verdict: { ok: true, trust: 'Anonymous' } },
+        expected: { action: 'send', level: 'may', trust: 'Anonymous' },
+      },
     ]);
   });
 });
@@ -282,11 +294,41 @@ describe('decide: authenticated levels with fallback encrypt still need TLS', ()
     describe(level, () => {
       each(
         (['postfix', 'tryclearTrue', 'ageAbove', 'authAllowed'] as OptName[]).flatMap((opts): Row[] => [
-          { level, facts: 'noStarttls', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.noStarttls + mandatory(level) + FALLBACK_ENCRYPT, true, 'no-starttls') },
-          { level, facts: 'refused4xx', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.refused4xx + mandatory(level) + FALLBACK_ENCRYPT, true, 'starttls-refused') },
-          { level, facts: 'refused5xx', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.refused5xx + mandatory(level) + FALLBACK_ENCRYPT, true, 'starttls-refused') },
-          { level, facts: 'handshake', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.handshake + mandatory(level) + FALLBACK_ENCRYPT, true, 'handshake') },
-          { level, facts: 'session', opts, extra: { fallback: 'encrypt' }, expected: next(CAUSE.session + mandatory(level) + FALLBACK_ENCRYPT, true, 'session') },
+          {
+            level,
+            facts: 'noStarttls',
+            opts,
+            extra: { fallback: 'encrypt' },
+            expected: next(CAUSE.noStarttls + mandatory(level) + FALLBACK_ENCRYPT, true, 'no-starttls'),
+          },
+          {
+            level,
+            facts: 'refused4xx',
+            opts,
+            extra: { fallback: 'encrypt' },
+            expected: next(CAUSE.refused4xx + mandatory(level) + FALLBACK_ENCRYPT, true, 'starttls-refused'),
+          },
+          {
+            level,
+            facts: 'refused5xx',
+            opts,
+            extra: { fallback: 'encrypt' },
+            expected: next(CAUSE.refused5xx + mandatory(level) + FALLBACK_ENCRYPT, true, 'starttls-refused'),
+          },
+          {
+            level,
+            facts: 'handshake',
+            opts,
+            extra: { fallback: 'encrypt' },
+            expected: next(CAUSE.handshake + mandatory(level) + FALLBACK_ENCRYPT, true, 'handshake'),
+          },
+          {
+            level,
+            facts: 'session',
+            opts,
+            extra: { fallback: 'encrypt' },
+            expected: next(CAUSE.session + mandatory(level) + FALLBACK_ENCRYPT, true, 'session'),
+          },
         ]),
       );
     });
@@ -327,7 +369,13 @@ describe('decide: authenticated levels with fallback may behave as may, recordin
             // AUTH configured: no cleartext, no cleartext retry.
             { level, facts: 'noStarttls', opts: 'auth', expected: next(CAUSE.noStarttls + NO_AUTH_CLEARTEXT, true, 'no-starttls') },
             { level, facts: 'refused5xx', opts: 'auth', expected: next(CAUSE.refused5xx + NO_AUTH_CLEARTEXT, true, 'starttls-refused') },
-            { level, facts: 'handshake', opts: 'ageAboveTryclearTrue', extra: { hasAuth: true }, expected: next(CAUSE.handshake + NO_RETRY_AUTH, true, 'handshake') },
+            {
+              level,
+              facts: 'handshake',
+              opts: 'ageAboveTryclearTrue',
+              extra: { hasAuth: true },
+              expected: next(CAUSE.handshake + NO_RETRY_AUTH, true, 'handshake'),
+            },
             { level, facts: 'noStarttls', opts: 'authAllowed', expected: down(CAUSE.noStarttls, 'no-starttls') },
           ] satisfies Row[]
         ).map((r): Row => ({ ...r, extra: { fallback: 'may', ...(r as Row).extra } })),
@@ -349,7 +397,12 @@ describe('decide: failures that are not TLS failures (connect, greeting, a reply
       ['ageAboveTryclearTrue', undefined],
       ['ageAbove', undefined],
       ['authAllowed', undefined],
-      ...((AUTHENTICATED as readonly Level[]).includes(level) ? ([['ageAbove', { fallback: 'may' }], ['postfix', { fallback: 'encrypt' }]] as Array<[OptName, Options]>) : []),
+      ...((AUTHENTICATED as readonly Level[]).includes(level)
+        ? ([
+            ['ageAbove', { fallback: 'may' }],
+            ['postfix', { fallback: 'encrypt' }],
+          ] as Array<[OptName, Options]>)
+        : []),
     ];
     for (const [opts, extra] of optSets) {
       const base = { level, opts, ...(extra ? { extra } : {}) };
@@ -388,7 +441,13 @@ describe('decide: TLS established, verdict ok -> send at the level with the verd
       }
     }
   }
-  rows.push({ level: 'encrypt', facts: 'tls', opts: 'postfix', extra: { verdict: { ok: true, trust: 'Anonymous' } }, expected: { action: 'send', level: 'encrypt', trust: 'Anonymous' } });
+  rows.push({
+    level: 'encrypt',
+    facts: 'tls',
+    opts: 'postfix',
+    extra: { verdict: { ok: true, trust: 'Anonymous' } },
+    expected: { action: 'send', level: 'encrypt', trust: 'Anonymous' },
+  });
   each(rows);
 });
 
@@ -463,28 +522,76 @@ describe('decide: SMTP AUTH never crosses cleartext unless allowPlaintextAuth', 
     { level: 'may', facts: 'noStarttls', opts: 'authNotAllowed', expected: next(CAUSE.noStarttls + NO_AUTH_CLEARTEXT, true, 'no-starttls') },
     { level: 'may', facts: 'refused5xx', opts: 'auth', expected: next(CAUSE.refused5xx + NO_AUTH_CLEARTEXT, true, 'starttls-refused') },
     { level: 'may', facts: 'refused4xx', opts: 'auth', expected: next(CAUSE.refused4xx + NO_AUTH_CLEARTEXT, true, 'starttls-refused') },
-    { level: 'may', facts: 'refused4xx', opts: 'auth', extra: { rules: { tempfailTryclear: true } }, expected: next(CAUSE.refused4xx + NO_AUTH_CLEARTEXT, true, 'starttls-refused') },
+    {
+      level: 'may',
+      facts: 'refused4xx',
+      opts: 'auth',
+      extra: { rules: { tempfailTryclear: true } },
+      expected: next(CAUSE.refused4xx + NO_AUTH_CLEARTEXT, true, 'starttls-refused'),
+    },
     // No cleartext retry is planned, whatever tryclear and the message age say.
     { level: 'may', facts: 'handshake', opts: 'auth', expected: next(CAUSE.handshake + NO_RETRY_AUTH, true, 'handshake') },
     { level: 'may', facts: 'handshake', opts: 'authAgeAbove', expected: next(CAUSE.handshake + NO_RETRY_AUTH, true, 'handshake') },
-    { level: 'may', facts: 'handshake', opts: 'auth', extra: { rules: { tempfailTryclear: true } }, expected: next(CAUSE.handshake + NO_RETRY_AUTH, true, 'handshake') },
+    {
+      level: 'may',
+      facts: 'handshake',
+      opts: 'auth',
+      extra: { rules: { tempfailTryclear: true } },
+      expected: next(CAUSE.handshake + NO_RETRY_AUTH, true, 'handshake'),
+    },
     { level: 'may', facts: 'session', opts: 'authAgeAbove', expected: next(CAUSE.session + NO_RETRY_AUTH, true, 'session') },
-    { level: 'may', facts: 'session', opts: 'auth', extra: { rules: { tempfailTryclear: true } }, expected: next(CAUSE.session + NO_RETRY_AUTH, true, 'session') },
+    {
+      level: 'may',
+      facts: 'session',
+      opts: 'auth',
+      extra: { rules: { tempfailTryclear: true } },
+      expected: next(CAUSE.session + NO_RETRY_AUTH, true, 'session'),
+    },
     // With allowPlaintextAuth, cleartext (and a cleartext retry) are as without AUTH.
     { level: 'may', facts: 'noStarttls', opts: 'authAllowed', expected: clear('may', CAUSE.noStarttls, 'no-starttls') },
     { level: 'may', facts: 'refused4xx', opts: 'authAllowed', expected: clear('may', CAUSE.refused4xx, 'starttls-refused') },
-    { level: 'may', facts: 'handshake', opts: 'authAllowed', extra: { rules: { tempfailTryclear: true } }, expected: { action: 'plaintext-now', reason: CAUSE.handshake, stage: 'handshake' } },
-    { level: 'may', facts: 'session', opts: 'authAllowed', extra: { rules: { messageAge: 86_400 } }, expected: { action: 'plaintext-later', reason: CAUSE.session, stage: 'session' } },
+    {
+      level: 'may',
+      facts: 'handshake',
+      opts: 'authAllowed',
+      extra: { rules: { tempfailTryclear: true } },
+      expected: { action: 'plaintext-now', reason: CAUSE.handshake, stage: 'handshake' },
+    },
+    {
+      level: 'may',
+      facts: 'session',
+      opts: 'authAllowed',
+      extra: { rules: { messageAge: 86_400 } },
+      expected: { action: 'plaintext-later', reason: CAUSE.session, stage: 'session' },
+    },
     { level: 'may', facts: 'handshake', opts: 'authAllowed', expected: next(CAUSE.handshake + tooYoung(0), true, 'handshake') },
     // TLS established: AUTH is sent inside TLS.
     { level: 'may', facts: 'tls', opts: 'auth', expected: { action: 'send', level: 'may', trust: 'Trusted' } },
-    { level: 'verify', facts: 'tls', opts: 'auth', extra: { verdict: { ok: true, trust: 'Verified' } }, expected: { action: 'send', level: 'verify', trust: 'Verified' } },
+    {
+      level: 'verify',
+      facts: 'tls',
+      opts: 'auth',
+      extra: { verdict: { ok: true, trust: 'Verified' } },
+      expected: { action: 'send', level: 'verify', trust: 'Verified' },
+    },
     // Level none and the cleartext retry.
     { level: 'none', facts: 'noStarttls', opts: 'auth', expected: next(`${W} is cleartext${NO_AUTH_CLEARTEXT}`, true, 'no-starttls') },
     { level: 'none', facts: 'refusedNoReply', opts: 'auth', expected: next(`${W} is cleartext${NO_AUTH_CLEARTEXT}`, true, 'no-starttls') },
     { level: 'none', facts: 'noStarttls', opts: 'authAllowed', expected: clear('none', undefined, undefined) },
-    { level: 'may', facts: 'noStarttls', opts: 'auth', extra: { plaintextRetry: true }, expected: next(`cleartext retry of ${W} after a TLS failure${NO_AUTH_CLEARTEXT}`, true, 'handshake') },
-    { level: 'may', facts: 'noStarttls', opts: 'authAllowed', extra: { plaintextRetry: true }, expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake') },
+    {
+      level: 'may',
+      facts: 'noStarttls',
+      opts: 'auth',
+      extra: { plaintextRetry: true },
+      expected: next(`cleartext retry of ${W} after a TLS failure${NO_AUTH_CLEARTEXT}`, true, 'handshake'),
+    },
+    {
+      level: 'may',
+      facts: 'noStarttls',
+      opts: 'authAllowed',
+      extra: { plaintextRetry: true },
+      expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake'),
+    },
   ]);
 });
 
@@ -497,20 +604,35 @@ describe('decide: level none and the cleartext retry', () => {
       { level: 'none', facts: 'refusedNoReply', opts, expected: { action: 'send', level: 'none', trust: 'Cleartext' } },
     ]),
     // The cleartext retry after a handshake or session failure: send in cleartext, saying why.
-    ...(['postfix', 'tryclearTrue', 'tryclearFalse', 'strict', 'ageAbove'] as OptName[]).map(
-      (opts): Row => ({ level: 'may', facts: 'noStarttls', opts, extra: { plaintextRetry: true }, expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake') }),
-    ),
-    { level: 'may', facts: 'refusedNoReply', opts: 'postfix', extra: { plaintextRetry: true }, expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake') },
+    ...(['postfix', 'tryclearTrue', 'tryclearFalse', 'strict', 'ageAbove'] as OptName[]).map((opts): Row => ({
+      level: 'may',
+      facts: 'noStarttls',
+      opts,
+      extra: { plaintextRetry: true },
+      expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake'),
+    })),
+    {
+      level: 'may',
+      facts: 'refusedNoReply',
+      opts: 'postfix',
+      extra: { plaintextRetry: true },
+      expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake'),
+    },
     // A fallback-may level's retry travels at may and records the level asked for.
-    ...AUTHENTICATED.map(
-      (level): Row => ({
-        level,
-        facts: 'refusedNoReply',
-        opts: 'ageAbove',
-        extra: { plaintextRetry: true, fallback: 'may' },
-        expected: { action: 'send', level: 'may', trust: 'Cleartext', downgradedFrom: level, reason: `cleartext retry of ${W} after a TLS failure`, stage: 'handshake' },
-      }),
-    ),
+    ...AUTHENTICATED.map((level): Row => ({
+      level,
+      facts: 'refusedNoReply',
+      opts: 'ageAbove',
+      extra: { plaintextRetry: true, fallback: 'may' },
+      expected: {
+        action: 'send',
+        level: 'may',
+        trust: 'Cleartext',
+        downgradedFrom: level,
+        reason: `cleartext retry of ${W} after a TLS failure`,
+        stage: 'handshake',
+      },
+    })),
     // The retry's own connection can fail: that MX fails, as any connection failure.
     { level: 'may', facts: 'connect', opts: 'ageAbove', extra: { plaintextRetry: true }, expected: next(`${W} ${CONNECT_MSG}`, true) },
     { level: 'may', facts: 'greeting554', opts: 'ageAbove', extra: { plaintextRetry: true }, expected: next(`${W} answered ${G554}`, false) },

@@ -40,7 +40,11 @@ beforeAll(async () => {
     { name: 'implicit.test', behaviour: 'starttls' },
     { name: 'mx.rcpt.test', behaviour: 'starttls', rcptReplies: { 'bad@rcpt.test': '550 5.1.1 no such user', 'later@rcpt.test': '451 4.2.0 try again later' } },
     { name: 'mx.xn--bcher-kva.test', behaviour: 'starttls' },
-    { name: 'mx1.soft.test', behaviour: 'starttls', rcptReplies: { 'later@soft.test': '451 4.2.0 try again later', 'gone@soft.test': '550 5.1.1 no such user' } },
+    {
+      name: 'mx1.soft.test',
+      behaviour: 'starttls',
+      rcptReplies: { 'later@soft.test': '451 4.2.0 try again later', 'gone@soft.test': '550 5.1.1 no such user' },
+    },
     { name: 'mx2.soft.test', behaviour: 'starttls' },
     { name: 'mx1.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
     { name: 'mx2.busy.test', behaviour: 'starttls', mailReply: '451 4.3.0 try again later' },
@@ -92,8 +96,16 @@ async function seenBy<T>(names: string[], fn: () => Promise<T>): Promise<{ resul
   return { result, seen };
 }
 
-const SENT_CLEAR: Array<[string, boolean]> = [['MAIL', false], ['RCPT', false], ['DATA', false]];
-const SENT_TLS: Array<[string, boolean]> = [['MAIL', true], ['RCPT', true], ['DATA', true]];
+const SENT_CLEAR: Array<[string, boolean]> = [
+  ['MAIL', false],
+  ['RCPT', false],
+  ['DATA', false],
+];
+const SENT_TLS: Array<[string, boolean]> = [
+  ['MAIL', true],
+  ['RCPT', true],
+  ['DATA', true],
+];
 
 describe('several MX hosts', () => {
   it('a TLS failure at the first MX moves on to the second, which takes the mail over TLS', async () => {
@@ -108,7 +120,9 @@ describe('several MX hosts', () => {
   });
 
   it('cleartext only after every MX failed TLS (seed 001), in MX order, for an old message', async () => {
-    const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () => world.send({ level: 'may' }, { to: 'u@allfail.test', queuedAt: old }));
+    const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () =>
+      world.send({ level: 'may' }, { to: 'u@allfail.test', queuedAt: old }),
+    );
     expect(result.error).toBeUndefined();
     expect(result.info!.deliveries[0]!.attempts.map((a) => [a.mx, a.mode, a.decision])).toEqual([
       ['mxa.allfail.test', 'tls', 'plaintext-later'],
@@ -139,7 +153,9 @@ describe('several MX hosts', () => {
   });
 
   it('tlsTempfailTryclear=true: cleartext at once on the failing MX, before the next MX, with no age gate', async () => {
-    const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () => world.send({ level: 'may', tlsTempfailTryclear: true }, { to: 'u@allfail.test' }));
+    const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () =>
+      world.send({ level: 'may', tlsTempfailTryclear: true }, { to: 'u@allfail.test' }),
+    );
     expect(result.error).toBeUndefined();
     expect(result.info!.deliveries[0]!.attempts.map((a) => [a.mx, a.mode, a.decision])).toEqual([
       ['mxa.allfail.test', 'tls', 'plaintext-now'],
@@ -149,7 +165,9 @@ describe('several MX hosts', () => {
   });
 
   it('tlsTempfailTryclear=false: a failed handshake is a temporary failure of that MX, never cleartext', async () => {
-    const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () => world.send({ level: 'may', tlsTempfailTryclear: false }, { to: 'u@allfail.test', queuedAt: old }));
+    const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () =>
+      world.send({ level: 'may', tlsTempfailTryclear: false }, { to: 'u@allfail.test', queuedAt: old }),
+    );
     expect(result.error?.code).toBe('ETLS');
     expect(result.error?.temporary).toBe(true);
     expect(result.error?.message).toMatch(/tlsTempfailTryclear is false, so no cleartext/);
@@ -167,7 +185,9 @@ describe('several MX hosts', () => {
   });
 
   it('454 to STARTTLS with tlsTempfailTryclear=false: that MX fails, the next one is tried with TLS', async () => {
-    const { result, seen } = await seenBy(['mx1.t454.test', 'mx2.t454.test'], () => world.send({ level: 'may', tlsTempfailTryclear: false }, { to: 'u@t454.test' }));
+    const { result, seen } = await seenBy(['mx1.t454.test', 'mx2.t454.test'], () =>
+      world.send({ level: 'may', tlsTempfailTryclear: false }, { to: 'u@t454.test' }),
+    );
     expect(result.error).toBeUndefined();
     expect(result.info!.deliveries[0]!.attempts.map((x) => [x.mx, x.decision])).toEqual([
       ['mx1.t454.test', 'next'],
@@ -186,7 +206,9 @@ describe('several MX hosts', () => {
 
 describe('recipients deferred by one MX', () => {
   it('are tried at the next MX, as Postfix keeps soft-failed recipients for a backup server', async () => {
-    const { result, seen } = await seenBy(['mx1.soft.test', 'mx2.soft.test'], () => world.send({ level: 'encrypt' }, { to: ['now@soft.test', 'later@soft.test', 'gone@soft.test'] }));
+    const { result, seen } = await seenBy(['mx1.soft.test', 'mx2.soft.test'], () =>
+      world.send({ level: 'encrypt' }, { to: ['now@soft.test', 'later@soft.test', 'gone@soft.test'] }),
+    );
     expect(result.error).toBeUndefined();
     const d = result.info!.deliveries[0]!;
     expect([d.status, d.accepted, d.rejected, d.pending]).toEqual(['partial', ['now@soft.test', 'later@soft.test'], ['gone@soft.test'], []]);
@@ -194,7 +216,11 @@ describe('recipients deferred by one MX', () => {
       ['mx1.soft.test', 'send'],
       ['mx2.soft.test', 'send'],
     ]);
-    expect(seen['mx2.soft.test']).toEqual([['MAIL', true], ['RCPT', true], ['DATA', true]]);
+    expect(seen['mx2.soft.test']).toEqual([
+      ['MAIL', true],
+      ['RCPT', true],
+      ['DATA', true],
+    ]);
     const mx2 = peer('mx2.soft.test').messages.at(-1)!;
     expect(mx2.to).toEqual(['later@soft.test']);
   });
@@ -216,7 +242,9 @@ describe('smtp_mx_session_limit', () => {
 
 describe('fallback levels and shadow levels', () => {
   it('verify=encrypt: a wrong name is delivered at encrypt, the audit says policy verify and why', async () => {
-    const { result, seen } = await seenBy(['mx.wrongname.test'], () => world.send({ level: 'verify', fallbackLevels: 'verify=encrypt' }, { to: 'u@wrongname.test' }));
+    const { result, seen } = await seenBy(['mx.wrongname.test'], () =>
+      world.send({ level: 'verify', fallbackLevels: 'verify=encrypt' }, { to: 'u@wrongname.test' }),
+    );
     expect(result.error).toBeUndefined();
     const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
     expect([audit.level, audit.policy, audit.auth]).toEqual(['encrypt', 'verify', 'Trusted']);
@@ -235,7 +263,9 @@ describe('fallback levels and shadow levels', () => {
   });
 
   it('fallback=may lets an authenticated level go cleartext when STARTTLS is not offered, and says so', async () => {
-    const { result, seen } = await seenBy(['mx.nostarttls.test'], () => world.send({ policy: 'nostarttls.test secure fallback=may' }, { to: 'u@nostarttls.test' }));
+    const { result, seen } = await seenBy(['mx.nostarttls.test'], () =>
+      world.send({ policy: 'nostarttls.test secure fallback=may' }, { to: 'u@nostarttls.test' }),
+    );
     expect(result.error).toBeUndefined();
     const audit = result.info!.deliveries[0]!.attempts[0]!.audit;
     expect([audit.level, audit.policy, audit.auth]).toEqual(['may', 'secure', 'Cleartext']);
@@ -260,7 +290,9 @@ describe('fallback levels and shadow levels', () => {
     const ok = await seenBy(['mx.wrongname.test'], () => world.send({ policy: `wrongname.test fingerprint match=${good}` }, { to: 'u@wrongname.test' }));
     expect(ok.result.info!.deliveries[0]!.attempts[0]!.audit.auth).toBe('Verified');
     expect(ok.seen).toEqual({ 'mx.wrongname.test': SENT_TLS });
-    const bad = await seenBy(['mx.wrongname.test'], () => world.send({ policy: `wrongname.test fingerprint match=${'AB:'.repeat(31)}AB` }, { to: 'u@wrongname.test' }));
+    const bad = await seenBy(['mx.wrongname.test'], () =>
+      world.send({ policy: `wrongname.test fingerprint match=${'AB:'.repeat(31)}AB` }, { to: 'u@wrongname.test' }),
+    );
     expect(bad.result.error?.code).toBe('ETLS');
     expect(bad.seen).toEqual({ 'mx.wrongname.test': [] });
   });
@@ -268,7 +300,9 @@ describe('fallback levels and shadow levels', () => {
 
 describe('Exim host lists', () => {
   it('hostsRequireTls makes a may destination mandatory for that host', async () => {
-    const { result, seen } = await seenBy(['mx.nostarttls.test'], () => world.send({ level: 'may', hostsRequireTls: ['*.nostarttls.test'] }, { to: 'u@nostarttls.test' }));
+    const { result, seen } = await seenBy(['mx.nostarttls.test'], () =>
+      world.send({ level: 'may', hostsRequireTls: ['*.nostarttls.test'] }, { to: 'u@nostarttls.test' }),
+    );
     expect(result.error?.message).toMatch(/offered no STARTTLS; TLS is mandatory at level encrypt/);
     expect(seen).toEqual({ 'mx.nostarttls.test': [] });
   });
@@ -286,7 +320,13 @@ describe('relay', () => {
     );
     expect(result.error).toBeUndefined();
     expect(result.info!.accepted).toEqual(['a@one.example', 'b@two.example']);
-    expect(seen['relay.test']).toEqual([['AUTH', true], ['MAIL', true], ['RCPT', true], ['RCPT', true], ['DATA', true]]);
+    expect(seen['relay.test']).toEqual([
+      ['AUTH', true],
+      ['MAIL', true],
+      ['RCPT', true],
+      ['RCPT', true],
+      ['DATA', true],
+    ]);
   });
   it('AUTH never crosses cleartext: a may relay without STARTTLS fails rather than send credentials', async () => {
     const { result, seen } = await seenBy(['clearrelay.test'], () =>
@@ -297,7 +337,10 @@ describe('relay', () => {
   });
   it('allowPlaintextAuth: the user said so explicitly', async () => {
     const { seen } = await seenBy(['clearrelay.test'], () =>
-      world.send({ level: 'may', relay: relayOf('clearrelay.test'), auth: { user: 'alice', pass: 'secret' }, allowPlaintextAuth: true }, { to: 'a@one.example' }),
+      world.send(
+        { level: 'may', relay: relayOf('clearrelay.test'), auth: { user: 'alice', pass: 'secret' }, allowPlaintextAuth: true },
+        { to: 'a@one.example' },
+      ),
     );
     expect(seen['clearrelay.test']).toEqual([['AUTH', false], ...SENT_CLEAR]);
   });
@@ -377,7 +420,10 @@ describe('DNS and routing', () => {
     const rcpt = peer('mx.rcpt.test');
     const [n1, n2] = [ok.messages.length, rcpt.messages.length];
     const { result } = await seenBy([], () =>
-      world.send({}, { to: ['a@ok.test', 'good@rcpt.test'], attachments: [{ filename: 'a.txt', content: Readable.from([Buffer.from('streamed attachment body')]) }] }),
+      world.send(
+        {},
+        { to: ['a@ok.test', 'good@rcpt.test'], attachments: [{ filename: 'a.txt', content: Readable.from([Buffer.from('streamed attachment body')]) }] },
+      ),
     );
     expect(result.error).toBeUndefined();
     const a = ok.messages.slice(n1);
@@ -408,10 +454,14 @@ describe('configuration errors at creation', () => {
   });
 });
 
-
 describe('probe', () => {
   it('runs the delivery path up to MAIL FROM and reports the events, sending nothing', async () => {
-    const transport = tlsPolicy({ level: 'verify', port: world.port, caFile: pki.caFile, dns: (await import('../lib/dns/index.js')).createResolver({ servers: [world.dns.server] }) });
+    const transport = tlsPolicy({
+      level: 'verify',
+      port: world.port,
+      caFile: pki.caFile,
+      dns: (await import('../lib/dns/index.js')).createResolver({ servers: [world.dns.server] }),
+    });
     const { result, seen } = await seenBy(['mx1.two.test', 'mx2.two.test'], () => transport.probe('two.test'));
     expect(result.delivery.status).toBe('delivered');
     expect(result.events.map((e) => e.type)).toEqual(['mx', 'host', 'host', 'attempt', 'attempt']);

@@ -30,11 +30,41 @@ describe('whose AD bit is believed by default', () => {
   const DOCKER = 'nameserver 127.0.0.11\noptions ndots:0\n';
   const rows: { rule: string; options: (path: string) => ResolverOptions; servers: string[]; trusted: string[]; trustAd: boolean | 'loopback' }[] = [
     { rule: 'servers from resolv.conf: not trusted', options: (path) => ({ resolvConf: path }), servers: ['127.0.0.11:53'], trusted: [], trustAd: false },
-    { rule: "servers from resolv.conf with trustAd: 'loopback': trusted", options: (path) => ({ resolvConf: path, trustAd: 'loopback' }), servers: ['127.0.0.11:53'], trusted: ['127.0.0.11:53'], trustAd: 'loopback' },
-    { rule: 'servers from resolv.conf with trustAd: true: trusted', options: (path) => ({ resolvConf: path, trustAd: true }), servers: ['127.0.0.11:53'], trusted: ['127.0.0.11:53'], trustAd: true },
-    { rule: 'servers from resolv.conf with trustAd: false: not trusted', options: (path) => ({ resolvConf: path, trustAd: false }), servers: ['127.0.0.11:53'], trusted: [], trustAd: false },
-    { rule: "servers named by the user: 'loopback' by default", options: () => ({ servers: ['127.0.0.11'] }), servers: ['127.0.0.11:53'], trusted: ['127.0.0.11:53'], trustAd: 'loopback' },
-    { rule: 'servers named by the user, not on loopback: not trusted', options: () => ({ servers: ['192.0.2.53'] }), servers: ['192.0.2.53:53'], trusted: [], trustAd: 'loopback' },
+    {
+      rule: "servers from resolv.conf with trustAd: 'loopback': trusted",
+      options: (path) => ({ resolvConf: path, trustAd: 'loopback' }),
+      servers: ['127.0.0.11:53'],
+      trusted: ['127.0.0.11:53'],
+      trustAd: 'loopback',
+    },
+    {
+      rule: 'servers from resolv.conf with trustAd: true: trusted',
+      options: (path) => ({ resolvConf: path, trustAd: true }),
+      servers: ['127.0.0.11:53'],
+      trusted: ['127.0.0.11:53'],
+      trustAd: true,
+    },
+    {
+      rule: 'servers from resolv.conf with trustAd: false: not trusted',
+      options: (path) => ({ resolvConf: path, trustAd: false }),
+      servers: ['127.0.0.11:53'],
+      trusted: [],
+      trustAd: false,
+    },
+    {
+      rule: "servers named by the user: 'loopback' by default",
+      options: () => ({ servers: ['127.0.0.11'] }),
+      servers: ['127.0.0.11:53'],
+      trusted: ['127.0.0.11:53'],
+      trustAd: 'loopback',
+    },
+    {
+      rule: 'servers named by the user, not on loopback: not trusted',
+      options: () => ({ servers: ['192.0.2.53'] }),
+      servers: ['192.0.2.53:53'],
+      trusted: [],
+      trustAd: 'loopback',
+    },
   ];
   it.each(rows)('$rule', ({ options, servers, trusted, trustAd }) => {
     const resolver = createResolver(options(resolvConf('docker.conf', DOCKER)));

@@ -56,7 +56,9 @@ let healthy: TestDnsServer;
 
 beforeAll(async () => {
   const entries = await Promise.all(
-    (Object.keys(FAILURES) as Failure[]).map(async (failure) => [failure, await startDnsServer({ zone: ZONE, ad: true, ...FAILURES[failure].options })] as const),
+    (Object.keys(FAILURES) as Failure[]).map(
+      async (failure) => [failure, await startDnsServer({ zone: ZONE, ad: true, ...FAILURES[failure].options })] as const,
+    ),
   );
   failing = Object.fromEntries(entries) as Record<Failure, TestDnsServer>;
   healthy = await startDnsServer({ host: '127.0.0.2', zone: ZONE, ad: true });
@@ -137,7 +139,9 @@ describe.each(ROWS)('$shape; the first trusted server fails with $failure', (row
     const status = row.expect(row.failure);
     if (status === 'failed') {
       expect(result).toMatchObject({ status: 'failed', name: lookup.name, temporary: true });
-      expect(result.status === 'failed' && result.reason).toContain(`DNS lookup of ${lookup.type} for ${lookup.name} failed: ${FAILURES[row.failure].reason(bad.server)}`);
+      expect(result.status === 'failed' && result.reason).toContain(
+        `DNS lookup of ${lookup.type} for ${lookup.name} failed: ${FAILURES[row.failure].reason(bad.server)}`,
+      );
     } else {
       expect(result).toMatchObject({ status, rcode: 'NOERROR', name: lookup.name, records: lookup.records });
     }
@@ -167,7 +171,10 @@ describe('who is asked, and what is said about it', () => {
   it('no trusted server: every server is asked, in order', () => {
     expect(createResolver({ servers: [REMOTE, '127.0.0.1'], trustAd: false })).toMatchObject({ trustedServers: [], askedServers: [REMOTE, '127.0.0.1:53'] });
     expect(createResolver({ servers: [REMOTE, '198.51.100.1'] })).toMatchObject({ trustedServers: [], askedServers: [REMOTE, '198.51.100.1:53'] });
-    expect(createResolver({ servers: [REMOTE, '127.0.0.1'], trustAd: true })).toMatchObject({ trustedServers: [REMOTE, '127.0.0.1:53'], askedServers: [REMOTE, '127.0.0.1:53'] });
+    expect(createResolver({ servers: [REMOTE, '127.0.0.1'], trustAd: true })).toMatchObject({
+      trustedServers: [REMOTE, '127.0.0.1:53'],
+      askedServers: [REMOTE, '127.0.0.1:53'],
+    });
   });
 
   it('SERVFAIL after a trusted server timed out: failed at once, with both reasons', async () => {

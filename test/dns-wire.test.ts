@@ -107,7 +107,9 @@ describe('names', () => {
 
   it('a name cut off is an error: inside a pointer, before its terminating zero', () => {
     expect(fatal(decodeMessage(Buffer.concat([header(), Buffer.from([0xc0])])))?.reason).toMatch(/ends inside a compression pointer/);
-    expect(fatal(decodeMessage(Buffer.concat([header(), Buffer.from([1, 0x61])])))?.reason).toMatch(/question name at offset 12 runs past the end of the message/);
+    expect(fatal(decodeMessage(Buffer.concat([header(), Buffer.from([1, 0x61])])))?.reason).toMatch(
+      /question name at offset 12 runs past the end of the message/,
+    );
   });
 
   it('a pointer must point before the place it jumped to: no loop through two names', () => {
@@ -116,7 +118,11 @@ describe('names', () => {
     const x = Q + QNAME.length + 4 + 2 + 10;
     const y = x + 2;
     const message = decodeMessage(reply({ an: [rr(ptr(Q), 65280, ptr(y)), rr(ptr(x), 1, Buffer.from([192, 0, 2, 1]))] }));
-    expect(fatal(message)).toMatchObject({ section: 'answer', index: 1, reason: expect.stringContaining(`pointer at offset ${x} to offset ${y}, not before offset ${x}`) });
+    expect(fatal(message)).toMatchObject({
+      section: 'answer',
+      index: 1,
+      reason: expect.stringContaining(`pointer at offset ${x} to offset ${y}, not before offset ${x}`),
+    });
   });
 
   it('a name of 255 octets decodes; 256 is an error', () => {
@@ -148,7 +154,11 @@ describe('names', () => {
     expect(ok.errors).toEqual([]);
     expect(ok.answers[1]).toMatchObject({ name: '', data: { address: '192.0.2.1', family: 4 } });
     const over = chain(MAX_POINTERS_PER_NAME);
-    expect(fatal(over)).toMatchObject({ section: 'answer', index: 1, reason: expect.stringMatching(`follows more than ${MAX_POINTERS_PER_NAME} compression pointers`) });
+    expect(fatal(over)).toMatchObject({
+      section: 'answer',
+      index: 1,
+      reason: expect.stringMatching(`follows more than ${MAX_POINTERS_PER_NAME} compression pointers`),
+    });
   });
 });
 
@@ -166,7 +176,11 @@ describe('work', () => {
     // The question (2 labels), the first owner (1 pointer to those 2 labels), then the first
     // A record's owner: MAX_POINTERS_PER_NAME + 1 pointers, and it stops.
     expect(decoded.work).toBe(2 + 3 + MAX_POINTERS_PER_NAME + 1);
-    expect(checkReply(message, 0x1234, 'example.com', 1)).toMatchObject({ ok: false, ignore: false, why: expect.stringMatching(/^malformed reply \(answer 2: .*compression pointers\)$/) });
+    expect(checkReply(message, 0x1234, 'example.com', 1)).toMatchObject({
+      ok: false,
+      ignore: false,
+      why: expect.stringMatching(/^malformed reply \(answer 2: .*compression pointers\)$/),
+    });
   });
 
   it('many records pointing at one deep name stop at the work bound', () => {
@@ -207,17 +221,45 @@ describe('RDATA', () => {
     { rule: 'A: RDLENGTH 3 is an error', record: rr(owner, 1, Buffer.from([192, 0, 2])), error: /A RDATA of example\.com is 3 octets, not 4/ },
     { rule: 'A: RDLENGTH 5 is an error', record: rr(owner, 1, Buffer.from([192, 0, 2, 1, 9])), error: /is 5 octets, not 4/ },
     { rule: 'A of another class is kept raw', record: rr(owner, 1, Buffer.from([1, 2]), { klass: 3 }), data: { type: 1, data: Buffer.from([1, 2]) } },
-    { rule: 'AAAA: 16 octets, RFC 5952 text', record: rr(owner, 28, Buffer.from('20010db8000000000000000000000010', 'hex')), data: { address: '2001:db8::10', family: 6 } },
+    {
+      rule: 'AAAA: 16 octets, RFC 5952 text',
+      record: rr(owner, 28, Buffer.from('20010db8000000000000000000000010', 'hex')),
+      data: { address: '2001:db8::10', family: 6 },
+    },
     { rule: 'AAAA: RDLENGTH 15 is an error', record: rr(owner, 28, Buffer.alloc(15)), error: /AAAA RDATA of example\.com is 15 octets, not 16/ },
-    { rule: 'MX: preference and a compressed exchange', record: rr(owner, 15, Buffer.concat([u16(10), labelsThen(ptr(Q), 'MX1')])), data: { exchange: 'mx1.example.com', preference: 10 } },
+    {
+      rule: 'MX: preference and a compressed exchange',
+      record: rr(owner, 15, Buffer.concat([u16(10), labelsThen(ptr(Q), 'MX1')])),
+      data: { exchange: 'mx1.example.com', preference: 10 },
+    },
     { rule: 'MX: the root exchange (null MX) is ""', record: rr(owner, 15, Buffer.concat([u16(0), wireName()])), data: { exchange: '', preference: 0 } },
-    { rule: 'MX: RDLENGTH longer than the fields is an error', record: rr(owner, 15, Buffer.concat([u16(10), ptr(Q), Buffer.from([0])])), error: /MX RDATA of example\.com is 5 octets but its fields take 4/ },
-    { rule: 'MX: an exchange running past RDLENGTH is an error', record: rr(owner, 15, Buffer.concat([u16(10), wireName('mx1', 'example', 'com')]), { rdlength: 6 }), error: /MX exchange .* past the end of its RDATA/ },
+    {
+      rule: 'MX: RDLENGTH longer than the fields is an error',
+      record: rr(owner, 15, Buffer.concat([u16(10), ptr(Q), Buffer.from([0])])),
+      error: /MX RDATA of example\.com is 5 octets but its fields take 4/,
+    },
+    {
+      rule: 'MX: an exchange running past RDLENGTH is an error',
+      record: rr(owner, 15, Buffer.concat([u16(10), wireName('mx1', 'example', 'com')]), { rdlength: 6 }),
+      error: /MX exchange .* past the end of its RDATA/,
+    },
     { rule: 'MX: two octets are not enough', record: rr(owner, 15, u16(10)), error: /MX exchange at offset \d+ runs past the end of its RDATA/ },
-    { rule: 'MX: an exchange with a forward pointer is an error', record: rr(owner, 15, Buffer.concat([u16(10), ptr(200)])), error: /MX exchange .* not before offset/ },
+    {
+      rule: 'MX: an exchange with a forward pointer is an error',
+      record: rr(owner, 15, Buffer.concat([u16(10), ptr(200)])),
+      error: /MX exchange .* not before offset/,
+    },
     { rule: 'CNAME: a target', record: rr(owner, 5, labelsThen(ptr(Q), 'www')), data: { target: 'www.example.com' } },
-    { rule: 'CNAME: a target with a dot in a label stays one label', record: rr(owner, 5, wireName('evil.com', 'example')), data: { target: 'evil\\.com.example' } },
-    { rule: 'CNAME: trailing octets are an error', record: rr(owner, 5, Buffer.concat([ptr(Q), Buffer.from([1])])), error: /CNAME RDATA of example\.com is 3 octets but its fields take 2/ },
+    {
+      rule: 'CNAME: a target with a dot in a label stays one label',
+      record: rr(owner, 5, wireName('evil.com', 'example')),
+      data: { target: 'evil\\.com.example' },
+    },
+    {
+      rule: 'CNAME: trailing octets are an error',
+      record: rr(owner, 5, Buffer.concat([ptr(Q), Buffer.from([1])])),
+      error: /CNAME RDATA of example\.com is 3 octets but its fields take 2/,
+    },
     { rule: 'NS: a host', record: rr(owner, 2, wireName('ns', 'example', 'net')), data: { host: 'ns.example.net' } },
     { rule: 'PTR: a host', record: rr(owner, 12, ptr(Q)), data: { host: 'example.com' } },
     {
@@ -225,16 +267,40 @@ describe('RDATA', () => {
       record: rr(owner, 6, Buffer.concat([labelsThen(ptr(Q), 'ns'), labelsThen(ptr(Q), 'hostmaster'), u32(1), u32(3600), u32(600), u32(86400), u32(60)])),
       data: { primary: 'ns.example.com', admin: 'hostmaster.example.com', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60 },
     },
-    { rule: 'SOA: 19 octets of numbers is an error', record: rr(owner, 6, Buffer.concat([ptr(Q), ptr(Q), Buffer.alloc(19)])), error: /SOA MINIMUM at offset \d+ needs 4 octets but its RDATA ends/ },
-    { rule: 'SOA: 21 octets of numbers is an error', record: rr(owner, 6, Buffer.concat([ptr(Q), ptr(Q), Buffer.alloc(21)])), error: /SOA RDATA of example\.com is 25 octets but its fields take 24/ },
-    { rule: 'TXT: character-strings, UTF-8', record: rr(owner, 16, Buffer.concat([Buffer.from([3]), Buffer.from('v=1'), Buffer.from([4]), Buffer.from('é!!')])), data: { strings: ['v=1', 'é!!'], text: 'v=1é!!' } },
+    {
+      rule: 'SOA: 19 octets of numbers is an error',
+      record: rr(owner, 6, Buffer.concat([ptr(Q), ptr(Q), Buffer.alloc(19)])),
+      error: /SOA MINIMUM at offset \d+ needs 4 octets but its RDATA ends/,
+    },
+    {
+      rule: 'SOA: 21 octets of numbers is an error',
+      record: rr(owner, 6, Buffer.concat([ptr(Q), ptr(Q), Buffer.alloc(21)])),
+      error: /SOA RDATA of example\.com is 25 octets but its fields take 24/,
+    },
+    {
+      rule: 'TXT: character-strings, UTF-8',
+      record: rr(owner, 16, Buffer.concat([Buffer.from([3]), Buffer.from('v=1'), Buffer.from([4]), Buffer.from('é!!')])),
+      data: { strings: ['v=1', 'é!!'], text: 'v=1é!!' },
+    },
     { rule: 'TXT: an empty string is a string', record: rr(owner, 16, Buffer.from([0])), data: { strings: [''], text: '' } },
     { rule: 'TXT: empty RDATA is an error', record: rr(owner, 16, Buffer.alloc(0)), error: /TXT RDATA of example\.com is empty/ },
-    { rule: 'TXT: a string past RDLENGTH is an error', record: rr(owner, 16, Buffer.from([5, 0x61, 0x62])), error: /5-octet string running past its RDLENGTH 3/ },
-    { rule: 'TLSA: usage, selector, matching type, data', record: rr(owner, 52, Buffer.from([3, 1, 1, 0xab, 0xcd])), data: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from([0xab, 0xcd]) } },
+    {
+      rule: 'TXT: a string past RDLENGTH is an error',
+      record: rr(owner, 16, Buffer.from([5, 0x61, 0x62])),
+      error: /5-octet string running past its RDLENGTH 3/,
+    },
+    {
+      rule: 'TLSA: usage, selector, matching type, data',
+      record: rr(owner, 52, Buffer.from([3, 1, 1, 0xab, 0xcd])),
+      data: { usage: 3, selector: 1, matchingType: 1, data: Buffer.from([0xab, 0xcd]) },
+    },
     { rule: 'TLSA: 2 octets is an error', record: rr(owner, 52, Buffer.from([3, 1])), error: /^TLSA RDATA is 2 octets, at least 3 are needed$/ },
     // RRSIG (46): the signer name is never compressed (RFC 4034 §3.1.7); octets that look like a pointer stay raw.
-    { rule: 'other types (RRSIG) are raw, never decompressed', record: rr(owner, 46, Buffer.from([0xc0, 0x0c, 0xc0, 0xff])), data: { type: 46, data: Buffer.from([0xc0, 0x0c, 0xc0, 0xff]) } },
+    {
+      rule: 'other types (RRSIG) are raw, never decompressed',
+      record: rr(owner, 46, Buffer.from([0xc0, 0x0c, 0xc0, 0xff])),
+      data: { type: 46, data: Buffer.from([0xc0, 0x0c, 0xc0, 0xff]) },
+    },
     { rule: 'an unknown type is raw', record: rr(owner, 65280, Buffer.from([1, 2, 3])), data: { type: 65280, data: Buffer.from([1, 2, 3]) } },
   ];
   it.each(rows)('$rule', ({ record, data, error }) => {
@@ -256,7 +322,11 @@ describe('RDATA', () => {
 
   it('an RDLENGTH past the end of the message ends decoding', () => {
     const message = decodeMessage(reply({ an: [rr(ptr(Q), 1, Buffer.from([192, 0, 2, 1]), { rdlength: 40 })] }));
-    expect(fatal(message)).toMatchObject({ section: 'answer', index: 0, reason: expect.stringContaining('RDLENGTH 40 of the A record for example.com runs 36 octets past the end of the message') });
+    expect(fatal(message)).toMatchObject({
+      section: 'answer',
+      index: 0,
+      reason: expect.stringContaining('RDLENGTH 40 of the A record for example.com runs 36 octets past the end of the message'),
+    });
   });
 
   it('a TTL with the top bit set counts as 0 (RFC 2181 §8)', () => {
@@ -269,7 +339,13 @@ describe('RDATA', () => {
     const opt = rr(wireName(), 41, Buffer.concat([ede, u16(10), u16(2), Buffer.from([1, 2])]), { klass: 1232, ttl: 0x01008000 });
     const message = decodeMessage(reply({ ar: [opt] }, { flags: 0x8182 }));
     expect(message.errors).toEqual([]);
-    expect(message.edns).toMatchObject({ udpPayloadSize: 1232, extendedRcode: 1, version: 0, do: true, extendedErrors: [{ infoCode: 6, extraText: 'bad sig' }] });
+    expect(message.edns).toMatchObject({
+      udpPayloadSize: 1232,
+      extendedRcode: 1,
+      version: 0,
+      do: true,
+      extendedErrors: [{ infoCode: 6, extraText: 'bad sig' }],
+    });
     expect(message.edns!.options.map((o) => o.code)).toEqual([15, 10]);
     // RFC 6891 §6.1.3: RCODE = extended RCODE << 4 | header RCODE.
     expect(message.rcode).toBe(0x12);
@@ -320,7 +396,9 @@ describe('queries', () => {
 
   it('encodes escaped labels as their octets, and the root as one zero octet', () => {
     const query = encodeQuery(1, 'a\\.b\\032c.example', 1);
-    expect(query.subarray(12, 12 + 15)).toEqual(Buffer.concat([Buffer.from([5]), Buffer.from('a.b c'), Buffer.from([7]), Buffer.from('example'), Buffer.from([0])]));
+    expect(query.subarray(12, 12 + 15)).toEqual(
+      Buffer.concat([Buffer.from([5]), Buffer.from('a.b c'), Buffer.from([7]), Buffer.from('example'), Buffer.from([0])]),
+    );
     expect(decodeMessage(query).questions[0]!.name).toBe('a\\.b\\032c.example');
     expect(encodeQuery(1, '', 6).subarray(12, 17)).toEqual(Buffer.from([0, 0, 6, 0, 1]));
   });
@@ -365,7 +443,11 @@ describe('checkReply', () => {
     { rule: 'a reply to the query is taken', message: reply({ an: [a] }), result: { ok: true, rcode: 0 } },
     { rule: 'under 12 octets: ignored', message: Buffer.from([0x12, 0x34, 0x81]), result: { ok: false, ignore: true } },
     { rule: 'another ID: ignored', message: reply({ an: [a] }, { id: 0x4321 }), result: { ok: false, ignore: true, why: 'a reply with a wrong ID' } },
-    { rule: 'a query (QR clear): ignored', message: reply({ an: [a] }, { flags: 0x0100 }), result: { ok: false, ignore: true, why: 'a query instead of a reply' } },
+    {
+      rule: 'a query (QR clear): ignored',
+      message: reply({ an: [a] }, { flags: 0x0100 }),
+      result: { ok: false, ignore: true, why: 'a query instead of a reply' },
+    },
     {
       rule: 'another question: ignored',
       message: Buffer.concat([header({ an: 0 }), question(wireName('evil', 'example'))]),
@@ -387,20 +469,32 @@ describe('checkReply', () => {
       result: { ok: false, ignore: true },
     },
     { rule: 'an error reply without a question: taken', message: header({ qd: 0, flags: 0x8182 }), result: { ok: true, rcode: 2 } },
-    { rule: 'a NOERROR reply without a question: malformed', message: header({ qd: 0 }), result: { ok: false, ignore: false, why: 'malformed reply (no question section)' } },
+    {
+      rule: 'a NOERROR reply without a question: malformed',
+      message: header({ qd: 0 }),
+      result: { ok: false, ignore: false, why: 'malformed reply (no question section)' },
+    },
     {
       rule: 'a question that does not decode: malformed',
       message: Buffer.concat([header(), Buffer.from([7, 0x65, 0x78])]),
       result: { ok: false, ignore: false, why: expect.stringMatching(/^malformed reply \(question 1: question name at offset 12/) },
     },
-    { rule: 'an answer that cannot be framed: malformed', message: reply({ an: [a.subarray(0, 12)] }), result: { ok: false, ignore: false, why: expect.stringMatching(/^malformed reply \(answer 1: /) } },
+    {
+      rule: 'an answer that cannot be framed: malformed',
+      message: reply({ an: [a.subarray(0, 12)] }),
+      result: { ok: false, ignore: false, why: expect.stringMatching(/^malformed reply \(answer 1: /) },
+    },
     {
       rule: 'an authority record that cannot be framed: malformed',
       message: reply({ ns: [rr(ptr(200), 6, Buffer.alloc(0))] }),
       result: { ok: false, ignore: false, why: expect.stringMatching(/^malformed reply \(authority 1: owner name/) },
     },
     { rule: 'an additional record that cannot be framed: tolerated', message: reply({ an: [a], ar: [a.subarray(0, 12)] }), result: { ok: true } },
-    { rule: 'an opcode other than QUERY: malformed', message: reply({ an: [a] }, { flags: 0x8980 }), result: { ok: false, ignore: false, why: 'reply with opcode 1' } },
+    {
+      rule: 'an opcode other than QUERY: malformed',
+      message: reply({ an: [a] }, { flags: 0x8980 }),
+      result: { ok: false, ignore: false, why: 'reply with opcode 1' },
+    },
   ];
   it.each(rows)('$rule', ({ message, result }) => {
     expect(checkReply(message, 0x1234, 'example.com', 1)).toMatchObject(result);
@@ -540,7 +634,16 @@ describe('fuzz', () => {
     tree = await startDnssec([
       {
         origin: 'example.test',
-        records: ['@ MX 10 mx1', '@ MX 20 mx2.example.test.', 'mx1 A 127.0.0.2', 'mx2 A 127.0.0.3', 'mx1 AAAA 2001:db8::2', `_25._tcp.mx1 TLSA 3 1 1 ${'ab'.repeat(32)}`, 'www CNAME mx1', 'txt TXT "v=spf1 -all" "two"'],
+        records: [
+          '@ MX 10 mx1',
+          '@ MX 20 mx2.example.test.',
+          'mx1 A 127.0.0.2',
+          'mx2 A 127.0.0.3',
+          'mx1 AAAA 2001:db8::2',
+          `_25._tcp.mx1 TLSA 3 1 1 ${'ab'.repeat(32)}`,
+          'www CNAME mx1',
+          'txt TXT "v=spf1 -all" "two"',
+        ],
         tamper: [{ owner: 'mx2', type: 'A' }],
       },
     ]);
@@ -571,7 +674,13 @@ describe('fuzz', () => {
       seeds.push(await exchange(tree.resolver, encodeQuery(1, name, type)));
       seeds.push(await exchange(nsd, encodeQuery(2, name, type)));
     }
-    for (const [name, type] of [['example.com', 15], ['www.example.com', 1], ['_25._tcp.mx1.example.com', 52], ['example.com', 16], ['none.example.com', 1]] as [string, number][]) {
+    for (const [name, type] of [
+      ['example.com', 15],
+      ['www.example.com', 1],
+      ['_25._tcp.mx1.example.com', 52],
+      ['example.com', 16],
+      ['none.example.com', 1],
+    ] as [string, number][]) {
       seeds.push(await exchange(plain.server, encodeQuery(3, name, type)));
     }
     seeds.push(pointerChainReply(4, question(QNAME), 300));

@@ -243,9 +243,7 @@ describe('classification', () => {
     const result = await resolverFor([first, second], { timeout: 100, attempts: 2, trustAd: false }).mx('example.com');
     expect(result).toMatchObject({
       status: 'failed',
-      reason:
-        `DNS lookup of MX for example.com failed: SERVFAIL from ${first.server}; ` +
-        `no reply from ${second.server} after 2 tries of 100 ms`,
+      reason: `DNS lookup of MX for example.com failed: SERVFAIL from ${first.server}; ` + `no reply from ${second.server} after 2 tries of 100 ms`,
     });
     expect(first.queries).toHaveLength(1);
     expect(second.queries).toHaveLength(2);
@@ -516,7 +514,19 @@ describe('CNAME chains', () => {
         response.answers.push(new Packet.Resource({ name: 'other.example.com', type: 1, class: 1, ttl: 60, address: '203.0.113.1' }));
         response.answers.push(new Packet.Resource({ name: 'target.example.com', type: 1, class: 1, ttl: 60, address: '203.0.113.2' }));
         response.authorities.push(
-          new Packet.Resource({ name: 'example.com', type: 6, class: 1, ttl: 60, primary: 'ns.example.com', admin: 'h.example.com', serial: 1, refresh: 1, retry: 1, expiration: 1, minimum: 60 }),
+          new Packet.Resource({
+            name: 'example.com',
+            type: 6,
+            class: 1,
+            ttl: 60,
+            primary: 'ns.example.com',
+            admin: 'h.example.com',
+            serial: 1,
+            refresh: 1,
+            retry: 1,
+            expiration: 1,
+            minimum: 60,
+          }),
         );
       }),
     ]);

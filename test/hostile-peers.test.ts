@@ -29,7 +29,12 @@ afterAll(async () => {
 });
 
 async function peer(script?: (command: string) => RawReply | undefined, port?: number, tls = true): Promise<RawPeer> {
-  const p = await startRawPeer({ host: ip(nextHost++), ...(port ? { port } : {}), ...(tls ? { cert: cert.certPem, key: cert.keyPem } : {}), ...(script ? { script } : {}) });
+  const p = await startRawPeer({
+    host: ip(nextHost++),
+    ...(port ? { port } : {}),
+    ...(tls ? { cert: cert.certPem, key: cert.keyPem } : {}),
+    ...(script ? { script } : {}),
+  });
   started.push(p);
   return p;
 }
@@ -55,7 +60,7 @@ const FAST: TlsPolicyOptions = { commandTimeout: 300, dataTimeout: 400, greeting
 async function send(options: TlsPolicyOptions, to: string | string[] = 'u@hostile.test') {
   const transport = nodemailer.createTransport(tlsPolicy(options));
   try {
-    const info = (await transport.sendMail({ from: 's@origin.test', to, subject: 'hostile', text: 'hello' }));
+    const info = await transport.sendMail({ from: 's@origin.test', to, subject: 'hostile', text: 'hello' });
     return { info, error: undefined as TlsPolicyError | undefined };
   } catch (error) {
     return { info: undefined, error: error as TlsPolicyError };
@@ -94,8 +99,12 @@ describe('a peer that trickles a reply it never finishes', () => {
   }
   it('25 sends to a peer that trickles its EHLO reply all settle, every recipient pending', async () => {
     const bad = await peer((c) => (c.startsWith('EHLO') ? trickle('250-raw-peer\r\n') : undefined));
-    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, connectionReuse: { maxConnectionsPerKey: 2 }, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }));
-    const results = await Promise.allSettled(Array.from({ length: 25 }, (_, i) => transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' })));
+    const transport = nodemailer.createTransport(
+      tlsPolicy({ ...FAST, connectionReuse: { maxConnectionsPerKey: 2 }, relay: `[${bad.host}]:${bad.port}`, level: 'encrypt' }),
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 25 }, (_, i) => transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' })),
+    );
     transport.close();
     expect(results.every((r) => r.status === 'rejected')).toBe(true);
     const pending = results.flatMap((r) => (r.status === 'rejected' ? (r.reason as TlsPolicyError).pending : []));
@@ -116,7 +125,10 @@ describe('after the whole message went out, no other MX is tried in the same cal
       const bad = await peer((c) => (c === '.' ? reply : undefined));
       const good = await peer(undefined, bad.port);
       const dns = await twoMx('hostile.test', bad, good);
-      const { info, error } = await send({ ...FAST, level: 'may', port: bad.port, dns: createResolver({ servers: [dns.server] }) }, ['a@hostile.test', 'b@hostile.test']);
+      const { info, error } = await send({ ...FAST, level: 'may', port: bad.port, dns: createResolver({ servers: [dns.server] }) }, [
+        'a@hostile.test',
+        'b@hostile.test',
+      ]);
       expect(info).toBeUndefined();
       expect(error!.code).toBe('ECONNECTION');
       expect(error!.temporary).toBe(true);
@@ -174,7 +186,9 @@ describe('close()', () => {
   });
   it('fails sends waiting for a session slot, and sends made after it, without opening connections', async () => {
     const slow = await peer((c) => (c.startsWith('MAIL') ? trickle('250-ok\r\n') : undefined));
-    const transport = nodemailer.createTransport(tlsPolicy({ ...FAST, commandTimeout: 60_000, connectionReuse: { maxConnectionsPerKey: 1 }, relay: `[${slow.host}]:${slow.port}`, level: 'encrypt' }));
+    const transport = nodemailer.createTransport(
+      tlsPolicy({ ...FAST, commandTimeout: 60_000, connectionReuse: { maxConnectionsPerKey: 1 }, relay: `[${slow.host}]:${slow.port}`, level: 'encrypt' }),
+    );
     const sends = Array.from({ length: 5 }, (_, i) =>
       transport.sendMail({ from: 's@origin.test', to: `u${i}@hostile.test`, text: 'x' }).then(
         () => undefined,
@@ -228,7 +242,12 @@ describe('close()', () => {
 
 describe('a huge MX RRset', () => {
   it(`costs at most ${MAX_MX_NAMES} host lookups, in preference order`, async () => {
-    const zone: ZoneRecord[] = Array.from({ length: 500 }, (_, i) => ({ name: 'many.test', type: 'MX' as const, exchange: `mx${String(i).padStart(3, '0')}.many.test`, preference: i }));
+    const zone: ZoneRecord[] = Array.from({ length: 500 }, (_, i) => ({
+      name: 'many.test',
+      type: 'MX' as const,
+      exchange: `mx${String(i).padStart(3, '0')}.many.test`,
+      preference: i,
+    }));
     const dns = await dnsFor(zone);
     let inFlight = 0;
     let maxInFlight = 0;
@@ -278,7 +297,10 @@ function sendRaw(options: TlsPolicyOptions, from: string, to: string[]): Promise
 
 describe('an envelope address that cannot be sent is refused before any connection, for good', () => {
   const BAD: Array<[string, RegExp]> = [
-    ['a\r\nRCPT TO:<evil@elsewhere.test>@hostile.test', /recipient "a\\x0d\\x0aRCPT TO:<evil@elsewhere\.test>@hostile\.test" cannot be sent in RCPT TO: it holds a line break/],
+    [
+      'a\r\nRCPT TO:<evil@elsewhere.test>@hostile.test',
+      /recipient "a\\x0d\\x0aRCPT TO:<evil@elsewhere\.test>@hostile\.test" cannot be sent in RCPT TO: it holds a line break/,
+    ],
     ['b\n@hostile.test', /it holds a line break/],
     ['c\x00d@hostile.test', /it holds a control character/],
     ['<e>@hostile.test', /it holds "<" or ">"/],
@@ -320,7 +342,14 @@ describe('an MX target that is not a valid host name', () => {
       { name: 'mx2.hostile.test', type: 'A', address: good.host },
     ]);
     const warnings: string[] = [];
-    const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, trace: () => undefined, fatal: () => undefined, warn: (...args: unknown[]) => warnings.push(format(...(args.slice(1) as [string, ...unknown[]]))) };
+    const logger = {
+      info: () => undefined,
+      debug: () => undefined,
+      error: () => undefined,
+      trace: () => undefined,
+      fatal: () => undefined,
+      warn: (...args: unknown[]) => warnings.push(format(...(args.slice(1) as [string, ...unknown[]]))),
+    };
     const { info, error } = await send({ ...FAST, level: 'may', port: good.port, logger, dns: createResolver({ servers: [dns.server] }) });
     expect(error).toBeUndefined();
     expect(info!.deliveries[0]!.attempts.map((a) => a.mx)).toEqual(['mx2.hostile.test']);

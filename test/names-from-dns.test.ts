@@ -42,7 +42,9 @@ beforeAll(async () => {
   ];
   const ip = loopbackBlock();
   const issued = await Promise.all(certs.map(([, name]) => makeLeaf(intermediate, { names: [name] })));
-  const started = await startPeers(certs.map(([key], i) => ({ host: ip(i + 2), behaviour: 'starttls' as const, cert: issued[i]!.chainPem, key: issued[i]!.keyPem, name: key })));
+  const started = await startPeers(
+    certs.map(([key], i) => ({ host: ip(i + 2), behaviour: 'starttls' as const, cert: issued[i]!.chainPem, key: issued[i]!.keyPem, name: key })),
+  );
   port = started[0]!.port;
   certs.forEach(([key], i) => peers.set(key, started[i]!));
   const addr = (key: string) => peers.get(key)!.host;
@@ -75,7 +77,7 @@ async function send(level: Level, to: string, extra: Record<string, unknown> = {
     tlsPolicy({ port, level, caFile, dns: createResolver({ servers: [tree.resolver], timeout: 800, attempts: 2 }), connectionReuse: false, ...extra }),
   );
   try {
-    return { info: (await transport.sendMail({ from: 's@origin.test', to, subject: 'names', text: 'hello' })) };
+    return { info: await transport.sendMail({ from: 's@origin.test', to, subject: 'names', text: 'hello' }) };
   } catch (error) {
     return { error: error as TlsPolicyError };
   } finally {
@@ -142,7 +144,10 @@ describe('names from insecure DNS never authenticate a peer', () => {
     expect(mailSeen('insecure-mx')).toBe(before);
     expect(peers.get('insecure-mx')!.connections).toBe(connections);
   });
-  for (const [domain, secureMx] of [['forged.test', false], ['pinned2.test', true]] as const) {
+  for (const [domain, secureMx] of [
+    ['forged.test', false],
+    ['pinned2.test', true],
+  ] as const) {
     it(`secure with match=hostname: the MX host name counts only from a secure MX RRset (${domain})`, async () => {
       // The peer's chain is good under the trusted CA and it carries the MX host name.
       const before = mailSeen('insecure-mx');

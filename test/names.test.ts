@@ -85,10 +85,13 @@ describe('the same name is the same string everywhere', () => {
 describe('parent policy keys apply to every name delivery uses', () => {
   const table = createPolicyTable('.example.com secure\n');
   const base = defaultPolicy('may', 'level option');
-  it.each(['mail-.example.com', 'a+b.example.com', '-x.example.com', 'a_b.example.com', 'x.y.example.com', 'MAIL-.Example.COM'])('%s gets .example.com secure', (name) => {
-    expect(lookupKeys({ kind: 'domain', domain: name })).toContain('.example.com');
-    expect(lookupPolicy(table, { kind: 'domain', domain: name }, base).level).toBe('secure');
-  });
+  it.each(['mail-.example.com', 'a+b.example.com', '-x.example.com', 'a_b.example.com', 'x.y.example.com', 'MAIL-.Example.COM'])(
+    '%s gets .example.com secure',
+    (name) => {
+      expect(lookupKeys({ kind: 'domain', domain: name })).toContain('.example.com');
+      expect(lookupPolicy(table, { kind: 'domain', domain: name }, base).level).toBe('secure');
+    },
+  );
   it('example.com itself does not (a leading dot means subdomains only)', () => {
     expect(lookupPolicy(table, { kind: 'domain', domain: 'example.com' }, base).level).toBe('may');
   });
@@ -101,7 +104,11 @@ describe('end to end: a parent entry covers a recipient domain the table could n
     pki = await makePki();
     // The MX presents a certificate for its own name from the test CA, but not for the domain:
     // at `secure` it fails, at the default `may` it would get the mail.
-    world = await makeWorld(pki, [{ name: 'mx.sub.test', behaviour: 'starttls' }], [{ name: 'mail-.sub.test', type: 'MX', exchange: 'mx.sub.test', preference: 10 }]);
+    world = await makeWorld(
+      pki,
+      [{ name: 'mx.sub.test', behaviour: 'starttls' }],
+      [{ name: 'mail-.sub.test', type: 'MX', exchange: 'mx.sub.test', preference: 10 }],
+    );
   });
   afterAll(() => world?.close());
   it('`.sub.test secure` applies to mail-.sub.test: deferred, nothing sent', async () => {

@@ -13,13 +13,57 @@ const hard = (r: string): RecipientResult => ({ recipient: r, status: 'rejected'
 
 describe('settleTransaction', () => {
   const rows: Array<{ name: string; recipients: string[]; t: TransactionResult; done: boolean; failed?: RegExp; want: Record<string, unknown> }> = [
-    { name: 'all accepted: done', recipients: ['a', 'b'], t: { ok: true, recipients: [ok('a'), ok('b')], reply: '250 2.0.0 queued' }, done: true, want: { accepted: ['a', 'b'], remaining: [], response: '250 2.0.0 queued' } },
-    { name: 'one deferred at RCPT: kept for the next MX', recipients: ['a', 'b'], t: { ok: true, recipients: [ok('a'), soft('b')], reply: '250 ok' }, done: false, want: { accepted: ['a'], remaining: ['b'], last: { code: 'EENVELOPE', temporary: true } } },
-    { name: 'one refused for good: settled as rejected', recipients: ['a', 'b'], t: { ok: true, recipients: [ok('a'), hard('b')], reply: '250 ok' }, done: true, want: { accepted: ['a'], rejected: ['b'], remaining: [] } },
-    { name: 'every recipient refused for good: EENVELOPE, permanent', recipients: ['a'], t: { ok: false, recipients: [hard('a')] }, done: true, want: { rejected: ['a'], refused: { code: 'EENVELOPE' } } },
-    { name: 'MAIL FROM answered 451: the next MX', recipients: ['a'], t: { ok: false, recipients: [soft('a')], failure: { message: 'Mail command failed', reply: '451 4.3.0 later', temporary: true, command: 'MAIL FROM' } }, done: false, failed: /answered 451 4\.3\.0 later/, want: { transactionFailures: 1, last: { code: 'ECONNECTION', temporary: true }, remaining: ['a'] } },
-    { name: 'DATA refused for good: EMESSAGE', recipients: ['a'], t: { ok: false, recipients: [hard('a')], failure: { message: 'Message failed', reply: '554 5.6.0 bad message', temporary: false, command: 'DATA' } }, done: true, want: { refused: { code: 'EMESSAGE' } } },
-    { name: 'the body went out and nothing answered its end: stop, may be delivered', recipients: ['a', 'b'], t: { ok: false, bodySent: true, recipients: [soft('a'), soft('b')], failure: { message: 'Connection closed unexpectedly', temporary: true } }, done: false, failed: /took the whole message, then connection closed unexpectedly before answering its end: the message may already have been delivered/, want: { transactionFailures: 1, remaining: ['a', 'b'] } },
+    {
+      name: 'all accepted: done',
+      recipients: ['a', 'b'],
+      t: { ok: true, recipients: [ok('a'), ok('b')], reply: '250 2.0.0 queued' },
+      done: true,
+      want: { accepted: ['a', 'b'], remaining: [], response: '250 2.0.0 queued' },
+    },
+    {
+      name: 'one deferred at RCPT: kept for the next MX',
+      recipients: ['a', 'b'],
+      t: { ok: true, recipients: [ok('a'), soft('b')], reply: '250 ok' },
+      done: false,
+      want: { accepted: ['a'], remaining: ['b'], last: { code: 'EENVELOPE', temporary: true } },
+    },
+    {
+      name: 'one refused for good: settled as rejected',
+      recipients: ['a', 'b'],
+      t: { ok: true, recipients: [ok('a'), hard('b')], reply: '250 ok' },
+      done: true,
+      want: { accepted: ['a'], rejected: ['b'], remaining: [] },
+    },
+    {
+      name: 'every recipient refused for good: EENVELOPE, permanent',
+      recipients: ['a'],
+      t: { ok: false, recipients: [hard('a')] },
+      done: true,
+      want: { rejected: ['a'], refused: { code: 'EENVELOPE' } },
+    },
+    {
+      name: 'MAIL FROM answered 451: the next MX',
+      recipients: ['a'],
+      t: { ok: false, recipients: [soft('a')], failure: { message: 'Mail command failed', reply: '451 4.3.0 later', temporary: true, command: 'MAIL FROM' } },
+      done: false,
+      failed: /answered 451 4\.3\.0 later/,
+      want: { transactionFailures: 1, last: { code: 'ECONNECTION', temporary: true }, remaining: ['a'] },
+    },
+    {
+      name: 'DATA refused for good: EMESSAGE',
+      recipients: ['a'],
+      t: { ok: false, recipients: [hard('a')], failure: { message: 'Message failed', reply: '554 5.6.0 bad message', temporary: false, command: 'DATA' } },
+      done: true,
+      want: { refused: { code: 'EMESSAGE' } },
+    },
+    {
+      name: 'the body went out and nothing answered its end: stop, may be delivered',
+      recipients: ['a', 'b'],
+      t: { ok: false, bodySent: true, recipients: [soft('a'), soft('b')], failure: { message: 'Connection closed unexpectedly', temporary: true } },
+      done: false,
+      failed: /took the whole message, then connection closed unexpectedly before answering its end: the message may already have been delivered/,
+      want: { transactionFailures: 1, remaining: ['a', 'b'] },
+    },
   ];
   for (const row of rows) {
     it(row.name, () => {
@@ -71,23 +115,66 @@ describe('recordFailure, sessionLimitReached, finalFailure: which code wins', ()
     const o = newOutcome(['a']);
     o.failures.push('first', 'second');
     o.last = { reason: 'second', ...last };
-    expect(finalFailure(o, { nexthop: 'example.net', level: 'encrypt', tlsFailureSeen })).toEqual({ reason: 'example.net: delivery at level encrypt failed: first; second', code, temporary: true });
+    expect(finalFailure(o, { nexthop: 'example.net', level: 'encrypt', tlsFailureSeen })).toEqual({
+      reason: 'example.net: delivery at level encrypt failed: first; second',
+      code,
+      temporary: true,
+    });
   });
   it('nothing tried: ECONNECTION, temporary', () => {
-    expect(finalFailure(newOutcome(['a']), { nexthop: 'n', level: 'may', tlsFailureSeen: false })).toEqual({ reason: 'n: delivery at level may failed: ', code: 'ECONNECTION', temporary: true });
+    expect(finalFailure(newOutcome(['a']), { nexthop: 'n', level: 'may', tlsFailureSeen: false })).toEqual({
+      reason: 'n: delivery at level may failed: ',
+      code: 'ECONNECTION',
+      temporary: true,
+    });
   });
 });
 
 describe('conclude: recipients and status', () => {
   const fail = (code: string, temporary: boolean) => ({ reason: 'why', code, temporary });
   const rows: Array<[string, string[], Partial<ReturnType<typeof newOutcome>>, ReturnType<typeof fail> | undefined, boolean, Record<string, unknown>]> = [
-    ['all accepted', ['a', 'b'], { accepted: ['a', 'b'], remaining: [] }, undefined, false, { status: 'delivered', accepted: ['a', 'b'], pending: [], rejected: [] }],
-    ['some accepted, the rest deferred', ['a', 'b'], { accepted: ['a'], remaining: ['b'] }, fail('EENVELOPE', true), false, { status: 'partial', pending: ['b'], temporary: true }],
-    ['none accepted, temporary failure', ['a', 'b'], { remaining: ['a', 'b'] }, fail('ETLS', true), false, { status: 'deferred', pending: ['a', 'b'], code: 'ETLS', temporary: true }],
-    ['a TLS failure under tlsFailuresPermanent: bounced', ['a'], { remaining: ['a'] }, fail('ETLS', true), true, { status: 'bounced', rejected: ['a'], pending: [], temporary: false }],
+    [
+      'all accepted',
+      ['a', 'b'],
+      { accepted: ['a', 'b'], remaining: [] },
+      undefined,
+      false,
+      { status: 'delivered', accepted: ['a', 'b'], pending: [], rejected: [] },
+    ],
+    [
+      'some accepted, the rest deferred',
+      ['a', 'b'],
+      { accepted: ['a'], remaining: ['b'] },
+      fail('EENVELOPE', true),
+      false,
+      { status: 'partial', pending: ['b'], temporary: true },
+    ],
+    [
+      'none accepted, temporary failure',
+      ['a', 'b'],
+      { remaining: ['a', 'b'] },
+      fail('ETLS', true),
+      false,
+      { status: 'deferred', pending: ['a', 'b'], code: 'ETLS', temporary: true },
+    ],
+    [
+      'a TLS failure under tlsFailuresPermanent: bounced',
+      ['a'],
+      { remaining: ['a'] },
+      fail('ETLS', true),
+      true,
+      { status: 'bounced', rejected: ['a'], pending: [], temporary: false },
+    ],
     ['tlsFailuresPermanent does not touch other codes', ['a'], { remaining: ['a'] }, fail('ECONNECTION', true), true, { status: 'deferred', pending: ['a'] }],
     ['a permanent failure: bounced', ['a'], { remaining: ['a'] }, fail('ECONNECTION', false), false, { status: 'bounced', rejected: ['a'] }],
-    ['every recipient refused by the server', ['a'], { rejected: ['a'], remaining: [], refused: { reason: 'refused', code: 'EENVELOPE' } }, undefined, false, { status: 'bounced', code: 'EENVELOPE', temporary: false, reason: 'refused' }],
+    [
+      'every recipient refused by the server',
+      ['a'],
+      { rejected: ['a'], remaining: [], refused: { reason: 'refused', code: 'EENVELOPE' } },
+      undefined,
+      false,
+      { status: 'bounced', code: 'EENVELOPE', temporary: false, reason: 'refused' },
+    ],
   ];
   it.each(rows)('%s', (_name, recipients, state, failure, permanentTls, want) => {
     const o = Object.assign(newOutcome(recipients), state);

@@ -111,7 +111,9 @@ function libModules(): string[] {
  */
 function checkShipped(files: string[]): void {
   const fixed = ['LICENSE', 'README.md', 'bin/nodemailer-tls-policy.mjs', 'dist/cjs/package.json', 'package.json'];
-  const docs = readdirSync(at('docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  const docs = readdirSync(at('docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`);
   expect(docs.length).toBeGreaterThan(0);
   const built = libModules().flatMap((m) => ['esm', 'cjs'].flatMap((flavour) => [`dist/${flavour}/${m}.js`, `dist/${flavour}/${m}.d.ts`]));
   expect(built).toContain('dist/esm/index.js');
@@ -147,7 +149,10 @@ describe('built package', () => {
 
   it('"exports" resolves for require and import from outside the repository', async () => {
     const cjs = await node(
-      ['-e', `const m = require('${pkg.name}'); console.log(JSON.stringify({ file: require.resolve('${pkg.name}'), tlsPolicy: typeof m.tlsPolicy, levels: m.LEVELS, version: m.VERSION, pkg: require('${pkg.name}/package.json').version }))`],
+      [
+        '-e',
+        `const m = require('${pkg.name}'); console.log(JSON.stringify({ file: require.resolve('${pkg.name}'), tlsPolicy: typeof m.tlsPolicy, levels: m.LEVELS, version: m.VERSION, pkg: require('${pkg.name}/package.json').version }))`,
+      ],
       outside,
     );
     expect(cjs.code, show(cjs)).toBe(0);
@@ -367,7 +372,12 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
   // One row per outcome: the report's content (undefined: no file), the lines printed, the exit status.
   const cases: Array<{ name: string; content: string | undefined; lines: Array<string | RegExp>; code: number }> = [
     { name: 'a passing run', content: JSON.stringify(report({ numPassedTests: 5, numFailedTests: 0, success: true })), lines: ['5 passed, 0 failed'], code: 0 },
-    { name: 'failing tests', content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 2, success: false })), lines: ['3 passed, 2 failed'], code: 1 },
+    {
+      name: 'failing tests',
+      content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 2, success: false })),
+      lines: ['3 passed, 2 failed'],
+      code: 1,
+    },
     {
       name: 'skipped and todo tests',
       content: JSON.stringify(report({ numPassedTests: 3, numFailedTests: 0, numPendingTests: 1, numTodoTests: 1, success: true })),
@@ -396,9 +406,19 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
       lines: ['4 passed, 0 failed', /^vitest reported the run as failed although no test failed/],
       code: 1,
     },
-    { name: 'no report (the typecheck failed first)', content: undefined, lines: [/^no test summary: the test report report\.json is missing, so the tests did not run to the end \(npm test typechecks first/], code: 1 },
+    {
+      name: 'no report (the typecheck failed first)',
+      content: undefined,
+      lines: [/^no test summary: the test report report\.json is missing, so the tests did not run to the end \(npm test typechecks first/],
+      code: 1,
+    },
     { name: 'a report cut short', content: '{"numPassedTests": 4, "numF', lines: [/^no test summary: the test report report\.json is not JSON \(/], code: 1 },
-    { name: 'JSON that is not a vitest report', content: '{"passed": 4}', lines: [/^no test summary: the test report report\.json is not a vitest JSON report/], code: 1 },
+    {
+      name: 'JSON that is not a vitest report',
+      content: '{"passed": 4}',
+      lines: [/^no test summary: the test report report\.json is not a vitest JSON report/],
+      code: 1,
+    },
   ];
 
   for (const c of cases) {
@@ -418,9 +438,16 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
     mkdirSync(join(project, 'test'), { recursive: true });
     symlinkSync(at('node_modules'), join(project, 'node_modules'), 'dir');
     writeFileSync(join(project, 'package.json'), '{ "type": "module" }\n');
-    writeFileSync(join(project, 'test', 'some.test.ts'), "import { expect, it } from 'vitest';\nit('passes', () => expect(1).toBe(1));\nit('fails', () => expect(1).toBe(2));\n");
+    writeFileSync(
+      join(project, 'test', 'some.test.ts'),
+      "import { expect, it } from 'vitest';\nit('passes', () => expect(1).toBe(1));\nit('fails', () => expect(1).toBe(2));\n",
+    );
     writeFileSync(join(project, 'test', 'broken.test.ts'), "import './missing.js';\nimport { it } from 'vitest';\nit('never runs', () => {});\n");
-    const vitest = await run(process.execPath, [at('node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', project, '--reporter=json', '--outputFile=report.json'], { cwd: project, timeout: 60_000 });
+    const vitest = await run(
+      process.execPath,
+      [at('node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', project, '--reporter=json', '--outputFile=report.json'],
+      { cwd: project, timeout: 60_000 },
+    );
     expect(vitest.code, show(vitest)).toBe(1);
     const r = await node([at('scripts/test-summary.mjs'), 'report.json'], project);
     expect(r.code, show(r)).toBe(1);
@@ -443,7 +470,13 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
   const runs: Array<{ name: string; npmTest: number; writes: string | undefined; stdout: RegExp; code: number }> = [
     { name: 'tests pass', npmTest: 0, writes: passing, stdout: /^7 passed, 0 failed$/m, code: 0 },
     { name: 'a test fails', npmTest: 1, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
-    { name: 'the typecheck fails (no report; an earlier passing one is left in .tmp)', npmTest: 2, writes: undefined, stdout: /^no test summary: the test report \.tmp\/vitest\.json is missing/m, code: 2 },
+    {
+      name: 'the typecheck fails (no report; an earlier passing one is left in .tmp)',
+      npmTest: 2,
+      writes: undefined,
+      stdout: /^no test summary: the test report \.tmp\/vitest\.json is missing/m,
+      code: 2,
+    },
     { name: 'npm test exits 0 but the report has a failure', npmTest: 0, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
   ];
   for (const c of runs) {

@@ -42,19 +42,84 @@ const policy = (level: Level, extra: Partial<Policy> = {}): Policy => ({ level, 
 const WHERE = 'mx1.example.net[192.0.2.1]:25';
 
 describe('planHost: DANE decides the level per host (RFC 7672 section 2.2, dane_init)', () => {
-  const rows: Array<{ name: string; level: 'dane' | 'dane-only'; tlsa: keyof typeof TLSA; target?: Partial<HostTarget>; policy?: Partial<Policy>; want: Record<string, unknown> }> = [
-    { name: 'usable secure TLSA: enforced, Verified', level: 'dane', tlsa: 'usable', want: { level: 'dane', trust: 'Verified', sni: 'mx1.example.net', ca: [], names: ['mx1.example.net'], refused: undefined, fallback: 'encrypt' } },
-    { name: 'usable TLSA, dane-only', level: 'dane-only', tlsa: 'usable', want: { level: 'dane-only', trust: 'Verified', sni: 'mx1.example.net', refused: undefined } },
-    { name: 'insecure MX, policy dane: enforced, a match is Trusted', level: 'dane', tlsa: 'usable', target: { mxSecure: false }, want: { level: 'dane', trust: 'Trusted' } },
+  const rows: Array<{
+    name: string;
+    level: 'dane' | 'dane-only';
+    tlsa: keyof typeof TLSA;
+    target?: Partial<HostTarget>;
+    policy?: Partial<Policy>;
+    want: Record<string, unknown>;
+  }> = [
+    {
+      name: 'usable secure TLSA: enforced, Verified',
+      level: 'dane',
+      tlsa: 'usable',
+      want: { level: 'dane', trust: 'Verified', sni: 'mx1.example.net', ca: [], names: ['mx1.example.net'], refused: undefined, fallback: 'encrypt' },
+    },
+    {
+      name: 'usable TLSA, dane-only',
+      level: 'dane-only',
+      tlsa: 'usable',
+      want: { level: 'dane-only', trust: 'Verified', sni: 'mx1.example.net', refused: undefined },
+    },
+    {
+      name: 'insecure MX, policy dane: enforced, a match is Trusted',
+      level: 'dane',
+      tlsa: 'usable',
+      target: { mxSecure: false },
+      want: { level: 'dane', trust: 'Trusted' },
+    },
     { name: 'no secure TLSA: may', level: 'dane', tlsa: 'none', want: { level: 'may', dane: undefined, refused: undefined, fallback: undefined } },
-    { name: 'no secure TLSA under hostsRequireTls: encrypt', level: 'dane', tlsa: 'none', policy: { requireTls: true }, want: { level: 'encrypt', dane: undefined } },
+    {
+      name: 'no secure TLSA under hostsRequireTls: encrypt',
+      level: 'dane',
+      tlsa: 'none',
+      policy: { requireTls: true },
+      want: { level: 'encrypt', dane: undefined },
+    },
     { name: 'only unusable records: encrypt', level: 'dane', tlsa: 'unusable', want: { level: 'encrypt', dane: undefined, fallback: undefined } },
-    { name: 'failed lookup: refused, never a downgrade', level: 'dane', tlsa: 'failed', want: { refused: /SERVFAIL from 127\.0\.0\.1:53; mx1\.example\.net\[192\.0\.2\.1\]:25 is not tried at level dane without its TLSA records/, key: undefined, refusedType: 'dnssec-invalid' } },
-    { name: 'failed lookup at dane-only: refused', level: 'dane-only', tlsa: 'failed', want: { refused: /is not tried at level dane-only/, refusedType: 'dnssec-invalid' } },
-    { name: 'dane-only without TLSA: refused', level: 'dane-only', tlsa: 'none', want: { refused: /no secure TLSA records .* which level dane-only does not allow/, refusedType: 'dane-required' } },
-    { name: 'dane-only, all unusable: refused', level: 'dane-only', tlsa: 'unusable', want: { refused: /all unusable .* which level dane-only does not allow/, refusedType: 'tlsa-invalid' } },
-    { name: 'dane-only with an insecure MX RRset: refused', level: 'dane-only', tlsa: 'usable', target: { mxSecure: false }, want: { refused: /MX RRset is not DNSSEC-secure, which level dane-only does not allow/, refusedType: 'dane-required' } },
-    { name: 'a secure CNAME chain: its end is a reference name', level: 'dane', tlsa: 'usable', target: { canonical: 'target.example.org' }, want: { names: ['mx1.example.net', 'target.example.org'] } },
+    {
+      name: 'failed lookup: refused, never a downgrade',
+      level: 'dane',
+      tlsa: 'failed',
+      want: {
+        refused: /SERVFAIL from 127\.0\.0\.1:53; mx1\.example\.net\[192\.0\.2\.1\]:25 is not tried at level dane without its TLSA records/,
+        key: undefined,
+        refusedType: 'dnssec-invalid',
+      },
+    },
+    {
+      name: 'failed lookup at dane-only: refused',
+      level: 'dane-only',
+      tlsa: 'failed',
+      want: { refused: /is not tried at level dane-only/, refusedType: 'dnssec-invalid' },
+    },
+    {
+      name: 'dane-only without TLSA: refused',
+      level: 'dane-only',
+      tlsa: 'none',
+      want: { refused: /no secure TLSA records .* which level dane-only does not allow/, refusedType: 'dane-required' },
+    },
+    {
+      name: 'dane-only, all unusable: refused',
+      level: 'dane-only',
+      tlsa: 'unusable',
+      want: { refused: /all unusable .* which level dane-only does not allow/, refusedType: 'tlsa-invalid' },
+    },
+    {
+      name: 'dane-only with an insecure MX RRset: refused',
+      level: 'dane-only',
+      tlsa: 'usable',
+      target: { mxSecure: false },
+      want: { refused: /MX RRset is not DNSSEC-secure, which level dane-only does not allow/, refusedType: 'dane-required' },
+    },
+    {
+      name: 'a secure CNAME chain: its end is a reference name',
+      level: 'dane',
+      tlsa: 'usable',
+      target: { canonical: 'target.example.org' },
+      want: { names: ['mx1.example.net', 'target.example.org'] },
+    },
     { name: 'a relay: the base domain only', level: 'dane', tlsa: 'usable', target: { viaMx: false }, want: { names: ['mx1.example.net'] } },
   ];
   for (const row of rows) {
@@ -102,7 +167,16 @@ describe('planHost: the other rules', () => {
     expect(planHost(policy('encrypt'), target(), settings()).fallback).toBeUndefined();
   });
   it.each(LEVELS.map((l) => [l, verifyLevelOf(l)]))('%s is judged by verifyPeer as %s', (level, judged) => {
-    const want: Record<string, string> = { none: 'may', may: 'may', encrypt: 'encrypt', dane: 'may', 'dane-only': 'encrypt', fingerprint: 'fingerprint', verify: 'verify', secure: 'secure' };
+    const want: Record<string, string> = {
+      none: 'may',
+      may: 'may',
+      encrypt: 'encrypt',
+      dane: 'may',
+      'dane-only': 'encrypt',
+      fingerprint: 'fingerprint',
+      verify: 'verify',
+      secure: 'secure',
+    };
     expect(judged).toBe(want[level]);
   });
   it('names: secure drops the MX host name from an insecure MX RRset; verify keeps it (that is what verify means)', () => {
@@ -130,7 +204,9 @@ describe('planHost: the other rules', () => {
   });
   it('tempfail_tryclear: the entry wins over the global setting', () => {
     expect(planHost(policy('may'), target(), settings({ rules: { strict: false, tempfailTryclear: true } })).tempfailTryclear).toBe(true);
-    expect(planHost(policy('may', { tempfailTryclear: false }), target(), settings({ rules: { strict: false, tempfailTryclear: true } })).tempfailTryclear).toBe(false);
+    expect(
+      planHost(policy('may', { tempfailTryclear: false }), target(), settings({ rules: { strict: false, tempfailTryclear: true } })).tempfailTryclear,
+    ).toBe(false);
     expect(planHost(policy('may'), target(), settings()).tempfailTryclear).toBeUndefined();
   });
   it.each([
@@ -139,15 +215,40 @@ describe('planHost: the other rules', () => {
     ['dane', 'failed', { result: `fail: ${(TLSA.failed as { reason: string }).reason}` }],
     ['dane', 'unusable', { result: 'pass' }],
   ] as const)('shadow %s with TLSA %s: known before any session', (shadow, tlsa, dane) => {
-    expect(planHost(policy('may', { shadow }), target({ tlsa: TLSA[tlsa] }), settings()).shadowPlan).toEqual({ level: shadow, names: [], fingerprints: [], dane });
+    expect(planHost(policy('may', { shadow }), target({ tlsa: TLSA[tlsa] }), settings()).shadowPlan).toEqual({
+      level: shadow,
+      names: [],
+      fingerprints: [],
+      dane,
+    });
   });
   it('shadow dane with usable TLSA: the records and secure names to judge with', () => {
     const p = planHost(policy('may', { shadow: 'dane' }), target({ tlsa: TLSA.usable, canonical: 'target.example.org' }), settings());
-    expect(p.shadowPlan?.dane).toEqual({ session: { records: [EE], tlsaName: '_25._tcp.mx1.example.net', baseDomain: 'mx1.example.net', trust: 'Verified', names: ['mx1.example.net', 'target.example.org'] } });
+    expect(p.shadowPlan?.dane).toEqual({
+      session: {
+        records: [EE],
+        tlsaName: '_25._tcp.mx1.example.net',
+        baseDomain: 'mx1.example.net',
+        trust: 'Verified',
+        names: ['mx1.example.net', 'target.example.org'],
+      },
+    });
   });
   it('shadow verify, secure and fingerprint: their names and digests', () => {
-    expect(planHost(policy('may', { shadow: 'verify' }), target(), settings()).shadowPlan).toEqual({ level: 'verify', names: ['mx1.example.net'], fingerprints: [] });
-    expect(planHost(policy('may', { shadow: 'secure' }), target(), settings()).shadowPlan).toEqual({ level: 'secure', names: ['example.net', '.example.net'], fingerprints: [] });
-    expect(planHost(policy('encrypt', { shadow: 'fingerprint', match: ['AB:CD'] }), target(), settings()).shadowPlan).toEqual({ level: 'fingerprint', names: [], fingerprints: ['AB:CD'] });
+    expect(planHost(policy('may', { shadow: 'verify' }), target(), settings()).shadowPlan).toEqual({
+      level: 'verify',
+      names: ['mx1.example.net'],
+      fingerprints: [],
+    });
+    expect(planHost(policy('may', { shadow: 'secure' }), target(), settings()).shadowPlan).toEqual({
+      level: 'secure',
+      names: ['example.net', '.example.net'],
+      fingerprints: [],
+    });
+    expect(planHost(policy('encrypt', { shadow: 'fingerprint', match: ['AB:CD'] }), target(), settings()).shadowPlan).toEqual({
+      level: 'fingerprint',
+      names: [],
+      fingerprints: ['AB:CD'],
+    });
   });
 });

@@ -62,7 +62,6 @@ describe('protocolRange: Postfix protocol tokens -> minVersion/maxVersion', () =
   it.each(rows)('%s', (_name, tokens, expected) => {
     expect(protocolRange(tokens)).toEqual(expected);
   });
-
 });
 
 describe('cipherList: Postfix grades and exclude -> an OpenSSL cipher string', () => {
@@ -106,16 +105,40 @@ describe('matchNames: the names a verify/secure certificate must match', () => {
     ['secure HOSTNAME (any case), insecure MX: dropped', 'secure', ['HOSTNAME', 'nexthop'], mx, ['example.com']],
     ['secure hostname alone, insecure MX: nothing left', 'secure', ['hostname'], mx, []],
     ['secure hostname:nexthop, DNSSEC MX: kept', 'secure', ['hostname', 'nexthop'], { ...mx, mxSecure: true }, ['mx1.example.net', 'example.com']],
-    ['secure hostname, host = nexthop (relay / implicit MX)', 'secure', ['hostname', 'dot-nexthop'], { nexthop: 'relay.example.com', host: 'relay.example.com', mxSecure: false }, ['relay.example.com', '.relay.example.com']],
+    [
+      'secure hostname, host = nexthop (relay / implicit MX)',
+      'secure',
+      ['hostname', 'dot-nexthop'],
+      { nexthop: 'relay.example.com', host: 'relay.example.com', mxSecure: false },
+      ['relay.example.com', '.relay.example.com'],
+    ],
     ['verify hostname:nexthop, insecure MX: hostname kept (verify trusts MX names)', 'verify', ['hostname', 'nexthop'], mx, ['mx1.example.net', 'example.com']],
     // Explicit names: lower case, no trailing dot, a leading '.' for subdomains, duplicates dropped.
-    ['verify explicit names', 'verify', ['mail.example.org', '.Example.ORG', 'Backup.Example.com.'], mx, ['mail.example.org', '.example.org', 'backup.example.com']],
+    [
+      'verify explicit names',
+      'verify',
+      ['mail.example.org', '.Example.ORG', 'Backup.Example.com.'],
+      mx,
+      ['mail.example.org', '.example.org', 'backup.example.com'],
+    ],
     ['secure explicit names and keywords', 'secure', ['nexthop', '.example.net', 'example.com'], mx, ['example.com', '.example.net']],
     ['secure explicit name equal to the MX host is not the keyword: kept', 'secure', ['mx1.example.net'], mx, ['mx1.example.net']],
     // IDN: A-labels.
     ['verify IDN name', 'verify', ['bücher.example', '.münchen.example'], mx, ['xn--bcher-kva.example', '.xn--mnchen-3ya.example']],
-    ['secure default with an IDN next hop', 'secure', undefined, { nexthop: 'bücher.example', host: 'mx.bücher.example', mxSecure: false }, ['xn--bcher-kva.example', '.xn--bcher-kva.example']],
-    ['verify default with an IDN host', 'verify', undefined, { nexthop: 'bücher.example', host: 'mx.bücher.example', mxSecure: false }, ['mx.xn--bcher-kva.example']],
+    [
+      'secure default with an IDN next hop',
+      'secure',
+      undefined,
+      { nexthop: 'bücher.example', host: 'mx.bücher.example', mxSecure: false },
+      ['xn--bcher-kva.example', '.xn--bcher-kva.example'],
+    ],
+    [
+      'verify default with an IDN host',
+      'verify',
+      undefined,
+      { nexthop: 'bücher.example', host: 'mx.bücher.example', mxSecure: false },
+      ['mx.xn--bcher-kva.example'],
+    ],
     // Levels without a default match.
     ['fingerprint: no names', 'fingerprint', undefined, mx, []],
     ['encrypt: no names', 'encrypt', undefined, mx, []],
@@ -248,7 +271,11 @@ describe('makePlan', () => {
       ['no files', {}, { servername: 'mx1.example.net' }],
       ['a CA bundle', { ca: 'CA-PEM' }, { servername: 'mx1.example.net', ca: 'CA-PEM' }],
       ['a client certificate and key', { cert: 'CERT-PEM', key: 'KEY-PEM' }, { servername: 'mx1.example.net', cert: 'CERT-PEM', key: 'KEY-PEM' }],
-      ['all three, as Buffers', { ca: Buffer.from('ca'), cert: Buffer.from('cert'), key: Buffer.from('key') }, { servername: 'mx1.example.net', ca: Buffer.from('ca'), cert: Buffer.from('cert'), key: Buffer.from('key') }],
+      [
+        'all three, as Buffers',
+        { ca: Buffer.from('ca'), cert: Buffer.from('cert'), key: Buffer.from('key') },
+        { servername: 'mx1.example.net', ca: Buffer.from('ca'), cert: Buffer.from('cert'), key: Buffer.from('key') },
+      ],
     ];
     it.each(rows)('%s', (_name, files, tls) => {
       expect(makePlan(base({ level: 'verify' }, { files })).tls).toEqual(tls);
@@ -262,9 +289,7 @@ describe('makePlan', () => {
 
   describe('pass-through fields', () => {
     it('fallback, shadow, digest, implicitTls', () => {
-      const plan = makePlan(
-        base({ level: 'verify', shadow: 'secure' }, { fallback: 'encrypt', digest: 'sha512', implicitTls: true, port: 465 }),
-      );
+      const plan = makePlan(base({ level: 'verify', shadow: 'secure' }, { fallback: 'encrypt', digest: 'sha512', implicitTls: true, port: 465 }));
       expect({ fallback: plan.fallback, shadow: plan.shadow, digest: plan.digest, implicitTls: plan.implicitTls, port: plan.port, where: plan.where }).toEqual({
         fallback: 'encrypt',
         shadow: 'secure',

@@ -97,10 +97,7 @@ describe('levels', () => {
   it.each([
     ['verfy', `level option: unknown level "verfy" (${EXPECTED})`],
     ['MUST', `level option: unknown level "MUST" (${EXPECTED}; "MUST" is smtp_tls_per_site syntax, write "verify")`],
-    [
-      'MUST_NOPEERMATCH',
-      `level option: unknown level "MUST_NOPEERMATCH" (${EXPECTED}; "MUST_NOPEERMATCH" is smtp_tls_per_site syntax, write "encrypt")`,
-    ],
+    ['MUST_NOPEERMATCH', `level option: unknown level "MUST_NOPEERMATCH" (${EXPECTED}; "MUST_NOPEERMATCH" is smtp_tls_per_site syntax, write "encrypt")`],
     ['halfdane', `level option: unknown level "halfdane" (${EXPECTED}; "halfdane" is only ever logged by Postfix, never configured)`],
     ['', `level option: unknown level "" (${EXPECTED})`],
   ])('parseLevel(%j) throws', (s, message) => {
@@ -127,16 +124,29 @@ describe('levels', () => {
 describe('table syntax (Postfix logical lines)', () => {
   it.each([
     ['comment and blank lines', '# a comment\n\n   # indented comment\nexample.com secure\n', [['example.com', 4]]],
-    ['CRLF and a BOM', '\uFEFFexample.com secure\r\nexample.net may\r\n', [['example.com', 1], ['example.net', 2]]],
+    [
+      'CRLF and a BOM',
+      '\uFEFFexample.com secure\r\nexample.net may\r\n',
+      [
+        ['example.com', 1],
+        ['example.net', 2],
+      ],
+    ],
     [
       'continuation lines keep the first line number',
       'example.com fingerprint\n  match=' + SHA256 + '\n\tmatch=' + SHA1 + '\nexample.net may\n',
-      [['example.com', 1], ['example.net', 4]],
+      [
+        ['example.com', 1],
+        ['example.net', 4],
+      ],
     ],
     [
       'comment and blank lines inside a continued entry',
       'example.com verify\n# note\n\n  match=hostname\nexample.net may\n',
-      [['example.com', 1], ['example.net', 5]],
+      [
+        ['example.com', 1],
+        ['example.net', 5],
+      ],
     ],
     ['commas separate attributes too', 'example.com verify,match=nexthop, servername=hostname\n', [['example.com', 1]]],
   ])('%s', (_name, text, want) => {
@@ -229,9 +239,7 @@ describe('keys', () => {
     ['123', 'numeric name'],
     ['1.2.3', 'numeric name'],
   ])('rejects the key %j', (key, reason) => {
-    expect(problemsOf(`${key} encrypt\n`)).toEqual([
-      { file: 'policy.txt', line: 1, message: `invalid destination "${key}": ${reason}` },
-    ]);
+    expect(problemsOf(`${key} encrypt\n`)).toEqual([{ file: 'policy.txt', line: 1, message: `invalid destination "${key}": ${reason}` }]);
   });
 
   it.each([
@@ -329,7 +337,10 @@ describe('attributes rejected', () => {
     ['dane match=nexthop', 'attribute "match" is not allowed at level "dane" for example.com (only fingerprint, verify and secure use it)'],
     ['dane-only match=nexthop', 'attribute "match" is not allowed at level "dane-only" for example.com (only fingerprint, verify and secure use it)'],
     ['verify match=', 'attribute "match" has an empty value for example.com'],
-    ['secure match=exa_mple!.com', 'invalid match "exa_mple!.com": invalid character "!" (expected hostname, nexthop, dot-nexthop, a domain or .domain) for example.com'],
+    [
+      'secure match=exa_mple!.com',
+      'invalid match "exa_mple!.com": invalid character "!" (expected hostname, nexthop, dot-nexthop, a domain or .domain) for example.com',
+    ],
     ['secure match=..example.com', 'invalid match "..example.com": empty label (expected hostname, nexthop, dot-nexthop, a domain or .domain) for example.com'],
     ['fingerprint', 'level "fingerprint" for example.com needs at least one match=<digest>'],
     ['encrypt shadow=fingerprint', 'shadow level "fingerprint" for example.com needs at least one match=<digest>'],
@@ -338,12 +349,27 @@ describe('attributes rejected', () => {
     [`fingerprint match=:${SHA1}`, `malformed fingerprint ":${SHA1}" (expected hex digit pairs, optionally separated by colons) for example.com`],
     [`fingerprint match=${SHA1}:`, `malformed fingerprint "${SHA1}:" (expected hex digit pairs, optionally separated by colons) for example.com`],
     ['fingerprint match=AB:CD', 'fingerprint "AB:CD" has 2 bytes, the length of no digest (expected 16, 20, 28, 32, 48, 64) for example.com'],
-    [`fingerprint match=${SHA1}:${SHA1}`, `fingerprint "${SHA1}:${SHA1}" has 40 bytes, the length of no digest (expected 16, 20, 28, 32, 48, 64) for example.com`],
+    [
+      `fingerprint match=${SHA1}:${SHA1}`,
+      `fingerprint "${SHA1}:${SHA1}" has 40 bytes, the length of no digest (expected 16, 20, 28, 32, 48, 64) for example.com`,
+    ],
     // protocols, ciphers, exclude
-    ['encrypt protocols=TLSv1.4', 'unknown protocol "TLSv1.4" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)'],
-    ['encrypt protocols=>=SSLv2', 'unknown protocol ">=SSLv2" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)'],
-    ['encrypt protocols=>=0305', 'unknown protocol ">=0305" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)'],
-    ['encrypt protocols=>TLSv1.2', 'unknown protocol ">TLSv1.2" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)'],
+    [
+      'encrypt protocols=TLSv1.4',
+      'unknown protocol "TLSv1.4" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
+    [
+      'encrypt protocols=>=SSLv2',
+      'unknown protocol ">=SSLv2" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
+    [
+      'encrypt protocols=>=0305',
+      'unknown protocol ">=0305" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
+    [
+      'encrypt protocols=>TLSv1.2',
+      'unknown protocol ">TLSv1.2" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
     ['encrypt ciphers=strong', 'unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)'],
     ['encrypt ciphers=HIGH:!aNULL', 'unknown cipher grade "HIGH:!aNULL" for example.com (expected one of high, medium, low, export, null)'],
     ['encrypt ciphers=', 'attribute "ciphers" has an empty value for example.com'],
@@ -351,18 +377,33 @@ describe('attributes rejected', () => {
     ['encrypt exclude=RC4:@STRENGTH', 'invalid cipher exclusion "@STRENGTH" for example.com (no leading "!", "+", "-" or "@")'],
     // servername
     ['encrypt servername=', 'attribute "servername" has an empty value for example.com'],
-    ['encrypt servername=bad!name', 'servername "bad!name" for example.com is not a valid host name: invalid character "!" (expected hostname, nexthop or a DNS name)'],
-    ['encrypt servername=192.0.2.1', 'servername "192.0.2.1" for example.com is not a valid host name: numeric name (write an IP address in brackets, as [192.0.2.1]) (expected hostname, nexthop or a DNS name)'],
+    [
+      'encrypt servername=bad!name',
+      'servername "bad!name" for example.com is not a valid host name: invalid character "!" (expected hostname, nexthop or a DNS name)',
+    ],
+    [
+      'encrypt servername=192.0.2.1',
+      'servername "192.0.2.1" for example.com is not a valid host name: numeric name (write an IP address in brackets, as [192.0.2.1]) (expected hostname, nexthop or a DNS name)',
+    ],
     // cafile, cert_file, key_file
     ['encrypt cafile=ca.pem', 'attribute "cafile" is not allowed at level "encrypt" for example.com (only verify and secure check CA signatures)'],
-    ['fingerprint match=' + SHA1 + ' cafile=ca.pem', 'attribute "cafile" is not allowed at level "fingerprint" for example.com (only verify and secure check CA signatures)'],
+    [
+      'fingerprint match=' + SHA1 + ' cafile=ca.pem',
+      'attribute "cafile" is not allowed at level "fingerprint" for example.com (only verify and secure check CA signatures)',
+    ],
     ['dane cafile=ca.pem', 'attribute "cafile" is not allowed at level "dane" for example.com (only verify and secure check CA signatures)'],
     ['verify cafile=', 'attribute "cafile" has an empty value for example.com'],
     ['may cert_file=c.pem', 'attribute "cert_file" for example.com needs key_file too'],
     ['may key_file=k.pem', 'attribute "key_file" for example.com needs cert_file too'],
     // fallback
-    ['may fallback=encrypt', 'attribute "fallback" is not allowed at level "may" for example.com (only dane, dane-only, fingerprint, verify and secure have a fallback)'],
-    ['encrypt fallback=may', 'attribute "fallback" is not allowed at level "encrypt" for example.com (only dane, dane-only, fingerprint, verify and secure have a fallback)'],
+    [
+      'may fallback=encrypt',
+      'attribute "fallback" is not allowed at level "may" for example.com (only dane, dane-only, fingerprint, verify and secure have a fallback)',
+    ],
+    [
+      'encrypt fallback=may',
+      'attribute "fallback" is not allowed at level "encrypt" for example.com (only dane, dane-only, fingerprint, verify and secure have a fallback)',
+    ],
     ['verify fallback=verify', 'invalid fallback "verify" for example.com (expected may, encrypt or none)'],
     ['verify fallback=', 'attribute "fallback" has an empty value for example.com'],
     // shadow
@@ -376,11 +417,23 @@ describe('attributes rejected', () => {
     // tempfail_tryclear
     ['may tempfail_tryclear=maybe', 'invalid tempfail_tryclear "maybe" for example.com (expected yes, no, true or false)'],
     ['encrypt tempfail_tryclear=yes', 'attribute "tempfail_tryclear" is not allowed at level "encrypt" for example.com (it never sends in clear)'],
-    ['verify fallback=encrypt tempfail_tryclear=yes', 'attribute "tempfail_tryclear" is not allowed at level "verify" for example.com (fallback=encrypt never sends in clear)'],
-    ['dane-only fallback=none tempfail_tryclear=no', 'attribute "tempfail_tryclear" is not allowed at level "dane-only" for example.com (fallback=none never sends in clear)'],
+    [
+      'verify fallback=encrypt tempfail_tryclear=yes',
+      'attribute "tempfail_tryclear" is not allowed at level "verify" for example.com (fallback=encrypt never sends in clear)',
+    ],
+    [
+      'dane-only fallback=none tempfail_tryclear=no',
+      'attribute "tempfail_tryclear" is not allowed at level "dane-only" for example.com (fallback=none never sends in clear)',
+    ],
     // names
-    ['encrypt foo=bar', 'unknown attribute "foo" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear)'],
-    ['encrypt certFile=c.pem', 'unknown attribute "certFile" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear)'],
+    [
+      'encrypt foo=bar',
+      'unknown attribute "foo" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear)',
+    ],
+    [
+      'encrypt certFile=c.pem',
+      'unknown attribute "certFile" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear)',
+    ],
     ['verify tafile=ta.pem', 'attribute "tafile" for example.com is a Postfix attribute this library does not support (use cafile)'],
     ['encrypt connection_reuse=yes', 'attribute "connection_reuse" for example.com is a Postfix attribute this library does not support'],
     // repeats
@@ -408,7 +461,11 @@ describe('attributes rejected', () => {
     ].join('\n');
     expect(problemsOf(text)).toEqual([
       { file: 'policy.txt', line: 1, message: `unknown level "verfy" for example.com (${EXPECTED})` },
-      { file: 'policy.txt', line: 2, message: 'attribute "match" is not allowed at level "encrypt" for example.net (only fingerprint, verify and secure use it)' },
+      {
+        file: 'policy.txt',
+        line: 2,
+        message: 'attribute "match" is not allowed at level "encrypt" for example.net (only fingerprint, verify and secure use it)',
+      },
       { file: 'policy.txt', line: 2, message: 'unknown cipher grade "strong" for example.net (expected one of high, medium, low, export, null)' },
       { file: 'policy.txt', line: 5, message: 'invalid destination "[mx.example]:99999": port 99999 out of range 1-65535' },
       { file: 'policy.txt', line: 6, message: 'example.net is listed twice, at lines 2 and 6' },
@@ -499,16 +556,32 @@ describe('object form', () => {
     [{ 'a.example': 'may', 'example.com': { match: 'nexthop' } }, 2, `no level for example.com (${EXPECTED})`],
     [{ 'example.com': { level: 3 } }, 1, 'level for example.com must be a string'],
     [{ 'example.com': 3 }, 1, 'entry for example.com must be a level name or { level, ... }'],
-    [{ 'example.com': { level: 'may', match: 'nexthop' } }, 1, 'attribute "match" is not allowed at level "may" for example.com (only fingerprint, verify and secure use it)'],
+    [
+      { 'example.com': { level: 'may', match: 'nexthop' } },
+      1,
+      'attribute "match" is not allowed at level "may" for example.com (only fingerprint, verify and secure use it)',
+    ],
     [{ 'example.com': { level: 'fingerprint' } }, 1, 'level "fingerprint" for example.com needs at least one match=<digest>'],
     [{ 'example.com': { level: 'may', certFile: 'c.pem' } }, 1, 'attribute "certFile" for example.com needs keyFile too'],
     [{ 'example.com': { level: 'may', keyFile: 'k.pem' } }, 1, 'attribute "keyFile" for example.com needs certFile too'],
-    [{ 'example.com': { level: 'may', cert_file: 'c.pem' } }, 1, 'unknown attribute "cert_file" for example.com (expected one of level, match, protocols, ciphers, exclude, servername, caFile, certFile, keyFile, fallback, shadow, tempfailTryclear)'],
+    [
+      { 'example.com': { level: 'may', cert_file: 'c.pem' } },
+      1,
+      'unknown attribute "cert_file" for example.com (expected one of level, match, protocols, ciphers, exclude, servername, caFile, certFile, keyFile, fallback, shadow, tempfailTryclear)',
+    ],
     [{ 'example.com': { level: 'may', tempfailTryclear: 1 } }, 1, 'attribute "tempfailTryclear" for example.com must be a boolean'],
     [{ 'example.com': { level: 'may', caFile: ['a'] } }, 1, 'attribute "caFile" for example.com must be a string'],
     [{ 'example.com': { level: 'verify', match: [1] } }, 1, 'attribute "match" for example.com must be a string or an array of strings'],
-    [{ 'example.com': { level: 'encrypt', tempfailTryclear: true } }, 1, 'attribute "tempfailTryclear" is not allowed at level "encrypt" for example.com (it never sends in clear)'],
-    [{ 'example.com': { level: 'may', tempfailTryclear: 'sometimes' } }, 1, 'invalid tempfailTryclear "sometimes" for example.com (expected yes, no, true or false)'],
+    [
+      { 'example.com': { level: 'encrypt', tempfailTryclear: true } },
+      1,
+      'attribute "tempfailTryclear" is not allowed at level "encrypt" for example.com (it never sends in clear)',
+    ],
+    [
+      { 'example.com': { level: 'may', tempfailTryclear: 'sometimes' } },
+      1,
+      'invalid tempfailTryclear "sometimes" for example.com (expected yes, no, true or false)',
+    ],
     [{ 'example.com': 'may', 'EXAMPLE.COM.': 'encrypt' }, 2, 'example.com is listed twice, at entries 1 and 2'],
     [{ 'example.com:25': 'may' }, 1, 'invalid destination "example.com:25": a port needs brackets, as [host]:port (host:port with MX lookup is not supported)'],
   ])('rejects %j', (obj, line, message) => {
@@ -559,9 +632,7 @@ describe('inputs', () => {
   });
 
   it('rejects other input types', () => {
-    expect(checkPolicyTable(42 as never).problems).toEqual([
-      { file: '<input>', line: 0, message: 'a policy must be text, an object or { file }, not number' },
-    ]);
+    expect(checkPolicyTable(42 as never).problems).toEqual([{ file: '<input>', line: 0, message: 'a policy must be text, an object or { file }, not number' }]);
   });
 });
 
@@ -639,7 +710,10 @@ describe('fallback levels', () => {
     ['dane=encrypt\n\tdane-only=encrypt,fingerprint=may  secure=ENCRYPT', { dane: 'encrypt', 'dane-only': 'encrypt', fingerprint: 'may', secure: 'encrypt' }],
     ['', {}],
     [undefined, {}],
-    [{ dane: 'encrypt', Verify: 'may' }, { dane: 'encrypt', verify: 'may' }],
+    [
+      { dane: 'encrypt', Verify: 'may' },
+      { dane: 'encrypt', verify: 'may' },
+    ],
   ])('parseFallbackMap(%j)', (input, want) => {
     const map = parseFallbackMap(input);
     expect(map).toEqual(want);
@@ -649,8 +723,14 @@ describe('fallback levels', () => {
   it.each<[string | Record<string, unknown>, PolicyProblem[]]>([
     ['dane', [{ file: 'fallbackLevels', line: 1, message: 'malformed item "dane" (expected policy_level=fallback_level)' }]],
     ['=may', [{ file: 'fallbackLevels', line: 1, message: 'malformed item "=may" (expected policy_level=fallback_level)' }]],
-    ['dane=encrypt encrypt=may', [{ file: 'fallbackLevels', line: 2, message: 'level "encrypt" cannot have a fallback level (only dane, dane-only, fingerprint, verify, secure can)' }]],
-    ['may=encrypt', [{ file: 'fallbackLevels', line: 1, message: 'level "may" cannot have a fallback level (only dane, dane-only, fingerprint, verify, secure can)' }]],
+    [
+      'dane=encrypt encrypt=may',
+      [{ file: 'fallbackLevels', line: 2, message: 'level "encrypt" cannot have a fallback level (only dane, dane-only, fingerprint, verify, secure can)' }],
+    ],
+    [
+      'may=encrypt',
+      [{ file: 'fallbackLevels', line: 1, message: 'level "may" cannot have a fallback level (only dane, dane-only, fingerprint, verify, secure can)' }],
+    ],
     ['verfy=may', [{ file: 'fallbackLevels', line: 1, message: 'unknown level "verfy" (expected one of dane, dane-only, fingerprint, verify, secure)' }]],
     ['dane=none', [{ file: 'fallbackLevels', line: 1, message: 'invalid fallback level "none" for dane (expected encrypt or may)' }]],
     ['dane=verify', [{ file: 'fallbackLevels', line: 1, message: 'invalid fallback level "verify" for dane (expected encrypt or may)' }]],
@@ -817,9 +897,21 @@ describe('Exim host lists', () => {
     [{ level: 'secure', source: 't:1' }, { hostsAvoidTls: ['*'] }, { level: 'secure', source: 't:1' }],
     [{ level: 'dane', source: 't:1' }, { hostsAvoidTls: ['*'] }, { level: 'dane', source: 't:1' }],
     // in both: hostsRequireTls wins, as in Exim
-    [{ level: 'may', source: 't:1' }, { hostsRequireTls: ['*'], hostsAvoidTls: ['*'] }, { level: 'encrypt', source: 'hostsRequireTls' }],
-    [{ level: 'none', source: 't:1' }, { hostsRequireTls: ['192.0.2.1'], hostsAvoidTls: ['*.example.com'] }, { level: 'encrypt', source: 'hostsRequireTls' }],
-    [{ level: 'may', source: 't:1' }, { hostsRequireTls: ['10.0.0.0/8'], hostsAvoidTls: ['*.example.com'] }, { level: 'none', source: 'hostsAvoidTls' }],
+    [
+      { level: 'may', source: 't:1' },
+      { hostsRequireTls: ['*'], hostsAvoidTls: ['*'] },
+      { level: 'encrypt', source: 'hostsRequireTls' },
+    ],
+    [
+      { level: 'none', source: 't:1' },
+      { hostsRequireTls: ['192.0.2.1'], hostsAvoidTls: ['*.example.com'] },
+      { level: 'encrypt', source: 'hostsRequireTls' },
+    ],
+    [
+      { level: 'may', source: 't:1' },
+      { hostsRequireTls: ['10.0.0.0/8'], hostsAvoidTls: ['*.example.com'] },
+      { level: 'none', source: 'hostsAvoidTls' },
+    ],
     [{ level: 'may', source: 't:1' }, {}, { level: 'may', source: 't:1' }],
   ])('applyHostLists(%j, mx1.example.com[192.0.2.1], %j)', (policy, lists, want) => {
     const got = applyHostLists(policy, MX, lists);

@@ -34,8 +34,7 @@ function transport(options: TlsPolicyOptions = {}) {
   const t = tlsPolicy({ port: world.port, caFile: pki.caFile, dns: createResolver({ servers: [world.dns.server] }), ...options });
   return { t, mailer: nodemailer.createTransport(t) };
 }
-const send = async (mailer: Transporter, to: string) =>
-  (await mailer.sendMail({ from: 's@origin.test', to, subject: 'reuse', text: 'x' }));
+const send = async (mailer: Transporter, to: string) => await mailer.sendMail({ from: 's@origin.test', to, subject: 'reuse', text: 'x' });
 
 describe('connection reuse', () => {
   it('messages to the same address under the same plan share one session', async () => {

@@ -5,7 +5,16 @@ import { replyLine } from '../lib/text/index.js';
 import { loopbackBlock, startPeers, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
 
 const ip = loopbackBlock();
-const behaviours: PeerBehaviour[] = ['starttls', 'no-starttls', 'starttls-454', 'starttls-554', 'handshake-fail', 'drop-after-tls', 'reply-421-after-tls', 'implicit-tls'];
+const behaviours: PeerBehaviour[] = [
+  'starttls',
+  'no-starttls',
+  'starttls-454',
+  'starttls-554',
+  'handshake-fail',
+  'drop-after-tls',
+  'reply-421-after-tls',
+  'implicit-tls',
+];
 let peers: Peer[] = [];
 
 beforeAll(async () => {
@@ -30,8 +39,12 @@ describe('Session facts, from real smtp-server peers', () => {
     it(`${behaviour}`, async () => {
       const peer = peers[behaviours.indexOf(behaviour)]!;
       const { facts, session } = await Session.open({
-        host: 'mx.test', address: peer.host, port: peer.port, starttls: true,
-        implicitTls: behaviour === 'implicit-tls', tls: { servername: 'mx.test' },
+        host: 'mx.test',
+        address: peer.host,
+        port: peer.port,
+        starttls: true,
+        implicitTls: behaviour === 'implicit-tls',
+        tls: { servername: 'mx.test' },
       });
       session?.quit();
       const got: Record<string, unknown> = { tls: facts.tls !== undefined, failure: facts.failure?.kind };
@@ -49,7 +62,10 @@ describe('Session facts, from real smtp-server peers', () => {
 });
 
 /** A Nodemailer-style logger that records each message as it would be printed. */
-function recordingLogger(): { logger: Record<string, (entry: { tnx?: string }, message: string, ...args: unknown[]) => void>; lines: Array<{ tnx?: string | undefined; text: string }> } {
+function recordingLogger(): {
+  logger: Record<string, (entry: { tnx?: string }, message: string, ...args: unknown[]) => void>;
+  lines: Array<{ tnx?: string | undefined; text: string }>;
+} {
   const lines: Array<{ tnx?: string | undefined; text: string }> = [];
   const record = (entry: { tnx?: string }, message: string, ...args: unknown[]) => lines.push({ tnx: entry?.tnx, text: format(message, ...args) });
   return { logger: { trace: record, debug: record, info: record, warn: record, error: record, fatal: record }, lines };
@@ -75,14 +91,23 @@ describe('server text is gathered safe: one line, every control escaped', () => 
   let hostile: Peer[] = [];
   beforeAll(async () => {
     const block = loopbackBlock();
-    hostile = await startPeers(rows.map((r, i) => ({ host: block(i + 2), behaviour: 'starttls' as const, rawReplies: r.raw, ...(r.auth ? { auth: true } : {}) })));
+    hostile = await startPeers(
+      rows.map((r, i) => ({ host: block(i + 2), behaviour: 'starttls' as const, rawReplies: r.raw, ...(r.auth ? { auth: true } : {}) })),
+    );
   });
   afterAll(async () => {
     await Promise.all(hostile.map((p) => p.close()));
   });
   const open = (name: string, logger?: unknown) => {
     const peer = hostile[rows.findIndex((r) => r.name === name)]!;
-    return Session.open({ host: 'mx.test', address: peer.host, port: peer.port, starttls: true, tls: { servername: 'mx.test' }, ...(logger ? { logger, debug: true } : {}) });
+    return Session.open({
+      host: 'mx.test',
+      address: peer.host,
+      port: peer.port,
+      starttls: true,
+      tls: { servername: 'mx.test' },
+      ...(logger ? { logger, debug: true } : {}),
+    });
   };
 
   it.each([
@@ -112,9 +137,19 @@ describe('server text is gathered safe: one line, every control escaped', () => 
   });
 
   it.each([
-    ['mail', { reply: `451-4.3.0 \\x1b[31mred 451 4.3.0 busy\\x0d${forged}`, status: 'deferred', message: /^Mail command failed: 451-4\.3\.0 \\x1b\[31mred 451 4\.3\.0 busy\\x0dtlsaudit: / }],
+    [
+      'mail',
+      {
+        reply: `451-4.3.0 \\x1b[31mred 451 4.3.0 busy\\x0d${forged}`,
+        status: 'deferred',
+        message: /^Mail command failed: 451-4\.3\.0 \\x1b\[31mred 451 4\.3\.0 busy\\x0dtlsaudit: /,
+      },
+    ],
     ['rcpt', { reply: '550 5.1.1 \\u{009b}2J \\u{0085} no\\u{2028}such "user"', status: 'rejected' }],
-    ['data', { reply: '554 5.6.0 \\u{202e}gnp.exe\\u{202c} \\x00\\x7f refused', status: 'rejected', message: /^Data command failed: 554 5\.6\.0 \\u\{202e\}gnp/ }],
+    [
+      'data',
+      { reply: '554 5.6.0 \\u{202e}gnp.exe\\u{202c} \\x00\\x7f refused', status: 'rejected', message: /^Data command failed: 554 5\.6\.0 \\u\{202e\}gnp/ },
+    ],
   ] as const)('a refused transaction (%s): replies and messages', async (name, want) => {
     const { facts, session } = await open(name);
     expect(facts.tls).toBeDefined();

@@ -4,7 +4,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { drainRepliesOnClose, ehloLinesOf, failConnection, isSecure, isUpgrading, lastReplyOf, onCommand, onReply, plaintextEhloOf, tlsSocketOf } from '../lib/smtp/connection-internals.js';
+import {
+  drainRepliesOnClose,
+  ehloLinesOf,
+  failConnection,
+  isSecure,
+  isUpgrading,
+  lastReplyOf,
+  onCommand,
+  onReply,
+  plaintextEhloOf,
+  tlsSocketOf,
+} from '../lib/smtp/connection-internals.js';
 
 describe('SMTPConnection private fields', () => {
   it('exist with the types connection-internals expects', () => {

@@ -13,7 +13,11 @@ let pki: Pki;
 let world: World;
 beforeAll(async () => {
   pki = await makePki();
-  world = await makeWorld(pki, [{ name: 'mx.contract.test', behaviour: 'starttls' }], [{ name: 'contract.test', type: 'MX', exchange: 'mx.contract.test', preference: 10 }]);
+  world = await makeWorld(
+    pki,
+    [{ name: 'mx.contract.test', behaviour: 'starttls' }],
+    [{ name: 'contract.test', type: 'MX', exchange: 'mx.contract.test', preference: 10 }],
+  );
 });
 afterAll(() => world?.close());
 

@@ -57,8 +57,10 @@ afterAll(async () => {
 /** A Nodemailer-style logger: records each message as Nodemailer's console logger would format it. */
 function recordingLogger() {
   const messages: Array<{ level: string; tnx?: string | undefined; text: string }> = [];
-  const at = (level: string) => (entry: { tnx?: string } | undefined, message: string, ...args: unknown[]) =>
-    messages.push({ level, tnx: entry?.tnx, text: format(message, ...args) });
+  const at =
+    (level: string) =>
+    (entry: { tnx?: string } | undefined, message: string, ...args: unknown[]) =>
+      messages.push({ level, tnx: entry?.tnx, text: format(message, ...args) });
   return { logger: { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), fatal: at('fatal') }, messages };
 }
 
@@ -92,7 +94,11 @@ describe.each(REFUSALS.map(([why, raw], i) => ({ why, raw, i })))('STARTTLS refu
     const before = peer().messages.length;
     const { info, error } = await world.send({ level: 'may', logger, debug: true }, { to: `user@${domainOf(i)}` });
     expect(error).toBeUndefined();
-    expect(peer().messages.slice(before).map((m) => m.secure)).toEqual([false]);
+    expect(
+      peer()
+        .messages.slice(before)
+        .map((m) => m.secure),
+    ).toEqual([false]);
     const attempt = info!.deliveries[0]!.attempts[0]!;
     // reply is the last reply that mattered: the one to DATA
     expect(attempt.audit).toMatchObject({ auth: 'Cleartext', level: 'may', reply: '250 Ok: queued', fallback_reason: `${where()} refused STARTTLS: ${reply}` });
@@ -120,7 +126,11 @@ describe.each(REFUSALS.map(([why, raw], i) => ({ why, raw, i })))('STARTTLS refu
     const before = peer().events.length;
     const { info, error } = await world.send({ level: 'encrypt', logger }, { to: `user@${domainOf(i)}` });
     expect(info).toBeUndefined();
-    expect(peer().events.slice(before).map((e) => e.command)).toEqual(['CONNECT']);
+    expect(
+      peer()
+        .events.slice(before)
+        .map((e) => e.command),
+    ).toEqual(['CONNECT']);
     expect(error!.code).toBe('ETLS');
     const want = `${where()} refused STARTTLS: ${reply}; TLS is mandatory at level encrypt`;
     expect(error!.message).toContain(want);

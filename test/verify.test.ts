@@ -18,7 +18,8 @@ import type { DigestAlgorithm, Level, PeerTls, ResultType, Verdict } from '../li
 function pkixResultType(level: Level, want: Verdict): ResultType {
   if (want.trust === 'Cleartext') return 'starttls-not-supported';
   if (want.trust === 'Anonymous' || level === 'fingerprint') return 'validation-failure';
-  if (want.trust === 'Untrusted') return /\((CERT_HAS_EXPIRED|CERT_NOT_YET_VALID)\)$/.test(want.reason ?? '') ? 'certificate-expired' : 'certificate-not-trusted';
+  if (want.trust === 'Untrusted')
+    return /\((CERT_HAS_EXPIRED|CERT_NOT_YET_VALID)\)$/.test(want.reason ?? '') ? 'certificate-expired' : 'certificate-not-trusted';
   return 'certificate-host-mismatch';
 }
 const typed = (level: Level, want: Verdict): Verdict => (want.ok ? want : { ...want, resultType: pkixResultType(level, want) });
@@ -108,19 +109,18 @@ beforeAll(async () => {
     makeCA('Expired Intermediate CA', { issuer: pki.root, notBefore: daysFromNow(-60), notAfter: daysFromNow(-2) }),
   ]);
   const names = ['mx1.example.net', '*.example.net'];
-  [pki.good, pki.rsa, pki.cnOnly, pki.sanOther, pki.expired, pki.notYet, pki.self, pki.idn, pki.underExpiredInter, pki.oddNames] =
-    await Promise.all([
-      makeLeaf(pki.inter, { names, cn: 'mx1.example.net' }),
-      makeLeaf(pki.root, { names, keyType: 'rsa' }),
-      makeLeaf(pki.root, { names: [], cn: 'mx1.example.net' }),
-      makeLeaf(pki.root, { names: ['mx.other.test', '*.other.test'], cn: 'mx1.example.net' }),
-      makeLeaf(pki.root, { names, notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) }),
-      makeLeaf(pki.root, { names, notBefore: daysFromNow(2), notAfter: daysFromNow(30) }),
-      makeLeaf('self', { names, cn: 'mx1.example.net' }),
-      makeLeaf(pki.root, { names: ['xn--bcher-kva.example'] }),
-      makeLeaf(pki.expiredInter, { names }),
-      makeLeaf(pki.root, { names: [], cn: 'Mail, Inc. "MX" + 1' }),
-    ]);
+  [pki.good, pki.rsa, pki.cnOnly, pki.sanOther, pki.expired, pki.notYet, pki.self, pki.idn, pki.underExpiredInter, pki.oddNames] = await Promise.all([
+    makeLeaf(pki.inter, { names, cn: 'mx1.example.net' }),
+    makeLeaf(pki.root, { names, keyType: 'rsa' }),
+    makeLeaf(pki.root, { names: [], cn: 'mx1.example.net' }),
+    makeLeaf(pki.root, { names: ['mx.other.test', '*.other.test'], cn: 'mx1.example.net' }),
+    makeLeaf(pki.root, { names, notBefore: daysFromNow(-30), notAfter: daysFromNow(-1) }),
+    makeLeaf(pki.root, { names, notBefore: daysFromNow(2), notAfter: daysFromNow(30) }),
+    makeLeaf('self', { names, cn: 'mx1.example.net' }),
+    makeLeaf(pki.root, { names: ['xn--bcher-kva.example'] }),
+    makeLeaf(pki.expiredInter, { names }),
+    makeLeaf(pki.root, { names: [], cn: 'Mail, Inc. "MX" + 1' }),
+  ]);
   const ca = [pki.root.certPem];
   const servername = 'mx1.example.net';
   const run = (leaf: Issued, extra: Partial<Parameters<typeof handshake>[0]> = {}) =>
@@ -193,14 +193,15 @@ describe('certDigest and spkiDigest', () => {
   });
 
   const algs: DigestAlgorithm[] = ['sha256', 'sha1', 'sha512', 'sha384', 'sha224', 'md5'];
-  test.each(
-    (['good', 'rsa', 'self'] as const).flatMap((cert) => algs.map((alg) => ({ cert, alg }))),
-  )('$cert certificate, $alg: as openssl computes it', ({ cert, alg }) => {
-    const { certPem, der } = pki[cert];
-    expect(certDigest(der, alg)).toBe(opensslCertFingerprint(certPem, alg));
-    expect(spkiDigest(der, alg)).toBe(opensslSpkiFingerprint(certPem, alg));
-    expect(spkiDigest(der, alg)).not.toBe(certDigest(der, alg));
-  });
+  test.each((['good', 'rsa', 'self'] as const).flatMap((cert) => algs.map((alg) => ({ cert, alg }))))(
+    '$cert certificate, $alg: as openssl computes it',
+    ({ cert, alg }) => {
+      const { certPem, der } = pki[cert];
+      expect(certDigest(der, alg)).toBe(opensslCertFingerprint(certPem, alg));
+      expect(spkiDigest(der, alg)).toBe(opensslSpkiFingerprint(certPem, alg));
+      expect(spkiDigest(der, alg)).not.toBe(certDigest(der, alg));
+    },
+  );
 
   test('an unknown algorithm is refused', () => {
     expect(() => certDigest(Buffer.from('x'), 'sha3' as DigestAlgorithm)).toThrow('unsupported digest algorithm "sha3"');
@@ -347,7 +348,13 @@ describe('certNames', () => {
         { type: 'DNS', value: 'q"\\.example' },
       ],
     },
-    { text: 'othername: SRVName:_smtp.example, DNS:b.example', want: [{ type: 'othername', value: ' SRVName:_smtp.example' }, { type: 'DNS', value: 'b.example' }] },
+    {
+      text: 'othername: SRVName:_smtp.example, DNS:b.example',
+      want: [
+        { type: 'othername', value: ' SRVName:_smtp.example' },
+        { type: 'DNS', value: 'b.example' },
+      ],
+    },
   ])('parseSubjectAltName $text', ({ text, want }) => {
     expect(parseSubjectAltName(text)).toEqual(want);
   });
@@ -483,7 +490,12 @@ describe('verifyPeer', () => {
     { level: 'secure', scenario: 'good', names: ['example.net', '.example.net'], want: { ok: true, trust: 'Verified', matched: 'mx1.example.net' } },
     { level: 'secure', scenario: 'good', names: ['mx9.example.net'], want: { ok: true, trust: 'Verified', matched: '*.example.net' } },
     { level: 'verify', scenario: 'cnOnly', names: ['mx1.example.net'], want: { ok: true, trust: 'Verified', matched: 'mx1.example.net' } },
-    { level: 'verify', scenario: 'idn', names: expandMatch(['bücher.example'], { hostname: '', nexthop: '' }), want: { ok: true, trust: 'Verified', matched: 'xn--bcher-kva.example' } },
+    {
+      level: 'verify',
+      scenario: 'idn',
+      names: expandMatch(['bücher.example'], { hostname: '', nexthop: '' }),
+      want: { ok: true, trust: 'Verified', matched: 'xn--bcher-kva.example' },
+    },
     {
       level: 'verify',
       scenario: 'sanOtherNodeCheck',
@@ -551,27 +563,22 @@ describe('verifyPeer', () => {
     return f.kind === 'cert' ? opensslCertFingerprint(certPem, alg) : opensslSpkiFingerprint(certPem, alg);
   }
 
-  test.each(rows.map((r) => ({ ...r, title: `${r.level} ${r.scenario}${r.names ? ` [${r.names.join(' ')}]` : ''}` })))(
-    '$title',
-    (row) => {
-      const peer = row.scenario === 'cleartext' ? null : peers[row.scenario];
-      const digest = row.digest ?? 'sha256';
-      const req: VerifyRequest = {
-        level: row.level,
-        host,
-        names: row.names ?? [],
-        fingerprints: (row.fingerprints ?? []).map(fingerprintOf),
-        digest,
-        peer,
-      };
-      const leafPem = peer?.chain[0] ? new X509Certificate(peer.chain[0]).toString() : '';
-      const want =
-        typeof row.want === 'function'
-          ? row.want({ cert: opensslCertFingerprint(leafPem, digest), spki: opensslSpkiFingerprint(leafPem, digest) })
-          : row.want;
-      expect(verifyPeer(req)).toEqual(typed(row.level, want));
-    },
-  );
+  test.each(rows.map((r) => ({ ...r, title: `${r.level} ${r.scenario}${r.names ? ` [${r.names.join(' ')}]` : ''}` })))('$title', (row) => {
+    const peer = row.scenario === 'cleartext' ? null : peers[row.scenario];
+    const digest = row.digest ?? 'sha256';
+    const req: VerifyRequest = {
+      level: row.level,
+      host,
+      names: row.names ?? [],
+      fingerprints: (row.fingerprints ?? []).map(fingerprintOf),
+      digest,
+      peer,
+    };
+    const leafPem = peer?.chain[0] ? new X509Certificate(peer.chain[0]).toString() : '';
+    const want =
+      typeof row.want === 'function' ? row.want({ cert: opensslCertFingerprint(leafPem, digest), spki: opensslSpkiFingerprint(leafPem, digest) }) : row.want;
+    expect(verifyPeer(req)).toEqual(typed(row.level, want));
+  });
 
   test('a certificate-less session with a fingerprint match list still fails', () => {
     const peer: PeerTls = { protocol: 'TLSv1.2', cipher: '', chain: [], authorized: false };
@@ -648,16 +655,42 @@ function utf8CnLeaf(issuer: Issued, cn: string): Issued {
     writeFileSync(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 });
     writeFileSync(
       file('ext.cnf'),
-      ['[ ext ]', 'basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ''].join('\n'),
+      [
+        '[ ext ]',
+        'basicConstraints = critical,CA:FALSE',
+        'extendedKeyUsage = serverAuth',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '',
+      ].join('\n'),
     );
     execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('key.pem')]);
     const subject = `/CN=${cn.replace(/[\\/+]/g, (c) => `\\${c}`)}`;
     execFileSync('openssl', ['req', '-new', '-utf8', '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
-    execFileSync('openssl', [
-      'x509', '-req', '-in', file('req.csr'), '-CA', file('issuer.pem'), '-CAkey', file('issuer-key.pem'),
-      '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, '-days', '30',
-      '-extfile', file('ext.cnf'), '-extensions', 'ext', '-out', file('cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'x509',
+        '-req',
+        '-in',
+        file('req.csr'),
+        '-CA',
+        file('issuer.pem'),
+        '-CAkey',
+        file('issuer-key.pem'),
+        '-set_serial',
+        `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
+        '-days',
+        '30',
+        '-extfile',
+        file('ext.cnf'),
+        '-extensions',
+        'ext',
+        '-out',
+        file('cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const certPem = readFileSync(file('cert.pem'), 'utf8');
     const keyPem = readFileSync(file('key.pem'), 'utf8');
     const der = Buffer.from(new X509Certificate(certPem).raw);
@@ -734,7 +767,12 @@ describe('hostile certificate names: matched raw, never matching, shown escaped'
     '$level, $what: fails, the reason shows the escaped name',
     ({ what, shown, level }) => {
       const verdict = verifyPeer({ level, host, names: refs, fingerprints: [], digest: 'sha256', peer: sessions.get(what)! });
-      expect(verdict).toEqual({ ok: false, trust: 'Trusted', reason: `${host} certificate names ${shown} matched none of ${refs.join(', ')}`, resultType: 'certificate-host-mismatch' });
+      expect(verdict).toEqual({
+        ok: false,
+        trust: 'Trusted',
+        reason: `${host} certificate names ${shown} matched none of ${refs.join(', ')}`,
+        resultType: 'certificate-host-mismatch',
+      });
       assertPrintable(verdict.reason);
     },
   );

@@ -133,11 +133,7 @@ function parseExpression(source: string, start: number, end: number): TemplateNo
   const op = source[j];
   if (op === '?') return { kind: 'if-set', name, value: parseRange(source, j + 1, end) };
   if (op === ':') return { kind: 'if-empty', name, value: parseRange(source, j + 1, end) };
-  throw new TemplateError(
-    `bad name: "${source.slice(start, end)}" (a name is letters, digits and "_", then "?" or ":" and a value)`,
-    source,
-    j,
-  );
+  throw new TemplateError(`bad name: "${source.slice(start, end)}" (a name is letters, digits and "_", then "?" or ":" and a value)`, source, j);
 }
 
 /**

@@ -191,4 +191,3 @@ export function parseCheckPolicyArgs(argv: string[]): CheckPolicyArgs | { help: 
   if (positionals.length > 1) throw new UsageError(`check-policy takes one FILE, not ${positionals.length}: ${positionals.join(' ')}`);
   return { file: positionals[0]!, json: v.json === true, noColor: v['no-color'] === true };
 }
-

@@ -44,7 +44,12 @@ export function policyAttributes(policy: Policy): PolicyAttributeReport[] {
   const add = (name: string, value: string | undefined) => {
     if (value !== undefined) out.push({ name, value });
   };
-  const matchLevel = policy.level === 'verify' || policy.level === 'secure' ? policy.level : policy.shadow === 'verify' || policy.shadow === 'secure' ? policy.shadow : undefined;
+  const matchLevel =
+    policy.level === 'verify' || policy.level === 'secure'
+      ? policy.level
+      : policy.shadow === 'verify' || policy.shadow === 'secure'
+        ? policy.shadow
+        : undefined;
   const fingerprints = policy.level === 'fingerprint' || (policy.shadow === 'fingerprint' && !matchLevel);
   if (policy.match) add('match', policy.match.join(fingerprints ? '|' : ':'));
   else if (matchLevel) out.push({ name: 'match', value: DEFAULT_CERT_MATCH[matchLevel].join(':'), default: true });

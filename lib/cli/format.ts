@@ -100,7 +100,8 @@ function hostSection(style: Style, host: HostReport): string[] {
   }
   if (host.cnames.length) out.push(...rows(style, 'CNAME', host.cnames.join(' -> ')));
   const t = host.tlsa;
-  if (!t) out.push(...rows(style, 'TLSA', style.dim(`not looked up${host.tlsaSkipped && host.tlsaSkipped !== 'not looked up' ? `: ${host.tlsaSkipped}` : ''}`)));
+  if (!t)
+    out.push(...rows(style, 'TLSA', style.dim(`not looked up${host.tlsaSkipped && host.tlsaSkipped !== 'not looked up' ? `: ${host.tlsaSkipped}` : ''}`)));
   else if (t.status === 'failed') out.push(...rows(style, 'TLSA', `${tone(style, 'failed')}: ${t.reason}`));
   else if (t.status === 'none') out.push(...rows(style, 'TLSA', `no secure TLSA: ${t.why}`));
   else out.push(...rows(style, 'TLSA', [`${t.name}  (${tone(style, 'secure')})`, ...t.records.map((r) => tlsaRecordLine(style, r))]));
@@ -133,7 +134,8 @@ function starttlsText(style: Style, a: AttemptReport): string {
   const s = a.session;
   if (a.plan.implicitTls) return 'not used: TLS from the first byte (SMTPS)';
   if (!s.starttlsOffered) return a.mode === 'cleartext-retry' ? 'not sent (cleartext retry)' : style.warn('not offered');
-  if (!s.starttlsSent) return `offered, not sent${a.plan.level === 'none' || a.mode === 'cleartext-retry' ? ` (${a.mode === 'cleartext-retry' ? 'cleartext retry' : 'level none'})` : ''}`;
+  if (!s.starttlsSent)
+    return `offered, not sent${a.plan.level === 'none' || a.mode === 'cleartext-retry' ? ` (${a.mode === 'cleartext-retry' ? 'cleartext retry' : 'level none'})` : ''}`;
   if (s.starttlsReply) return `offered, ${style.warn('refused')}: ${s.starttlsReply}`;
   if (s.protocol) return 'offered, accepted';
   return 'offered, sent';
@@ -193,7 +195,14 @@ function attemptSection(style: Style, a: AttemptReport, index: number): string[]
       out.push(...rows(style, 'TLS', `${s.protocol}, ${s.cipher}; ${chain}`));
     }
     if (s.failure) out.push(...rows(style, 'failure', `${style.bad(s.failure.kind)}: ${s.failure.message}`));
-    if (s.chain.length) out.push(...rows(style, 'certificates', s.chain.flatMap((c) => certificateLines(style, c))));
+    if (s.chain.length)
+      out.push(
+        ...rows(
+          style,
+          'certificates',
+          s.chain.flatMap((c) => certificateLines(style, c)),
+        ),
+      );
     else if (s.protocol) out.push(...rows(style, 'certificates', style.warn('none sent (anonymous)')));
   }
   out.push(...rows(style, 'verdict', verdictText(style, a)));
@@ -211,7 +220,9 @@ export function formatProbe(input: ProbeReport, options: FormatOptions = {}): st
   const report = printable(input);
   const style = makeStyle(options.color === true);
   const lines: string[] = [];
-  lines.push(`${style.bold(`probe ${report.target}`)}  ${style.dim(`(${report.tool.name} ${report.tool.version}; nothing is sent after EHLO and STARTTLS, no MAIL FROM)`)}`);
+  lines.push(
+    `${style.bold(`probe ${report.target}`)}  ${style.dim(`(${report.tool.name} ${report.tool.version}; nothing is sent after EHLO and STARTTLS, no MAIL FROM)`)}`,
+  );
   lines.push('');
   lines.push(style.bold('Policy'));
   const pol = report.policy;
@@ -221,7 +232,12 @@ export function formatProbe(input: ProbeReport, options: FormatOptions = {}): st
   const c = report.config;
   if (c.policyFile) lines.push(...rows(style, 'table', c.policyFile));
   if (c.resolver) {
-    const trust = c.resolver.trustAd === 'loopback' ? 'AD bit believed from loopback servers only' : c.resolver.trustAd ? 'AD bit believed from every server' : 'AD bit never believed';
+    const trust =
+      c.resolver.trustAd === 'loopback'
+        ? 'AD bit believed from loopback servers only'
+        : c.resolver.trustAd
+          ? 'AD bit believed from every server'
+          : 'AD bit never believed';
     lines.push(...rows(style, 'resolver', `${c.resolver.servers.join(', ')}  ${style.dim(`(${trust})`)}`));
   }
   if (c.port !== undefined) lines.push(...rows(style, 'port', String(c.port)));

@@ -15,7 +15,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { createResolver } from '../dns/index.js';
-import { formatProblem, lookupPolicy, defaultPolicy, checkPolicyObject, PolicyTable, PolicyError, type NextHop, type PolicyObjectEntry } from '../policy/index.js';
+import {
+  formatProblem,
+  lookupPolicy,
+  defaultPolicy,
+  checkPolicyObject,
+  PolicyTable,
+  PolicyError,
+  type NextHop,
+  type PolicyObjectEntry,
+} from '../policy/index.js';
 import { TlsPolicyError, TlsPolicyTransport, type TlsPolicyOptions } from '../transport.js';
 import type { Policy } from '../types.js';
 import { VERSION } from '../version.js';
@@ -130,7 +139,12 @@ function objectEntry(policy: Policy): Exclude<PolicyObjectEntry, string> {
  * --shadow: the policy table with the probed destination's entry (from the table, or the
  * default level) given a shadow level, checked by the policy module as a table entry would be.
  */
-export function tableWithShadow(table: PolicyTable | undefined, target: ProbeArgs['target'], level: ProbeArgs['level'], shadow: ProbeArgs['level']): PolicyTable {
+export function tableWithShadow(
+  table: PolicyTable | undefined,
+  target: ProbeArgs['target'],
+  level: ProbeArgs['level'],
+  shadow: ProbeArgs['level'],
+): PolicyTable {
   const nexthop: NextHop = target.kind === 'domain' ? { kind: 'domain', domain: target.domain } : { kind: 'host', host: target.host, port: target.port };
   const key = target.kind === 'domain' ? target.domain : `[${target.host}]:${target.port}`;
   const current = lookupPolicy(table, nexthop, defaultPolicy(level, '--level'));
@@ -279,7 +293,15 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       case undefined:
         return usageError(io, new UsageError('no command: probe or check-policy'), false);
       default:
-        return usageError(io, new UsageError(command.startsWith('-') ? `unknown option '${command}' (a command comes first: probe or check-policy)` : `unknown command '${command}' (expected probe or check-policy)`), false);
+        return usageError(
+          io,
+          new UsageError(
+            command.startsWith('-')
+              ? `unknown option '${command}' (a command comes first: probe or check-policy)`
+              : `unknown command '${command}' (expected probe or check-policy)`,
+          ),
+          false,
+        );
     }
   } catch (err) {
     io.stderr.write(`${NAME}: the ${command} command failed: ${(err as Error).stack ?? String(err)}\n`);

@@ -75,9 +75,7 @@ export interface TlsaRecordReport {
 }
 
 export type TlsaReport =
-  | { status: 'secure'; name: string; baseDomain: string; records: TlsaRecordReport[] }
-  | { status: 'none'; why: string }
-  | { status: 'failed'; reason: string };
+  { status: 'secure'; name: string; baseDomain: string; records: TlsaRecordReport[] } | { status: 'none'; why: string } | { status: 'failed'; reason: string };
 
 export interface HostReport {
   name: string;
@@ -345,10 +343,7 @@ function planNames(plan: Plan): string[] {
   return [...(plan.dane ? plan.dane.names : plan.names)];
 }
 
-function attemptReport(
-  event: Extract<DeliverEvent, { type: 'attempt' }>,
-  now: Date,
-): AttemptReport {
+function attemptReport(event: Extract<DeliverEvent, { type: 'attempt' }>, now: Date): AttemptReport {
   const { attempt, plan, facts, decision, verdict } = event;
   const connected = !(decision.action === 'next' && decision.stage === 'tlsa');
   const tls = facts.tls;
@@ -492,8 +487,7 @@ export function probeReport(result: ProbeResult, context: ProbeContext = {}): Pr
   for (const host of hosts) {
     if (!host.tlsa) host.tlsaSkipped = tlsaSkipped(host, delivery.level, firstPlan?.shadow, mx);
   }
-  const target =
-    context.target ?? (destination.kind === 'domain' ? destination.domain : `[${destination.host}]:${destination.port}`);
+  const target = context.target ?? (destination.kind === 'domain' ? destination.domain : `[${destination.host}]:${destination.port}`);
   return {
     tool: { name: 'nodemailer-tls-policy', version: VERSION, command: 'probe' },
     target,
@@ -525,4 +519,3 @@ export function probeReport(result: ProbeResult, context: ProbeContext = {}): Pr
 export function probeExitStatus(report: ProbeReport): 0 | 1 {
   return report.result.exitStatus;
 }
-

@@ -103,16 +103,7 @@
  *    Issuer search is OpenSSL's linear scan of the unused certificates for each link, at
  *    most 11 links.
  */
-export {
-  abbreviateHex,
-  abbreviateTlsa,
-  classifyTlsa,
-  formatTlsa,
-  MATCHING,
-  parseTlsaText,
-  SELECTOR,
-  USAGE,
-} from './tlsa.js';
+export { abbreviateHex, abbreviateTlsa, classifyTlsa, formatTlsa, MATCHING, parseTlsaText, SELECTOR, USAGE } from './tlsa.js';
 export type { TlsaClassification, TlsaParsers, TlsaRecord, UnusableTlsa } from './tlsa.js';
 export { daneVerify, MAX_CHAIN_LENGTH, MAX_TLSA_RECORDS } from './verify.js';
 export type { DaneRequest } from './verify.js';

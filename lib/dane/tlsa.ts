@@ -240,7 +240,9 @@ export function classifyTlsa(records: readonly TlsaRecord[], parsers: TlsaParser
   for (const r of candidates) {
     const top = best.get(key(r))!;
     if (r.matchingType !== MATCHING.FULL && matchingOrdinal(r.matchingType) < top) {
-      const stronger = Object.keys(ORDINAL).map(Number).find((m) => ORDINAL[m] === top)!;
+      const stronger = Object.keys(ORDINAL)
+        .map(Number)
+        .find((m) => ORDINAL[m] === top)!;
       ignored.push({
         record: r,
         reason: `a ${MATCHING_NAMES[stronger]} record with the same usage and selector takes precedence (digest agility, RFC 7671 section 9)`,

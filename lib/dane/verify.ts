@@ -101,7 +101,10 @@ const SERVER_EKUS: ReadonlySet<string> = new Set(['1.3.6.1.5.5.7.3.1', '2.16.840
  * backslashes over OpenSSL's own.
  */
 function dnLine(text: string, empty: string): string {
-  const s = text.split('\n').filter((l) => l !== '').join(', ');
+  const s = text
+    .split('\n')
+    .filter((l) => l !== '')
+    .join(', ');
   return s === '' ? empty : escapeControls(s);
 }
 
@@ -261,11 +264,7 @@ function chainFailure(path: readonly Cert[]): { depth: number; code: ChainError;
 }
 
 /** The first failed signature or date, top down as OpenSSL's internal_verify() checks them. */
-function signatureOrDateFailure(
-  path: readonly Cert[],
-  anchor: Anchor,
-  now: Date,
-): { depth: number; code: ChainError; detail: string } | null {
+function signatureOrDateFailure(path: readonly Cert[], anchor: Anchor, now: Date): { depth: number; code: ChainError; detail: string } | null {
   const dateFailure = (i: number) => {
     const x = path[i]!.x509;
     const code = timeError(x, now);
@@ -377,7 +376,12 @@ export function daneVerify(req: DaneRequest): Verdict {
   // fails on a date is certificate-expired, on the leaf's names certificate-host-mismatch.
   const fail = (reason: string, resultType: ResultType = 'tlsa-invalid'): Verdict => ({ ok: false, trust: 'Untrusted', reason, resultType });
   if (req.chain.length === 0) {
-    return { ok: false, trust: 'Anonymous', reason: `${req.host} presented no certificate, so the TLSA records for ${req.tlsaName} cannot match`, resultType: 'tlsa-invalid' };
+    return {
+      ok: false,
+      trust: 'Anonymous',
+      reason: `${req.host} presented no certificate, so the TLSA records for ${req.tlsaName} cannot match`,
+      resultType: 'tlsa-invalid',
+    };
   }
   // Bounded before any record data or certificate is parsed.
   const dane = req.records.reduce((n, r) => (r.usage === USAGE.DANE_TA || r.usage === USAGE.DANE_EE ? n + 1 : n), 0);
@@ -430,7 +434,8 @@ export function daneVerify(req: DaneRequest): Verdict {
   const because = anchorPhrase(req, path, anchor);
   const chainReason = (f: { depth: number; code: ChainError; detail: string }) =>
     `${req.host} certificate chain failed at depth ${f.depth}, ${subjectLine(path[f.depth]!.x509)}: ${describeAuthorizationError(f.code)}${f.detail} (${because})`;
-  const chainType = (f: { code: ChainError }): ResultType => (f.code === 'CERT_HAS_EXPIRED' || f.code === 'CERT_NOT_YET_VALID' ? 'certificate-expired' : 'validation-failure');
+  const chainType = (f: { code: ChainError }): ResultType =>
+    f.code === 'CERT_HAS_EXPIRED' || f.code === 'CERT_NOT_YET_VALID' ? 'certificate-expired' : 'validation-failure';
 
   const ext = chainFailure(path);
   if (ext) return fail(chainReason(ext), chainType(ext));
@@ -440,7 +445,8 @@ export function daneVerify(req: DaneRequest): Verdict {
   const matchedName = req.names.some((pattern) => offered.some((n) => nameMatches(n, pattern)));
   if (!matchedName) {
     const wanted = req.names.join(', ');
-    if (req.names.length === 0) return fail(`${req.host} certificate cannot be matched: no reference names were given (${because})`, 'certificate-host-mismatch');
+    if (req.names.length === 0)
+      return fail(`${req.host} certificate cannot be matched: no reference names were given (${because})`, 'certificate-host-mismatch');
     if (offered.length === 0) {
       return fail(`${req.host} certificate has no DNS names and no common name, so it matched none of ${wanted} (${because})`, 'certificate-host-mismatch');
     }

@@ -88,22 +88,22 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
         : notTried
           ? { facts: { starttlsOffered: false, starttlsSent: false, failure: { kind: 'connect', message: notTried } } as SessionFacts, session: undefined }
           : await ctx.open({
-            host: plan.host,
-            address: plan.address,
-            port: plan.port,
-            implicitTls: plan.implicitTls,
-            starttls: mode === 'tls' && plan.level !== 'none',
-            tls: plan.tls,
-            ...(settings.name ? { name: settings.name } : {}),
-            ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
-            ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
-            ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
-            ...(settings.commandTimeout ? { commandTimeout: settings.commandTimeout } : {}),
-            ...(settings.dataTimeout ? { dataTimeout: settings.dataTimeout } : {}),
-            ...(settings.tracker ? { tracker: settings.tracker } : {}),
-            logger: settings.smtpLogger,
-            debug: settings.debug,
-          }));
+              host: plan.host,
+              address: plan.address,
+              port: plan.port,
+              implicitTls: plan.implicitTls,
+              starttls: mode === 'tls' && plan.level !== 'none',
+              tls: plan.tls,
+              ...(settings.name ? { name: settings.name } : {}),
+              ...(settings.connectionTimeout ? { connectionTimeout: settings.connectionTimeout } : {}),
+              ...(settings.greetingTimeout ? { greetingTimeout: settings.greetingTimeout } : {}),
+              ...(settings.socketTimeout ? { socketTimeout: settings.socketTimeout } : {}),
+              ...(settings.commandTimeout ? { commandTimeout: settings.commandTimeout } : {}),
+              ...(settings.dataTimeout ? { dataTimeout: settings.dataTimeout } : {}),
+              ...(settings.tracker ? { tracker: settings.tracker } : {}),
+              logger: settings.smtpLogger,
+              debug: settings.debug,
+            }));
       // Each certificate of the session is parsed and hashed once, for every judgement on it.
       const certs = new SessionCerts();
       verdict = judge(plan, facts, certs);
@@ -175,7 +175,14 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}) };
     }
     if (decision.downgradedFrom) {
-      settings.logger.warn({ tnx: 'tls-policy', destination: nexthop, relay: plan.where }, 'TLS fallback for %s: level %s instead of %s: %s', nexthop, decision.level, decision.downgradedFrom, reason);
+      settings.logger.warn(
+        { tnx: 'tls-policy', destination: nexthop, relay: plan.where },
+        'TLS fallback for %s: level %s instead of %s: %s',
+        nexthop,
+        decision.level,
+        decision.downgradedFrom,
+        reason,
+      );
     }
     if (authenticate && settings.auth && !parked && !mail.skipLogin) {
       if (!session.encrypted && !settings.allowPlaintextAuth) {

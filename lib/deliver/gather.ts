@@ -20,7 +20,6 @@ import type { Policy } from '../types.js';
 import { lookupTlsa, tlsaName } from './tlsa.js';
 import type { DeliverDns, DeliverSettings, Destination } from './types.js';
 
-
 export type TargetsResult = { targets: HostTarget[] } | { fail: { reason: string; code: string; temporary: boolean } };
 
 /** MX host names looked up at the most, in delivery order (a hostile RRset may hold hundreds). */
@@ -80,8 +79,7 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
         if (why) {
           invalidHosts.push(`MX host ${host} is not a valid host name (${why}), so it is not used`);
           settings.logger.warn({ tnx: 'dns', destination: domain }, '%s: MX host %s is not a valid host name (%s), so it is not used', domain, host, why);
-        }
-        else hosts.push(host);
+        } else hosts.push(host);
       }
       mxSecure = mx.status === 'secure';
       viaMx = true;
@@ -91,7 +89,15 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
   const withTlsa = (wantsTlsa(policy.level, mxSecure, settings.insecureMxPolicy) || daneShadow) && policy.level !== 'none';
   const lookupHost = async (host: string) => {
     if (isIP(host) !== 0) {
-      const answer: DnsResult<AddressRecord> = { status: 'insecure', rcode: 'NOERROR', name: host, ttl: 0, records: [{ address: host, family: host.includes(':') ? 6 : 4 }], cnames: [], canonical: host };
+      const answer: DnsResult<AddressRecord> = {
+        status: 'insecure',
+        rcode: 'NOERROR',
+        name: host,
+        ttl: 0,
+        records: [{ address: host, family: host.includes(':') ? 6 : 4 }],
+        cnames: [],
+        canonical: host,
+      };
       return { host, answer, tlsa: withTlsa ? ({ status: 'none', why: `${host} is an address literal` } as TlsaLookup) : undefined };
     }
     // The TLSA query at the original name goes out with the address queries (one round trip).

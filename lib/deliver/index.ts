@@ -49,12 +49,14 @@ export async function deliver(
   };
   // What the attempts add up to (lib/deliver/outcome.ts holds the rules).
   const outcome = newOutcome(mail.recipients);
-  const end = (failure?: { reason: string; code: string; temporary: boolean }): Delivery => Object.assign(delivery, conclude(outcome, failure, settings.tlsFailuresPermanent));
+  const end = (failure?: { reason: string; code: string; temporary: boolean }): Delivery =>
+    Object.assign(delivery, conclude(outcome, failure, settings.tlsFailuresPermanent));
   const fail = (reason: string, code: string, temporary: boolean): Delivery => end({ reason, code, temporary });
 
   if (settings.tracker?.closed) return fail(`${nexthop}: ${settings.tracker.closed}; recipients left pending`, 'ECONNECTION', true);
   const resolved = await gather(destination, dns, settings, policy);
-  if ('fail' in resolved) return fail(`${nexthop}: delivery at level ${policy.level} failed: ${resolved.fail.reason}`, resolved.fail.code, resolved.fail.temporary);
+  if ('fail' in resolved)
+    return fail(`${nexthop}: delivery at level ${policy.level} failed: ${resolved.fail.reason}`, resolved.fail.code, resolved.fail.temporary);
 
   const rules: OpportunisticRules = {
     minimalBackoff: settings.rules.minimalBackoff,
@@ -67,13 +69,31 @@ export async function deliver(
   // a recipient named (Postfix sends SASL only to next hops it has credentials for).
   const authenticate = settings.auth !== undefined && destination.kind === 'relay' && destination.authenticate === true;
 
-  const context: AttemptContext = { nexthop, policy, mail, settings, hooks, rules, authenticate, remaining: () => outcome.remaining, open: (options) => Session.open(options) };
+  const context: AttemptContext = {
+    nexthop,
+    policy,
+    mail,
+    settings,
+    hooks,
+    rules,
+    authenticate,
+    remaining: () => outcome.remaining,
+    open: (options) => Session.open(options),
+  };
 
   const record = (run: SessionRun) => {
     run.attempt.auditLine = renderTemplate(settings.auditTemplate, run.attempt.audit, { quoteValues: true });
     delivery.attempts.push(run.attempt);
     settings.logger.info({ tnx: 'tls-audit', destination: nexthop }, '%s', run.attempt.auditLine);
-    settings.observe?.({ type: 'attempt', destination: nexthop, attempt: run.attempt, plan: run.plan, facts: run.facts, decision: run.decision, ...(run.verdict ? { verdict: run.verdict } : {}) });
+    settings.observe?.({
+      type: 'attempt',
+      destination: nexthop,
+      attempt: run.attempt,
+      plan: run.plan,
+      facts: run.facts,
+      decision: run.decision,
+      ...(run.verdict ? { verdict: run.verdict } : {}),
+    });
   };
 
   /** Applies a finished transaction; returns true when this destination is done. */
@@ -110,7 +130,8 @@ export async function deliver(
   const stopped = (): Delivery | undefined => {
     if (outcome.mayBeDelivered) return fail(`${nexthop}: ${outcome.mayBeDelivered}; recipients left pending`, 'ECONNECTION', true);
     const closed = settings.tracker?.closed;
-    if (closed) return fail(`${nexthop}: ${closed}; recipients left pending${outcome.failures.length ? ` (${outcome.failures.join('; ')})` : ''}`, 'ECONNECTION', true);
+    if (closed)
+      return fail(`${nexthop}: ${closed}; recipients left pending${outcome.failures.length ? ` (${outcome.failures.join('; ')})` : ''}`, 'ECONNECTION', true);
     return undefined;
   };
   for (const target of resolved.targets) {

@@ -109,7 +109,10 @@ export function sessionLimitReached(o: Outcome, limit: number): boolean {
 }
 
 /** How the destination fails once no MX is left: every MX's reason, the code that wins. */
-export function finalFailure(o: Outcome, ctx: { nexthop: string; level: string; tlsFailureSeen: boolean }): { reason: string; code: string; temporary: boolean } {
+export function finalFailure(
+  o: Outcome,
+  ctx: { nexthop: string; level: string; tlsFailureSeen: boolean },
+): { reason: string; code: string; temporary: boolean } {
   const last = o.last ?? { reason: 'no MX was tried', temporary: true, code: 'ECONNECTION' };
   return {
     reason: `${ctx.nexthop}: delivery at level ${ctx.level} failed: ${o.failures.join('; ')}`,

@@ -609,11 +609,7 @@ function extendedError(message: Message): string {
   return parts.length > 0 ? ` (${parts.join('; ')})` : '';
 }
 
-function combineAddresses(
-  name: string,
-  v4: DnsResult<AddressRecord>,
-  v6: DnsResult<AddressRecord>,
-): DnsResult<AddressRecord> {
+function combineAddresses(name: string, v4: DnsResult<AddressRecord>, v6: DnsResult<AddressRecord>): DnsResult<AddressRecord> {
   if (v4.status === 'failed' && v6.status === 'failed') {
     return { status: 'failed', name, reason: `${v4.reason}; ${v6.reason}`, temporary: true };
   }

@@ -3,16 +3,7 @@
  * is believed to answer that query, and reading the answer section into typed records.
  * The wire format itself (encoding, decoding, its limits) is lib/dns/wire.ts.
  */
-import {
-  CLASS_IN,
-  TYPE,
-  decodeMessage,
-  encodeQuery,
-  type AnyRecord,
-  type CnameRecord,
-  type Message,
-  type ResourceRecord,
-} from './wire.js';
+import { CLASS_IN, TYPE, decodeMessage, encodeQuery, type AnyRecord, type CnameRecord, type Message, type ResourceRecord } from './wire.js';
 
 export {
   CLASS_IN,
@@ -235,9 +226,5 @@ export function readAnswer(message: Message, qname: string, qtype: number): Answ
 
 /** A referral (NS records in authority, no SOA, no answer): the server does not recurse. */
 export function isReferral(message: Message): boolean {
-  return (
-    message.answers.length === 0 &&
-    message.authorities.some((rr) => rr.type === TYPE.NS) &&
-    !message.authorities.some((rr) => rr.type === TYPE.SOA)
-  );
+  return message.answers.length === 0 && message.authorities.some((rr) => rr.type === TYPE.NS) && !message.authorities.some((rr) => rr.type === TYPE.SOA);
 }

@@ -302,7 +302,22 @@ export function decodeMessage(buffer: Buffer): Message {
 }
 
 function emptyHeader(): Header {
-  return { id: 0, qr: false, opcode: 0, aa: false, tc: false, rd: false, ra: false, ad: false, cd: false, rcode: 0, qdcount: 0, ancount: 0, nscount: 0, arcount: 0 };
+  return {
+    id: 0,
+    qr: false,
+    opcode: 0,
+    aa: false,
+    tc: false,
+    rd: false,
+    ra: false,
+    ad: false,
+    cd: false,
+    rcode: 0,
+    qdcount: 0,
+    ancount: 0,
+    nscount: 0,
+    arcount: 0,
+  };
 }
 
 /** RFC 1035 §4.1.1, with AD and CD from RFC 4035 §3.2. */
@@ -481,7 +496,7 @@ export function formatIPv6(bytes: Uint8Array): string {
   }
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -60,18 +60,23 @@ export function wantsTlsa(level: Level, mxSecure: boolean, insecureMxPolicy: Ins
 export function daneOutcome(level: 'dane' | 'dane-only', lookup: TlsaLookup, ctx: DaneContext): DaneOutcome {
   const opportunistic = level === 'dane';
   const noDane = (why: string): DaneOutcome =>
-    opportunistic ? { level: ctx.requireTls ? 'encrypt' : 'may', why } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow`, resultType: 'dane-required' };
+    opportunistic
+      ? { level: ctx.requireTls ? 'encrypt' : 'may', why }
+      : { fail: `${ctx.where}: ${why}, which level dane-only does not allow`, resultType: 'dane-required' };
   if (!ctx.mxSecure && (!opportunistic || ctx.insecureMxPolicy === 'may')) {
     return noDane(`the MX RRset is not DNSSEC-secure${opportunistic ? ' (insecure MX policy may)' : ''}`);
   }
   // RFC 8460 section 4.3: no valid records were returned from the resolver.
-  if (lookup.status === 'failed') return { fail: `${lookup.reason}; ${ctx.where} is not tried at level ${level} without its TLSA records`, resultType: 'dnssec-invalid' };
+  if (lookup.status === 'failed')
+    return { fail: `${lookup.reason}; ${ctx.where} is not tried at level ${level} without its TLSA records`, resultType: 'dnssec-invalid' };
   if (lookup.status === 'none') return noDane(`no secure TLSA records (${lookup.why})`);
   const { usable, unusable } = classifyTlsa(lookup.records);
   if (usable.length === 0) {
     const list = unusable.map((u) => formatTlsa(u.record)).join(', ');
     const why = `the TLSA records at ${lookup.name} are all unusable (${list})`;
-    return opportunistic ? { level: 'encrypt', why: `${why}, so TLS is mandatory without authentication` } : { fail: `${ctx.where}: ${why}, which level dane-only does not allow`, resultType: 'tlsa-invalid' };
+    return opportunistic
+      ? { level: 'encrypt', why: `${why}, so TLS is mandatory without authentication` }
+      : { fail: `${ctx.where}: ${why}, which level dane-only does not allow`, resultType: 'tlsa-invalid' };
   }
   if (!ctx.mxSecure && ctx.insecureMxPolicy === 'encrypt') {
     return { level: 'encrypt', why: `the MX RRset is not DNSSEC-secure (insecure MX policy encrypt): TLSA at ${lookup.name} cannot authenticate` };

@@ -106,10 +106,16 @@ function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: st
   if (isDane(shadow)) {
     const lookup = target.tlsa ?? { status: 'none' as const, why: 'TLSA was not looked up' };
     if (lookup.status === 'failed') return { ...base, dane: { result: `fail: ${lookup.reason}` } };
-    if (lookup.status === 'none') return { ...base, dane: { result: shadow === 'dane' ? 'pass' : `fail: ${where} has no secure TLSA records (${lookup.why})` } };
+    if (lookup.status === 'none')
+      return { ...base, dane: { result: shadow === 'dane' ? 'pass' : `fail: ${where} has no secure TLSA records (${lookup.why})` } };
     const usable = classifyTlsa(lookup.records).usable;
     if (usable.length === 0) return { ...base, dane: { result: 'pass' } };
-    return { ...base, dane: { session: { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) } } };
+    return {
+      ...base,
+      dane: {
+        session: { records: usable, tlsaName: lookup.name, baseDomain: lookup.baseDomain, trust: 'Verified', names: daneNamesFor(target, lookup.baseDomain) },
+      },
+    };
   }
   if (shadow === 'verify' || shadow === 'secure') {
     // A shadow never trusts the MX host name from DNS it did not check.
@@ -139,7 +145,13 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     });
     if ('fail' in outcome) refused = { reason: outcome.fail, resultType: outcome.resultType };
     else if ('records' in outcome) {
-      dane = { records: outcome.records, tlsaName: outcome.tlsaName, baseDomain: outcome.baseDomain, trust: outcome.trust, names: daneNamesFor(target, outcome.baseDomain) };
+      dane = {
+        records: outcome.records,
+        tlsaName: outcome.tlsaName,
+        baseDomain: outcome.baseDomain,
+        trust: outcome.trust,
+        names: daneNamesFor(target, outcome.baseDomain),
+      };
       daneNote = `${outcome.tlsaName}: ${outcome.records.map(formatTlsa).join(', ')}${outcome.note ? ` (${outcome.note})` : ''}`;
     } else {
       effective = { ...policy, level: outcome.level };

@@ -159,8 +159,7 @@ export function makePlan(input: PlanInput): Plan {
   const level = policy.level;
   const authenticated = level === 'verify' || level === 'secure';
   const servername = policy.servername;
-  const sni =
-    servername === undefined || servername === 'hostname' ? input.host : servername === 'nexthop' ? input.nexthop : servername;
+  const sni = servername === undefined || servername === 'hostname' ? input.host : servername === 'nexthop' ? input.nexthop : servername;
   const ciphers = cipherList(policy.ciphers, policy.exclude);
   const tls: ConnectionOptions = {
     ...(sni && !/^[\d.]+$|:/.test(sni) ? { servername: sni } : {}),

@@ -7,14 +7,7 @@
  */
 import { LEVELS, type FallbackLevel, type Level, type Policy } from '../types.js';
 import type { PolicyProblem } from './errors.js';
-import {
-  isAuthenticatedLevel,
-  isStricter,
-  lookupLevel,
-  MATCH_LEVELS,
-  PKIX_LEVELS,
-  unknownLevelText,
-} from './levels.js';
+import { isAuthenticatedLevel, isStricter, lookupLevel, MATCH_LEVELS, PKIX_LEVELS, unknownLevelText } from './levels.js';
 import { normalizeDomain } from './names.js';
 
 /** Attribute names as the file spells them (the object form's camelCase maps onto these). */
@@ -141,9 +134,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
   // Sort attributes by name; reject unknown names and repeats of single-instance attributes.
   const byName = new Map<AttributeName, RawAttribute[]>();
   for (const a of raw.attributes) {
-    const known = raw.objectForm
-      ? Object.hasOwn(OBJECT_ATTRIBUTES, a.display)
-      : (ATTRIBUTES as readonly string[]).includes(a.name);
+    const known = raw.objectForm ? Object.hasOwn(OBJECT_ATTRIBUTES, a.display) : (ATTRIBUTES as readonly string[]).includes(a.name);
     if (!known) {
       const postfixOnly = POSTFIX_ONLY[a.display.toLowerCase()];
       if (postfixOnly !== undefined) {
@@ -170,8 +161,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     return problems.length === before ? freezePolicy({ level, source: raw.source }) : undefined;
   }
 
-  const notAllowed = (a: RawAttribute, why: string) =>
-    report(`attribute "${a.display}" is not allowed at level "${level}" for ${k} (${why})`);
+  const notAllowed = (a: RawAttribute, why: string) => report(`attribute "${a.display}" is not allowed at level "${level}" for ${k} (${why})`);
   const nonEmpty = (a: RawAttribute): boolean => {
     if (a.value.trim() !== '') return true;
     report(`attribute "${a.display}" has an empty value for ${k}`);
@@ -243,9 +233,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     for (const t of splitList(protocolsAttr.value)) {
       const p = normalizeProtocol(t);
       if (p === undefined) {
-        report(
-          `unknown protocol "${t}" for ${k} (expected ${PROTOCOLS.join(', ')}, with an optional "!", or ">=" / "<=" and a version)`,
-        );
+        report(`unknown protocol "${t}" for ${k} (expected ${PROTOCOLS.join(', ')}, with an optional "!", or ">=" / "<=" and a version)`);
       } else if (p !== '') {
         out.push(p);
       }
@@ -300,14 +288,10 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
   // tempfail_tryclear (Exim): only where a TLS failure can end in cleartext.
   const tryclearAttr = one('tempfail_tryclear');
   if (tryclearAttr) {
-    const cleartextReachable =
-      level === 'may' || level === 'dane' || (isAuthenticatedLevel(level) && fallback !== 'none' && fallback !== 'encrypt');
+    const cleartextReachable = level === 'may' || level === 'dane' || (isAuthenticatedLevel(level) && fallback !== 'none' && fallback !== 'encrypt');
     const v = tryclearAttr.value.trim().toLowerCase();
     if (!cleartextReachable) {
-      notAllowed(
-        tryclearAttr,
-        fallback !== undefined ? `fallback=${fallback} never sends in clear` : 'it never sends in clear',
-      );
+      notAllowed(tryclearAttr, fallback !== undefined ? `fallback=${fallback} never sends in clear` : 'it never sends in clear');
     } else if (v === 'yes' || v === 'true') {
       policy.tempfailTryclear = true;
     } else if (v === 'no' || v === 'false') {

@@ -27,10 +27,7 @@ export function parseFallbackMap(input: FallbackMapInput, where = 'fallbackLevel
 }
 
 /** Like parseFallbackMap(), but returns the problems instead of throwing. */
-export function checkFallbackMap(
-  input: FallbackMapInput,
-  where = 'fallbackLevels',
-): { map: FallbackMap; problems: PolicyProblem[] } {
+export function checkFallbackMap(input: FallbackMapInput, where = 'fallbackLevels'): { map: FallbackMap; problems: PolicyProblem[] } {
   const problems: PolicyProblem[] = [];
   const pairs: [string, unknown][] = [];
   if (typeof input === 'string') {

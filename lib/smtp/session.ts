@@ -522,7 +522,12 @@ export class Session {
           resolve({ ok: true, recipients: results, reply: replyLine(info.response) });
           return;
         }
-        const e = err as Error & { response?: string; responseCode?: number; rejectedErrors?: Array<{ recipient?: string; response?: string }>; command?: string };
+        const e = err as Error & {
+          response?: string;
+          responseCode?: number;
+          rejectedErrors?: Array<{ recipient?: string; response?: string }>;
+          command?: string;
+        };
         const reply = replyLine(e.response);
         const message = errorMessage(e);
         const code = e.responseCode ?? replyCode(reply);
@@ -587,7 +592,12 @@ export function classifyFailure(
   const reply = replyLine(error.response);
   const code = replyCode(reply);
   // the reply itself is not repeated in the words; what is left may still quote server text
-  const detail = safeText((error.message || String(error)).replace(/: \d{3}[ -].*$/s, '').replace(/\s+/g, ' ').trim());
+  const detail = safeText(
+    (error.message || String(error))
+      .replace(/: \d{3}[ -].*$/s, '')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
   if (error.deadline || error.closedByTransport) {
     // A deadline passed or the transport was closed: inside TLS that ends the TLS session.
     return { kind: state.secure ? 'tls-session' : 'connect', message: error.deadline ? `timed out: ${detail}` : detail };

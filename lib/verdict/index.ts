@@ -16,7 +16,16 @@ import { verifyPeer, type SessionCerts } from '../verify/index.js';
 
 function daneVerdict(plan: HostPlan, facts: SessionFacts, dane: DaneSession, certs: SessionCerts, now: Date): Verdict | undefined {
   if (!facts.tls) return undefined;
-  return daneVerify({ certs, records: dane.records, chain: facts.tls.chain, tlsaName: dane.tlsaName, host: plan.host, names: dane.names, now, trust: dane.trust });
+  return daneVerify({
+    certs,
+    records: dane.records,
+    chain: facts.tls.chain,
+    tlsaName: dane.tlsaName,
+    host: plan.host,
+    names: dane.names,
+    now,
+    trust: dane.trust,
+  });
 }
 
 /** The verdict on a session's peer under its plan; undefined without TLS. */
@@ -40,7 +49,11 @@ export function judgeShadow(plan: HostPlan, facts: SessionFacts, certs: SessionC
   if (!shadow) return '';
   if (shadow.level === 'none' || shadow.level === 'may') return 'pass';
   if (!facts.tls) {
-    const why = facts.failure ? facts.failure.message : facts.starttlsOffered ? `STARTTLS was refused${facts.starttlsReply ? `: ${facts.starttlsReply}` : ''}` : 'no STARTTLS was offered';
+    const why = facts.failure
+      ? facts.failure.message
+      : facts.starttlsOffered
+        ? `STARTTLS was refused${facts.starttlsReply ? `: ${facts.starttlsReply}` : ''}`
+        : 'no STARTTLS was offered';
     return `fail: ${plan.where} ${why}`;
   }
   if (shadow.level === 'encrypt') return 'pass';

@@ -40,7 +40,12 @@ const FINGERPRINT_SYNTAX = /^[0-9a-f]{2}(?::?[0-9a-f]{2})*$/i;
 export function normalizeFingerprint(s: string): string {
   const text = String(s).trim();
   if (!FINGERPRINT_SYNTAX.test(text)) {
-    const why = text === '' ? 'it is empty' : /[^0-9a-f:]/i.test(text) ? 'it has characters other than hex digits and colons' : 'its hex digits do not form whole bytes separated by single colons';
+    const why =
+      text === ''
+        ? 'it is empty'
+        : /[^0-9a-f:]/i.test(text)
+          ? 'it has characters other than hex digits and colons'
+          : 'its hex digits do not form whole bytes separated by single colons';
     throw Object.assign(new Error(`invalid fingerprint "${text}": ${why}`), { code: 'EFINGERPRINT' });
   }
   const hex = text.replace(/:/g, '').toUpperCase();

@@ -119,9 +119,7 @@ export function parseSubjectAltName(text: string | undefined): AltName[] {
 
 /** Undoes OpenSSL's RFC 2253 escaping (`\,`, `\+`, `\"`, `\#`, ...) and control-character escapes (`\0A`). */
 function unescapeDnValue(value: string): string {
-  return value.replace(/\\([0-9A-Fa-f]{2}|[\s\S])/g, (_, esc: string) =>
-    esc.length === 2 ? String.fromCharCode(parseInt(esc, 16)) : esc,
-  );
+  return value.replace(/\\([0-9A-Fa-f]{2}|[\s\S])/g, (_, esc: string) => (esc.length === 2 ? String.fromCharCode(parseInt(esc, 16)) : esc));
 }
 
 /**

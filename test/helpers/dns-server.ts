@@ -374,10 +374,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
         for (const timer of timers) clearTimeout(timer);
         timers.clear();
         for (const connection of connections) connection.destroy();
-        await Promise.all([
-          new Promise<void>((resolve) => udp.close(() => resolve())),
-          new Promise<void>((resolve) => tcp.close(() => resolve())),
-        ]);
+        await Promise.all([new Promise<void>((resolve) => udp.close(() => resolve())), new Promise<void>((resolve) => tcp.close(() => resolve()))]);
       },
     };
   }

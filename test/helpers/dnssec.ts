@@ -315,10 +315,7 @@ async function startBlackhole(avoid: string[]): Promise<{ address: string; port:
       port,
       close: async () => {
         for (const connection of connections) connection.destroy();
-        await Promise.all([
-          new Promise<void>((resolve) => udp.close(() => resolve())),
-          new Promise<void>((resolve) => tcp.close(() => resolve())),
-        ]);
+        await Promise.all([new Promise<void>((resolve) => udp.close(() => resolve())), new Promise<void>((resolve) => tcp.close(() => resolve()))]);
       },
     };
   }
@@ -373,13 +370,7 @@ function probe(address: string, port: number, name: string, recursive: boolean, 
 }
 
 /** Probe until a reply comes, the process exits, or READY_TIMEOUT passes. */
-async function waitForReply(
-  daemon: Daemon,
-  address: string,
-  port: number,
-  name: string,
-  recursive: boolean,
-): Promise<ProbeReply | 'exited' | 'timeout'> {
+async function waitForReply(daemon: Daemon, address: string, port: number, name: string, recursive: boolean): Promise<ProbeReply | 'exited' | 'timeout'> {
   const deadline = Date.now() + READY_TIMEOUT;
   while (Date.now() < deadline) {
     if (exited(daemon.child)) return 'exited';
@@ -468,8 +459,7 @@ function absoluteOwner(owner: string, origin: string): string {
 }
 
 function tamperRdata(type: string, rdata: string, where: string): string {
-  const flipHex = (text: string) =>
-    text.replace(/([0-9a-fA-F])(\s*)$/, (_, digit: string, space: string) => (parseInt(digit, 16) ^ 1).toString(16) + space);
+  const flipHex = (text: string) => text.replace(/([0-9a-fA-F])(\s*)$/, (_, digit: string, space: string) => (parseInt(digit, 16) ^ 1).toString(16) + space);
   switch (type) {
     case 'A':
       return rdata.replace(/(\d+)\s*$/, (octet) => String(Number(octet) ^ 1));
@@ -698,11 +688,7 @@ export async function startDnssec(spec: DnssecZoneSpec[]): Promise<DnssecTree> {
     let unboundAt = await freeEndpoint(used);
     for (let attempt = 1; ; attempt++) {
       const conf = join(dir, 'unbound.conf');
-      const stub = (name: string, at: { address: string; port: number }) => [
-        'stub-zone:',
-        `  name: "${name}."`,
-        `  stub-addr: ${at.address}@${at.port}`,
-      ];
+      const stub = (name: string, at: { address: string; port: number }) => ['stub-zone:', `  name: "${name}."`, `  stub-addr: ${at.address}@${at.port}`];
       await writeFile(
         conf,
         [

@@ -59,7 +59,10 @@ const DAY = 24 * 60 * 60 * 1000;
 
 /** OpenSSL's GeneralizedTime form, YYYYMMDDHHMMSSZ. */
 function opensslTime(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** A value for `-subj`: '/', '+' and '\' escaped. */
@@ -79,10 +82,7 @@ function confValue(s: string): string {
 }
 
 async function newKey(type: KeyType = 'ec'): Promise<string> {
-  const pair =
-    type === 'rsa'
-      ? await generateKeyPairAsync('rsa', { modulusLength: 2048 })
-      : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+  const pair = type === 'rsa' ? await generateKeyPairAsync('rsa', { modulusLength: 2048 }) : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
@@ -144,10 +144,7 @@ async function issue(issuer: Issued | 'self', ca: boolean, opts: CertOptions): P
     if (issuer === 'self') {
       args.push('-selfsign', '-keyfile', file('key.pem'));
     } else {
-      await Promise.all([
-        writeFile(file('issuer.pem'), issuer.certPem),
-        writeFile(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 }),
-      ]);
+      await Promise.all([writeFile(file('issuer.pem'), issuer.certPem), writeFile(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 })]);
       args.push('-cert', file('issuer.pem'), '-keyfile', file('issuer-key.pem'));
     }
     await run('openssl', args);

@@ -93,7 +93,13 @@ export async function startRawPeer(options: RawPeerOptions): Promise<RawPeer> {
         return;
       }
       if (typeof reply === 'string') {
-        write(reply.split(/\r?\n/).filter((l) => l !== '').map((l) => `${l}\r\n`).join(''));
+        write(
+          reply
+            .split(/\r?\n/)
+            .filter((l) => l !== '')
+            .map((l) => `${l}\r\n`)
+            .join(''),
+        );
         return;
       }
       if ('reply' in reply) {

@@ -92,7 +92,7 @@ export async function makeWorld(pki: Pki, hosts: HostSpec[], records: ZoneRecord
         }),
       );
       try {
-        const info = (await transport.sendMail({ from: 'sender@origin.test', subject: 'test', text: 'hello', ...mail }));
+        const info = await transport.sendMail({ from: 'sender@origin.test', subject: 'test', text: 'hello', ...mail });
         return { info };
       } catch (error) {
         return { error: error as TlsPolicyError };
@@ -101,6 +101,8 @@ export async function makeWorld(pki: Pki, hosts: HostSpec[], records: ZoneRecord
       }
     },
     mailEvents: () =>
-      [...peers.entries()].flatMap(([host, peer]) => peer.events.filter((e) => e.command !== 'CONNECT').map((e) => ({ host, command: e.command, secure: e.secure }))),
+      [...peers.entries()].flatMap(([host, peer]) =>
+        peer.events.filter((e) => e.command !== 'CONNECT').map((e) => ({ host, command: e.command, secure: e.secure })),
+      ),
   };
 }
