@@ -29,6 +29,7 @@ import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import { SessionTracker } from './smtp/tracker.js';
 import {
   applyHostLists,
+  isDaneLevel,
   createPolicyTable,
   defaultPolicy,
   fallbackFor,
@@ -422,8 +423,7 @@ export class TlsPolicyTransport extends EventEmitter {
     setImmediate(() => {
       if (this.isIdle()) this.emit('idle');
     });
-    const isDane = (level: Level | undefined) => level === 'dane' || level === 'dane-only';
-    this.daneConfigured = isDane(base.level) || table.entries().some(([, p]) => isDane(p.level) || isDane(p.shadow));
+    this.daneConfigured = isDaneLevel(base.level) || table.entries().some(([, p]) => isDaneLevel(p.level) || isDaneLevel(p.shadow));
     if (this.daneConfigured && this.dns.trustedServers?.length === 0) {
       // DANE that is silently inactive is the failure nobody sees: say so once, now.
       this.dnssecChecked = true;

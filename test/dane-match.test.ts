@@ -20,7 +20,7 @@ import {
 import { hasNoControls } from '../lib/text/index.js';
 import type { ResultType } from '../lib/types.js';
 import type { Verdict } from '../lib/types.js';
-import { auditDigests } from '../lib/verify/index.js';
+import { auditDigests } from '../lib/pkix/index.js';
 import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
 
 // ---------------------------------------------------------------------------------------

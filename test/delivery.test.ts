@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tlsPolicy } from '../lib/index.js';
-import { certDigest } from '../lib/verify/index.js';
+import { certDigest } from '../lib/pkix/index.js';
 import { makePki, makeWorld, type HostSpec, type Pki, type World } from './helpers/world.js';
 import type { ZoneRecord } from './helpers/dns-server.js';
 import type { Issued } from './helpers/pki.js';

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { domainOf, parseRelay } from '../lib/transport.js';
 import { defaultPolicy, lookupKeys, lookupPolicy, createPolicyTable, normalizeKey } from '../lib/policy/index.js';
-import { expandMatch } from '../lib/verify/index.js';
+import { expandMatch } from '../lib/pkix/index.js';
 import { toAsciiDomain, toDnsName } from '../lib/names/index.js';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 

@@ -21,8 +21,9 @@ import type { Attempt, DeliverEvent, Delivery, Destination } from '../deliver/in
 import type { Decision } from '../decide/index.js';
 import type { Plan } from '../plan/index.js';
 import type { TlsaLookup } from '../plan/dane.js';
+import { isDaneLevel } from '../policy/levels.js';
 import { classifyTlsa, formatTlsa } from '../dane/index.js';
-import { certDigest, certNames, spkiDer, spkiDigest } from '../verify/index.js';
+import { certDigest, certNames, spkiDer, spkiDigest } from '../pkix/index.js';
 import type { AuditRecord, DigestAlgorithm, DnssecStatus, FallbackLevel, Level, Stage, Trust } from '../types.js';
 import { VERSION } from '../version.js';
 
@@ -330,8 +331,7 @@ function hostReport(event: Extract<DeliverEvent, { type: 'host' }>): HostReport 
 
 /** Why a host has no TLSA lookup, from what the report shows. */
 function tlsaSkipped(host: HostReport, level: Level, shadow: Level | undefined, mx: MxReport | undefined): string {
-  const dane = (l: Level | undefined) => l === 'dane' || l === 'dane-only';
-  if (!dane(level) && !dane(shadow)) return `level ${level} does not use DANE`;
+  if (!isDaneLevel(level) && !isDaneLevel(shadow)) return `level ${level} does not use DANE`;
   if (level === 'none') return 'level none uses no TLS';
   if (host.dnssec === 'failed') return 'the address lookup failed';
   if (mx && mx.dnssec !== 'secure' && !mx.implicit) return 'the MX RRset is not DNSSEC-secure';
@@ -386,7 +386,7 @@ function attemptReport(event: Extract<DeliverEvent, { type: 'attempt' }>, now: D
     plan: {
       level: plan.level,
       names: planNames(plan),
-      daneEnforced: connected && (plan.level === 'dane' || plan.level === 'dane-only'),
+      daneEnforced: connected && isDaneLevel(plan.level),
       fingerprints: [...plan.fingerprints],
       ...(sni ? { sni } : {}),
       implicitTls: plan.implicitTls,

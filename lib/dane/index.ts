@@ -105,9 +105,9 @@
  */
 export { abbreviateHex, abbreviateTlsa, classifyTlsa, formatTlsa, MATCHING, parseTlsaText, SELECTOR, USAGE } from './tlsa.js';
 export type { TlsaClassification, TlsaParsers, TlsaRecord, UnusableTlsa } from './tlsa.js';
-export { daneVerify, MAX_CHAIN_LENGTH, MAX_TLSA_RECORDS } from './verify.js';
-export type { DaneRequest } from './verify.js';
-export { SessionCerts } from '../verify/index.js';
-export type { CertCounters } from '../verify/index.js';
+export { daneVerify, MAX_CHAIN_LENGTH, MAX_TLSA_RECORDS } from './match.js';
+export type { DaneRequest } from './match.js';
+export { SessionCerts } from '../pkix/index.js';
+export type { CertCounters } from '../pkix/index.js';
 export { daneNames } from './names.js';
 export type { DaneNamesInput } from './names.js';

@@ -3,7 +3,7 @@
  * section 3.2.2, RFC 7671 section 7): built with verify's expandMatch, so that names
  * are normalized (lowercase, no trailing dot, A-labels) exactly as at the verify level.
  */
-import { expandMatch } from '../verify/index.js';
+import { expandMatch } from '../pkix/index.js';
 
 export interface DaneNamesInput {
   /** The TLSA base domain: where the TLSA records were found (after any secure CNAME expansion). */

@@ -26,6 +26,7 @@
  * - RFC 7672 section 2.2 / Postfix: SMTP AUTH never crosses a cleartext channel unless the
  *   caller allowed it explicitly.
  */
+import { isTlsRequiredInPlan } from '../policy/levels.js';
 import type { FallbackLevel, Level, Stage, Trust, Verdict } from '../types.js';
 
 /** How `may` treats STARTTLS and TLS failures. */
@@ -93,12 +94,6 @@ export type Decision =
   /** Retry this address in cleartext, after the other MX hosts were tried with TLS. */
   | { action: 'plaintext-later'; reason: string; stage: Stage };
 
-/**
- * Levels at which TLS is mandatory. `dane` is here because it reaches decide only with usable
- * TLSA records (without them the plan turns it into may or encrypt first).
- */
-const MANDATORY: ReadonlySet<Level> = new Set(['encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure']);
-
 function code(reply: string | undefined): number | undefined {
   const m = reply ? /^([2-5]\d\d)/.exec(reply) : null;
   return m ? Number(m[1]) : undefined;
@@ -119,7 +114,7 @@ function sendCleartext(input: DecideInput, reason: string | undefined, stage: St
       reason: `${reason ?? `${input.where} is cleartext`}, and SMTP AUTH is never sent over cleartext (set allowPlaintextAuth to allow it)`,
     };
   }
-  const downgraded = MANDATORY.has(input.level);
+  const downgraded = isTlsRequiredInPlan(input.level);
   return {
     action: 'send',
     level: downgraded ? 'may' : input.level,

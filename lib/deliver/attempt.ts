@@ -12,7 +12,7 @@ import { oneLine, type Session, type SessionFacts, type SessionOptions } from '.
 import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
 import { judge, judgeShadow } from '../verdict/index.js';
 import { resultTypeOf } from '../verdict/result.js';
-import { auditDigests, SessionCerts } from '../verify/index.js';
+import { auditDigests, SessionCerts } from '../pkix/index.js';
 import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
 
 /** What one attempt needs of its delivery. */

@@ -15,6 +15,7 @@ import { isIP } from 'node:net';
 import type { AddressRecord, DnsResult } from '../dns/index.js';
 import { wantsTlsa, type TlsaLookup } from '../plan/dane.js';
 import type { HostTarget } from '../plan/host.js';
+import { isDaneLevel } from '../policy/levels.js';
 import { hostnameProblem } from '../policy/names.js';
 import type { Policy } from '../types.js';
 import { lookupTlsa, tlsaName } from './tlsa.js';
@@ -85,7 +86,7 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
       viaMx = true;
     }
   }
-  const daneShadow = policy.shadow === 'dane' || policy.shadow === 'dane-only';
+  const daneShadow = isDaneLevel(policy.shadow);
   const withTlsa = (wantsTlsa(policy.level, mxSecure, settings.insecureMxPolicy) || daneShadow) && policy.level !== 'none';
   const lookupHost = async (host: string) => {
     if (isIP(host) !== 0) {

@@ -22,7 +22,8 @@
  */
 import type { DigestAlgorithm, FallbackLevel, Level, Policy, ResultType } from '../types.js';
 import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
-import type { VerifyLevel } from '../verify/index.js';
+import type { VerifyLevel } from '../pkix/index.js';
+import { isDaneLevel } from '../policy/levels.js';
 import { daneOutcome, type InsecureMxPolicy, type TlsaLookup } from './dane.js';
 import { makePlan, matchNames, sessionKey, type DaneSession, type Plan } from './index.js';
 
@@ -84,8 +85,6 @@ export interface HostPlan extends Plan {
   key?: string;
 }
 
-const isDane = (level: Level | undefined): level is 'dane' | 'dane-only' => level === 'dane' || level === 'dane-only';
-
 /**
  * The reference identifiers for DANE-TA: the base domain, and for an MX host its expanded and
  * original names. Not configurable (Postfix's dane_init): a policy's `match` never widens them.
@@ -103,7 +102,7 @@ export function verifyLevelOf(level: Level): VerifyLevel {
 
 function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: string, nexthop: string): ShadowPlan {
   const base = { level: shadow, names: [] as string[], fingerprints: [] as string[] };
-  if (isDane(shadow)) {
+  if (isDaneLevel(shadow)) {
     const lookup = target.tlsa ?? { status: 'none' as const, why: 'TLSA was not looked up' };
     if (lookup.status === 'failed') return { ...base, dane: { result: `fail: ${lookup.reason}` } };
     if (lookup.status === 'none')
@@ -136,7 +135,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   let dane: DaneSession | undefined;
   let daneNote = '';
   let refused: { reason: string; resultType: ResultType } | undefined;
-  if (isDane(policy.level)) {
+  if (isDaneLevel(policy.level)) {
     const outcome = daneOutcome(policy.level, target.tlsa ?? { status: 'none', why: 'TLSA was not looked up' }, {
       where,
       mxSecure: target.mxSecure,

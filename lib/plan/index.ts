@@ -17,7 +17,8 @@ import { constants } from 'node:crypto';
 import type { ConnectionOptions, SecureVersion } from 'node:tls';
 import type { TlsaRecord } from '../dns/index.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
-import { expandMatch } from '../verify/index.js';
+import { DEFAULT_CERT_MATCH } from '../policy/levels.js';
+import { expandMatch } from '../pkix/index.js';
 
 export interface PlanInput {
   policy: Policy;
@@ -71,11 +72,6 @@ export interface DaneSession {
   /** The reference identifiers for DANE-TA name checks (names from DNSSEC-secure answers only). */
   names: string[];
 }
-
-const DEFAULT_MATCH: Partial<Record<Level, string[]>> = {
-  verify: ['hostname'],
-  secure: ['nexthop', 'dot-nexthop'],
-};
 
 const VERSIONS: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 
@@ -146,7 +142,7 @@ export function cipherList(ciphers: string | undefined, exclude: string[] | unde
  * answer was DNSSEC-secure (or the host is the next hop itself).
  */
 export function matchNames(level: Level, tokens: string[] | undefined, ctx: { nexthop: string; host: string; mxSecure: boolean }): string[] {
-  const list = tokens && tokens.length ? tokens : (DEFAULT_MATCH[level] ?? []);
+  const list = tokens && tokens.length ? tokens : level === 'verify' || level === 'secure' ? DEFAULT_CERT_MATCH[level] : [];
   const trusted = level !== 'secure' || ctx.mxSecure || ctx.host.toLowerCase() === ctx.nexthop.toLowerCase();
   return expandMatch(
     list.filter((t) => trusted || t.toLowerCase() !== 'hostname'),

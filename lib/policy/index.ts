@@ -52,6 +52,8 @@ export {
   DEFAULT_CERT_MATCH,
   defaultPolicy,
   isAuthenticatedLevel,
+  isDaneLevel,
+  isTlsRequiredInPlan,
   isLevel,
   isMandatoryLevel,
   isOpportunisticLevel,

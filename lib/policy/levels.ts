@@ -60,6 +60,20 @@ export function isMandatoryLevel(level: Level): level is MandatoryLevel {
   return (MANDATORY_LEVELS as readonly string[]).includes(level);
 }
 
+/** dane and dane-only: the levels whose plan depends on the host's TLSA records. */
+export function isDaneLevel(level: Level | undefined): level is 'dane' | 'dane-only' {
+  return level === 'dane' || level === 'dane-only';
+}
+
+/**
+ * Whether a host as planned (lib/plan/host.ts) needs TLS at this level: the mandatory levels,
+ * and `dane`, which reaches a session only with usable TLSA records (planHost turns it into may
+ * or encrypt first otherwise).
+ */
+export function isTlsRequiredInPlan(level: Level): boolean {
+  return isMandatoryLevel(level) || level === 'dane';
+}
+
 /** may and dane: TLS when the server (or its DNS) allows it, cleartext otherwise. */
 export function isOpportunisticLevel(level: Level): boolean {
   return level === 'may' || level === 'dane';

@@ -11,8 +11,9 @@ import { daneVerify } from '../dane/index.js';
 import type { HostPlan } from '../plan/host.js';
 import type { DaneSession } from '../plan/index.js';
 import type { SessionFacts } from '../smtp/session.js';
+import { isDaneLevel } from '../policy/levels.js';
 import type { Verdict } from '../types.js';
-import { verifyPeer, type SessionCerts } from '../verify/index.js';
+import { verifyPeer, type SessionCerts } from '../pkix/index.js';
 
 function daneVerdict(plan: HostPlan, facts: SessionFacts, dane: DaneSession, certs: SessionCerts, now: Date): Verdict | undefined {
   if (!facts.tls) return undefined;
@@ -64,7 +65,7 @@ export function judgeShadow(plan: HostPlan, facts: SessionFacts, certs: SessionC
   }
   const verdict = verifyPeer({
     certs,
-    level: shadow.level === 'dane' || shadow.level === 'dane-only' ? 'encrypt' : shadow.level,
+    level: isDaneLevel(shadow.level) ? 'encrypt' : shadow.level,
     host: plan.host,
     names: shadow.names,
     fingerprints: shadow.fingerprints,

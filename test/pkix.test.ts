@@ -38,7 +38,7 @@ import {
   verifyPeer,
   type VerifyLevel,
   type VerifyRequest,
-} from '../lib/verify/index.js';
+} from '../lib/pkix/index.js';
 import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
 import { handshake } from './helpers/tls-peer.js';
 

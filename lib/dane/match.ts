@@ -8,7 +8,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { TlsaRecord } from '../dns/message.js';
 import { escapeControls, safeText } from '../text/index.js';
 import type { ResultType, Verdict } from '../types.js';
-import { describeAuthorizationError, nameMatches, SessionCerts, type CertPart, type SessionCert } from '../verify/index.js';
+import { describeAuthorizationError, nameMatches, SessionCerts, type CertPart, type SessionCert } from '../pkix/index.js';
 import {
   abbreviateTlsa,
   classifyTlsa,
