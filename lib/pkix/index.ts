@@ -1,8 +1,8 @@
 /**
  * pkix: certificate names, fingerprints and the PKIX verdict. It judges what the TLS layer of
  * a session showed (PeerTls) against a security level, as Postfix's SMTP client does, for the
- * levels none, may, encrypt, fingerprint, verify and secure. DANE (dane, dane-only) is judged by its own module; verifyPeer refuses those levels.
- * Everything here is a pure function of its arguments.
+ * levels none, may, encrypt, fingerprint, verify and secure. DANE (dane, dane-only) is judged
+ * by its own module; verifyPeer refuses those levels. Everything here is a pure function of its arguments.
  *
  * What it implements, and the choices made:
  *  - Fingerprints (tls_fprint.c): a digest of the whole DER certificate, or of its DER
