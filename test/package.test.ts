@@ -350,6 +350,61 @@ describe('an app installs the package from a clean checkout', () => {
     expect(names[1]).toEqual(names[0]);
   });
 
+  /**
+   * TypeScript users write the README's code with @types/nodemailer and no casts: tsc (strict)
+   * compiles it against the installed .d.ts files, both as an ES module (.mts, the "import"
+   * types) and as CommonJS (.cts, the "require" types); sendMail resolves to TlsPolicySentInfo
+   * and takes queuedAt; the transport is an EventEmitter.
+   */
+  it.each([
+    ['ES module', 'consumer-types.mts'],
+    ['CommonJS', 'consumer-types.cts'],
+  ])('a TypeScript app (%s) compiles the README usage without casts', async (_kind, file) => {
+    mkdirSync(join(app(), 'node_modules', '@types'), { recursive: true });
+    const nodeTypes = join(app(), 'node_modules', '@types', 'node');
+    if (!existsSync(nodeTypes)) symlinkSync(at('node_modules', '@types', 'node'), nodeTypes, 'dir');
+    writeFileSync(
+      join(app(), file),
+      `import nodemailer from 'nodemailer';
+import { tlsPolicy, TlsPolicyError, type TlsPolicySentInfo } from '${pkg.name}';
+
+const transport = nodemailer.createTransport(
+  tlsPolicy({ level: 'may', policy: 'example.com secure match=.example.com fallback=none\\n', fallbackLevels: 'verify=encrypt' }),
+);
+transport.on('idle', () => undefined);
+
+export async function send(firstAttemptAt: Date): Promise<string[]> {
+  try {
+    const info = await transport.sendMail({ from: 'me@my.example', to: 'you@example.com', subject: 'hi', text: 'hello', queuedAt: firstAttemptAt });
+    const typed: TlsPolicySentInfo = info;
+    return [...typed.pending, info.deliveries[0]?.attempts[0]?.auditLine ?? ''];
+  } catch (error) {
+    if (error instanceof TlsPolicyError) return error.pending;
+    throw error;
+  }
+}
+`,
+    );
+    writeFileSync(
+      join(app(), 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          types: ['node'],
+          skipLibCheck: false,
+        },
+        files: [file],
+      }),
+    );
+    const tsc = join(dirname(createRequire(import.meta.url).resolve('@typescript/native/package.json')), 'bin', 'tsc');
+    const r = await node([tsc, '-p', 'tsconfig.json', '--pretty', 'false'], app());
+    expect(r.code, show(r)).toBe(0);
+  });
+
   it('the command is installed in node_modules/.bin and runs from the tarball (--version)', async () => {
     const r = await node([join(app(), 'node_modules', '.bin', 'nodemailer-tls-policy'), '--version'], app());
     expect(r.code, show(r)).toBe(0);
