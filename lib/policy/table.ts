@@ -111,7 +111,8 @@ export function checkPolicyTable(input: PolicyInput): PolicyCheck {
     return { problems: [], table: new PolicyTable('<none>', new Map()) };
   }
   if (typeof input === 'string') {
-    return /\s/.test(input) ? checkPolicyText(input, '<text>') : checkPolicyFile(input);
+    // Table text written inline (a template literal) is dedented; a file is read as Postfix reads it.
+    return /\s/.test(input) ? checkPolicyText(input, '<text>', { dedent: true }) : checkPolicyFile(input);
   }
   if (typeof input === 'object' && !Array.isArray(input)) {
     const keys = Object.keys(input);
@@ -147,10 +148,10 @@ export function checkPolicyFile(file: string): PolicyCheck {
  * in a line is not special. Each logical line is `KEY LEVEL [name=value ...]`, the value
  * split at white space and commas, `{ name = value }` allowing both inside the value.
  */
-export function checkPolicyText(text: string, file: string): PolicyCheck {
+export function checkPolicyText(text: string, file: string, options: { dedent?: boolean } = {}): PolicyCheck {
   const problems: PolicyProblem[] = [];
   const entries: RawEntry[] = [];
-  for (const { line, text: logical } of logicalLines(text, file, problems)) {
+  for (const { line, text: logical } of logicalLines(text, file, problems, options.dedent === true)) {
     const m = /^(\S+)\s*([\s\S]*)$/.exec(logical)!;
     const key = m[1]!;
     const tokens = tokenize(m[2]!);
@@ -257,10 +258,31 @@ function build(entries: RawEntry[], source: string, problems: PolicyProblem[], u
   return problems.length > 0 ? { problems, table: undefined } : { problems, table: new PolicyTable(source, table) };
 }
 
+/**
+ * Strips the white space common to every line that is not blank, so that a table written
+ * indented inside a template literal reads as Postfix's own (never indented) files do; lines
+ * indented further than that stay continuation lines.
+ */
+function dedent(lines: string[]): string[] {
+  let common: string | undefined;
+  for (const line of lines) {
+    if (line.trim() === '') continue;
+    const indent = /^[ \t]*/.exec(line)![0];
+    if (common === undefined || !indent.startsWith(common)) {
+      let n = 0;
+      while (common !== undefined && n < common.length && n < indent.length && common[n] === indent[n]) n++;
+      common = common === undefined ? indent : common.slice(0, n);
+    }
+    if (common === '') return lines;
+  }
+  return common ? lines.map((line) => (line.startsWith(common) ? line.slice(common.length) : line)) : lines;
+}
+
 /** Joins physical lines into Postfix logical lines; a logical line's number is its first line. */
-function logicalLines(text: string, file: string, problems: PolicyProblem[]): { line: number; text: string }[] {
+function logicalLines(text: string, file: string, problems: PolicyProblem[], dedentLines: boolean): { line: number; text: string }[] {
   const out: { line: number; text: string }[] = [];
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const physical = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const lines = dedentLines ? dedent(physical) : physical;
   lines.forEach((physical, i) => {
     const trimmed = physical.trim();
     if (trimmed === '' || trimmed.startsWith('#')) return;
