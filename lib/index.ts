@@ -3,8 +3,8 @@
  * hosts (or a relay) with Postfix's TLS security levels, fallback levels and TLS audit records.
  */
 export * from './types.js';
-export { tlsPolicy, TlsPolicyTransport, TlsPolicyError, domainOf, parseRelay } from './transport.js';
-export type { TlsPolicyOptions, TlsPolicySentInfo } from './transport.js';
+export { tlsPolicy, TlsPolicyTransport, TlsPolicyError, ERROR_CODES, domainOf, parseRelay } from './transport.js';
+export type { TlsPolicyOptions, TlsPolicySentInfo, ErrorCode } from './transport.js';
 export type { Attempt, Delivery, Destination, DeliverEvent } from './deliver/index.js';
 export type { Plan } from './plan/index.js';
 export type { TlsaLookup, InsecureMxPolicy } from './plan/dane.js';

@@ -8,130 +8,20 @@
  * `code`, `temporary` and every destination's details.
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
-import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
-import { createResolver, type ResolverOptions } from './dns/index.js';
-import { toDnsName } from './names/index.js';
-import { lowerFirst, safeText } from './text/index.js';
-import {
-  deliver,
-  type Delivery,
-  type Destination,
-  type DeliverDns,
-  type DeliverEvent,
-  type DeliverSettings,
-  type DeliverHooks,
-  type Parked,
-} from './deliver/index.js';
-import { SessionPool, type PoolOptions } from './smtp/pool.js';
+import { configure, DEFAULTS, type TlsPolicyOptions } from './config.js';
+import { createResolver } from './dns/index.js';
+import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks } from './deliver/index.js';
+import { TlsPolicyError } from './errors.js';
+import { domainOf, envelopeProblem, messageAge, parseRelay, refusedDelivery, route } from './route.js';
 import { SessionTracker } from './smtp/tracker.js';
-import {
-  applyHostLists,
-  isDaneLevel,
-  createPolicyTable,
-  defaultPolicy,
-  fallbackFor,
-  lookupPolicy,
-  parseFallbackLevels,
-  type PolicyTableInput,
-  type FallbackMapInput,
-} from './policy/index.js';
-import type { DigestAlgorithm, Level, Policy } from './types.js';
-
+import { lowerFirst, safeText } from './text/index.js';
 import { VERSION } from './version.js';
 
-/** Options of `tlsPolicy()`. Each is documented once, in the README's option table. */
-export interface TlsPolicyOptions {
-  /** Default TLS security level for destinations without a policy entry (smtp_tls_security_level). Default `may`. */
-  level?: Level;
-  /** Per-destination policy: Postfix tls_policy text, `{ file }`, or an object keyed by destination. */
-  policy?: PolicyTableInput;
-  /** Fallback levels for authenticated levels: `"dane=encrypt, verify=may"` or `{ verify: 'encrypt' }`. */
-  fallbackLevels?: FallbackMapInput;
-  /** A fixed next hop instead of MX lookup: `smtp.example.com:587`, `[192.0.2.1]:25`, or `{ host, port, secure }`. */
-  relay?: string | { host: string; port?: number; secure?: boolean };
-  /** SMTP port for MX delivery. Default 25. */
-  port?: number;
-  /** SMTP AUTH credentials, sent only to the relay (requires `relay`), and never over cleartext. */
-  auth?: { user: string; pass: string };
-  /** Send AUTH over a cleartext channel. Default false: never. */
-  allowPlaintextAuth?: boolean;
-  /** DNS resolver options (servers, trustAd, timeout, attempts). Default: the system's resolvers. */
-  resolver?: ResolverOptions;
-  /** A CA file (PEM) for verify/secure, in place of Node's bundled CAs. */
-  caFile?: string;
-  /** Client certificate and key files (PEM) presented to every server, unless a policy entry names its own. */
-  certFile?: string;
-  keyFile?: string;
-  /** Digest for fingerprints and audit digests (smtp_tls_fingerprint_digest). Default `sha256`. */
-  fingerprintDigest?: DigestAlgorithm;
-  /** Seconds a message must have been queued before a cleartext retry after a TLS failure (minimal_backoff_time). Default 300. */
-  minimalBackoff?: number;
-  /** Exim's tls_tempfail_tryclear. Default: unset, Postfix's behaviour. */
-  tlsTempfailTryclear?: boolean;
-  /** At `may`, cleartext only when STARTTLS was not offered; any STARTTLS or TLS failure defers. Default false. */
-  strictOpportunistic?: boolean;
-  /** Exim's hosts_require_tls: MX host patterns that must use TLS (at least encrypt). */
-  hostsRequireTls?: string[];
-  /** Exim's hosts_avoid_tls: MX host patterns that get no TLS. */
-  hostsAvoidTls?: string[];
-  /**
-   * Postfix's smtp_tls_dane_insecure_mx_policy: what `dane` does when the MX RRset is not
-   * DNSSEC-secure. `dane` (default): the host's secure TLSA is still enforced, a match is Trusted;
-   * `may` or `encrypt`: that level, TLSA unused.
-   */
-  daneInsecureMxPolicy?: 'may' | 'encrypt' | 'dane';
-  /** Make TLS-policy failures permanent (bounce) instead of temporary. Default false. */
-  tlsFailuresPermanent?: boolean;
-  /** The audit template (Postfix tlsfallback proposal's language). */
-  auditTemplate?: string;
-  /** How many destinations are delivered at once. Default 8. */
-  maxConcurrentDestinations?: number;
-  /** How many MX addresses are tried per destination (smtp_mx_address_limit). Default 5. */
-  maxMxAddresses?: number;
-  /**
-   * How many MX sessions that completed EHLO and TLS but then failed the transaction (say a
-   * 451 to MAIL FROM) are tried before the destination is deferred (smtp_mx_session_limit).
-   * Sessions that fail earlier (connection, STARTTLS, TLS, verification) do not count.
-   * Default 2; 0 for no limit.
-   */
-  maxMxSessions?: number;
-  /** Try IPv6 addresses. Default true. */
-  ipv6?: boolean;
-  /** EHLO name. Default: the machine's host name. */
-  name?: string;
-  connectionTimeout?: number;
-  greetingTimeout?: number;
-  socketTimeout?: number;
-  /**
-   * Milliseconds within which each SMTP reply must be complete (a deadline, not an inactivity
-   * timer: a reply trickling in a byte at a time fails too). Default 300000 (Postfix's
-   * smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout).
-   */
-  commandTimeout?: number;
-  /**
-   * Milliseconds within which the message body must be handed over, and again within which the
-   * reply to its end must arrive. Default 600000 (Postfix's smtp_data_done_timeout).
-   */
-  dataTimeout?: number;
-  /** A bunyan-compatible logger, or true for the console, as in Nodemailer. */
-  logger?: unknown;
-  /** Log SMTP traffic, as in Nodemailer. */
-  debug?: boolean;
-  /** The DNS to use instead of a Resolver made from `resolver` (a lib/dns Resolver, shared between transports). */
-  dns?: DeliverDns;
-  /**
-   * Keep sessions open for the next message to the same address under the same plan (same
-   * level, names, TLSA records, SNI, client certificate), as Postfix's connection cache does.
-   * `false` opens a new session per message. Default: on, `{ maxConnectionsPerKey: 20, maxIdlePerKey: 20, maxIdle: 100,
-   * idleTimeout: 5000, maxMessages: 500 }`.
-   */
-  connectionReuse?: boolean | PoolOptions;
-  /** Sees every DNS answer, plan, session fact and decision (what the probe command uses). */
-  observe?: DeliverSettings['observe'];
-}
+export { TlsPolicyError, ERROR_CODES, type ErrorCode } from './errors.js';
+export type { TlsPolicyOptions } from './config.js';
+export { domainOf, envelopeProblem, parseRelay } from './route.js';
 
 /** What `sendMail` resolves with. */
 export interface TlsPolicySentInfo {
@@ -147,25 +37,6 @@ export interface TlsPolicySentInfo {
   deliveries: Delivery[];
 }
 
-/** What `sendMail` rejects with when no recipient was accepted. */
-export class TlsPolicyError extends Error {
-  /** ETLS, EDNS, ENULLMX, ECONNECTION, EENVELOPE, EMESSAGE, EAUTH, ECONFIG. */
-  code: string;
-  temporary: boolean;
-  deliveries: Delivery[];
-  rejected: string[];
-  pending: string[];
-  constructor(message: string, code: string, temporary: boolean, deliveries: Delivery[] = []) {
-    super(message);
-    this.name = 'TlsPolicyError';
-    this.code = code;
-    this.temporary = temporary;
-    this.deliveries = deliveries;
-    this.rejected = deliveries.flatMap((d) => d.rejected);
-    this.pending = deliveries.flatMap((d) => d.pending);
-  }
-}
-
 interface MailLike {
   data: { queuedAt?: Date | number | string; [key: string]: unknown };
   message: {
@@ -173,94 +44,6 @@ interface MailLike {
     messageId(): string;
     build(callback: (err: Error | null, message: Buffer) => void): void;
   };
-}
-
-const DEFAULTS = {
-  level: 'may' as Level,
-  port: 25,
-  digest: 'sha256' as DigestAlgorithm,
-  minimalBackoff: 300,
-  maxConcurrentDestinations: 8,
-  maxMxAddresses: 5,
-  maxMxSessions: 2,
-};
-
-/**
- * Why an envelope address cannot be put in a MAIL FROM or RCPT TO command, or undefined: a line
- * break would end the command (and could inject another), other controls and `<`, `>` cannot
- * appear in a path (RFC 5321 section 4.1.2). Checked before any connection, so such an address
- * is refused at once for good, never retried at every MX.
- */
-export function envelopeProblem(address: string): string | undefined {
-  if (/[\r\n]/.test(address)) return 'it holds a line break';
-  if (/[\x00-\x1f\x7f]/.test(address)) return 'it holds a control character';
-  if (/[<>]/.test(address)) return 'it holds "<" or ">"';
-  return undefined;
-}
-
-/** `user@Bücher.example` -> `bücher.example` as an A-label; `user@[192.0.2.1]` -> the literal. */
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at < 0) throw new TlsPolicyError(`recipient ${safeText(address)} has no domain`, 'EENVELOPE', false);
-  const domain = address.slice(at + 1).trim();
-  if (domain.startsWith('[') && domain.endsWith(']')) return domain.toLowerCase();
-  // The same normaliser as policy keys, so a table entry and a recipient always agree.
-  const ascii = toDnsName(domain);
-  if (!ascii.ok) throw new TlsPolicyError(`recipient ${safeText(address)} has an invalid domain: ${ascii.reason}`, 'EENVELOPE', false);
-  return ascii.value;
-}
-
-/** A recipient whose address cannot be delivered to at all (no or an invalid domain): bounced. */
-function refusedDelivery(recipient: string, err: Error): Delivery {
-  return {
-    destination: safeText(recipient.slice(recipient.lastIndexOf('@') + 1)),
-    level: 'none',
-    policySource: 'none',
-    status: 'bounced',
-    accepted: [],
-    rejected: [recipient],
-    pending: [],
-    attempts: [],
-    reason: err.message,
-    code: 'EENVELOPE',
-    temporary: false,
-  };
-}
-
-/** `smtp.example.com:587`, `[192.0.2.1]:25`, `[::1]:2525`, or an object -> a relay destination. */
-export function parseRelay(relay: NonNullable<TlsPolicyOptions['relay']>): Extract<Destination, { kind: 'relay' }> {
-  let host: string;
-  let port: number | undefined;
-  let secure: boolean | undefined;
-  if (typeof relay === 'string') {
-    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(relay.trim()) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(relay.trim());
-    if (!m) throw new TlsPolicyError(`relay "${relay}" is not host, host:port or [host]:port`, 'ECONFIG', false);
-    host = m[1] as string;
-    port = m[2] ? Number(m[2]) : undefined;
-  } else {
-    host = relay.host.replace(/^\[|\]$/g, '');
-    port = relay.port;
-    secure = relay.secure;
-  }
-  if (host.toLowerCase().startsWith('ipv6:')) host = host.slice(5);
-  const finalPort = port ?? (secure ? 465 : 25);
-  if (!Number.isInteger(finalPort) || finalPort < 1 || finalPort > 65535) {
-    throw new TlsPolicyError(`relay port ${finalPort} is not a port number`, 'ECONFIG', false);
-  }
-  let name = host.toLowerCase();
-  if (!host.includes(':')) {
-    const ascii = toDnsName(host);
-    if (!ascii.ok) throw new TlsPolicyError(`relay host "${host}" is not a valid name: ${ascii.reason}`, 'ECONFIG', false);
-    name = ascii.value;
-  }
-  return { kind: 'relay', host: name, port: finalPort, implicitTls: secure ?? finalPort === 465 };
-}
-
-function messageAge(queuedAt: unknown, now: number): number {
-  if (queuedAt === undefined || queuedAt === null) return 0; // a message with no age is new
-  const t = queuedAt instanceof Date ? queuedAt.getTime() : typeof queuedAt === 'number' ? queuedAt : Date.parse(String(queuedAt));
-  if (!Number.isFinite(t)) throw new TlsPolicyError(`queuedAt ${String(queuedAt)} is not a date`, 'ECONFIG', false);
-  return Math.max(0, (now - t) / 1000);
 }
 
 /** Runs `work` over `items` with at most `limit` at once, keeping the order of results. */
@@ -302,128 +85,16 @@ export class TlsPolicyTransport extends EventEmitter {
     super();
     this.options = options;
     this.logger = getLogger({ logger: options.logger as never }, { component: 'tls-policy' } as never);
-    const level = options.level ?? DEFAULTS.level;
-    const base = defaultPolicy(level, 'level option');
-    if (options.relay) this.relay = { ...parseRelay(options.relay), authenticate: true };
-    if (options.auth && !options.relay) {
-      throw new TlsPolicyError(
-        'option auth needs option relay: SMTP AUTH credentials are sent only to the configured relay, never to MX hosts',
-        'ECONFIG',
-        false,
-      );
-    }
-    if (this.relay?.implicitTls && base.level === 'none') {
-      throw new TlsPolicyError(`relay ${this.relay.host}:${this.relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
-    }
-    const table = createPolicyTable(options.policy);
-    const fallbackMap = parseFallbackLevels(options.fallbackLevels);
-    if (options.daneInsecureMxPolicy !== undefined && !['may', 'encrypt', 'dane'].includes(options.daneInsecureMxPolicy)) {
-      throw new TlsPolicyError(`option daneInsecureMxPolicy must be may, encrypt or dane, not ${String(options.daneInsecureMxPolicy)}`, 'ECONFIG', false);
-    }
-    const auditTemplate = options.auditTemplate ?? DEFAULT_AUDIT_TEMPLATE;
-    parseTemplate(auditTemplate);
-    if (options.maxMxSessions !== undefined && (!Number.isInteger(options.maxMxSessions) || options.maxMxSessions < 0)) {
-      throw new TlsPolicyError(`option maxMxSessions must be 0 or a positive integer, not ${String(options.maxMxSessions)}`, 'ECONFIG', false);
-    }
-    for (const [name, value] of [
-      ['commandTimeout', options.commandTimeout],
-      ['dataTimeout', options.dataTimeout],
-      ['connectionTimeout', options.connectionTimeout],
-      ['greetingTimeout', options.greetingTimeout],
-      ['socketTimeout', options.socketTimeout],
-    ] as const) {
-      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-        throw new TlsPolicyError(`option ${name} must be a positive integer (milliseconds), not ${String(value)}`, 'ECONFIG', false);
-      }
-    }
-    for (const [name, value] of [
-      ['port', options.port],
-      ['maxMxAddresses', options.maxMxAddresses],
-      ['maxConcurrentDestinations', options.maxConcurrentDestinations],
-    ] as const) {
-      if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
-        throw new TlsPolicyError(`option ${name} must be a positive integer${name === 'port' ? ' up to 65535' : ''}, not ${String(value)}`, 'ECONFIG', false);
-      }
-    }
-    if (options.auth && (typeof options.auth.user !== 'string' || typeof options.auth.pass !== 'string')) {
-      throw new TlsPolicyError('option auth needs a user and a pass', 'ECONFIG', false);
-    }
-    const files = new Map<string, Buffer>();
-    const read = (path: string | undefined, what: string): Buffer | undefined => {
-      if (!path) return undefined;
-      let content = files.get(path);
-      if (!content) {
-        try {
-          content = readFileSync(path);
-        } catch (err) {
-          throw new TlsPolicyError(`cannot read ${what} ${path}: ${(err as Error).message}`, 'ECONFIG', false);
-        }
-        files.set(path, content);
-      }
-      return content;
-    };
-    // Read the global files now, so a missing one fails at creation.
-    read(options.caFile, 'CA file');
-    read(options.certFile, 'client certificate file');
-    read(options.keyFile, 'client key file');
-    const hostLists = {
-      ...(options.hostsRequireTls ? { hostsRequireTls: options.hostsRequireTls } : {}),
-      ...(options.hostsAvoidTls ? { hostsAvoidTls: options.hostsAvoidTls } : {}),
-    };
-    applyHostLists(base, { name: 'validate.invalid', address: '0.0.0.0' }, hostLists); // validates the patterns
-    this.settings = {
-      port: options.port ?? DEFAULTS.port,
-      maxMxAddresses: options.maxMxAddresses ?? DEFAULTS.maxMxAddresses,
-      maxMxSessions: options.maxMxSessions ?? DEFAULTS.maxMxSessions,
-      digest: options.fingerprintDigest ?? DEFAULTS.digest,
-      rules: {
-        minimalBackoff: options.minimalBackoff ?? DEFAULTS.minimalBackoff,
-        strict: options.strictOpportunistic === true,
-        ...(options.tlsTempfailTryclear !== undefined ? { tempfailTryclear: options.tlsTempfailTryclear } : {}),
-      },
-      ...(options.auth ? { auth: options.auth } : {}),
-      allowPlaintextAuth: options.allowPlaintextAuth === true,
-      tlsFailuresPermanent: options.tlsFailuresPermanent === true,
-      auditTemplate,
-      ...(options.name ? { name: options.name } : {}),
-      ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
-      ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
-      ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
-      ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}),
-      ...(options.dataTimeout ? { dataTimeout: options.dataTimeout } : {}),
-      tracker: this.tracker,
-      ipv6: options.ipv6 !== false,
-      insecureMxPolicy: options.daneInsecureMxPolicy ?? 'dane',
-      debug: options.debug === true,
-      logger: this.logger,
-      smtpLogger: options.logger,
-      ...(options.observe ? { observe: options.observe } : {}),
-      ...(options.connectionReuse === false
-        ? {}
-        : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
-    };
-    this.hooks = {
-      policyFor: (destination) =>
-        lookupPolicy(
-          table,
-          destination.kind === 'relay' ? { kind: 'host', host: destination.host, port: destination.port } : { kind: 'domain', domain: destination.domain },
-          base,
-        ),
-      hostPolicy: (policy, host) => applyHostLists(policy, host, hostLists),
-      fallbackFor: (policy: Policy) => fallbackFor(policy, fallbackMap),
-      files: (policy: Policy) => {
-        const ca = read(policy.caFile ?? options.caFile, 'CA file');
-        const cert = read(policy.certFile ?? options.certFile, 'client certificate file');
-        const key = read(policy.keyFile ?? options.keyFile, 'client key file');
-        return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
-      },
-    };
+    const configured = configure(options, this.logger, this.tracker);
+    this.settings = configured.settings;
+    this.hooks = configured.hooks;
+    if (configured.relay) this.relay = configured.relay;
+    this.daneConfigured = configured.daneConfigured;
     this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
     // Ready for work: a caller that waits for 'idle' before sending starts now.
     setImmediate(() => {
       if (this.isIdle()) this.emit('idle');
     });
-    this.daneConfigured = isDaneLevel(base.level) || table.entries().some(([, p]) => isDaneLevel(p.level) || isDaneLevel(p.shadow));
     if (this.daneConfigured && this.dns.trustedServers?.length === 0) {
       // DANE that is silently inactive is the failure nobody sees: say so once, now.
       this.dnssecChecked = true;
@@ -500,32 +171,9 @@ export class TlsPolicyTransport extends EventEmitter {
     }
     const age = messageAge(mail.data.queuedAt, Date.now());
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
-    const groups = new Map<string, { destination: Destination; recipients: string[] }>();
-    const invalid: Delivery[] = [];
-    for (const recipient of recipients) {
-      let key: string;
-      try {
-        const problem = envelopeProblem(recipient);
-        if (problem) throw new TlsPolicyError(`recipient "${safeText(recipient)}" cannot be sent in RCPT TO: ${problem}`, 'EENVELOPE', false);
-        key = this.relay ? 'relay' : domainOf(recipient);
-      } catch (err) {
-        invalid.push(refusedDelivery(recipient, err as Error));
-        continue;
-      }
-      let group = groups.get(key);
-      if (!group) {
-        const destination: Destination =
-          this.relay ??
-          (key.startsWith('[')
-            ? { kind: 'relay', host: key.slice(1, -1).replace(/^ipv6:/i, ''), port: this.settings.port, implicitTls: false }
-            : { kind: 'domain', domain: key });
-        group = { destination, recipients: [] };
-        groups.set(key, group);
-      }
-      group.recipients.push(recipient);
-    }
+    const { groups, refused: invalid } = route(recipients, this.relay, this.settings.port);
     const level = this.options.level ?? DEFAULTS.level;
-    const delivered = await mapLimit([...groups.values()], this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
+    const delivered = await mapLimit(groups, this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
       deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age }, this.dns, this.settings, this.hooks).catch(
         // One destination's unexpected failure must not hide what the others did.
         (err: Error): Delivery => {

@@ -1,0 +1,366 @@
+/**
+ * config: options -> the settings a delivery runs with. Every option is checked here, once,
+ * when the transport is made: an unknown name is an error that suggests the nearest known one,
+ * and Nodemailer's own SMTP options get a message that says what to write instead (keeping
+ * `host` would otherwise silently turn a smarthost setup into direct MX delivery). The defaults
+ * live here, in one place. Files the options and the policy table name are read here too, so a
+ * missing one fails at creation, not at send time.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'nodemailer/lib/shared';
+import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
+import type { ResolverOptions } from './dns/index.js';
+import type { DeliverDns, DeliverHooks, DeliverSettings, Destination, Parked } from './deliver/index.js';
+import { TlsPolicyError } from './errors.js';
+import {
+  applyHostLists,
+  createPolicyTable,
+  defaultPolicy,
+  fallbackFor,
+  isDaneLevel,
+  lookupPolicy,
+  parseFallbackLevels,
+  type PolicyTable,
+  type PolicyTableInput,
+  type FallbackMapInput,
+} from './policy/index.js';
+import { parseRelay } from './route.js';
+import { SessionPool, type PoolOptions } from './smtp/pool.js';
+import type { SessionTracker } from './smtp/tracker.js';
+import type { DigestAlgorithm, Level, Policy } from './types.js';
+
+/** Options of `tlsPolicy()`. Each is documented once, in the README's option table. */
+export interface TlsPolicyOptions {
+  /** Default TLS security level for destinations without a policy entry (smtp_tls_security_level). Default `may`. */
+  level?: Level;
+  /** Per-destination policy: Postfix tls_policy text, `{ file }`, or an object keyed by destination. */
+  policy?: PolicyTableInput;
+  /** Fallback levels for authenticated levels: `"dane=encrypt, verify=may"` or `{ verify: 'encrypt' }`. */
+  fallbackLevels?: FallbackMapInput;
+  /** A fixed next hop instead of MX lookup: `smtp.example.com:587`, `[192.0.2.1]:25`, or `{ host, port, secure }`. */
+  relay?: string | { host: string; port?: number; secure?: boolean };
+  /** SMTP port for MX delivery. Default 25. */
+  port?: number;
+  /** SMTP AUTH credentials, sent only to the relay (requires `relay`), and never over cleartext. */
+  auth?: { user: string; pass: string };
+  /** Send AUTH over a cleartext channel. Default false: never. */
+  allowPlaintextAuth?: boolean;
+  /** DNS resolver options (servers, trustAd, timeout, attempts). Default: the system's resolvers. */
+  resolver?: ResolverOptions;
+  /** A CA file (PEM) for verify/secure, in place of Node's bundled CAs. */
+  caFile?: string;
+  /** Client certificate and key files (PEM) presented to every server, unless a policy entry names its own. */
+  certFile?: string;
+  keyFile?: string;
+  /** Digest for fingerprints and audit digests (smtp_tls_fingerprint_digest). Default `sha256`. */
+  fingerprintDigest?: DigestAlgorithm;
+  /** Seconds a message must have been queued before a cleartext retry after a TLS failure (minimal_backoff_time). Default 300. */
+  minimalBackoff?: number;
+  /** Exim's tls_tempfail_tryclear. Default: unset, Postfix's behaviour. */
+  tlsTempfailTryclear?: boolean;
+  /** At `may`, cleartext only when STARTTLS was not offered; any STARTTLS or TLS failure defers. Default false. */
+  strictOpportunistic?: boolean;
+  /** Exim's hosts_require_tls: MX host patterns that must use TLS (at least encrypt). */
+  hostsRequireTls?: string[];
+  /** Exim's hosts_avoid_tls: MX host patterns that get no TLS. */
+  hostsAvoidTls?: string[];
+  /**
+   * Postfix's smtp_tls_dane_insecure_mx_policy: what `dane` does when the MX RRset is not
+   * DNSSEC-secure. `dane` (default): the host's secure TLSA is still enforced, a match is Trusted;
+   * `may` or `encrypt`: that level, TLSA unused.
+   */
+  daneInsecureMxPolicy?: 'may' | 'encrypt' | 'dane';
+  /** Make TLS-policy failures permanent (bounce) instead of temporary. Default false. */
+  tlsFailuresPermanent?: boolean;
+  /** The audit template (Postfix tlsfallback proposal's language). */
+  auditTemplate?: string;
+  /** How many destinations are delivered at once. Default 8. */
+  maxConcurrentDestinations?: number;
+  /** How many MX addresses are tried per destination (smtp_mx_address_limit). Default 5. */
+  maxMxAddresses?: number;
+  /**
+   * How many MX sessions that completed EHLO and TLS but then failed the transaction (say a
+   * 451 to MAIL FROM) are tried before the destination is deferred (smtp_mx_session_limit).
+   * Sessions that fail earlier (connection, STARTTLS, TLS, verification) do not count.
+   * Default 2; 0 for no limit.
+   */
+  maxMxSessions?: number;
+  /** Try IPv6 addresses. Default true. */
+  ipv6?: boolean;
+  /** EHLO name. Default: the machine's host name. */
+  name?: string;
+  connectionTimeout?: number;
+  greetingTimeout?: number;
+  socketTimeout?: number;
+  /**
+   * Milliseconds within which each SMTP reply must be complete (a deadline, not an inactivity
+   * timer: a reply trickling in a byte at a time fails too). Default 300000 (Postfix's
+   * smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout).
+   */
+  commandTimeout?: number;
+  /**
+   * Milliseconds within which the message body must be handed over, and again within which the
+   * reply to its end must arrive. Default 600000 (Postfix's smtp_data_done_timeout).
+   */
+  dataTimeout?: number;
+  /** A bunyan-compatible logger, or true for the console, as in Nodemailer. */
+  logger?: unknown;
+  /** Log SMTP traffic, as in Nodemailer. */
+  debug?: boolean;
+  /** The DNS to use instead of a Resolver made from `resolver` (a lib/dns Resolver, shared between transports). */
+  dns?: DeliverDns;
+  /**
+   * Keep sessions open for the next message to the same address under the same plan (same
+   * level, names, TLSA records, SNI, client certificate), as Postfix's connection cache does.
+   * `false` opens a new session per message. Default: on, `{ maxConnectionsPerKey: 20, maxIdlePerKey: 20, maxIdle: 100,
+   * idleTimeout: 5000, maxMessages: 500 }`.
+   */
+  connectionReuse?: boolean | PoolOptions;
+  /** Sees every DNS answer, plan, session fact and decision (what the probe command uses). */
+  observe?: DeliverSettings['observe'];
+}
+
+export const DEFAULTS = {
+  level: 'may' as Level,
+  port: 25,
+  digest: 'sha256' as DigestAlgorithm,
+  minimalBackoff: 300,
+  maxConcurrentDestinations: 8,
+  maxMxAddresses: 5,
+  maxMxSessions: 2,
+};
+
+/** Every option name tlsPolicy() takes (TlsPolicyOptions); a name not here is an error. */
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
+  'level',
+  'policy',
+  'fallbackLevels',
+  'relay',
+  'port',
+  'auth',
+  'allowPlaintextAuth',
+  'resolver',
+  'caFile',
+  'certFile',
+  'keyFile',
+  'fingerprintDigest',
+  'minimalBackoff',
+  'tlsTempfailTryclear',
+  'strictOpportunistic',
+  'hostsRequireTls',
+  'hostsAvoidTls',
+  'daneInsecureMxPolicy',
+  'tlsFailuresPermanent',
+  'auditTemplate',
+  'maxConcurrentDestinations',
+  'maxMxAddresses',
+  'maxMxSessions',
+  'ipv6',
+  'name',
+  'connectionTimeout',
+  'greetingTimeout',
+  'socketTimeout',
+  'commandTimeout',
+  'dataTimeout',
+  'logger',
+  'debug',
+  'dns',
+  'connectionReuse',
+  'observe',
+] satisfies Array<keyof TlsPolicyOptions>);
+
+/**
+ * Nodemailer's SMTP transport options that mean something else here, or nothing: what to write
+ * instead. (`port`, `auth`, `name`, `logger`, `debug` and the three Nodemailer timeouts are
+ * options here too, with the same meaning, except that `port` is the port of MX delivery.)
+ */
+const NODEMAILER_OPTIONS: Readonly<Record<string, string>> = {
+  host: "to send through a smarthost, write relay: 'host:port' (host alone would be ignored and mail would go to each recipient's MX hosts)",
+  secure: 'write relay: { host, port: 465, secure: true } for implicit TLS (SMTPS)',
+  service: "write relay: 'smtp.provider.example:587' with the provider's host",
+  requireTLS: "write level: 'encrypt' (or verify, secure) to make TLS mandatory",
+  ignoreTLS: "write level: 'none' to send without TLS",
+  opportunisticTLS: "level: 'may' is the default: TLS when offered",
+  tls: 'write caFile, certFile and keyFile, and per destination the policy attributes (protocols, ciphers, servername, cafile)',
+  pool: 'sessions are reused by default: write connectionReuse (false, or { maxConnectionsPerKey, ... })',
+  maxConnections: 'write connectionReuse: { maxConnectionsPerKey } (and maxConcurrentDestinations)',
+  maxMessages: 'write connectionReuse: { maxMessages }',
+  rateDelta: 'rate limiting is not supported',
+  rateLimit: 'rate limiting is not supported',
+  dnsTimeout: 'write resolver: { timeout }',
+  localAddress: 'choosing a local address is not supported',
+  proxy: 'proxies are not supported',
+  authMethod: 'the AUTH method is the strongest the relay offers; it cannot be chosen',
+  lmtp: 'LMTP is not supported',
+  url: 'write the options as an object: relay, auth, level',
+  transactionLog: 'write debug: true',
+  socket: 'a ready-made socket is not supported',
+  connection: 'a ready-made connection is not supported',
+  customAuth: 'custom AUTH methods are not supported',
+};
+
+/** The Levenshtein distance of two short strings (for "did you mean"). */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** A wrong option is an error, never silently ignored: every unknown name, with what to write instead. */
+function checkOptionNames(options: object): void {
+  const problems: string[] = [];
+  for (const name of Object.keys(options)) {
+    if (KNOWN_OPTIONS.has(name)) continue;
+    const advice = NODEMAILER_OPTIONS[name];
+    if (advice) {
+      problems.push(`option ${name} is Nodemailer's SMTP transport option, not this transport's: ${advice}`);
+      continue;
+    }
+    const near = [...KNOWN_OPTIONS].map((known) => ({ known, d: distance(name, known) })).sort((x, y) => x.d - y.d)[0];
+    const suggestion = near && near.d <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean ${near.known}?)` : '';
+    problems.push(`unknown option ${JSON.stringify(name)}${suggestion}`);
+  }
+  if (problems.length > 0) throw new TlsPolicyError(problems.join('; '), 'ECONFIG', false);
+}
+
+/** What configure() makes of the options. */
+export interface Configured {
+  settings: DeliverSettings;
+  hooks: DeliverHooks;
+  /** The configured relay, when there is one: the only next hop AUTH goes to. */
+  relay: Extract<Destination, { kind: 'relay' }> | undefined;
+  table: PolicyTable;
+  /** The default policy (the level option). */
+  base: Policy;
+  /** Whether any level or shadow level in the configuration is dane or dane-only. */
+  daneConfigured: boolean;
+}
+
+/** Checks every option and builds the settings; throws TlsPolicyError (ECONFIG, EPOLICY) on a wrong one. */
+export function configure(options: TlsPolicyOptions, logger: Logger, tracker: SessionTracker): Configured {
+  const level = options.level ?? DEFAULTS.level;
+  const base = defaultPolicy(level, 'level option');
+  checkOptionNames(options);
+  const relay = options.relay ? { ...parseRelay(options.relay), authenticate: true } : undefined;
+  if (options.auth && !options.relay) {
+    throw new TlsPolicyError(
+      'option auth needs option relay: SMTP AUTH credentials are sent only to the configured relay, never to MX hosts',
+      'ECONFIG',
+      false,
+    );
+  }
+  if (relay?.implicitTls && base.level === 'none') {
+    throw new TlsPolicyError(`relay ${relay.host}:${relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
+  }
+  const table = createPolicyTable(options.policy);
+  const fallbackMap = parseFallbackLevels(options.fallbackLevels);
+  if (options.daneInsecureMxPolicy !== undefined && !['may', 'encrypt', 'dane'].includes(options.daneInsecureMxPolicy)) {
+    throw new TlsPolicyError(`option daneInsecureMxPolicy must be may, encrypt or dane, not ${String(options.daneInsecureMxPolicy)}`, 'ECONFIG', false);
+  }
+  const auditTemplate = options.auditTemplate ?? DEFAULT_AUDIT_TEMPLATE;
+  parseTemplate(auditTemplate);
+  if (options.maxMxSessions !== undefined && (!Number.isInteger(options.maxMxSessions) || options.maxMxSessions < 0)) {
+    throw new TlsPolicyError(`option maxMxSessions must be 0 or a positive integer, not ${String(options.maxMxSessions)}`, 'ECONFIG', false);
+  }
+  for (const [name, value] of [
+    ['commandTimeout', options.commandTimeout],
+    ['dataTimeout', options.dataTimeout],
+    ['connectionTimeout', options.connectionTimeout],
+    ['greetingTimeout', options.greetingTimeout],
+    ['socketTimeout', options.socketTimeout],
+  ] as const) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      throw new TlsPolicyError(`option ${name} must be a positive integer (milliseconds), not ${String(value)}`, 'ECONFIG', false);
+    }
+  }
+  for (const [name, value] of [
+    ['port', options.port],
+    ['maxMxAddresses', options.maxMxAddresses],
+    ['maxConcurrentDestinations', options.maxConcurrentDestinations],
+  ] as const) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
+      throw new TlsPolicyError(`option ${name} must be a positive integer${name === 'port' ? ' up to 65535' : ''}, not ${String(value)}`, 'ECONFIG', false);
+    }
+  }
+  if (options.auth && (typeof options.auth.user !== 'string' || typeof options.auth.pass !== 'string')) {
+    throw new TlsPolicyError('option auth needs a user and a pass', 'ECONFIG', false);
+  }
+  const files = new Map<string, Buffer>();
+  const read = (path: string | undefined, what: string): Buffer | undefined => {
+    if (!path) return undefined;
+    let content = files.get(path);
+    if (!content) {
+      try {
+        content = readFileSync(path);
+      } catch (err) {
+        throw new TlsPolicyError(`cannot read ${what} ${path}: ${(err as Error).message}`, 'ECONFIG', false);
+      }
+      files.set(path, content);
+    }
+    return content;
+  };
+  // Read the global files now, so a missing one fails at creation.
+  read(options.caFile, 'CA file');
+  read(options.certFile, 'client certificate file');
+  read(options.keyFile, 'client key file');
+  const hostLists = {
+    ...(options.hostsRequireTls ? { hostsRequireTls: options.hostsRequireTls } : {}),
+    ...(options.hostsAvoidTls ? { hostsAvoidTls: options.hostsAvoidTls } : {}),
+  };
+  applyHostLists(base, { name: 'validate.invalid', address: '0.0.0.0' }, hostLists); // validates the patterns
+  const settings: DeliverSettings = {
+    port: options.port ?? DEFAULTS.port,
+    maxMxAddresses: options.maxMxAddresses ?? DEFAULTS.maxMxAddresses,
+    maxMxSessions: options.maxMxSessions ?? DEFAULTS.maxMxSessions,
+    digest: options.fingerprintDigest ?? DEFAULTS.digest,
+    rules: {
+      minimalBackoff: options.minimalBackoff ?? DEFAULTS.minimalBackoff,
+      strict: options.strictOpportunistic === true,
+      ...(options.tlsTempfailTryclear !== undefined ? { tempfailTryclear: options.tlsTempfailTryclear } : {}),
+    },
+    ...(options.auth ? { auth: options.auth } : {}),
+    allowPlaintextAuth: options.allowPlaintextAuth === true,
+    tlsFailuresPermanent: options.tlsFailuresPermanent === true,
+    auditTemplate,
+    ...(options.name ? { name: options.name } : {}),
+    ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
+    ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
+    ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
+    ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}),
+    ...(options.dataTimeout ? { dataTimeout: options.dataTimeout } : {}),
+    tracker,
+    ipv6: options.ipv6 !== false,
+    insecureMxPolicy: options.daneInsecureMxPolicy ?? 'dane',
+    debug: options.debug === true,
+    logger,
+    smtpLogger: options.logger,
+    ...(options.observe ? { observe: options.observe } : {}),
+    ...(options.connectionReuse === false ? {} : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
+  };
+  const hooks: DeliverHooks = {
+    policyFor: (destination) =>
+      lookupPolicy(
+        table,
+        destination.kind === 'relay' ? { kind: 'host', host: destination.host, port: destination.port } : { kind: 'domain', domain: destination.domain },
+        base,
+      ),
+    hostPolicy: (policy, host) => applyHostLists(policy, host, hostLists),
+    fallbackFor: (policy: Policy) => fallbackFor(policy, fallbackMap),
+    files: (policy: Policy) => {
+      const ca = read(policy.caFile ?? options.caFile, 'CA file');
+      const cert = read(policy.certFile ?? options.certFile, 'client certificate file');
+      const key = read(policy.keyFile ?? options.keyFile, 'client key file');
+      return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+    },
+  };
+  const daneConfigured = isDaneLevel(base.level) || table.entries().some(([, p]) => isDaneLevel(p.level) || isDaneLevel(p.shadow));
+  return { settings, hooks, relay, table, base, daneConfigured };
+}
