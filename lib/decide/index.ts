@@ -27,6 +27,7 @@
  *   caller allowed it explicitly.
  */
 import { isTlsRequiredInPlan } from '../policy/levels.js';
+import { replyCode } from '../smtp/reply.js';
 import type { FallbackLevel, Level, Stage, Trust, Verdict } from '../types.js';
 
 /** How `may` treats STARTTLS and TLS failures. */
@@ -93,11 +94,6 @@ export type Decision =
   | { action: 'plaintext-now'; reason: string; stage: Stage }
   /** Retry this address in cleartext, after the other MX hosts were tried with TLS. */
   | { action: 'plaintext-later'; reason: string; stage: Stage };
-
-function code(reply: string | undefined): number | undefined {
-  const m = reply ? /^([2-5]\d\d)/.exec(reply) : null;
-  return m ? Number(m[1]) : undefined;
-}
 
 /** Whether cleartext is allowed at all for this MX: `may`, or a mandatory level with fallback=may. */
 function cleartextAllowed(input: DecideInput): boolean {
@@ -202,7 +198,7 @@ export function decide(input: DecideInput): Decision {
   if (!facts.tls) {
     if (!facts.starttlsOffered) return tlsUnavailable(input, 'no-starttls', `${where} offered no STARTTLS`);
     const reply = facts.starttlsReply ?? 'no reply';
-    return tlsUnavailable(input, 'starttls-refused', `${where} refused STARTTLS: ${reply}`, code(facts.starttlsReply));
+    return tlsUnavailable(input, 'starttls-refused', `${where} refused STARTTLS: ${reply}`, replyCode(facts.starttlsReply));
   }
   const verdict = input.verdict;
   if (!verdict) throw new Error('decide: TLS was established but no verdict was given');

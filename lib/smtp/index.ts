@@ -13,4 +13,5 @@
 export { classifyFailure, DEFAULT_COMMAND_TIMEOUT, DEFAULT_DATA_TIMEOUT, oneLine, Session } from './session.js';
 export type { RecipientResult, SessionFacts, SessionFailure, SessionFailureKind, SessionOptions, TransactionResult } from './session.js';
 export { SessionPool, type PoolOptions, type Slot } from './pool.js';
+export { replyCode } from './reply.js';
 export { SessionTracker, type TrackedSession } from './tracker.js';

@@ -37,6 +37,7 @@ import {
   tlsSocketOf,
 } from './connection-internals.js';
 import type { SessionTracker } from './tracker.js';
+import { replyCode } from './reply.js';
 
 export interface SessionOptions {
   /** The MX host name, for messages. */
@@ -137,11 +138,6 @@ export interface TransactionResult {
   reply?: string | undefined;
   /** Set when the transaction failed as a whole (MAIL FROM, DATA or the connection). */
   failure?: { message: string; reply?: string; replyCode?: number; temporary: boolean; command?: string };
-}
-
-function replyCode(reply: string | undefined): number | undefined {
-  const match = reply ? /^([2-5]\d\d)/.exec(reply) : null;
-  return match ? Number(match[1]) : undefined;
 }
 
 /**
