@@ -346,12 +346,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     ...(options.connectionReuse === false ? {} : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
   };
   const hooks: DeliverHooks = {
-    policyFor: (destination) =>
-      lookupPolicy(
-        table,
-        destination.kind === 'relay' ? { kind: 'host', host: destination.host, port: destination.port } : { kind: 'domain', domain: destination.domain },
-        base,
-      ),
+    policyFor: (destination) => lookupPolicy(table, destination, base),
     hostPolicy: (policy, host) => applyHostLists(policy, host, hostLists),
     fallbackFor: (policy: Policy) => fallbackFor(policy, fallbackMap),
     files: (policy: Policy) => {

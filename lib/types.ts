@@ -6,6 +6,21 @@
  * them carries behaviour.
  */
 
+/**
+ * Where one delivery goes: a recipient domain (MX lookup), or a fixed next hop (the configured
+ * relay, or a recipient's address literal), with no MX lookup.
+ */
+export type Destination =
+  | { kind: 'domain'; domain: string }
+  | {
+      kind: 'relay';
+      host: string;
+      port: number;
+      implicitTls: boolean;
+      /** The configured relay: the only next hop SMTP AUTH credentials are sent to. */
+      authenticate?: boolean;
+    };
+
 /** Postfix's TLS security levels (smtp_tls_security_level), weakest first. */
 export const LEVELS = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure'] as const;
 export type Level = (typeof LEVELS)[number];

@@ -9,7 +9,7 @@ import type { Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
 import type { SessionFacts } from '../smtp/session.js';
 import type { SessionTracker } from '../smtp/tracker.js';
-import type { AuditRecord, DigestAlgorithm, FallbackLevel, Level, Policy, ResultType, Stage, Trust, Verdict } from '../types.js';
+import type { AuditRecord, Destination, DigestAlgorithm, FallbackLevel, Level, Policy, ResultType, Stage, Trust, Verdict } from '../types.js';
 
 /** The DNS this module needs (lib/dns's Resolver has it). */
 export interface DeliverDns {
@@ -22,18 +22,6 @@ export interface DeliverDns {
   /** Whether the trusted servers answer and validate DNSSEC (lib/dns's Resolver has it). */
   checkDnssec?(name?: string): Promise<DnssecCheck>;
 }
-
-/** Where one delivery goes: a recipient domain (MX lookup) or a fixed relay. */
-export type Destination =
-  | { kind: 'domain'; domain: string }
-  | {
-      kind: 'relay';
-      host: string;
-      port: number;
-      implicitTls: boolean;
-      /** The configured relay: the only next hop SMTP AUTH credentials are sent to. */
-      authenticate?: boolean;
-    };
 
 export interface DeliverSettings {
   port: number;
@@ -142,3 +130,5 @@ export interface Delivery {
   code?: string;
   temporary?: boolean;
 }
+
+export type { Destination } from '../types.js';

@@ -34,8 +34,8 @@ export type PolicyInput = string | Record<string, PolicyObjectEntry> | { file: s
 export type NextHop =
   /** MX delivery to a recipient domain. */
   | { kind: 'domain'; domain: string }
-  /** A relay, [host]:port, no MX lookup. */
-  | { kind: 'host'; host: string; port?: number };
+  /** A fixed next hop, [host]:port, no MX lookup: a delivery's Destination ('relay'), or 'host'. */
+  | { kind: 'relay' | 'host'; host: string; port?: number };
 
 /**
  * A checked, normalized, immutable policy table: normalized key -> Policy.
