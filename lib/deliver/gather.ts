@@ -11,8 +11,9 @@
  * - its TLSA records, or why there are none, or that the lookup failed (never read as "none").
  * Hosts are resolved in MX order, a few at a time, until `maxMxAddresses` addresses are found.
  */
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { AddressRecord, DnsResult } from '../dns/index.js';
+import type { AddressRecord, DnsAnswer, DnsResult } from '../dns/index.js';
 import { wantsTlsa, type TlsaLookup } from '../plan/dane.js';
 import type { HostTarget } from '../plan/host.js';
 import { isDaneLevel } from '../policy/levels.js';
@@ -103,7 +104,13 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
     }
     // The TLSA query at the original name goes out with the address queries (one round trip).
     const original = withTlsa ? dns.tlsa(tlsaName(port, host)) : undefined;
-    const answer = await dns.addresses(host);
+    let answer = await dns.addresses(host);
+    if (destination.kind === 'relay' && answer.status !== 'failed' && answer.records.length === 0) {
+      // A relay named by the user resolves as getaddrinfo would, the hosts file included
+      // (`localhost`, names only in /etc/hosts): only when DNS has no address for it, never
+      // when the lookup failed, and as an insecure answer (no DNSSEC stands behind it).
+      answer = await systemAddresses(host, answer);
+    }
     if (!original || answer.status === 'failed') {
       original?.catch(() => undefined);
       return { host, answer, tlsa: undefined };
@@ -138,8 +145,23 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
   }
   if (targets.length === 0 && next < hosts.length) problems.push(`the other ${hosts.length - next} MX hosts were not looked up (at most ${hostLimit} are)`);
   if (targets.length === 0) {
-    const where = destination.kind === 'relay' ? destination.host : destination.domain;
-    return { fail: { reason: `${where}: no MX address to deliver to: ${problems.join('; ')}`, code: 'EDNS', temporary: true } };
+    const reason =
+      destination.kind === 'relay'
+        ? `relay ${destination.host}: no address to deliver to: ${problems.join('; ')}`
+        : `${destination.domain}: no MX address to deliver to: ${problems.join('; ')}`;
+    return { fail: { reason, code: 'EDNS', temporary: true } };
   }
   return { targets: targets.slice(0, settings.maxMxAddresses) };
+}
+
+/** The host's addresses from the system resolver (getaddrinfo: the hosts file, then DNS), IPv4 first; `none` when it has none either. */
+async function systemAddresses(host: string, none: DnsAnswer<AddressRecord>): Promise<DnsResult<AddressRecord>> {
+  try {
+    const found = await lookup(host, { all: true });
+    const records = found.map((a): AddressRecord => ({ address: a.address, family: a.family === 6 ? 6 : 4 })).sort((a, b) => a.family - b.family);
+    if (records.length === 0) return none;
+    return { status: 'insecure', rcode: 'NOERROR', name: none.name, ttl: 0, records, cnames: [], canonical: host };
+  } catch {
+    return none;
+  }
 }
