@@ -113,3 +113,9 @@ export function failConnection(connection: object, error: Error, code = 'ETIMEDO
   const c = connection as { _onError: (err: Error, type: string, data: false, command: string) => void };
   c._onError(error, code, false, 'CONN');
 }
+
+/** The connection's socket (the TLS socket once secured), for ref()/unref(); undefined before it connects. */
+export function socketOf(connection: object): Socket | TLSSocket | undefined {
+  const socket = internals(connection)._socket;
+  return socket || undefined;
+}

@@ -115,6 +115,7 @@ export class SessionPool<T> {
       entry.unwatch();
       if (list.length === 0) this.idle.delete(key);
       if (entry.session.alive) {
+        entry.session.keepAlive(true);
         this.reused++;
         return { session: entry.session, data: entry.data, messages: entry.messages };
       }
@@ -152,6 +153,8 @@ export class SessionPool<T> {
       unwatch: () => undefined,
     };
     entry.timer.unref();
+    // An idle session never keeps the process alive (a script that sends once exits at once).
+    session.keepAlive(false);
     list.push(entry);
     this.idle.set(key, list);
     this.count++;

@@ -34,6 +34,7 @@ import {
   onCommand,
   onReply,
   plaintextEhloOf,
+  socketOf,
   tlsSocketOf,
 } from './connection-internals.js';
 import type { SessionTracker } from './tracker.js';
@@ -555,6 +556,18 @@ export class Session {
         });
       });
     });
+  }
+
+  /**
+   * Whether this session keeps the process alive. An idle session kept for reuse must not: a
+   * script that sends once exits at once, as with Nodemailer's own transport (the pool unrefs a
+   * session it parks and refs it again when it hands it out).
+   */
+  keepAlive(keep: boolean): void {
+    const socket = socketOf(this.connection);
+    if (!socket) return;
+    if (keep) socket.ref();
+    else socket.unref();
   }
 
   /** Ends the session politely (QUIT), without waiting. */
