@@ -14,6 +14,8 @@ import type { DeliverDns, DeliverHooks, DeliverSettings, Destination, Parked } f
 import { TlsPolicyError } from './errors.js';
 import {
   applyHostLists,
+  checkPolicyFiles,
+  PolicyError,
   createPolicyTable,
   defaultPolicy,
   fallbackFor,
@@ -307,10 +309,13 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     }
     return content;
   };
-  // Read the global files now, so a missing one fails at creation.
+  // Read the global files now, so a missing one fails at creation; and every file the policy
+  // table names, so that a missing cafile= fails here too, never at send time.
   read(options.caFile, 'CA file');
   read(options.certFile, 'client certificate file');
   read(options.keyFile, 'client key file');
+  const fileProblems = checkPolicyFiles(table);
+  if (fileProblems.length > 0) throw new PolicyError(fileProblems);
   const hostLists = {
     ...(options.hostsRequireTls ? { hostsRequireTls: options.hostsRequireTls } : {}),
     ...(options.hostsAvoidTls ? { hostsAvoidTls: options.hostsAvoidTls } : {}),

@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateReport, main, formatJson, formatProbe, probeReport, stripAnsi, type ProbeReport, type PolicyCheckReport } from '../lib/cli/index.js';
+import { tlsPolicy } from '../lib/index.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
 import { loopbackBlock, startPeers, type Peer, type PeerBehaviour, type PeerOptions } from './helpers/smtp-peer.js';
@@ -481,6 +482,24 @@ describe('check-policy', () => {
     expect(report.valid).toBe(false);
     expect(report.problems.map((p) => p.line)).toEqual([4, 5, 6, 8]);
     expect(report.entries).toEqual([]);
+  });
+
+  it('a file an entry names that cannot be read is a problem at its line, found now, not at send time', async () => {
+    const file = join(dir, 'files.txt');
+    const notPem = join(dir, 'not-pem.txt');
+    writeFileSync(notPem, 'hello\n');
+    writeFileSync(
+      file,
+      `good.example may\nca.example verify cafile=${join(dir, 'missing-ca.pem')}\ncert.example encrypt cert_file=${notPem} key_file=${notPem}\n`,
+    );
+    const text = await run(['check-policy', file]);
+    expect(text.code).toBe(1);
+    const lines = text.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${file}:2: cafile ${join(dir, 'missing-ca.pem')} for ca.example cannot be read: ENOENT`);
+    expect(lines[1]).toBe(`${file}:3: cert_file ${notPem} for cert.example holds no PEM block`);
+    expect(lines[2]).toBe(`${file}:3: key_file ${notPem} for cert.example holds no PEM block`);
+    // the transport refuses the same table when it is made
+    expect(() => tlsPolicy({ policy: { file } })).toThrow(/cafile .*missing-ca\.pem for ca\.example cannot be read: ENOENT/);
   });
 
   it('bad arguments: exit 2', async () => {

@@ -5,7 +5,7 @@
  * the transport applies, marked), and the line it came from.
  */
 import type { Policy, Level } from '../types.js';
-import { checkPolicyText, DEFAULT_CERT_MATCH, type PolicyProblem } from '../policy/index.js';
+import { checkPolicyFiles, checkPolicyText, DEFAULT_CERT_MATCH, type PolicyProblem } from '../policy/index.js';
 import { VERSION } from '../version.js';
 
 export interface PolicyAttributeReport {
@@ -68,7 +68,10 @@ export function policyAttributes(policy: Policy): PolicyAttributeReport[] {
 
 /** Checks table text (read by the caller) and reports on it. `file` names it in messages. */
 export function policyCheckReport(text: string, file: string): PolicyCheckReport {
-  const { problems, table } = checkPolicyText(text, file);
+  const checked = checkPolicyText(text, file);
+  // The files the entries name are read too: a missing cafile= is a problem now, not at send time.
+  const problems = checked.table ? checkPolicyFiles(checked.table) : checked.problems;
+  const table = problems.length === 0 ? checked.table : undefined;
   const entries: PolicyEntryReport[] = table
     ? table.entries().map(([key, policy]) => ({
         key,

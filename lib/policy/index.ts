@@ -65,6 +65,7 @@ export {
 export { CIPHER_GRADES } from './entry.js';
 export {
   checkPolicyFile,
+  checkPolicyFiles,
   checkPolicyObject,
   checkPolicyTable,
   checkPolicyText,

@@ -259,6 +259,37 @@ function build(entries: RawEntry[], source: string, problems: PolicyProblem[], u
 }
 
 /**
+ * The files a table's entries name (cafile, cert_file, key_file), read now, so that a missing or
+ * unreadable one is found by check-policy and when the transport is made, never at send time:
+ * one problem per file that cannot be read or holds no PEM block, at the entry's line.
+ */
+export function checkPolicyFiles(table: PolicyTable): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  for (const [key, policy] of table.entries()) {
+    const at = /^(.*):(\d+)$/.exec(policy.source);
+    const where = { file: at ? at[1]! : table.source, line: at ? Number(at[2]) : 0 };
+    const files: Array<[string | undefined, string]> = [
+      [policy.caFile, 'cafile'],
+      [policy.certFile, 'cert_file'],
+      [policy.keyFile, 'key_file'],
+    ];
+    for (const [path, attribute] of files) {
+      if (path === undefined) continue;
+      let text: string;
+      try {
+        text = readFileSync(path, 'latin1');
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        problems.push({ ...where, message: `${attribute} ${path} for ${key} cannot be read: ${e.code ?? e.message}` });
+        continue;
+      }
+      if (!text.includes('-----BEGIN ')) problems.push({ ...where, message: `${attribute} ${path} for ${key} holds no PEM block` });
+    }
+  }
+  return problems;
+}
+
+/**
  * Strips the white space common to every line that is not blank, so that a table written
  * indented inside a template literal reads as Postfix's own (never indented) files do; lines
  * indented further than that stay continuation lines.
