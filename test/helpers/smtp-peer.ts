@@ -85,7 +85,10 @@ export interface PeerCounts {
   firstAcceptedAt: bigint | undefined;
   /** TLS handshakes completed (STARTTLS or implicit). */
   secured: number;
-  /** Sessions open now, and the most open at once. */
+  /**
+   * Sessions open now, and the most open at once: up at each TCP connection, down when
+   * smtp-server closes its session (an implicit-TLS connection whose handshake fails has none).
+   */
   open: number;
   peakOpen: number;
   rcpts: number;
