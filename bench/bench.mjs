@@ -5,10 +5,10 @@
 // bench/results/latest.json. It exits 0 whether targets are met or missed, non-zero only when
 // the bench itself breaks (a server does not start, mail is not delivered, it runs too long).
 //
-// Everything is local, on 127.0.0.x: bench/sink.mjs, forked, runs smtp-server sinks with
-// STARTTLS (they accept everything, discard the data, count connections and messages) and the
-// DNS server (bench/dns-server.mjs: AD bit on every answer, counts queries). Where the
-// transport has no counters, the sink's counts are the measure.
+// Everything is local, on 127.0.0.x: bench/sink.mjs, forked, runs the test kit's SMTP peers
+// as sinks with STARTTLS (they accept everything, discard the data, count connections and
+// messages) and its DNS server (serving bench/zone.mjs: AD bit on every answer, counts
+// queries). Where the transport has no counters, the sink's counts are the measure.
 //
 // Rows:
 //   1. N1 messages of 10 KB to one domain at level may, 32 sendMail in flight: this transport
@@ -26,15 +26,15 @@
 // (default 32), BENCH_OPTIONS (JSON merged into every tlsPolicy() options object, e.g. to try
 // a pooling option), BENCH_TIME_LIMIT (seconds, default 600: the bench gives up after that).
 import { fork } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, VERSION } from '../dist/esm/index.js';
-import { MX_ADDRESSES, MX_COUNT, ONE_ADDRESS, SLOW_ADDRESS, ZONE } from './dns-server.mjs';
-import { makeLeaf } from './pki.mjs';
+import { makeLeaf, tlsaData } from '../test/helpers/pki.ts';
+import { MX_ADDRESSES, MX_COUNT, ONE_ADDRESS, SLOW_ADDRESS, ZONE } from './zone.mjs';
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url));
 
@@ -249,13 +249,21 @@ async function main() {
   const config = { scale: SCALE, n1: N1, n3: N3, rounds: ROUNDS, concurrency: CONCURRENCY, extraOptions: EXTRA_OPTIONS };
   log(`scale ${SCALE}: rows 1-2 ${N1} msgs x ${ROUNDS} rounds, row 3 ${N3} msgs; time limit ${TIME_LIMIT_S} s`);
 
-  const dir = await mkdtemp(join(os.tmpdir(), 'ntp-bench-'));
   const sink = new Sink();
   const results = { machine, config, startedAt: new Date().toISOString(), rows, runs: [] };
   try {
-    const leaf = await makeLeaf(dir, [`*.${ZONE}`, `mx.one.${ZONE}`, `*.slow.${ZONE}`]);
+    // One self-signed certificate for every MX name of the zone. Nothing verifies it against a
+    // CA: level `may` does not authenticate, Nodemailer's baseline runs with
+    // rejectUnauthorized: false, and `dane` matches it with a TLSA 3 1 1 record (its SPKI digest).
+    const leaf = await makeLeaf('self', { names: [`*.${ZONE}`, `mx.one.${ZONE}`, `*.slow.${ZONE}`] });
     const hosts = [ONE_ADDRESS, SLOW_ADDRESS, ...MX_ADDRESSES];
-    const { port, dns } = await sink.request('start', { hosts, cert: leaf.cert, key: leaf.key, tlsaHex: leaf.spkiSha256, slowDelay: SLOW_DELAY_MS });
+    const { port, dns } = await sink.request('start', {
+      hosts,
+      cert: leaf.chainPem,
+      key: leaf.keyPem,
+      tlsaHex: tlsaData(leaf.der, 1, 1),
+      slowDelay: SLOW_DELAY_MS,
+    });
     log(`sink pid ${sink.child.pid}: SMTP on ${hosts.join(', ')} port ${port}, DNS ${dns}`);
 
     const ours = (level, resolver) => nodemailer.createTransport(tlsPolicy({ level, port, dns: resolver, name: 'bench.localhost', ...EXTRA_OPTIONS }));
@@ -544,7 +552,6 @@ async function main() {
   } finally {
     await sink.close();
     killChildren();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

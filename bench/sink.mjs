@@ -1,114 +1,84 @@
-// The bench's sink, run as a separate process by bench.mjs (child_process.fork): smtp-server
-// instances on 127.0.0.x sharing one port, with STARTTLS, that accept every sender and
-// recipient, discard the data, and count TCP connections (when and where each arrived),
-// STARTTLS handshakes and messages; plus the bench's DNS server (dns-server.mjs), counting
-// queries. It is driven over IPC: { id, cmd: 'start' | 'reset' | 'stats' | 'close', ... } ->
+// The bench's sink, run as a separate process by bench.mjs (child_process.fork): the test kit's
+// SMTP peers (test/helpers/smtp-peer.ts) in fast mode on 127.0.0.x sharing one port, with
+// STARTTLS, that accept every sender and recipient, discard the data, and count TCP
+// connections (when and where each arrived), STARTTLS handshakes and messages; plus the kit's
+// DNS server (test/helpers/dns-server.ts) serving the bench zone (zone.mjs), whose queries are
+// counted. It is driven over IPC: { id, cmd: 'start' | 'reset' | 'stats' | 'close', ... } ->
 // { id, ok, result | error }. It exits after 'close', or when the bench goes away.
-import { SMTPServer } from 'smtp-server';
-import { startDnsServer } from './dns-server.mjs';
+import { startDnsServer } from '../test/helpers/dns-server.ts';
+import { newCounts, resetCounts, startPeers } from '../test/helpers/smtp-peer.ts';
+import { benchZone, isSlow, TTL } from './zone.mjs';
 
-let servers = [];
+let peers = [];
 let dns;
-let counters;
+const totals = newCounts();
 let cpuMark = process.cpuUsage();
 
-function freshCounters() {
-  return { connections: 0, byAddress: {}, firstConnection: {}, secured: 0, messages: 0, bytes: 0, open: 0, peakOpen: 0, rcpts: 0 };
-}
-counters = freshCounters();
-let open = 0;
-
-function startServer({ host, port, cert, key }) {
-  const server = new SMTPServer({
-    name: `sink-${host}`,
-    cert,
-    key,
-    hideSTARTTLS: false,
-    authOptional: true,
-    disabledCommands: ['AUTH'],
-    disableReverseLookup: true, // no DNS lookup of the client
-    logger: false,
-    socketTimeout: 60_000,
-    closeTimeout: 200,
-    onSecure(_socket, _session, callback) {
-      counters.secured++;
-      callback();
-    },
-    onClose() {
-      open--; // once per connection (smtp-server guards it): a STARTTLS socket's own 'close' is not seen
-      counters.open = open;
-    },
-    onRcptTo(_address, _session, callback) {
-      counters.rcpts++;
-      callback();
-    },
-    onData(stream, _session, callback) {
-      let bytes = 0;
-      stream.on('data', (chunk) => {
-        bytes += chunk.length;
-      });
-      stream.on('end', () => {
-        counters.messages++;
-        counters.bytes += bytes;
-        callback(null, 'Ok: discarded');
-      });
-    },
-  });
-  server.on('error', () => {});
-  server.server.on('connection', () => {
-    const at = process.hrtime.bigint();
-    counters.connections++;
-    counters.byAddress[host] = (counters.byAddress[host] ?? 0) + 1;
-    if (counters.firstConnection[host] === undefined) counters.firstConnection[host] = String(at);
-    open++;
-    counters.open = open;
-    if (open > counters.peakOpen) counters.peakOpen = open;
-  });
-  return new Promise((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(port, host, () => {
-      server.server.removeListener('error', reject);
-      resolve(server);
-    });
-  });
-}
-
 async function start({ hosts, cert, key, tlsaHex, slowDelay }) {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
-    const started = [];
-    try {
-      for (const host of hosts) started.push(await startServer({ host, port, cert, key }));
-      servers = started;
-      dns = await startDnsServer({ tlsaHex, slowDelay });
-      return { port, dns: dns.server, pid: process.pid };
-    } catch (error) {
-      await Promise.all(started.map((s) => new Promise((resolve) => s.close(resolve))));
-      if (error.code !== 'EADDRINUSE') throw error;
-    }
+  peers = await startPeers(
+    hosts.map((host) => ({
+      host,
+      name: `sink-${host}`,
+      behaviour: 'starttls',
+      cert,
+      key,
+      fast: true,
+      totals,
+      socketTimeout: 60_000,
+      closeTimeout: 200,
+    })),
+  );
+  dns = await startDnsServer({
+    zone: benchZone(tlsaHex),
+    ad: true,
+    ttl: TTL,
+    soa: { ttl: TTL, minimum: TTL },
+    delay: (name) => (isSlow(name) ? slowDelay : 0),
+  });
+  return { port: peers[0].port, dns: dns.server, pid: process.pid };
+}
+
+/** The DNS queries since the last reset: how many, over TCP, distinct name+type, repeated, by type. */
+function dnsStats() {
+  const counts = new Map();
+  for (const q of dns.queries) counts.set(`${q.type} ${q.name}`, (counts.get(`${q.type} ${q.name}`) ?? 0) + 1);
+  const byType = {};
+  let repeated = 0;
+  for (const [key, n] of counts) {
+    const type = key.slice(0, key.indexOf(' '));
+    byType[type] = (byType[type] ?? 0) + n;
+    if (n > 1) repeated += n - 1;
   }
-  throw new Error('sink: no free port');
+  const tcpQueries = dns.queries.filter((q) => q.transport === 'tcp').length;
+  return { queries: dns.queries.length, tcpQueries, distinct: counts.size, repeated, byType };
 }
 
 async function close() {
-  await Promise.all([...servers.map((s) => new Promise((resolve) => s.close(resolve))), dns ? dns.close() : Promise.resolve()]);
-  servers = [];
+  await Promise.all([...peers.map((p) => p.close()), dns ? dns.close() : Promise.resolve()]);
+  peers = [];
   dns = undefined;
 }
 
 const commands = {
   start,
   reset() {
-    counters = freshCounters();
-    counters.open = open;
-    counters.peakOpen = open;
-    dns?.reset();
+    resetCounts(totals);
+    for (const peer of peers) resetCounts(peer.counts);
+    if (dns) dns.queries.length = 0;
     cpuMark = process.cpuUsage();
     return {};
   },
   stats() {
     const cpu = process.cpuUsage(cpuMark);
-    return { ...counters, dns: dns?.stats(), cpuMs: (cpu.user + cpu.system) / 1000 };
+    const byAddress = {};
+    const firstConnection = {};
+    for (const peer of peers) {
+      if (peer.counts.accepted > 0) byAddress[peer.host] = peer.counts.accepted;
+      if (peer.counts.firstAcceptedAt !== undefined) firstConnection[peer.host] = String(peer.counts.firstAcceptedAt);
+    }
+    const { accepted, secured, open, peakOpen, rcpts, messages, bytes } = totals;
+    const counters = { connections: accepted, byAddress, firstConnection, secured, messages, bytes, open, peakOpen, rcpts };
+    return { ...counters, dns: dns && dnsStats(), cpuMs: (cpu.user + cpu.system) / 1000 };
   },
   close,
 };

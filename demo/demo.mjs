@@ -1,17 +1,15 @@
 // nodemailer-tls-policy demo: `npm run demo` (builds dist/, then runs this file).
 //
 // Everything is local and made at start: a test CA and certificates (openssl), a DNS server on
-// 127.0.0.1 publishing MX and A records, and SMTP servers on 127.0.0.2.. sharing one port.
+// 127.0.0.1 publishing MX and A records, and SMTP servers on 127.0.0.2.. sharing one port,
+// all from the test kit in test/helpers/ (TypeScript that Node runs by stripping its types).
 // Several messages then go through `nodemailer.createTransport(tlsPolicy({...}))` at different
 // TLS security levels, and each prints its audit lines, or its error's code and message.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { tlsPolicy, VERSION } from '../dist/esm/index.js';
-import { makeCa } from './pki.mjs';
-import { startPeers } from './smtp-peers.mjs';
-import { startZoneServer } from './zone-server.mjs';
+import { startDnsServer } from '../test/helpers/dns-server.ts';
+import { makePki } from '../test/helpers/pki.ts';
+import { startHosts } from '../test/helpers/smtp-peer.ts';
 
 const watchdog = setTimeout(() => {
   console.error('demo: still running after 30 s, giving up');
@@ -66,51 +64,49 @@ function printDelivery(delivery, indent = '  ') {
 
 async function main() {
   const started = Date.now();
-  const dir = await mkdtemp(join(tmpdir(), 'ntp-demo-'));
   const closers = [];
   try {
-    // 1. Certificates.
-    const ca = await makeCa(dir);
+    // 1. Certificates: a test CA, and a leaf it issues for each MX (or for another name, or
+    // self-signed).
+    const pki = await makePki('nodemailer-tls-policy demo CA');
+    closers.push(pki.close);
     const certs = await Promise.all(
       HOSTS.map((h) => {
-        if (h.tls === 'none') return undefined;
-        if (h.tls === 'wrong-name') return ca.leaf(['mx.somewhere-else.example']);
-        return ca.leaf([h.mx], { selfSigned: h.tls === 'self-signed' });
+        if (h.tls === 'wrong-name') return pki.leaf(['mx.somewhere-else.example']);
+        return pki.leaf([h.mx], { self: h.tls === 'self-signed' });
       }),
     );
 
     // 2. SMTP servers, 127.0.0.2 .. 127.0.0.6, one shared port.
-    const ip = (i) => `127.0.0.${i + 2}`;
-    const smtp = await startPeers(
+    const ip = (n) => `127.0.0.${n}`;
+    const smtp = await startHosts(
       HOSTS.map((h, i) => ({
-        host: ip(i),
         name: h.mx,
-        starttls: h.tls !== 'none',
-        ...(certs[i] ? { cert: certs[i].cert, key: certs[i].key } : {}),
-        reject: { [`nobody@${h.domain}`]: '550 5.1.1 no such user here' },
+        behaviour: h.tls === 'none' ? 'no-starttls' : 'starttls',
+        cert: certs[i],
+        rcptReplies: { [`nobody@${h.domain}`]: '550 5.1.1 no such user here' },
+        closeTimeout: 500,
       })),
+      { ip },
     );
     closers.push(smtp.close);
 
-    // 3. DNS: MX and A records for every domain.
-    const dns = await startZoneServer({
-      host: '127.0.0.1',
-      records: HOSTS.flatMap((h, i) => [
-        { name: h.domain, type: 'MX', exchange: h.mx, preference: 10 },
-        { name: h.mx, type: 'A', address: ip(i) },
-      ]),
+    // 3. DNS on 127.0.0.1: MX and A records for every domain.
+    const dns = await startDnsServer({
+      host: ip(1),
+      zone: [...HOSTS.map((h) => ({ name: h.domain, type: 'MX', exchange: h.mx, preference: 10 })), ...smtp.records],
     });
     closers.push(dns.close);
 
     print(`nodemailer-tls-policy ${VERSION} demo`);
-    print(`DNS ${dns.server}; SMTP servers ${ip(0)}..${ip(HOSTS.length - 1)} port ${smtp.port}; test CA ${ca.caFile}`);
+    print(`DNS ${dns.server}; SMTP servers ${ip(2)}..${ip(HOSTS.length + 1)} port ${smtp.port}; test CA ${pki.caFile}`);
     print('policy table (Postfix smtp_tls_policy_maps syntax) used where a scenario says "policy table":');
     for (const line of POLICY_TABLE.trim().split('\n')) print(`  | ${line}`);
 
     // What every transport shares: where the DNS and the MX port are, and the CA to trust.
     const common = {
       port: smtp.port,
-      caFile: ca.caFile,
+      caFile: pki.caFile,
       name: 'demo.localhost',
       resolver: { servers: [dns.server], timeout: 1000, attempts: 1 },
     };
@@ -183,13 +179,12 @@ async function main() {
       }
     }
 
-    const received = smtp.peers.map((p) => `${p.name} ${p.messages.length}`).join(', ');
+    const received = [...smtp.peers.values()].map((p) => `${p.name} ${p.messages.length}`).join(', ');
     print();
     print(`messages received: ${received}`);
     print(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await Promise.all(closers.map((close) => close()));
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type TemplateFields,
 } from '../lib/audit/index.js';
 import { escapeControls, hasNoControls, replyLine, safeText } from '../lib/text/index.js';
+import { thrown } from './helpers/thrown.js';
 
 const fields: TemplateFields = {
   relay: 'mx1.example.net[192.0.2.1]:25',
@@ -108,12 +109,7 @@ describe('parseTemplate errors', () => {
     { template: 'trailing $', offset: 9, message: 'a "$" ends the text (write "$$" for a literal "$")' },
     { template: '${auth?x$}', offset: 8, message: 'a "$" ends the text (write "$$" for a literal "$")' },
   ])('$template', ({ template, offset, message }) => {
-    let error: unknown;
-    try {
-      parseTemplate(template);
-    } catch (e) {
-      error = e;
-    }
+    const error = thrown(() => parseTemplate(template));
     expect(error).toBeInstanceOf(TemplateError);
     expect(error).toMatchObject({
       code: 'ETEMPLATE',
@@ -249,12 +245,7 @@ describe('parseAuditLine reads an audit line back into its record, field by fiel
     { line: 'tlsaudit: relay=a\rtlsaudit: auth=Verified', offset: 17, message: 'it holds the character \\x0d, which no audit line holds' },
     { line: 'tlsaudit: relay=\u202ea', offset: 16, message: 'it holds the character \\u{202e}, which no audit line holds' },
   ])('$line: $message', ({ line, offset, message }) => {
-    let error: unknown;
-    try {
-      parseAuditLine(line);
-    } catch (e) {
-      error = e;
-    }
+    const error = thrown(() => parseAuditLine(line));
     expect(error).toBeInstanceOf(AuditLineError);
     expect(error).toMatchObject({ code: 'EAUDITLINE', offset, line, message: `audit line error at offset ${offset}: ${message}, in: ${safeText(line)}` });
     expect(hasNoControls((error as Error).message)).toBe(true);

@@ -8,7 +8,7 @@
  * temporary directory (never the repository's dist/, which test/package.test.ts rebuilds).
  */
 import { execFile } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -18,8 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateReport, main, formatJson, formatProbe, probeReport, stripAnsi, type ProbeReport, type PolicyCheckReport } from '../lib/cli/index.js';
 import { tlsPolicy } from '../lib/index.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
-import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
-import { loopbackBlock, startPeers, type Peer, type PeerBehaviour, type PeerOptions } from './helpers/smtp-peer.js';
+import { makeLeaf, makePki, tlsaData, type Issued, type Pki } from './helpers/pki.js';
+import { startHosts, type HostSpec, type Peer } from './helpers/smtp-peer.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -54,25 +54,21 @@ function expectTerminalSafe(text: string, color: boolean) {
 }
 
 let tree: DnssecTree;
-const peers = new Map<string, Peer>();
+let peers = new Map<string, Peer>();
 const certs = new Map<string, Issued>();
-let ca: Issued;
+let pki: Pki;
 let port = 0;
 let dir: string;
 let caFile: string;
 
-const spkiSha256 = (der: Buffer) =>
-  createHash('sha256')
-    .update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('hex');
+const spkiSha256 = (der: Buffer) => tlsaData(der, 1, 1);
 
 beforeAll(async () => {
-  ca = await makeCA('CLI test CA');
-  dir = mkdtempSync(join(tmpdir(), 'ntp-cli-'));
-  caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, ca.certPem);
+  pki = await makePki('CLI test CA');
+  ({ dir, caFile } = pki);
+  const ca = pki.ca;
   const other = await makeLeaf('self', { names: ['mx.other.invalid'] });
-  const hosts: Array<{ name: string; behaviour: PeerBehaviour; cert: Issued; rawReplies?: PeerOptions['rawReplies'] }> = [
+  const hosts: Array<HostSpec & { cert: Issued }> = [
     { name: 'mx.dane.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.dane.test'] }) },
     { name: 'mx.mismatch.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.mismatch.test'] }) },
     { name: 'mx.unsigned.test', behaviour: 'starttls', cert: await makeLeaf('self', { names: ['mx.unsigned.test'] }) },
@@ -84,22 +80,8 @@ beforeAll(async () => {
     { name: 'hostile-cert-ca', behaviour: 'starttls', cert: await makeLeaf(ca, { names: HOSTILE_NAMES }) },
     { name: 'hostile-reply', behaviour: 'starttls', cert: await makeLeaf(ca, { names: ['mx.hostile.test'] }), rawReplies: { STARTTLS: HOSTILE_REPLY } },
   ];
-  const ip = loopbackBlock();
-  const started = await startPeers(
-    hosts.map((h, i) => ({
-      host: ip(i + 2),
-      behaviour: h.behaviour,
-      cert: h.cert.chainPem,
-      key: h.cert.keyPem,
-      name: h.name,
-      ...(h.rawReplies ? { rawReplies: h.rawReplies } : {}),
-    })),
-  );
-  port = started[0]!.port;
-  hosts.forEach((h, i) => {
-    peers.set(h.name, started[i]!);
-    certs.set(h.name, h.cert);
-  });
+  ({ peers, port } = await startHosts(hosts));
+  for (const h of hosts) certs.set(h.name, h.cert);
   const A = (name: string) => `${name}. A ${peers.get(name)!.host}`;
   const tlsa = (host: string, record: string) => `_${port}._tcp.${host}. TLSA ${record}`;
   tree = await startDnssec([
@@ -129,7 +111,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...peers.values()].map((p) => p.close()));
   await tree?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  pki?.close();
 });
 
 interface Run {

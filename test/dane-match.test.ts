@@ -22,6 +22,7 @@ import type { ResultType } from '../lib/types.js';
 import type { Verdict } from '../lib/types.js';
 import { auditDigests } from '../lib/pkix/index.js';
 import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
+import { thrown } from './helpers/thrown.js';
 
 // ---------------------------------------------------------------------------------------
 // Test PKI, made once for this file: root -> intermediate -> leaf, and the odd ones.
@@ -866,11 +867,7 @@ describe('formatTlsa, abbreviateTlsa and parseTlsaText', () => {
     { text: '3 1 1 ab:cd', message: 'invalid TLSA record "3 1 1 ab:cd": the data is not hex' },
   ])('refuse "$text"', ({ text, message }) => {
     expect(() => parseTlsaText(text)).toThrow(message);
-    try {
-      parseTlsaText(text);
-    } catch (e) {
-      expect((e as { code?: string }).code).toBe('ETLSA');
-    }
+    expect(thrown(() => parseTlsaText(text))).toMatchObject({ code: 'ETLSA' });
   });
 });
 

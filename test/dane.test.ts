@@ -3,25 +3,15 @@
  * by nsd, real smtp-server peers whose certificates are made now, and TLSA records computed
  * from those certificates. Each test checks from the server's side what crossed which channel.
  */
-import { createHash, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, type TlsPolicyError, type TlsPolicyOptions, type TlsPolicySentInfo } from '../lib/index.js';
 import { startDnssec, type DnssecTree, type DnssecZoneSpec } from './helpers/dnssec.js';
-import { daysFromNow, makeCA, makeLeaf, type Issued } from './helpers/pki.js';
-import { loopbackBlock, startPeers, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
+import { daysFromNow, makeCA, makeLeaf, tlsaData, type Issued } from './helpers/pki.js';
+import { startHosts, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
+import { sendOnce } from './helpers/world.js';
 
-type Selector = 0 | 1;
-type Matching = 0 | 1 | 2;
-
-function tlsaData(der: Buffer, selector: Selector, matching: Matching): string {
-  const selected = selector === 0 ? der : (new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
-  if (matching === 0) return selected.toString('hex');
-  return createHash(matching === 1 ? 'sha256' : 'sha512')
-    .update(selected)
-    .digest('hex');
-}
-const tlsa = (usage: 2 | 3, selector: Selector, matching: Matching, cert: Issued) =>
+const tlsa = (usage: 2 | 3, selector: 0 | 1, matching: 0 | 1 | 2, cert: Issued) =>
   `TLSA ${usage} ${selector} ${matching} ${tlsaData(cert.der, selector, matching)}`;
 
 interface HostDef {
@@ -62,18 +52,7 @@ beforeAll(async () => {
     { name: 'mx.slow.test', cert: await self(['mx.slow.test']) },
     { name: 'mx.nostarttls.test', behaviour: 'no-starttls', cert: await self(['mx.nostarttls.test']) },
   ];
-  const ip = loopbackBlock();
-  const started = await startPeers(
-    hosts.map((h, i) => ({
-      host: ip(i + 2),
-      behaviour: h.behaviour ?? 'starttls',
-      cert: h.cert.chainPem,
-      key: h.cert.keyPem,
-      name: h.name,
-    })),
-  );
-  port = started[0]!.port;
-  hosts.forEach((h, i) => peers.set(h.name, started[i]!));
+  ({ peers, port } = await startHosts(hosts.map((h) => ({ ...h, behaviour: h.behaviour ?? 'starttls' }))));
   const A = (name: string) => `${name}. A ${peers.get(name)!.host}`;
   const cert = (name: string) => hosts.find((h) => h.name === name)!.cert;
   const tlsaAt = (name: string, record: string) => `_${port}._tcp.${name}. ${record}`;
@@ -124,13 +103,9 @@ afterAll(async () => {
   await tree?.close();
 });
 
-async function send(options: TlsPolicyOptions, to: string | string[]): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
-  const transport = nodemailer.createTransport(tlsPolicy({ port, dns: createResolver({ servers: [tree.resolver], timeout: 400, attempts: 2 }), ...options }));
-  try {
-    return { info: await transport.sendMail({ from: 's@origin.test', to, subject: 'dane', text: 'hello' }) };
-  } catch (error) {
-    return { error: error as TlsPolicyError };
-  }
+function send(options: TlsPolicyOptions, to: string | string[]): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
+  const dns = createResolver({ servers: [tree.resolver], timeout: 400, attempts: 2 });
+  return sendOnce({ port, dns, ...options }, { from: 's@origin.test', to, subject: 'dane' });
 }
 
 /** MAIL/RCPT/DATA a peer sees while `fn` runs, as [command, secure]; and the SNI of MAIL. */

@@ -9,30 +9,23 @@
  *
  * Real parts: zones signed at setup, served by nsd, validated by unbound; smtp-server peers.
  */
-import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import nodemailer from 'nodemailer';
-import { createResolver, tlsPolicy, type Level, type TlsPolicyError, type TlsPolicySentInfo } from '../lib/index.js';
+import { createResolver, type Level, type TlsPolicyError, type TlsPolicySentInfo } from '../lib/index.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
-import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
-import { loopbackBlock, startPeers, type Peer } from './helpers/smtp-peer.js';
+import { makeCA, makeLeaf, makePki, tlsaData, type Pki } from './helpers/pki.js';
+import { startHosts, type Peer } from './helpers/smtp-peer.js';
+import { sendOnce } from './helpers/world.js';
 
 let tree: DnssecTree;
-const peers = new Map<string, Peer>();
-let ca: Issued;
+let peers = new Map<string, Peer>();
+let pki: Pki;
 let port = 0;
 let caFile = '';
 
-const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex');
-
 beforeAll(async () => {
-  ca = await makeCA('names-from-dns CA');
-  caFile = join(mkdtempSync(join(tmpdir(), 'ntp-names-')), 'ca.pem');
-  writeFileSync(caFile, ca.certPem);
-  const intermediate = await makeCA('names-from-dns intermediate', { issuer: ca });
+  pki = await makePki('names-from-dns CA');
+  caFile = pki.caFile;
+  const intermediate = await makeCA('names-from-dns intermediate', { issuer: pki.ca });
   // Peers, each presenting a certificate for one name, from the pinned intermediate.
   const certs: Array<[string, string]> = [
     ['evil', 'mx.evil.test'], // the insecure end of a CNAME chain
@@ -40,15 +33,10 @@ beforeAll(async () => {
     ['secure-end', 'target.chain.test'], // the secure end of a secure CNAME chain
     ['insecure-mx', 'mx.pinned.test'], // a host named by an insecure MX RRset (and by a secure one)
   ];
-  const ip = loopbackBlock();
   const issued = await Promise.all(certs.map(([, name]) => makeLeaf(intermediate, { names: [name] })));
-  const started = await startPeers(
-    certs.map(([key], i) => ({ host: ip(i + 2), behaviour: 'starttls' as const, cert: issued[i]!.chainPem, key: issued[i]!.keyPem, name: key })),
-  );
-  port = started[0]!.port;
-  certs.forEach(([key], i) => peers.set(key, started[i]!));
+  ({ peers, port } = await startHosts(certs.map(([key], i) => ({ name: key, behaviour: 'starttls', cert: issued[i]! }))));
   const addr = (key: string) => peers.get(key)!.host;
-  const ta = `TLSA 2 0 1 ${sha256(Buffer.from(new X509Certificate(intermediate.certPem).raw))}`;
+  const ta = `TLSA 2 0 1 ${tlsaData(intermediate.der, 0, 1)}`;
   const tlsaAt = (name: string) => `_${port}._tcp.${name}. ${ta}`;
   tree = await startDnssec([
     // signed domain; its MX host is a secure CNAME into an unsigned zone the attacker can forge
@@ -70,19 +58,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...peers.values()].map((p) => p.close()));
   await tree?.close();
+  pki?.close();
 });
 
-async function send(level: Level, to: string, extra: Record<string, unknown> = {}): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
-  const transport = nodemailer.createTransport(
-    tlsPolicy({ port, level, caFile, dns: createResolver({ servers: [tree.resolver], timeout: 800, attempts: 2 }), connectionReuse: false, ...extra }),
-  );
-  try {
-    return { info: await transport.sendMail({ from: 's@origin.test', to, subject: 'names', text: 'hello' }) };
-  } catch (error) {
-    return { error: error as TlsPolicyError };
-  } finally {
-    transport.close();
-  }
+function send(level: Level, to: string, extra: Record<string, unknown> = {}): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
+  const dns = createResolver({ servers: [tree.resolver], timeout: 800, attempts: 2 });
+  return sendOnce({ port, level, caFile, dns, connectionReuse: false, ...extra }, { from: 's@origin.test', to, subject: 'names' });
 }
 
 function mailSeen(key: string): number {

@@ -31,6 +31,7 @@ import {
   type PolicyProblem,
 } from '../lib/policy/index.js';
 import { LEVELS, type Level, type Policy } from '../lib/types.js';
+import { thrown } from './helpers/thrown.js';
 
 const EXPECTED = 'expected one of none, may, encrypt, dane, dane-only, fingerprint, verify, secure';
 const SHA256 = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89';
@@ -101,12 +102,7 @@ describe('levels', () => {
     ['halfdane', `level option: unknown level "halfdane" (${EXPECTED}; "halfdane" is only ever logged by Postfix, never configured)`],
     ['', `level option: unknown level "" (${EXPECTED})`],
   ])('parseLevel(%j) throws', (s, message) => {
-    let err: unknown;
-    try {
-      parseLevel(s, 'level option');
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => parseLevel(s, 'level option'));
     expect(err).toBeInstanceOf(PolicyError);
     expect((err as PolicyError).message).toBe(message);
     expect((err as PolicyError).code).toBe('EPOLICY');
@@ -476,12 +472,7 @@ describe('attributes rejected', () => {
 
   it('throws one PolicyError whose message lists the first three problems', () => {
     const text = 'a.example verfy\nb.example may match=x\nc.example x\nd.example y\ne.example z\n';
-    let err: unknown;
-    try {
-      createPolicyTable(text);
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => createPolicyTable(text));
     expect(err).toBeInstanceOf(PolicyError);
     const e = err as PolicyError;
     expect(e.name).toBe('PolicyError');

@@ -7,6 +7,10 @@
  *
  * Messages are encoded with dns2's Packet. TLSA has no dns2 codec: its RDATA is built here
  * and handed to dns2 as the raw `data` that dns2 writes verbatim for types it does not know.
+ *
+ * Part of the test kit shared by test/, demo/ and bench/: the demo and the bench import this
+ * file from plain `node`, which strips its types (Node >= 22.18), so it holds only erasable
+ * TypeScript and imports no relative module.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
@@ -25,8 +29,12 @@ export type ZoneRecord =
 
 type WithoutName<T> = T extends unknown ? Omit<T, 'name'> : never;
 export type ZoneData = WithoutName<ZoneRecord>;
-/** Records as a list, or keyed by owner name. TLSA `data` may be a Buffer or hex. */
-export type Zone = ZoneRecord[] | Record<string, ZoneData[]>;
+/**
+ * Records as a list, or keyed by owner name; or a function giving a name's records (lower
+ * case, no final dot), undefined for a name that does not exist, for zones made of rules. TLSA
+ * `data` may be a Buffer or hex.
+ */
+export type Zone = ZoneRecord[] | Record<string, ZoneData[]> | ((name: string) => ZoneData[] | undefined);
 
 export type Transport = 'udp' | 'tcp';
 export interface SeenQuery {
@@ -119,7 +127,7 @@ function malformedReply(query: Buffer): Buffer {
   return Buffer.concat([header, questionOf(query), record]);
 }
 
-function zoneRecords(zone: Zone | undefined): ZoneRecord[] {
+function zoneRecords(zone: ZoneRecord[] | Record<string, ZoneData[]> | undefined): ZoneRecord[] {
   if (!zone) return [];
   if (Array.isArray(zone)) return zone;
   return Object.entries(zone).flatMap(([name, records]) => records.map((record) => ({ ...record, name }) as ZoneRecord));
@@ -156,10 +164,13 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
   const host = options.host ?? '127.0.0.1';
   const defaultTtl = options.ttl ?? 300;
   const byName = new Map<string, ZoneRecord[]>();
-  for (const record of zoneRecords(options.zone)) {
+  const rules = typeof options.zone === 'function' ? options.zone : undefined;
+  for (const record of zoneRecords(typeof options.zone === 'function' ? undefined : options.zone)) {
     const name = norm(record.name);
     byName.set(name, [...(byName.get(name) ?? []), record]);
   }
+  const recordsAt = (name: string): ZoneRecord[] =>
+    rules ? (rules(name) ?? []).map((record) => ({ ...record, name }) as ZoneRecord) : (byName.get(name) ?? []);
   let closed = false;
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void) => {
@@ -169,7 +180,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
     }, ms);
     timers.add(timer);
   };
-  const exists = (name: string) => byName.has(name) || [...byName.keys()].some((known) => known.endsWith(`.${name}`));
+  const exists = (name: string) => (rules ? rules(name) !== undefined : byName.has(name) || [...byName.keys()].some((known) => known.endsWith(`.${name}`)));
   const queries: SeenQuery[] = [];
 
   function soaFor(name: string): Resource {
@@ -211,7 +222,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
       let current = qname;
       let resolved = false;
       for (let hop = 0; hop < 10 && !resolved; hop++) {
-        const records = byName.get(current) ?? [];
+        const records = recordsAt(current);
         const found = records.filter((record) => record.type === qtype);
         if (found.length > 0) {
           response.answers.push(...found.map((record) => toResource(record, defaultTtl)));

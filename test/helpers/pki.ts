@@ -6,10 +6,15 @@
  * P-256 unless RSA is asked for. Certificates are issued with `openssl ca`, which (unlike
  * OpenSSL 3.0's `x509 -req`) can set any notBefore/notAfter, so expired and not-yet-valid
  * certificates are real; self-signed ones use `openssl ca -selfsign`.
+ *
+ * Part of the test kit shared by test/, demo/ and bench/: the demo and the bench import this
+ * file from plain `node`, which strips its types (Node >= 22.18), so it holds only erasable
+ * TypeScript (no enums, namespaces or parameter properties) and imports no relative module.
  */
 import { execFile } from 'node:child_process';
-import { generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -171,4 +176,48 @@ export function makeLeaf(issuer: Issued | 'self', opts: LeafOptions): Promise<Is
 /** Days from now, for notBefore/notAfter. */
 export function daysFromNow(days: number): Date {
   return new Date(Date.now() + days * DAY);
+}
+
+/** A test CA with its certificate in a file (for `caFile`), and leaves it issues. */
+export interface Pki {
+  ca: Issued;
+  /** The CA certificate, PEM, in a file of its own. */
+  caFile: string;
+  /** The temporary directory holding caFile. */
+  dir: string;
+  /** A leaf for `names` issued by the CA; `self`: self-signed; `expired`: valid 60 to 30 days ago. */
+  leaf(names: string[], opts?: { expired?: boolean; self?: boolean }): Promise<Issued>;
+  /** Removes `dir`. */
+  close(): void;
+}
+
+export async function makePki(commonName = 'nodemailer-tls-policy test CA'): Promise<Pki> {
+  const ca = await makeCA(commonName);
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-pki-ca-'));
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, ca.certPem);
+  return {
+    ca,
+    caFile,
+    dir,
+    leaf: (names, opts = {}) =>
+      makeLeaf(opts.self ? 'self' : ca, {
+        names,
+        ...(opts.expired ? { notBefore: daysFromNow(-60), notAfter: daysFromNow(-30) } : {}),
+      }),
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A TLSA record's certificate association data for a certificate (RFC 6698 section 2.1):
+ * selector 0 the whole certificate, 1 its SubjectPublicKeyInfo; matching type 0 the bytes
+ * themselves, 1 their SHA-256, 2 their SHA-512. Hex.
+ */
+export function tlsaData(der: Buffer, selector: 0 | 1, matching: 0 | 1 | 2): string {
+  const selected = selector === 0 ? der : (new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
+  if (matching === 0) return selected.toString('hex');
+  return createHash(matching === 1 ? 'sha256' : 'sha512')
+    .update(selected)
+    .digest('hex');
 }

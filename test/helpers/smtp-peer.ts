@@ -1,10 +1,17 @@
 /**
  * Real SMTP peers for tests: `smtp-server` instances on 127.0.0.x, each recording every
  * MAIL / RCPT / AUTH / DATA it saw and whether TLS was on when it saw it, so tests prove from
- * the server's side what crossed which channel.
+ * the server's side what crossed which channel. With `fast`, a peer records nothing but
+ * counters (the bench's sink).
+ *
+ * Part of the test kit shared by test/, demo/ and bench/: the demo and the bench import this
+ * file from plain `node`, which strips its types (Node >= 22.18), so it holds only erasable
+ * TypeScript and imports no relative module at run time (only types from ./pki.js).
  */
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Socket } from 'node:net';
+import type { ZoneRecord } from './dns-server.js';
+import type { Issued, Pki } from './pki.js';
 
 export type PeerBehaviour =
   /** STARTTLS offered and working. */
@@ -50,6 +57,15 @@ export interface PeerOptions {
   name?: string;
   /** Close a connection idle this long (ms). Default 10 s. */
   socketTimeout?: number;
+  /** How long close() waits for open sessions before it ends them (ms). Default 1 s. */
+  closeTimeout?: number;
+  /**
+   * Record no events and keep no message data (each message's bytes are counted and dropped):
+   * only `counts` and `connections` change. For load, where recording would be the cost.
+   */
+  fast?: boolean;
+  /** Counters shared by several peers (a sink's totals), kept along with the peer's own `counts`. */
+  totals?: PeerCounts;
   /**
    * Replies written to the socket byte for byte (smtp-server's own replies have their control
    * characters replaced), each followed by CRLF, instead of running the command: e.g.
@@ -61,15 +77,47 @@ export interface PeerOptions {
   requestCert?: boolean;
 }
 
+/** Counters a peer keeps in every mode. */
+export interface PeerCounts {
+  /** TCP connections accepted (counted when the socket arrives, before any SMTP). */
+  accepted: number;
+  /** process.hrtime.bigint() when the first of them arrived. */
+  firstAcceptedAt: bigint | undefined;
+  /** TLS handshakes completed (STARTTLS or implicit). */
+  secured: number;
+  /**
+   * Sessions open now, and the most open at once: up at each TCP connection, down when
+   * smtp-server closes its session (an implicit-TLS connection whose handshake fails has none).
+   */
+  open: number;
+  peakOpen: number;
+  rcpts: number;
+  messages: number;
+  /** Message octets received. */
+  bytes: number;
+}
+
 export interface Peer {
   host: string;
   port: number;
+  /** The server's name in its greeting. */
+  name: string;
   events: PeerEvent[];
   /** Messages received: raw data and whether TLS was on. */
   messages: { data: string; secure: boolean; from: string; to: string[] }[];
-  /** Number of TCP connections accepted. */
+  /** Number of SMTP sessions started (TCP connections that reached the greeting stage). */
   connections: number;
+  counts: PeerCounts;
   close(): Promise<void>;
+}
+
+export function newCounts(): PeerCounts {
+  return { accepted: 0, firstAcceptedAt: undefined, secured: 0, open: 0, peakOpen: 0, rcpts: 0, messages: 0, bytes: 0 };
+}
+
+/** Zeroes counters in place, but for the sessions open now (`open`, and `peakOpen` from there). */
+export function resetCounts(counts: PeerCounts): void {
+  Object.assign(counts, { ...newCounts(), open: counts.open, peakOpen: counts.open });
 }
 
 interface ServerConnection {
@@ -96,19 +144,27 @@ function replyError(reply: string): Error & { responseCode: number } {
 export async function startPeer(options: PeerOptions): Promise<Peer> {
   const events: PeerEvent[] = [];
   const messages: Peer['messages'] = [];
+  const record = !options.fast;
+  const name = options.name ?? `peer-${options.host}`;
   const peer: Peer = {
     host: options.host,
     port: options.port,
+    name,
     events,
     messages,
     connections: 0,
+    counts: newCounts(),
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  const counted = options.totals ? [peer.counts, options.totals] : [peer.counts];
+  const count = (field: 'secured' | 'rcpts' | 'messages' | 'bytes', n = 1) => {
+    for (const c of counted) c[field] += n;
+  };
   const b = options.behaviour;
   const serverOptions: SMTPServerOptions = {
-    name: options.name ?? `peer-${options.host}`,
+    name,
     secure: b === 'implicit-tls',
     hideSTARTTLS: b === 'no-starttls',
     ...(options.cert ? { cert: options.cert, key: options.key } : {}),
@@ -116,12 +172,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     allowInsecureAuth: true,
     disabledCommands: options.auth ? [] : ['AUTH'],
     logger: false,
+    // No reverse lookup of the client's address: the peers need no DNS but the test's own.
+    disableReverseLookup: true,
     ...(options.requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
     socketTimeout: options.socketTimeout ?? 10_000,
-    closeTimeout: 1000,
+    closeTimeout: options.closeTimeout ?? 1000,
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
       peer.connections += 1;
-      events.push({ command: 'CONNECT', secure: session.secure });
+      if (record) events.push({ command: 'CONNECT', secure: session.secure });
       const connection = connectionOf(server, session);
       if (b === 'starttls-454' || b === 'starttls-554') {
         const [code, text] = b === 'starttls-454' ? [454, '4.7.0 TLS not available due to local problem'] : [554, '5.7.0 TLS not available'];
@@ -153,6 +211,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       callback();
     },
     onSecure(socket: Socket, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      count('secured');
       if (options.requestCert) {
         const cert = (socket as unknown as { getPeerCertificate(): { subject?: { CN?: string } } }).getPeerCertificate();
         (session as { clientCert?: string }).clientCert = cert?.subject?.CN ?? '';
@@ -168,31 +227,43 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       callback();
     },
     onAuth(auth, session, callback) {
-      events.push({ command: 'AUTH', secure: session.secure, value: auth.username });
+      if (record) events.push({ command: 'AUTH', secure: session.secure, value: auth.username });
       if (auth.password === 'secret') callback(null, { user: auth.username });
       else callback(replyError('535 5.7.8 Authentication credentials invalid'));
     },
     onMailFrom(address, session, callback) {
-      events.push({
-        command: 'MAIL',
-        secure: session.secure,
-        value: address.address,
-        servername: (session as { servername?: string }).servername,
-        ...(options.requestCert ? { clientCert: (session as { clientCert?: string }).clientCert ?? '' } : {}),
-      });
+      if (record)
+        events.push({
+          command: 'MAIL',
+          secure: session.secure,
+          value: address.address,
+          servername: (session as { servername?: string }).servername,
+          ...(options.requestCert ? { clientCert: (session as { clientCert?: string }).clientCert ?? '' } : {}),
+        });
       if (options.mailReply) callback(replyError(options.mailReply));
       else callback();
     },
     onRcptTo(address, session, callback) {
-      events.push({ command: 'RCPT', secure: session.secure, value: address.address });
+      count('rcpts');
+      if (record) events.push({ command: 'RCPT', secure: session.secure, value: address.address });
       const reply = options.rcptReplies?.[address.address];
       if (reply) callback(replyError(reply));
       else callback();
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      let bytes = 0;
+      stream.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (record) chunks.push(c);
+      });
       stream.on('end', () => {
+        count('messages');
+        count('bytes', bytes);
+        if (!record) {
+          callback(null, 'Ok: discarded');
+          return;
+        }
         events.push({ command: 'DATA', secure: session.secure });
         messages.push({
           data: Buffer.concat(chunks).toString('utf8'),
@@ -204,8 +275,21 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       });
     },
   };
+  // smtp-server calls onClose once per session, however the socket ended.
+  serverOptions.onClose = () => {
+    for (const c of counted) c.open -= 1;
+  };
   const server = new SMTPServer(serverOptions);
   server.on('error', () => undefined);
+  server.server.on('connection', () => {
+    const at = process.hrtime.bigint();
+    for (const c of counted) {
+      c.accepted += 1;
+      c.firstAcceptedAt ??= at;
+      c.open += 1;
+      if (c.open > c.peakOpen) c.peakOpen = c.open;
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.server.once('error', onError);
@@ -244,4 +328,44 @@ export async function startPeers(specs: Array<Omit<PeerOptions, 'port'>>): Promi
     }
   }
   throw new Error('no free port for the test peers');
+}
+
+/** An SMTP host of a test world: a peer named `name` (its MX host name, and its greeting). */
+export interface HostSpec extends Omit<PeerOptions, 'port' | 'host' | 'cert' | 'key' | 'name'> {
+  name: string;
+  /** The certificate the peer presents; default a leaf for `name` from the `pki` given. */
+  cert?: Issued;
+}
+
+export interface Hosts {
+  /** By host name, in the order given. */
+  peers: Map<string, Peer>;
+  /** The port every peer listens on. */
+  port: number;
+  /** An A record for each host name, for a zone. */
+  records: Array<Extract<ZoneRecord, { type: 'A' | 'AAAA' }>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a peer for each host on one shared port, at `ip(2)`, `ip(3)`, ... in order (`ip(1)`
+ * is left for the world's DNS server). `ip` defaults to a fresh loopbackBlock().
+ */
+export async function startHosts(hosts: HostSpec[], options: { pki?: Pki; ip?: (n: number) => string } = {}): Promise<Hosts> {
+  const ip = options.ip ?? loopbackBlock();
+  const specs: Array<Omit<PeerOptions, 'port'>> = [];
+  for (const [i, h] of hosts.entries()) {
+    const { cert: given, ...rest } = h;
+    const cert = given ?? (await options.pki?.leaf([h.name]));
+    specs.push({ ...rest, host: ip(i + 2), ...(cert ? { cert: cert.chainPem, key: cert.keyPem } : {}) });
+  }
+  const started = await startPeers(specs);
+  return {
+    peers: new Map(hosts.map((h, i) => [h.name, started[i]!])),
+    port: started[0]?.port ?? 25,
+    records: hosts.map((h, i) => ({ name: h.name, type: 'A' as const, address: ip(i + 2) })),
+    close: async () => {
+      await Promise.all(started.map((p) => p.close()));
+    },
+  };
 }
