@@ -28,6 +28,7 @@ import {
 } from './policy/index.js';
 import { parseRelay } from './route.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
+import type { SessionTimeouts } from './smtp/session.js';
 import type { SessionTracker } from './smtp/tracker.js';
 import type { DigestAlgorithm, Level, Policy } from './types.js';
 
@@ -233,6 +234,11 @@ function checkOptionNames(options: object): void {
   if (problems.length > 0) throw new TlsPolicyError(problems.join('; '), 'ECONFIG', false);
 }
 
+/** The session timeout options, in milliseconds. */
+const TIMEOUTS = ['connectionTimeout', 'greetingTimeout', 'socketTimeout', 'commandTimeout', 'dataTimeout'] as const satisfies ReadonlyArray<
+  keyof SessionTimeouts
+>;
+
 /** What configure() makes of the options. */
 export interface Configured {
   settings: DeliverSettings;
@@ -272,13 +278,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   if (options.maxMxSessions !== undefined && (!Number.isInteger(options.maxMxSessions) || options.maxMxSessions < 0)) {
     throw new TlsPolicyError(`option maxMxSessions must be 0 or a positive integer, not ${String(options.maxMxSessions)}`, 'ECONFIG', false);
   }
-  for (const [name, value] of [
-    ['commandTimeout', options.commandTimeout],
-    ['dataTimeout', options.dataTimeout],
-    ['connectionTimeout', options.connectionTimeout],
-    ['greetingTimeout', options.greetingTimeout],
-    ['socketTimeout', options.socketTimeout],
-  ] as const) {
+  for (const [name, value] of TIMEOUTS.map((name) => [name, options[name]] as const)) {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
       throw new TlsPolicyError(`option ${name} must be a positive integer (milliseconds), not ${String(value)}`, 'ECONFIG', false);
     }
@@ -336,11 +336,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     tlsFailuresPermanent: options.tlsFailuresPermanent === true,
     auditTemplate,
     ...(options.name ? { name: options.name } : {}),
-    ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
-    ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
-    ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
-    ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}),
-    ...(options.dataTimeout ? { dataTimeout: options.dataTimeout } : {}),
+    timeouts: Object.fromEntries(TIMEOUTS.filter((name) => options[name] !== undefined).map((name) => [name, options[name]])) as SessionTimeouts,
     tracker,
     ipv6: options.ipv6 !== false,
     insecureMxPolicy: options.daneInsecureMxPolicy ?? 'dane',

@@ -7,7 +7,7 @@ import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, Tlsa
 import type { InsecureMxPolicy, TlsaLookup } from '../plan/dane.js';
 import type { Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
-import type { SessionFacts } from '../smtp/session.js';
+import type { SessionFacts, SessionTimeouts } from '../smtp/session.js';
 import type { SessionTracker } from '../smtp/tracker.js';
 import type { AuditRecord, Destination, DigestAlgorithm, FallbackLevel, Level, Policy, ResultType, Stage, Trust, Verdict } from '../types.js';
 
@@ -35,13 +35,8 @@ export interface DeliverSettings {
   tlsFailuresPermanent: boolean;
   auditTemplate: string;
   name?: string;
-  connectionTimeout?: number;
-  greetingTimeout?: number;
-  socketTimeout?: number;
-  /** Deadline for each SMTP reply (ms). */
-  commandTimeout?: number;
-  /** Deadline for handing over the body, and for the reply to its end (ms). */
-  dataTimeout?: number;
+  /** The session's timeouts and deadlines, as the options gave them. */
+  timeouts: SessionTimeouts;
   /** Sessions in progress, ended by the transport's close(); `closed` says why once it was. */
   tracker?: SessionTracker;
   ipv6: boolean;

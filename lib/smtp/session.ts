@@ -40,20 +40,11 @@ import {
 import type { SessionTracker } from './tracker.js';
 import { replyCode } from './reply.js';
 
-export interface SessionOptions {
-  /** The MX host name, for messages. */
-  host: string;
-  /** The address to connect to. */
-  address: string;
-  port: number;
-  /** TLS from the first byte (SMTPS, port 465) instead of STARTTLS. */
-  implicitTls?: boolean;
-  /** Whether to send STARTTLS when it is offered (false at level none). */
-  starttls: boolean;
-  /** Options for the TLS handshake: servername, ca, cert, key, minVersion, maxVersion, ciphers. */
-  tls: ConnectionOptions;
-  /** EHLO name. */
-  name?: string;
+/**
+ * The timeouts of a session: Nodemailer's connect, greeting and inactivity timers, and this
+ * library's deadlines (Postfix's smtp_*_timeout kept as deadlines).
+ */
+export interface SessionTimeouts {
   connectionTimeout?: number;
   greetingTimeout?: number;
   socketTimeout?: number;
@@ -70,6 +61,22 @@ export interface SessionOptions {
    * smtp_data_done_timeout.
    */
   dataTimeout?: number;
+}
+
+export interface SessionOptions extends SessionTimeouts {
+  /** The MX host name, for messages. */
+  host: string;
+  /** The address to connect to. */
+  address: string;
+  port: number;
+  /** TLS from the first byte (SMTPS, port 465) instead of STARTTLS. */
+  implicitTls?: boolean;
+  /** Whether to send STARTTLS when it is offered (false at level none). */
+  starttls: boolean;
+  /** Options for the TLS handshake: servername, ca, cert, key, minVersion, maxVersion, ciphers. */
+  tls: ConnectionOptions;
+  /** EHLO name. */
+  name?: string;
   /** Where the session is registered while it is in progress, so the transport's close() can end it. */
   tracker?: SessionTracker;
   logger?: unknown;
