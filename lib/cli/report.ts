@@ -326,16 +326,12 @@ function hostReport(event: Extract<DeliverEvent, { type: 'host' }>): HostReport 
           cnames: answer.cnames,
           ...(answer.records.length === 0 ? { reason: `${event.host} has no address (${answer.rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'NODATA'})` } : {}),
         };
-  return { ...base, ...(isIP(event.host) ? { literal: true as const } : {}), ...(event.tlsa ? { tlsa: tlsaReport(event.tlsa) } : {}) };
-}
-
-/** Why a host has no TLSA lookup, from what the report shows. */
-function tlsaSkipped(host: HostReport, level: Level, shadow: Level | undefined, mx: MxReport | undefined): string {
-  if (!isDaneLevel(level) && !isDaneLevel(shadow)) return `level ${level} does not use DANE`;
-  if (level === 'none') return 'level none uses no TLS';
-  if (host.dnssec === 'failed') return 'the address lookup failed';
-  if (mx && mx.dnssec !== 'secure' && !mx.implicit) return 'the MX RRset is not DNSSEC-secure';
-  return 'not looked up';
+  return {
+    ...base,
+    ...(isIP(event.host) ? { literal: true as const } : {}),
+    ...(event.tlsa ? { tlsa: tlsaReport(event.tlsa) } : {}),
+    ...(event.tlsaSkipped ? { tlsaSkipped: event.tlsaSkipped } : {}),
+  };
 }
 
 /** The names the peer is matched against: DANE's reference identifiers when DANE was enforced, else the plan's. */
@@ -484,9 +480,6 @@ export function probeReport(result: ProbeResult, context: ProbeContext = {}): Pr
     }
   }
   const firstPlan = attempts[0]?.plan;
-  for (const host of hosts) {
-    if (!host.tlsa) host.tlsaSkipped = tlsaSkipped(host, delivery.level, firstPlan?.shadow, mx);
-  }
   const target = context.target ?? (destination.kind === 'domain' ? destination.domain : `[${destination.host}]:${destination.port}`);
   return {
     tool: { name: 'nodemailer-tls-policy', version: VERSION, command: 'probe' },

@@ -89,6 +89,13 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
   }
   const daneShadow = isDaneLevel(policy.shadow);
   const withTlsa = (wantsTlsa(policy.level, mxSecure, settings.insecureMxPolicy) || daneShadow) && policy.level !== 'none';
+  // Why no TLSA is looked up, said where it is decided (the probe reports it as it is).
+  const skipped =
+    !isDaneLevel(policy.level) && !daneShadow
+      ? `level ${policy.level} does not use DANE`
+      : policy.level === 'none'
+        ? 'level none uses no TLS'
+        : `the MX RRset is not DNSSEC-secure (${policy.level === 'dane-only' ? 'level dane-only' : 'insecure MX policy may'})`;
   const lookupHost = async (host: string) => {
     if (isIP(host) !== 0) {
       const answer: DnsResult<AddressRecord> = {
@@ -129,7 +136,8 @@ export async function gather(destination: Destination, dns: DeliverDns, settings
     const batch = hosts.slice(next, next + width);
     next += batch.length;
     for (const { host, answer, tlsa } of await Promise.all(batch.map(lookupHost))) {
-      settings.observe?.({ type: 'host', host, addresses: answer, ...(tlsa ? { tlsa } : {}) });
+      const tlsaSkipped = tlsa ? undefined : withTlsa ? 'the address lookup failed' : skipped;
+      settings.observe?.({ type: 'host', host, addresses: answer, ...(tlsa ? { tlsa } : {}), ...(tlsaSkipped ? { tlsaSkipped } : {}) });
       if (answer.status === 'failed') {
         problems.push(answer.reason);
         continue;

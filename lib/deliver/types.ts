@@ -56,7 +56,8 @@ export interface DeliverSettings {
 /** What `observe` sees, in order: the MX answer, each host's addresses and TLSA, each attempt. */
 export type DeliverEvent =
   | { type: 'mx'; destination: string; answer: DnsResult<MxRecord> }
-  | { type: 'host'; host: string; addresses: DnsResult<AddressRecord>; tlsa?: TlsaLookup }
+  /** One host's addresses, and its TLSA lookup or, when there was none, why (`tlsaSkipped`). */
+  | { type: 'host'; host: string; addresses: DnsResult<AddressRecord>; tlsa?: TlsaLookup; tlsaSkipped?: string }
   | { type: 'attempt'; destination: string; attempt: Attempt; plan: Plan; facts: SessionFacts; decision: Decision; verdict?: Verdict };
 
 export interface DeliverHooks {
