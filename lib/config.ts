@@ -47,6 +47,8 @@ export interface TlsPolicyOptions {
   /** SMTP AUTH credentials, sent only to the relay (requires `relay`), and never over cleartext. */
   auth?: { user: string; pass: string };
   /** Send AUTH over a cleartext channel. Default false: never. */
+  allowCleartextAuth?: boolean;
+  /** The former name of allowCleartextAuth, still accepted. */
   allowPlaintextAuth?: boolean;
   /** DNS resolver options (servers, trustAd, timeout, attempts). Default: the system's resolvers. */
   resolver?: ResolverOptions;
@@ -141,6 +143,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'relay',
   'port',
   'auth',
+  'allowCleartextAuth',
   'allowPlaintextAuth',
   'resolver',
   'caFile',
@@ -332,7 +335,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
       ...(options.tlsTempfailTryclear !== undefined ? { tempfailTryclear: options.tlsTempfailTryclear } : {}),
     },
     ...(options.auth ? { auth: options.auth } : {}),
-    allowPlaintextAuth: options.allowPlaintextAuth === true,
+    allowCleartextAuth: (options.allowCleartextAuth ?? options.allowPlaintextAuth) === true,
     tlsFailuresPermanent: options.tlsFailuresPermanent === true,
     auditTemplate,
     ...(options.name ? { name: options.name } : {}),

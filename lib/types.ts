@@ -122,7 +122,7 @@ export interface AuditRecord {
   cipher: string;
   cert_digest: string;
   spki_digest: string;
-  /** Why the level was lowered or plaintext used; empty when it was not. */
+  /** Why the level was lowered or cleartext used; empty when it was not. */
   fallback_reason: string;
   /** The shadow level, whether it would have passed, and why not. */
   shadow: string;

@@ -42,6 +42,9 @@ describe('option names', () => {
       /^option host is Nodemailer's .*; unknown option "levle" \(did you mean level\?\)$/,
     );
   });
+  it('allowPlaintextAuth, the former name of allowCleartextAuth, is still accepted', () => {
+    expect(thrown({ relay: 'smtp.example.com:587', auth: { user: 'u', pass: 'p' }, allowPlaintextAuth: true })).toBeUndefined();
+  });
   it('the options of the README build a transport', () => {
     expect(
       thrown({

@@ -15,7 +15,7 @@
  * - A reply inside TLS is the server's answer: that MX fails, no cleartext, no TLS stage.
  * - The tlsfallback proposal: an authenticated level goes on at its fallback level, recording
  *   downgradedFrom and the reason.
- * - SMTP AUTH never crosses cleartext unless allowPlaintextAuth.
+ * - SMTP AUTH never crosses cleartext unless allowCleartextAuth.
  * - Every reason names `where` and the exact cause.
  */
 import { describe, expect, it } from 'vitest';
@@ -77,7 +77,7 @@ const CAUSE = {
 
 const NO_TRYCLEAR = '; tlsTempfailTryclear is false, so no cleartext';
 const STRICT = '; cleartext is allowed only when STARTTLS is not offered (strict opportunistic TLS)';
-const NO_AUTH_CLEARTEXT = ', and SMTP AUTH is never sent over cleartext (set allowPlaintextAuth to allow it)';
+const NO_AUTH_CLEARTEXT = ', and SMTP AUTH is never sent over cleartext (set allowCleartextAuth to allow it)';
 const NO_RETRY_AUTH = '; no cleartext retry because SMTP AUTH is configured';
 const tooYoung = (age: number) => `; no cleartext retry before the message is ${BACKOFF} s old (it is ${age} s old)`;
 const mandatory = (level: Level) => `; TLS is mandatory at level ${level}`;
@@ -87,9 +87,9 @@ const FALLBACK_ENCRYPT = ' (its fallback level encrypt needs TLS too)';
 interface Options {
   rules?: Partial<OpportunisticRules>;
   hasAuth?: boolean;
-  allowPlaintextAuth?: boolean;
+  allowCleartextAuth?: boolean;
   fallback?: FallbackLevel;
-  plaintextRetry?: boolean;
+  cleartextRetry?: boolean;
   verdict?: Verdict;
 }
 
@@ -101,9 +101,9 @@ function input(level: Level, facts: Facts, o: Options = {}): DecideInput {
     rules: { minimalBackoff: BACKOFF, messageAge: 0, ...o.rules },
     hasAuth: o.hasAuth ?? false,
     facts,
-    ...(o.allowPlaintextAuth !== undefined ? { allowPlaintextAuth: o.allowPlaintextAuth } : {}),
+    ...(o.allowCleartextAuth !== undefined ? { allowCleartextAuth: o.allowCleartextAuth } : {}),
     ...(o.fallback ? { fallback: o.fallback } : {}),
-    ...(o.plaintextRetry !== undefined ? { plaintextRetry: o.plaintextRetry } : {}),
+    ...(o.cleartextRetry !== undefined ? { cleartextRetry: o.cleartextRetry } : {}),
     ...(verdict ? { verdict } : {}),
   };
 }
@@ -123,8 +123,8 @@ const OPT = {
   strictAgeAbove: { rules: { strict: true, messageAge: 86_400 } },
   auth: { hasAuth: true },
   authAgeAbove: { hasAuth: true, rules: { messageAge: 86_400 } },
-  authAllowed: { hasAuth: true, allowPlaintextAuth: true },
-  authNotAllowed: { hasAuth: true, allowPlaintextAuth: false },
+  authAllowed: { hasAuth: true, allowCleartextAuth: true },
+  authNotAllowed: { hasAuth: true, allowCleartextAuth: false },
 } satisfies Record<string, Options>;
 type OptName = keyof typeof OPT;
 
@@ -207,19 +207,19 @@ describe('decide: may (Postfix defaults, Exim tls_tempfail_tryclear, the strict 
   for (const facts of ['handshake', 'session'] as const) {
     const stage = facts === 'handshake' ? 'handshake' : 'session';
     const cause = CAUSE[facts];
-    describe(`${facts} failure -> plaintext-now (tryclear true), failure (false), plaintext-later after minimalBackoff (unset)`, () => {
+    describe(`${facts} failure -> cleartext-now (tryclear true), failure (false), cleartext-later after minimalBackoff (unset)`, () => {
       each([
         // Exim tls_tempfail_tryclear=true: cleartext at once on a new connection, no age gate.
-        { level: 'may', facts, opts: 'tryclearTrue', expected: { action: 'plaintext-now', reason: cause, stage } },
-        { level: 'may', facts, opts: 'ageAboveTryclearTrue', expected: { action: 'plaintext-now', reason: cause, stage } },
+        { level: 'may', facts, opts: 'tryclearTrue', expected: { action: 'cleartext-now', reason: cause, stage } },
+        { level: 'may', facts, opts: 'ageAboveTryclearTrue', expected: { action: 'cleartext-now', reason: cause, stage } },
         // Exim tls_tempfail_tryclear=false: this MX fails temporarily, never cleartext.
         { level: 'may', facts, opts: 'tryclearFalse', expected: next(cause + NO_TRYCLEAR, true, stage) },
         { level: 'may', facts, opts: 'ageAboveTryclearFalse', expected: next(cause + NO_TRYCLEAR, true, stage) },
         // Postfix: cleartext on a new connection, after the other MX, once the message is old enough.
         { level: 'may', facts, opts: 'postfix', expected: next(cause + tooYoung(0), true, stage) },
         { level: 'may', facts, opts: 'ageBelow', expected: next(cause + tooYoung(299), true, stage) },
-        { level: 'may', facts, opts: 'ageAt', expected: { action: 'plaintext-later', reason: cause, stage } },
-        { level: 'may', facts, opts: 'ageAbove', expected: { action: 'plaintext-later', reason: cause, stage } },
+        { level: 'may', facts, opts: 'ageAt', expected: { action: 'cleartext-later', reason: cause, stage } },
+        { level: 'may', facts, opts: 'ageAbove', expected: { action: 'cleartext-later', reason: cause, stage } },
       ]);
     });
   }
@@ -358,13 +358,13 @@ describe('decide: authenticated levels with fallback may behave as may, recordin
             { level, facts: 'refused4xx', opts: 'tryclearTrue', expected: down(CAUSE.refused4xx, 'starttls-refused') },
             { level, facts: 'refused4xx', opts: 'tryclearFalse', expected: next(CAUSE.refused4xx + NO_TRYCLEAR, true, 'starttls-refused') },
             { level, facts: 'refused4xx', opts: 'strict', expected: next(CAUSE.refused4xx + STRICT, true, 'starttls-refused') },
-            { level, facts: 'handshake', opts: 'tryclearTrue', expected: { action: 'plaintext-now', reason: CAUSE.handshake, stage: 'handshake' } },
+            { level, facts: 'handshake', opts: 'tryclearTrue', expected: { action: 'cleartext-now', reason: CAUSE.handshake, stage: 'handshake' } },
             { level, facts: 'handshake', opts: 'tryclearFalse', expected: next(CAUSE.handshake + NO_TRYCLEAR, true, 'handshake') },
             { level, facts: 'handshake', opts: 'postfix', expected: next(CAUSE.handshake + tooYoung(0), true, 'handshake') },
-            { level, facts: 'handshake', opts: 'ageAt', expected: { action: 'plaintext-later', reason: CAUSE.handshake, stage: 'handshake' } },
+            { level, facts: 'handshake', opts: 'ageAt', expected: { action: 'cleartext-later', reason: CAUSE.handshake, stage: 'handshake' } },
             { level, facts: 'handshake', opts: 'strictAgeAbove', expected: next(CAUSE.handshake + STRICT, true, 'handshake') },
-            { level, facts: 'session', opts: 'tryclearTrue', expected: { action: 'plaintext-now', reason: CAUSE.session, stage: 'session' } },
-            { level, facts: 'session', opts: 'ageAbove', expected: { action: 'plaintext-later', reason: CAUSE.session, stage: 'session' } },
+            { level, facts: 'session', opts: 'tryclearTrue', expected: { action: 'cleartext-now', reason: CAUSE.session, stage: 'session' } },
+            { level, facts: 'session', opts: 'ageAbove', expected: { action: 'cleartext-later', reason: CAUSE.session, stage: 'session' } },
             { level, facts: 'session', opts: 'ageBelow', expected: next(CAUSE.session + tooYoung(299), true, 'session') },
             // AUTH configured: no cleartext, no cleartext retry.
             { level, facts: 'noStarttls', opts: 'auth', expected: next(CAUSE.noStarttls + NO_AUTH_CLEARTEXT, true, 'no-starttls') },
@@ -515,7 +515,7 @@ describe('decide: TLS established, verdict failed', () => {
 });
 
 // =============================================================================================
-describe('decide: SMTP AUTH never crosses cleartext unless allowPlaintextAuth', () => {
+describe('decide: SMTP AUTH never crosses cleartext unless allowCleartextAuth', () => {
   each([
     // Cleartext on the same connection becomes a failure of this MX, saying why.
     { level: 'may', facts: 'noStarttls', opts: 'auth', expected: next(CAUSE.noStarttls + NO_AUTH_CLEARTEXT, true, 'no-starttls') },
@@ -547,7 +547,7 @@ describe('decide: SMTP AUTH never crosses cleartext unless allowPlaintextAuth', 
       extra: { rules: { tempfailTryclear: true } },
       expected: next(CAUSE.session + NO_RETRY_AUTH, true, 'session'),
     },
-    // With allowPlaintextAuth, cleartext (and a cleartext retry) are as without AUTH.
+    // With allowCleartextAuth, cleartext (and a cleartext retry) are as without AUTH.
     { level: 'may', facts: 'noStarttls', opts: 'authAllowed', expected: clear('may', CAUSE.noStarttls, 'no-starttls') },
     { level: 'may', facts: 'refused4xx', opts: 'authAllowed', expected: clear('may', CAUSE.refused4xx, 'starttls-refused') },
     {
@@ -555,14 +555,14 @@ describe('decide: SMTP AUTH never crosses cleartext unless allowPlaintextAuth', 
       facts: 'handshake',
       opts: 'authAllowed',
       extra: { rules: { tempfailTryclear: true } },
-      expected: { action: 'plaintext-now', reason: CAUSE.handshake, stage: 'handshake' },
+      expected: { action: 'cleartext-now', reason: CAUSE.handshake, stage: 'handshake' },
     },
     {
       level: 'may',
       facts: 'session',
       opts: 'authAllowed',
       extra: { rules: { messageAge: 86_400 } },
-      expected: { action: 'plaintext-later', reason: CAUSE.session, stage: 'session' },
+      expected: { action: 'cleartext-later', reason: CAUSE.session, stage: 'session' },
     },
     { level: 'may', facts: 'handshake', opts: 'authAllowed', expected: next(CAUSE.handshake + tooYoung(0), true, 'handshake') },
     // TLS established: AUTH is sent inside TLS.
@@ -582,14 +582,14 @@ describe('decide: SMTP AUTH never crosses cleartext unless allowPlaintextAuth', 
       level: 'may',
       facts: 'noStarttls',
       opts: 'auth',
-      extra: { plaintextRetry: true },
+      extra: { cleartextRetry: true },
       expected: next(`cleartext retry of ${W} after a TLS failure${NO_AUTH_CLEARTEXT}`, true, 'handshake'),
     },
     {
       level: 'may',
       facts: 'noStarttls',
       opts: 'authAllowed',
-      extra: { plaintextRetry: true },
+      extra: { cleartextRetry: true },
       expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake'),
     },
   ]);
@@ -608,14 +608,14 @@ describe('decide: level none and the cleartext retry', () => {
       level: 'may',
       facts: 'noStarttls',
       opts,
-      extra: { plaintextRetry: true },
+      extra: { cleartextRetry: true },
       expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake'),
     })),
     {
       level: 'may',
       facts: 'refusedNoReply',
       opts: 'postfix',
-      extra: { plaintextRetry: true },
+      extra: { cleartextRetry: true },
       expected: clear('may', `cleartext retry of ${W} after a TLS failure`, 'handshake'),
     },
     // A fallback-may level's retry travels at may and records the level asked for.
@@ -623,7 +623,7 @@ describe('decide: level none and the cleartext retry', () => {
       level,
       facts: 'refusedNoReply',
       opts: 'ageAbove',
-      extra: { plaintextRetry: true, fallback: 'may' },
+      extra: { cleartextRetry: true, fallback: 'may' },
       expected: {
         action: 'send',
         level: 'may',
@@ -634,8 +634,8 @@ describe('decide: level none and the cleartext retry', () => {
       },
     })),
     // The retry's own connection can fail: that MX fails, as any connection failure.
-    { level: 'may', facts: 'connect', opts: 'ageAbove', extra: { plaintextRetry: true }, expected: next(`${W} ${CONNECT_MSG}`, true) },
-    { level: 'may', facts: 'greeting554', opts: 'ageAbove', extra: { plaintextRetry: true }, expected: next(`${W} answered ${G554}`, false) },
+    { level: 'may', facts: 'connect', opts: 'ageAbove', extra: { cleartextRetry: true }, expected: next(`${W} ${CONNECT_MSG}`, true) },
+    { level: 'may', facts: 'greeting554', opts: 'ageAbove', extra: { cleartextRetry: true }, expected: next(`${W} answered ${G554}`, false) },
   ]);
 });
 
@@ -679,11 +679,11 @@ describe('decide: invariants over every level x facts x options', () => {
     expectNone(bad);
   });
 
-  it('AUTH without allowPlaintextAuth: never a cleartext send, never a cleartext retry', () => {
+  it('AUTH without allowCleartextAuth: never a cleartext send, never a cleartext retry', () => {
     const bad = cases.flatMap((c) => {
-      if (!c.o.hasAuth || c.o.allowPlaintextAuth) return [];
+      if (!c.o.hasAuth || c.o.allowCleartextAuth) return [];
       const d = decide(input(c.level, F[c.facts], c.o));
-      const cleartext = (d.action === 'send' && d.trust === 'Cleartext') || d.action === 'plaintext-now' || d.action === 'plaintext-later';
+      const cleartext = (d.action === 'send' && d.trust === 'Cleartext') || d.action === 'cleartext-now' || d.action === 'cleartext-later';
       return cleartext ? [show(c, d)] : [];
     });
     expectNone(bad);
@@ -693,7 +693,7 @@ describe('decide: invariants over every level x facts x options', () => {
     const bad = cases.flatMap((c) => {
       if (!(MANDATORY_LEVELS as readonly Level[]).includes(c.level) || c.o.fallback === 'may') return [];
       const d = decide(input(c.level, F[c.facts], c.o));
-      const cleartext = (d.action === 'send' && d.trust === 'Cleartext') || d.action === 'plaintext-now' || d.action === 'plaintext-later';
+      const cleartext = (d.action === 'send' && d.trust === 'Cleartext') || d.action === 'cleartext-now' || d.action === 'cleartext-later';
       return cleartext ? [show(c, d)] : [];
     });
     expectNone(bad);
@@ -712,7 +712,7 @@ describe('decide: invariants over every level x facts x options', () => {
     const bad = cases.flatMap((c) => {
       if (!c.o.rules?.strict || c.level === 'none') return [];
       const d = decide(input(c.level, F[c.facts], c.o));
-      const cleartext = (d.action === 'send' && d.trust === 'Cleartext') || d.action === 'plaintext-now' || d.action === 'plaintext-later';
+      const cleartext = (d.action === 'send' && d.trust === 'Cleartext') || d.action === 'cleartext-now' || d.action === 'cleartext-later';
       return cleartext && c.facts !== 'noStarttls' ? [show(c, d)] : [];
     });
     expectNone(bad);

@@ -113,7 +113,7 @@ describe('several MX hosts', () => {
     expect(result.error).toBeUndefined();
     const attempts = result.info!.deliveries[0]!.attempts;
     expect(attempts.map((a) => [a.mx, a.mode, a.decision])).toEqual([
-      ['mx1.two.test', 'tls', 'plaintext-later'],
+      ['mx1.two.test', 'tls', 'cleartext-later'],
       ['mx2.two.test', 'tls', 'send'],
     ]);
     expect(seen).toEqual({ 'mx1.two.test': [], 'mx2.two.test': SENT_TLS });
@@ -125,8 +125,8 @@ describe('several MX hosts', () => {
     );
     expect(result.error).toBeUndefined();
     expect(result.info!.deliveries[0]!.attempts.map((a) => [a.mx, a.mode, a.decision])).toEqual([
-      ['mxa.allfail.test', 'tls', 'plaintext-later'],
-      ['mxb.allfail.test', 'tls', 'plaintext-later'],
+      ['mxa.allfail.test', 'tls', 'cleartext-later'],
+      ['mxb.allfail.test', 'tls', 'cleartext-later'],
       ['mxa.allfail.test', 'cleartext-retry', 'send'],
     ]);
     const last = result.info!.deliveries[0]!.attempts[2]!;
@@ -158,7 +158,7 @@ describe('several MX hosts', () => {
     );
     expect(result.error).toBeUndefined();
     expect(result.info!.deliveries[0]!.attempts.map((a) => [a.mx, a.mode, a.decision])).toEqual([
-      ['mxa.allfail.test', 'tls', 'plaintext-now'],
+      ['mxa.allfail.test', 'tls', 'cleartext-now'],
       ['mxa.allfail.test', 'cleartext-retry', 'send'],
     ]);
     expect(seen).toEqual({ 'mxa.allfail.test': SENT_CLEAR, 'mxb.allfail.test': [] });
@@ -335,10 +335,10 @@ describe('relay', () => {
     expect(result.error?.message).toMatch(/offered no STARTTLS, and SMTP AUTH is never sent over cleartext/);
     expect(seen).toEqual({ 'clearrelay.test': [] });
   });
-  it('allowPlaintextAuth: the user said so explicitly', async () => {
+  it('allowCleartextAuth: the user said so explicitly', async () => {
     const { seen } = await seenBy(['clearrelay.test'], () =>
       world.send(
-        { level: 'may', relay: relayOf('clearrelay.test'), auth: { user: 'alice', pass: 'secret' }, allowPlaintextAuth: true },
+        { level: 'may', relay: relayOf('clearrelay.test'), auth: { user: 'alice', pass: 'secret' }, allowCleartextAuth: true },
         { to: 'a@one.example' },
       ),
     );

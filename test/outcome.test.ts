@@ -83,7 +83,7 @@ describe('settleTransaction', () => {
 });
 
 describe('recordFailure, sessionLimitReached, finalFailure: which code wins', () => {
-  it('a TLS stage is ETLS; a connection failure ECONNECTION; a given code (EAUTH) wins; plaintext-later notes the retry', () => {
+  it('a TLS stage is ETLS; a connection failure ECONNECTION; a given code (EAUTH) wins; cleartext-later notes the retry', () => {
     const o = newOutcome(['a']);
     recordFailure(o, { action: 'next', temporary: true, stage: 'no-starttls', reason: `${R} offered no STARTTLS` });
     expect(o.last).toEqual({ reason: `${R} offered no STARTTLS`, temporary: true, code: 'ETLS' });
@@ -91,7 +91,7 @@ describe('recordFailure, sessionLimitReached, finalFailure: which code wins', ()
     expect(o.last).toEqual({ reason: `${R} answered 554 no`, temporary: false, code: 'ECONNECTION' });
     recordFailure(o, { action: 'next', temporary: true, reason: 'refused AUTH' }, 'EAUTH');
     expect(o.last?.code).toBe('EAUTH');
-    recordFailure(o, { action: 'plaintext-later', stage: 'handshake', reason: 'handshake failed' });
+    recordFailure(o, { action: 'cleartext-later', stage: 'handshake', reason: 'handshake failed' });
     expect(o.failures.at(-1)).toBe('handshake failed (cleartext retry once the other MX hosts were tried with TLS)');
     expect(o.transactionFailures).toBe(0); // failures before a transaction do not count toward the session limit
   });

@@ -159,9 +159,9 @@ function dataText(style: Style, a: AttemptReport): string {
     return d.downgradedFrom || a.mode === 'cleartext-retry' ? style.warn(text) : style.good(text);
   }
   const what =
-    d.action === 'plaintext-later'
+    d.action === 'cleartext-later'
       ? 'not on this connection: cleartext retry after the other MX hosts'
-      : d.action === 'plaintext-now'
+      : d.action === 'cleartext-now'
         ? 'not on this connection: cleartext retry now'
         : 'would not be sent';
   return `${style.bad(what)}${d.reason ? `: ${d.reason}` : ''}`;

@@ -17,7 +17,7 @@
  * - The strict variant (asked for on exim-users, in neither MTA): cleartext only when the
  *   server did not offer STARTTLS at all.
  * - Seed 001: before any cleartext retry on a new connection, the destination's other MX hosts
- *   are tried with TLS ('plaintext-later'); tls_tempfail_tryclear=true asks for it at once.
+ *   are tried with TLS ('cleartext-later'); tls_tempfail_tryclear=true asks for it at once.
  * - A reply inside TLS (421 to the EHLO after STARTTLS) is the server's answer, not a TLS
  *   failure: that MX fails, and no cleartext retry follows.
  * - The tlsfallback proposal: an authenticated level that cannot authenticate goes on at its
@@ -53,9 +53,9 @@ export interface DecideInput {
   /** SMTP AUTH credentials are configured for this destination. */
   hasAuth: boolean;
   /** The caller explicitly allows AUTH over cleartext. */
-  allowPlaintextAuth?: boolean;
+  allowCleartextAuth?: boolean;
   /** This session is the cleartext retry (STARTTLS was not attempted on purpose). */
-  plaintextRetry?: boolean;
+  cleartextRetry?: boolean;
   /** TLS from the first byte (SMTPS): there is no cleartext on this port to retry with. */
   implicitTls?: boolean;
   facts: {
@@ -91,9 +91,9 @@ export type Decision =
       stage?: Stage;
     }
   /** Open a new cleartext connection to this address now (tls_tempfail_tryclear). */
-  | { action: 'plaintext-now'; reason: string; stage: Stage }
+  | { action: 'cleartext-now'; reason: string; stage: Stage }
   /** Retry this address in cleartext, after the other MX hosts were tried with TLS. */
-  | { action: 'plaintext-later'; reason: string; stage: Stage };
+  | { action: 'cleartext-later'; reason: string; stage: Stage };
 
 /** Whether cleartext is allowed at all for this MX: `may`, or a mandatory level with fallback=may. */
 function cleartextAllowed(input: DecideInput): boolean {
@@ -102,12 +102,12 @@ function cleartextAllowed(input: DecideInput): boolean {
 
 /** A 'send' in cleartext, unless that would carry AUTH credentials in the clear. */
 function sendCleartext(input: DecideInput, reason: string | undefined, stage: Stage | undefined): Decision {
-  if (input.hasAuth && !input.allowPlaintextAuth) {
+  if (input.hasAuth && !input.allowCleartextAuth) {
     return {
       action: 'next',
       temporary: true,
       stage: stage ?? 'no-starttls',
-      reason: `${reason ?? `${input.where} is cleartext`}, and SMTP AUTH is never sent over cleartext (set allowPlaintextAuth to allow it)`,
+      reason: `${reason ?? `${input.where} is cleartext`}, and SMTP AUTH is never sent over cleartext (set allowCleartextAuth to allow it)`,
     };
   }
   const downgraded = isTlsRequiredInPlan(input.level);
@@ -146,13 +146,13 @@ function tlsUnavailable(input: DecideInput, stage: Stage, reason: string, replyC
     return { action: 'next', temporary: true, stage, reason: `${reason}; tlsTempfailTryclear is false, so no cleartext` };
   }
   // handshake or session: the connection is dead, cleartext needs a new one.
-  if (input.implicitTls || input.plaintextRetry) {
+  if (input.implicitTls || input.cleartextRetry) {
     return { action: 'next', temporary: true, stage, reason: `${reason}; an implicit TLS port has no cleartext to retry with` };
   }
-  if (input.hasAuth && !input.allowPlaintextAuth) {
+  if (input.hasAuth && !input.allowCleartextAuth) {
     return { action: 'next', temporary: true, stage, reason: `${reason}; no cleartext retry because SMTP AUTH is configured` };
   }
-  if (rules.tempfailTryclear === true) return { action: 'plaintext-now', stage, reason };
+  if (rules.tempfailTryclear === true) return { action: 'cleartext-now', stage, reason };
   if (rules.tempfailTryclear === false) {
     return { action: 'next', temporary: true, stage, reason: `${reason}; tlsTempfailTryclear is false, so no cleartext` };
   }
@@ -164,7 +164,7 @@ function tlsUnavailable(input: DecideInput, stage: Stage, reason: string, replyC
       reason: `${reason}; no cleartext retry before the message is ${rules.minimalBackoff} s old (it is ${Math.floor(rules.messageAge)} s old)`,
     };
   }
-  return { action: 'plaintext-later', stage, reason };
+  return { action: 'cleartext-later', stage, reason };
 }
 
 export function decide(input: DecideInput): Decision {
@@ -188,12 +188,12 @@ export function decide(input: DecideInput): Decision {
         return { action: 'next', temporary: true, reason: `${where} ${failure.message}` };
     }
   }
-  if (input.plaintextRetry && !cleartextAllowed(input)) {
+  if (input.cleartextRetry && !cleartextAllowed(input)) {
     throw new Error(`decide: a cleartext retry of ${where} at level ${input.level} must never be planned`);
   }
-  if (input.level === 'none' || input.plaintextRetry) {
-    const reason = input.plaintextRetry ? `cleartext retry of ${where} after a TLS failure` : undefined;
-    return sendCleartext(input, reason, input.plaintextRetry ? 'handshake' : undefined);
+  if (input.level === 'none' || input.cleartextRetry) {
+    const reason = input.cleartextRetry ? `cleartext retry of ${where} after a TLS failure` : undefined;
+    return sendCleartext(input, reason, input.cleartextRetry ? 'handshake' : undefined);
   }
   if (!facts.tls) {
     if (!facts.starttlsOffered) return tlsUnavailable(input, 'no-starttls', `${where} offered no STARTTLS`);

@@ -111,8 +111,8 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
             ...(plan.fallback ? { fallback: plan.fallback } : {}),
             rules: { ...rules, ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}) },
             hasAuth: authenticate,
-            allowPlaintextAuth: settings.allowPlaintextAuth,
-            plaintextRetry: mode === 'cleartext-retry',
+            allowCleartextAuth: settings.allowCleartextAuth,
+            cleartextRetry: mode === 'cleartext-retry',
             implicitTls: plan.implicitTls,
             facts: {
               starttlsOffered: facts.starttlsOffered,
@@ -181,7 +181,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       );
     }
     if (authenticate && settings.auth && !parked && !mail.skipLogin) {
-      if (!session.encrypted && !settings.allowPlaintextAuth) {
+      if (!session.encrypted && !settings.allowCleartextAuth) {
         // decide() never sends in cleartext with AUTH configured; this is the last guard.
         session.close();
         throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);

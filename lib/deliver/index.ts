@@ -8,8 +8,8 @@
  *    (lib/verdict) and `decide` (lib/decide) rule on it, and carries the decision out.
  * 3. Each attempt is folded into the outcome (outcome.ts, pure): `settleTransaction` for a sent
  *    transaction, `recordFailure` otherwise. A TLS failure that allows a cleartext retry on a new
- *    connection ('plaintext-later') is put aside; the other MX hosts are tried with TLS first,
- *    then the put-aside addresses in cleartext, in order ('plaintext-now' retries at once:
+ *    connection ('cleartext-later') is put aside; the other MX hosts are tried with TLS first,
+ *    then the put-aside addresses in cleartext, in order ('cleartext-now' retries at once:
  *    Exim's tls_tempfail_tryclear), as Postfix's smtp_connect.c orders its tries.
  * 4. It stops early when a server may already hold the message, the transport was closed, or
  *    Postfix's smtp_mx_session_limit is reached; `conclude` gives the recipients, the status
@@ -116,11 +116,11 @@ export async function deliver(
     const d = run.decision;
     if (d.action === 'send') return settle(run);
     // A cleartext retry is planned only from a TLS attempt, so a retry can never loop.
-    if (d.action === 'plaintext-now' && mode === 'tls') {
+    if (d.action === 'cleartext-now' && mode === 'tls') {
       settings.logger.warn({ tnx: 'tls-policy', destination: nexthop }, '%s; retrying in cleartext at once (tlsTempfailTryclear)', d.reason);
       return tryTarget(target, 'cleartext-retry');
     }
-    if (d.action === 'plaintext-later' && mode === 'tls') later.push(target);
+    if (d.action === 'cleartext-later' && mode === 'tls') later.push(target);
     recordFailure(outcome, d, run.failureCode);
     return false;
   };

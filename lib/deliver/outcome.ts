@@ -94,7 +94,7 @@ export function settleTransaction(o: Outcome, t: TransactionResult, relay: strin
 
 /** Records an attempt that sent nothing (any decision but send); `code` when it is not the decision's (EAUTH). */
 export function recordFailure(o: Outcome, d: Exclude<Decision, { action: 'send' }>, code?: string): void {
-  if (d.action === 'plaintext-later') {
+  if (d.action === 'cleartext-later') {
     o.failures.push(`${d.reason} (cleartext retry once the other MX hosts were tried with TLS)`);
     o.last = { reason: d.reason, temporary: true, code: 'ETLS' };
     return;

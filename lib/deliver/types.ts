@@ -31,7 +31,7 @@ export interface DeliverSettings {
   digest: DigestAlgorithm;
   rules: Omit<OpportunisticRules, 'messageAge' | 'tempfailTryclear'> & { tempfailTryclear?: boolean };
   auth?: { user: string; pass: string };
-  allowPlaintextAuth: boolean;
+  allowCleartextAuth: boolean;
   tlsFailuresPermanent: boolean;
   auditTemplate: string;
   name?: string;
