@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
 import { startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
-import { makePki, type Pki } from './helpers/pki.js';
+import { makeLeaf, makePki, type Pki } from './helpers/pki.js';
 import { loopbackBlock, startPeer, type Peer } from './helpers/smtp-peer.js';
 
 let pki: Pki;
@@ -115,4 +115,24 @@ describe('implicit TLS (SMTPS) against a TLS-on-connect peer', () => {
       ]);
     });
   }
+});
+
+describe('a next hop written as an IP address', () => {
+  it('at verify, [address] is matched against the certificate’s IP address names (as X509_check_ip), never its DNS names', async () => {
+    const withIp = await pki.leaf(['mx.ip.test'], {});
+    const address = ip(5);
+    const ipCert = await makeLeaf(pki.ca, { names: ['mx.ip.test'], ips: [address] });
+    const good = await startPeer({ host: address, port: 0, behaviour: 'starttls', cert: ipCert.chainPem, key: ipCert.keyPem });
+    const other = await startPeer({ host: ip(6), port: 0, behaviour: 'starttls', cert: withIp.chainPem, key: withIp.keyPem });
+    try {
+      const ok = await send({ relay: `[${address}]:${good.port}`, level: 'verify' }, 'u@example.test');
+      expect(ok.error).toBeUndefined();
+      expect(ok.info!.deliveries[0]!.attempts[0]!.audit).toMatchObject({ auth: 'Verified', matched: address });
+      const bad = await send({ relay: `[${ip(6)}]:${other.port}`, level: 'verify' }, 'u@example.test');
+      expect(bad.error?.message).toMatch(new RegExp(`certificate names mx\\.ip\\.test matched none of ${ip(6).replace(/\./g, '\\.')}`));
+      expect(other.events.filter((e) => e.command === 'MAIL')).toEqual([]);
+    } finally {
+      await Promise.all([good.close(), other.close()]);
+    }
+  });
 });

@@ -40,13 +40,13 @@ import { safeText } from '../text/index.js';
 import type { DigestAlgorithm, Level, PeerTls, Trust, Verdict } from '../types.js';
 import { SessionCerts } from './certs.js';
 import { chainVerified, describeAuthorizationError } from './errors.js';
-import { nameMatches } from './names.js';
+import { canonicalIp, certIpAddresses, nameMatches } from './names.js';
 
 export { SessionCert, SessionCerts } from './certs.js';
 export type { CertCounters, CertPart } from './certs.js';
 export { auditDigests, certDigest, formatDigest, normalizeFingerprint, spkiDer, spkiDigest } from './digest.js';
 export { chainVerified, describeAuthorizationError } from './errors.js';
-export { certNames, expandMatch, nameMatches, parseSubjectAltName, subjectCommonNames } from './names.js';
+export { canonicalIp, certIpAddresses, certNames, expandMatch, nameMatches, parseSubjectAltName, subjectCommonNames } from './names.js';
 export type { AltName, MatchContext } from './names.js';
 
 /** The levels this module judges; the DANE levels have their own module. */
@@ -113,6 +113,12 @@ const judgeNames: Judge = (req, peer, leaf, trust, certs) => {
   // shown through safeText, so that no certificate can put a control into a reason.
   const offered = certs.cert(leaf).names();
   for (const pattern of req.names) {
+    // A reference that is an IP address (a next hop `[192.0.2.1]`) matches iPAddress names only.
+    const ip = canonicalIp(pattern);
+    if (ip !== undefined) {
+      if (certIpAddresses(leaf).includes(ip)) return { ok: true, trust: 'Verified', matched: ip };
+      continue;
+    }
     const name = offered.find((n) => nameMatches(n, pattern));
     if (name !== undefined) return { ok: true, trust: 'Verified', matched: safeText(name) };
   }

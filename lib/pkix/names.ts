@@ -4,6 +4,7 @@
  * Postfix configures it (nameMatches).
  */
 import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import { toDnsName } from '../names/index.js';
 
 /** One entry of a certificate's subjectAltName, as Node prints it: `DNS`, `IP Address`, `email`, ... */
@@ -264,4 +265,30 @@ export function nameMatches(certName: string, pattern: string): boolean {
   if (wild === '*') return true;
   for (const c of wild) if (!isAlnum(c) && c !== '-') return false;
   return true;
+}
+
+/** An IP address in one textual form, so that `::1` and `0:0::1` compare equal; undefined for a non-address. */
+export function canonicalIp(text: string): string | undefined {
+  const version = isIP(text);
+  if (version === 0) return undefined;
+  if (version === 4) return text;
+  try {
+    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The IP addresses a certificate's subjectAltName lists (iPAddress entries), in canonical form.
+ * A reference identifier that is an IP address (a next hop written `[192.0.2.1]`) is matched
+ * against these, as OpenSSL's X509_check_ip does, never against DNS names (RFC 6125 section
+ * 3.1.3.2; RFC 5280 section 4.2.1.6).
+ */
+export function certIpAddresses(der: Buffer): string[] {
+  const cert = new X509Certificate(der);
+  return parseSubjectAltName(cert.subjectAltName)
+    .filter((n) => n.type === 'IP Address')
+    .map((n) => canonicalIp(n.value))
+    .filter((v): v is string => v !== undefined);
 }

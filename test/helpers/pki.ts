@@ -42,8 +42,10 @@ export interface Issued {
 }
 
 export interface CertOptions {
-  /** DNS subjectAltNames; none makes a certificate without the extension. */
+  /** DNS subjectAltNames; none (and no `ips`) makes a certificate without the extension. */
   names?: string[];
+  /** IP address subjectAltNames (iPAddress entries). */
+  ips?: string[];
   /** Subject CN; none makes a subject with only an O attribute. */
   cn?: string;
   notBefore?: Date;
@@ -91,7 +93,7 @@ async function newKey(type: KeyType = 'ec'): Promise<string> {
   return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-function config(dir: string, ca: boolean, names: readonly string[]): string {
+function config(dir: string, ca: boolean, names: readonly string[], ips: readonly string[] = []): string {
   const lines = [
     '[ req ]',
     'distinguished_name = req_dn',
@@ -120,9 +122,10 @@ function config(dir: string, ca: boolean, names: readonly string[]): string {
   } else {
     lines.push('basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature,keyEncipherment', 'extendedKeyUsage = serverAuth');
   }
-  if (names.length > 0) {
+  if (names.length > 0 || ips.length > 0) {
     lines.push('subjectAltName = @alt_names', '[ alt_names ]');
     names.forEach((n, i) => lines.push(`DNS.${i + 1} = ${confValue(n)}`));
+    ips.forEach((ip, i) => lines.push(`IP.${i + 1} = ${ip}`));
   }
   return lines.join('\n') + '\n';
 }
@@ -137,7 +140,7 @@ async function issue(issuer: Issued | 'self', ca: boolean, opts: CertOptions): P
     const file = (name: string) => join(dir, name);
     await Promise.all([
       writeFile(file('key.pem'), keyPem, { mode: 0o600 }),
-      writeFile(file('openssl.cnf'), config(dir, ca, opts.names ?? [])),
+      writeFile(file('openssl.cnf'), config(dir, ca, opts.names ?? [], opts.ips ?? [])),
       writeFile(file('index.txt'), ''),
       // A random serial: certificates from one issuer never collide.
       writeFile(file('serial'), `40${randomBytes(15).toString('hex')}\n`),
