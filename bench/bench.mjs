@@ -1,7 +1,7 @@
 // nodemailer-tls-policy bench: `npm run bench` (builds dist/, then runs this file).
 //
 // A report, run by hand, not a test: it prints the machine, then one row per measurement with
-// its value, the target from the spec (issue 6) and PASS/MISS, and writes the same as JSON to
+// its value, the target it is held to and PASS/MISS, and writes the same as JSON to
 // bench/results/latest.json. It exits 0 whether targets are met or missed, non-zero only when
 // the bench itself breaks (a server does not start, mail is not delivered, it runs too long).
 //

@@ -119,7 +119,7 @@ describe('several MX hosts', () => {
     expect(seen).toEqual({ 'mx1.two.test': [], 'mx2.two.test': SENT_TLS });
   });
 
-  it('cleartext only after every MX failed TLS (seed 001), in MX order, for an old message', async () => {
+  it('cleartext only after every MX failed TLS (the other MX hosts first), in MX order, for an old message', async () => {
     const { result, seen } = await seenBy(['mxa.allfail.test', 'mxb.allfail.test'], () =>
       world.send({ level: 'may' }, { to: 'u@allfail.test', queuedAt: old }),
     );

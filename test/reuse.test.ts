@@ -1,5 +1,5 @@
 /**
- * Connection reuse (issue 6): an idle session is handed only to the next message whose plan
+ * Connection reuse: an idle session is handed only to the next message whose plan
  * for that address is the same, as Postfix's connection cache does. Proven from the peers'
  * side: connections accepted, and the channel each message crossed.
  */
