@@ -215,6 +215,11 @@ function findBinary(name: string, sbin: boolean): string | undefined {
   return undefined;
 }
 
+/** The tools the DNSSEC tree needs that this machine lacks, with their Debian packages. */
+export function missingDnssecTools(): { name: string; pkg: string }[] {
+  return BINARIES.filter((binary) => !findBinary(binary.name, binary.sbin));
+}
+
 function binaries(): Record<(typeof BINARIES)[number]['name'], string> {
   const found: Record<string, string> = {};
   const missing: { name: string; pkg: string }[] = [];
