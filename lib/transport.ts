@@ -263,12 +263,17 @@ export class TlsPolicyTransport extends EventEmitter {
    * `messageAge` (seconds) judges the message as that old (Postfix's cleartext-retry rule).
    * A probe never uses or parks reused sessions: every fact it reports is fresh.
    */
-  async probe(target: string, options: { messageAge?: number } = {}): Promise<{ destination: Destination; delivery: Delivery; events: DeliverEvent[] }> {
+  async probe(
+    target: string,
+    options: { messageAge?: number; implicitTls?: boolean } = {},
+  ): Promise<{ destination: Destination; delivery: Delivery; events: DeliverEvent[] }> {
     const events: DeliverEvent[] = [];
     const text = target.trim();
-    const destination: Destination = text.startsWith('[')
+    const parsed: Destination = text.startsWith('[')
       ? parseRelay(/\]:\d+$/.test(text) ? text : `${text}:${this.settings.port}`)
       : { kind: 'domain', domain: domainOf(`probe@${text}`) };
+    // implicitTls: TLS from the first byte on a fixed next hop, whatever its port (SMTPS).
+    const destination: Destination = parsed.kind === 'relay' && options.implicitTls ? { ...parsed, implicitTls: true } : parsed;
     const { pool: _fresh, ...own } = this.settings; // a probe always opens its own sessions
     const settings: DeliverSettings = {
       ...own,

@@ -19,7 +19,7 @@ import { certificateReport, main, formatJson, formatProbe, probeReport, stripAns
 import { tlsPolicy } from '../lib/index.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 import { makeLeaf, makePki, tlsaData, type Issued, type Pki } from './helpers/pki.js';
-import { startHosts, type HostSpec, type Peer } from './helpers/smtp-peer.js';
+import { startHosts, startPeer, type HostSpec, type Peer } from './helpers/smtp-peer.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -300,6 +300,33 @@ describe('probe --json, by kind of destination', () => {
     expect(report.attempts[0]!.where).toBe(`${address}[${address}]:${port}`);
   });
 
+  it('host:port is a fixed next hop too (no MX lookup), as the relay option reads it; the report shows that port', async () => {
+    const { code, report } = await probe(`mx.good.test:${port}`, '--level', 'encrypt');
+    expect(code).toBe(0);
+    expect(report.destination).toEqual({ kind: 'relay', host: 'mx.good.test', port, implicitTls: false });
+    expect(report.mx).toBeUndefined();
+    expect(report.config.port).toBe(port);
+  });
+
+  it('--smtps: implicit TLS on a next hop whatever its port', async () => {
+    const smtps = await startPeer({
+      host: peers.get('mx.good.test')!.host.replace(/\.\d+$/, '.250'),
+      port: 0,
+      behaviour: 'implicit-tls',
+      cert: certs.get('mx.good.test')!.chainPem,
+      key: certs.get('mx.good.test')!.keyPem,
+    });
+    try {
+      const { code, report } = await probe(`[${smtps.host}]:${smtps.port}`, '--smtps', '--level', 'encrypt');
+      expect(code).toBe(0);
+      expect(report.destination).toMatchObject({ kind: 'relay', port: smtps.port, implicitTls: true });
+      expect(report.attempts[0]!.plan.implicitTls).toBe(true);
+      expect(smtps.events.map((e) => [e.command, e.secure])).toEqual([['CONNECT', true]]);
+    } finally {
+      await smtps.close();
+    }
+  });
+
   it('--shadow adds a shadow level to the destination (never enforced); --policy entries are used', async () => {
     const shadow = await probe('badcert.test', '--level', 'encrypt', '--shadow', 'verify', '--ca-file', caFile);
     expect(shadow.code).toBe(0);
@@ -508,7 +535,8 @@ describe('bad arguments: exit 2, nothing looked up or connected to', () => {
       /--fallback "may=encrypt" is not a fallback map:\n {2}--fallback:1: level "may" cannot have a fallback level/,
     ],
     ['a bad port', ['probe', 'dane.test', '--port', '70000'], /--port must be from 1 to 65535/],
-    ['host:port without brackets', ['probe', 'mx.dane.test:25'], /write a host and port as \[host\]:port/],
+    ['a target with two colons', ['probe', 'a:b:25'], /target "a:b:25" is not a domain, \[host\], \[host\]:port or host:port/],
+    ['--smtps for a domain (MX hosts have no implicit TLS)', ['probe', 'dane.test', '--smtps'], /--smtps needs a fixed next hop/],
     ['a bare address', ['probe', '192.0.2.1'], /write it in brackets/],
     ['a bad resolver', ['probe', 'dane.test', '--resolver', 'dns.example'], /--resolver: DNS server "dns.example" is not an IP address/],
     ['a bad --trust-ad', ['probe', 'dane.test', '--trust-ad', 'maybe'], /--trust-ad must be one of loopback, yes, no/],

@@ -41,6 +41,7 @@ const PROBE_OPTIONS = {
   'strict-opportunistic': { type: 'boolean' },
   'max-mx-addresses': { type: 'string' },
   'no-ipv6': { type: 'boolean' },
+  smtps: { type: 'boolean' },
   ehlo: { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
@@ -103,9 +104,17 @@ export function parseTarget(text: string, port: number): ProbeArgs['target'] {
     return { kind: 'host', host: relay.host, port: relay.port, text: t };
   }
   if (isIP(t)) throw new UsageError(`target "${text}" is an address: write it in brackets, [${t}] or [${t}]:port (no MX lookup)`);
-  if (t.includes(':')) {
-    throw new UsageError(`target "${text}" has a port: write a host and port as [host]:port (no MX lookup), or a domain alone (MX lookup)`);
+  const hostPort = /^([^:[\]]+):(\d+)$/.exec(t);
+  if (hostPort) {
+    // host:port names a fixed next hop (no MX lookup), as the relay option reads it.
+    try {
+      const relay = parseRelay(t);
+      return { kind: 'host', host: relay.host, port: relay.port, text: t };
+    } catch (err) {
+      throw new UsageError(`target "${text}": ${(err as Error).message}`);
+    }
   }
+  if (t.includes(':')) throw new UsageError(`target "${text}" is not a domain, [host], [host]:port or host:port`);
   try {
     const domain = domainOf(t.includes('@') ? t : `probe@${t}`);
     if (domain.startsWith('[')) return parseTarget(domain, port);
@@ -120,7 +129,7 @@ export function parseTarget(text: string, port: number): ProbeArgs['target'] {
 export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
   const { values: v, positionals } = parse(() => parseArgs({ args: argv, options: PROBE_OPTIONS, allowPositionals: true, strict: true }));
   if (v.help) return { help: true };
-  if (positionals.length === 0) throw new UsageError('probe needs a target: a domain, [host] or [host]:port');
+  if (positionals.length === 0) throw new UsageError('probe needs a target: a domain, [host], [host]:port or host:port');
   if (positionals.length > 1) throw new UsageError(`probe takes one target, not ${positionals.length}: ${positionals.join(' ')}`);
 
   const port = v.port !== undefined ? integer(v.port, 'port', 1, 65535) : 25;
@@ -176,6 +185,10 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
   if (v['strict-opportunistic']) args.strictOpportunistic = true;
   if (v['max-mx-addresses'] !== undefined) args.maxMxAddresses = integer(v['max-mx-addresses'], 'max-mx-addresses', 1, 100);
   if (v['no-ipv6']) args.ipv6 = false;
+  if (v.smtps) {
+    if (target.kind !== 'host') throw new UsageError('--smtps needs a fixed next hop: [host]:port or host:port (implicit TLS is a relay setting)');
+    args.smtps = true;
+  }
   if (v.ehlo !== undefined) {
     if (!/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f.:]+\]$/.test(v.ehlo)) throw new UsageError(`--ehlo "${v.ehlo}" is not a host name or an address literal`);
     args.ehlo = v.ehlo;

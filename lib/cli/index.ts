@@ -61,7 +61,8 @@ export const USAGE = `Usage:
 probe runs one destination through the transport's own delivery path: MX lookup, DNSSEC
 status, addresses, TLSA, the plan per MX, the SMTP session, STARTTLS, the certificate
 verdict and the decision. It stops where MAIL FROM would be sent, and sends no mail.
-A domain is looked up in DNS (MX); [host] or [host]:port is a fixed next hop (no MX lookup).
+A domain is looked up in DNS (MX); [host], [host]:port or host:port is a fixed next hop (no MX
+lookup).
 
 Probe options (each is the tlsPolicy() option in brackets):
   --level LEVEL             default level: none, may, encrypt, dane, dane-only,
@@ -71,8 +72,8 @@ Probe options (each is the tlsPolicy() option in brackets):
   --shadow LEVEL            shadow level for the probed destination, added to its
                             policy entry (the table's shadow= attribute)
   --resolver ADDR[:PORT]    DNS server, repeatable (resolver.servers; default: resolv.conf)
-  --trust-ad WHOSE          loopback, yes or no: whose AD bit to believe
-                            (resolver.trustAd; default loopback)
+  --trust-ad WHOSE          loopback, yes or no: whose AD bit to believe (resolver.trustAd;
+                            default loopback for --resolver servers, no for resolv.conf's)
   --dns-timeout MS          wait for each DNS try (resolver.timeout; default 2000)
   --ca-file FILE            PEM CA bundle for verify and secure (caFile)
   --cert-file FILE          client certificate chain, PEM (certFile); with --key-file
@@ -86,6 +87,8 @@ Probe options (each is the tlsPolicy() option in brackets):
   --strict-opportunistic    (strictOpportunistic)
   --max-mx-addresses N      (maxMxAddresses; default 5)
   --no-ipv6                 IPv4 addresses only (ipv6: false)
+  --smtps                   implicit TLS (SMTPS) on a [host]:port or host:port next hop,
+                            whatever its port (relay: { secure: true }; port 465 implies it)
   --ehlo NAME               EHLO name (name; default this host's name)
   --timeout MS              SMTP connect, greeting and reply timeout
                             (connectionTimeout, greetingTimeout, socketTimeout; default 10000)
@@ -167,6 +170,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
   let transport: TlsPolicyTransport;
   const warnings: string[] = [];
   let servers: string[];
+  let trustAd: boolean | 'loopback';
   const json = argv.includes('--json');
   try {
     const parsed = parseProbeArgs(argv);
@@ -183,6 +187,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       logger: { warn: (message: string) => warnings.push(message) },
     });
     servers = [...dns.servers];
+    trustAd = dns.trustAd;
     const options: TlsPolicyOptions = {
       level: args.level,
       port: args.port,
@@ -220,19 +225,22 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
   }
   let result: Awaited<ReturnType<TlsPolicyTransport['probe']>>;
   try {
-    result = await transport.probe(args.target.kind === 'domain' ? args.target.domain : `[${args.target.host}]:${args.target.port}`);
+    result = await transport.probe(args.target.kind === 'domain' ? args.target.domain : `[${args.target.host}]:${args.target.port}`, {
+      ...(args.smtps ? { implicitTls: true } : {}),
+    });
   } finally {
     transport.close();
   }
   const report = probeReport(result, {
     target: args.target.text,
     defaultLevel: args.level,
-    port: args.port,
+    // the port the probe connected to: the next hop's own, or the MX port
+    port: args.target.kind === 'host' ? args.target.port : args.port,
     ...(args.policyFile ? { policyFile: args.policyFile } : {}),
     ...(args.fallbackLevels ? { fallbackLevels: args.fallbackLevels } : {}),
     digest: args.digest ?? 'sha256',
     insecureMxPolicy: args.insecureMxPolicy ?? 'dane',
-    resolver: { servers, trustAd: args.trustAd ?? 'loopback' },
+    resolver: { servers, trustAd },
     warnings,
   });
   if (args.json) io.stdout.write(formatJson(report));

@@ -35,6 +35,8 @@ export interface ProbeArgs {
   maxMxAddresses?: number;
   ipv6?: boolean;
   ehlo?: string;
+  /** Implicit TLS (SMTPS) on the next hop's port, whatever the port. */
+  smtps?: boolean;
 }
 
 export interface CheckPolicyArgs {
