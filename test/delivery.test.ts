@@ -360,6 +360,15 @@ describe('relay', () => {
     expect(result.error?.message).toMatch(/refused SMTP AUTH: 535 5\.7\.8/);
     expect(seen['relay.test']).toEqual([['AUTH', true]]);
   });
+  it('AUTH configured but the relay offers none: EAUTH, temporary, nothing of the mail sent unauthenticated', async () => {
+    const { result, seen } = await seenBy(['mx.ok.test'], () =>
+      world.send({ level: 'encrypt', relay: relayOf('mx.ok.test'), auth: { user: 'alice', pass: 'secret' } }, { to: 'a@one.example' }),
+    );
+    expect(result.error?.code).toBe('EAUTH');
+    expect(result.error?.temporary).toBe(true);
+    expect(result.error?.message).toMatch(/offered no SMTP AUTH \(its EHLO reply has no AUTH line\), and AUTH is configured for this relay/);
+    expect(seen['mx.ok.test']).toEqual([]);
+  });
   it('verify() checks the relay up to MAIL FROM, and reports the TLS failure', async () => {
     const transport = tlsPolicy({ level: 'encrypt', relay: relayOf('clearrelay.test'), caFile: pki.caFile });
     await expect(transport.verify()).rejects.toMatchObject({ code: 'ETLS', message: expect.stringMatching(/offered no STARTTLS/) });

@@ -186,6 +186,21 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
         session.close();
         throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);
       }
+      if (!session.offersAuth) {
+        // AUTH is configured for this relay and the relay offers none: fail it with that reason,
+        // never send the mail unauthenticated (Postfix would skip AUTH and let the relay refuse).
+        session.quit();
+        attempt.decision = 'next';
+        attempt.reason = `${plan.where} offered no SMTP AUTH (its EHLO reply has no AUTH line), and AUTH is configured for this relay`;
+        return {
+          attempt,
+          failureCode: 'EAUTH',
+          decision: { action: 'next', temporary: true, reason: attempt.reason },
+          plan,
+          facts,
+          ...(verdict ? { verdict } : {}),
+        };
+      }
       try {
         await session.login(settings.auth);
       } catch (err) {

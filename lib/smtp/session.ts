@@ -378,6 +378,11 @@ export class Session {
     };
   }
 
+  /** Whether the server's last EHLO reply offered SMTP AUTH (RFC 4954 section 3). */
+  get offersAuth(): boolean {
+    return ehloLinesOf(this.connection).some((line) => /^AUTH\b/i.test(line.trim()));
+  }
+
   /** Whether the channel is encrypted. */
   get encrypted(): boolean {
     return this.facts.tls !== undefined;
