@@ -4,6 +4,7 @@
  * IPv6 address is never used), and implicit TLS (SMTPS) against a TLS-on-connect peer, where
  * nothing is sent before the handshake and `none` and `may` run as `encrypt`.
  */
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
@@ -134,5 +135,20 @@ describe('a next hop written as an IP address', () => {
     } finally {
       await Promise.all([good.close(), other.close()]);
     }
+  });
+});
+
+describe('the EHLO name', () => {
+  it('is the host name when it is fully qualified, else an address literal of the address the connection leaves from (RFC 5321 4.1.3), never [127.0.0.1] for everyone', async () => {
+    const fqdn = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(hostname()) ? hostname() : undefined;
+    const { error } = await send({ port: v6only.port, level: 'verify' }, 'u2@v6.test');
+    expect(error).toBeUndefined();
+    const mail = v6only.events.filter((e) => e.command === 'MAIL').at(-1)!;
+    expect(mail.clientAddress).toBe('::1');
+    // (smtp-server reports the name lowercased)
+    expect(mail.helo).toBe((fqdn ?? '[IPv6:::1]').toLowerCase());
+    const named = await send({ port: v6only.port, level: 'verify', name: 'mta.example.org' }, 'u3@v6.test');
+    expect(named.error).toBeUndefined();
+    expect(v6only.events.filter((e) => e.command === 'MAIL').at(-1)!.helo).toBe('mta.example.org');
   });
 });

@@ -62,6 +62,8 @@ describe('SMTPConnection private fields', () => {
     expect(typeof c._processResponse).toBe('function');
     expect(Array.isArray(c._responseQueue)).toBe(true);
     expect(typeof c._onError).toBe('function');
+    expect(typeof c._onConnect).toBe('function'); // onConnected
+    expect(typeof c.name).toBe('string'); // setEhloName
     const replies: string[] = [];
     c._responseActions = [(reply: string) => replies.push(reply)];
     (c._responseQueue as string[]).push('421 4.3.2 closing');

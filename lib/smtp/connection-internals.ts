@@ -119,3 +119,21 @@ export function socketOf(connection: object): Socket | TLSSocket | undefined {
   const socket = internals(connection)._socket;
   return socket || undefined;
 }
+
+/**
+ * Calls `listener` with the socket once the TCP connection is up, before the greeting is read
+ * (SMTPConnection's `_onConnect`), so the EHLO name can still be chosen from the local address.
+ */
+export function onConnected(connection: object, listener: (socket: Socket) => void): void {
+  const c = connection as { _onConnect: () => unknown; _socket: Socket };
+  const original = c._onConnect;
+  c._onConnect = function (this: typeof c) {
+    listener(this._socket);
+    return original.call(this);
+  };
+}
+
+/** Sets the name SMTPConnection sends in EHLO/HELO (read when EHLO is written). */
+export function setEhloName(connection: object, name: string): void {
+  (connection as { name: string }).name = name;
+}

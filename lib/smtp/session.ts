@@ -17,6 +17,7 @@
  * logs, the probe report) ever sees the raw text. The logger handed to SMTPConnection gets the
  * same treatment, since SMTPConnection logs replies in its own messages.
  */
+import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { format } from 'node:util';
@@ -32,7 +33,9 @@ import {
   isUpgrading,
   lastReplyOf,
   onCommand,
+  onConnected,
   onReply,
+  setEhloName,
   plaintextEhloOf,
   socketOf,
   tlsSocketOf,
@@ -242,6 +245,25 @@ function offersStarttls(ehlo: string | string[] | undefined): boolean {
   return lines.some((line) => /^(\d{3}[ -])?STARTTLS\b/i.test(line.trim()));
 }
 
+/** This machine's host name when it is a fully qualified domain name (it has a dot), else undefined. */
+function localFqdn(): string | undefined {
+  let name = '';
+  try {
+    name = hostname();
+  } catch {
+    return undefined;
+  }
+  return /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(name) ? name : undefined;
+}
+
+/** An address as an RFC 5321 section 4.1.3 address literal: `[192.0.2.1]`, `[IPv6:2001:db8::1]`. */
+export function addressLiteral(address: string | undefined): string {
+  if (!address) return '[127.0.0.1]';
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (v4) return `[${v4[1]}]`;
+  return address.includes(':') ? `[IPv6:${address}]` : `[${address}]`;
+}
+
 /** The command a reply answers, for messages; never an AUTH argument (it may carry a credential). */
 function commandName(line: string): string {
   const verb = /^([A-Za-z]+)(?:\s|$)/.exec(line)?.[1]?.toUpperCase();
@@ -415,6 +437,13 @@ export class Session {
       /* reported through the settle path below */
     });
     drainRepliesOnClose(connection);
+    if (!options.name) {
+      // RFC 5321 section 4.1.4: EHLO carries the client's FQDN, or, when it has none, an address
+      // literal of the client (section 4.1.3). Nodemailer's fallback is `[127.0.0.1]`, which is
+      // nobody's address to a remote server: use the address this connection leaves from.
+      const fqdn = localFqdn();
+      onConnected(connection, (socket) => setEhloName(connection, fqdn ?? addressLiteral(socket.localAddress)));
+    }
     const deadlines = new Deadlines(
       (why) => failConnection(connection, Object.assign(new Error(why), { deadline: true })),
       options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT,

@@ -39,6 +39,9 @@ export interface PeerEvent {
   servername?: string | undefined;
   /** With `requestCert`: the subject CN of the client certificate presented, '' for none. */
   clientCert?: string;
+  /** At MAIL: the name the client gave in EHLO/HELO, and its address as the server saw it. */
+  helo?: string;
+  clientAddress?: string;
 }
 
 export interface PeerOptions {
@@ -238,6 +241,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           secure: session.secure,
           value: address.address,
           servername: (session as { servername?: string }).servername,
+          helo: session.hostNameAppearsAs,
+          clientAddress: session.remoteAddress,
           ...(options.requestCert ? { clientCert: (session as { clientCert?: string }).clientCert ?? '' } : {}),
         });
       if (options.mailReply) callback(replyError(options.mailReply));
