@@ -1,16 +1,19 @@
 /**
- * Every code block in README.md and docs/ is what a user copies, so each is checked as written:
+ * Every code block in README.md, docs/ and examples/<name>/README.md is what a user copies, so
+ * each is checked as written:
  * - js and ts blocks compile together with the library's types (tsc, strict), each block a
  *   module of its own; a block that continues an earlier one (it uses `transport`) gets that
- *   transport declared, and a fragment gets the library's import, nothing else;
+ *   transport declared, and a fragment gets the library's import, nothing else; an example's
+ *   block imports the example's files (`./x.js`) from its folder;
  * - a js block that only makes transports (tlsPolicy(...) calls, no sending, no file) runs;
- * - a sh block's commands exist: `npm run X` names a script of package.json, and each
+ * - a sh block's commands exist: `npm run X` names a script of package.json, `npx vitest run`
+ *   names test files that exist, and each
  *   `npx nodemailer-tls-policy ...` command parses with the CLI's own argument parser. System
  *   commands (apt-get, dig) are the system's.
  * Blocks without a language, and text blocks, show output or shapes, not code.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +27,9 @@ const docs = [
   ...readdirSync(join(root, 'docs'))
     .filter((f) => f.endsWith('.md'))
     .map((f) => join('docs', f)),
+  ...readdirSync(join(root, 'examples'))
+    .map((d) => join('examples', d, 'README.md'))
+    .filter((f) => existsSync(join(root, f))),
 ];
 
 interface Block {
@@ -59,7 +65,9 @@ function asModule(block: Block): string {
     if (!lines.some((l) => l.includes('{ tlsPolicy }'))) lines.push("import { tlsPolicy } from 'nodemailer-tls-policy';");
     lines.push('const transport = nodemailer.createTransport(tlsPolicy({}));');
   }
-  lines.push(block.code, 'export {};');
+  // An example's README sits beside its files: its relative imports are read from that folder.
+  const code = block.file.startsWith('examples') ? block.code.replace(/from '\.\//g, `from '../../${dirname(block.file)}/`) : block.code;
+  lines.push(code, 'export {};');
   return lines.join('\n');
 }
 
@@ -132,6 +140,11 @@ describe('sh blocks', () => {
     const words = command.match(/'[^']*'|\S+/g)!.map((w) => w.replace(/^'(.*)'$/, '$1').replace('/etc/postfix/tls_policy', table));
     if (words[0] === 'npm' && words[1] === 'run') return expect(scripts).toContain(words[2]);
     if (words[0] === 'npm') return expect(['install', 'test', 'ci']).toContain(words[1]);
+    if (words[0] === 'npx' && words[1] === 'vitest' && words[2] === 'run') {
+      expect(words.length).toBeGreaterThan(3);
+      for (const file of words.slice(3)) expect(existsSync(join(root, file)), `${file} exists`).toBe(true);
+      return;
+    }
     if (words[0] === 'npx' && words[1] === 'nodemailer-tls-policy') {
       const [verb, ...rest] = words.slice(2);
       if (verb === 'probe') return expect(parseProbeArgs(rest)).toMatchObject({ target: expect.any(Object) });

@@ -1,12 +1,26 @@
 /**
- * Before any test: the system tools the DNSSEC tests need (unbound, nsd, ldnsutils) are there,
- * or the run stops at once with one line that says what to install, instead of failing after a
- * minute inside many test files. The tests are never skipped.
+ * Before any test: the system tools the tests run themselves are there (unbound, nsd, ldnsutils
+ * for the DNSSEC tests; redis-server for the BullMQ example's test), or the run stops at once
+ * with one line that says what to install, instead of failing after a minute inside many test
+ * files. The tests are never skipped.
  */
+import { accessSync, constants } from 'node:fs';
 import { missingDnssecTools } from '../helpers/dnssec.js';
 
+/** test/bullmq-retry.test.ts starts this redis-server on a loopback port of its own. */
+const REDIS_SERVER = { name: 'redis-server', pkg: 'redis-server', path: '/usr/bin/redis-server' };
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export default function setup(): void {
-  const missing = missingDnssecTools();
+  const missing = [...missingDnssecTools(), ...(executable(REDIS_SERVER.path) ? [] : [REDIS_SERVER])];
   if (missing.length === 0) return;
   const packages = [...new Set(missing.map((m) => m.pkg))].join(' ');
   throw new Error(

@@ -1,0 +1,401 @@
+/**
+ * examples/bullmq-retry: the mail queue on BullMQ, with a real redis-server started here on a
+ * loopback port, real smtp-server peers and the test DNS server. Every recipient must end
+ * accepted, rejected or bounced, each with its reason; deferred ones are retried with the
+ * message's first queueing time as `queuedAt`. The pure rules (backoff, settle, what a send
+ * did) are checked first with tables.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  backoffDelay,
+  enqueueMail,
+  outcomeOfError,
+  outcomeOfInfo,
+  settle,
+  startMailWorker,
+  type MailJobData,
+  type MailWorker,
+  type MailWorkerEvents,
+  type RecipientResult,
+  type SendOutcome,
+} from '../examples/bullmq-retry/mail-queue.js';
+import { createResolver, TlsPolicyError } from '../lib/index.js';
+import type { ZoneRecord } from './helpers/dns-server.js';
+import { makePki, makeWorld, type World } from './helpers/world.js';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+describe('rules', () => {
+  const backoff = { initial: 100, max: 1000 };
+  it.each([
+    [1, 100],
+    [2, 200],
+    [3, 400],
+    [4, 800],
+    [5, 1000], // capped at max (maximal_backoff_time)
+    [30, 1000],
+  ])('retry %i waits %i ms', (attempt, delay) => {
+    expect(backoffDelay(attempt, backoff)).toBe(delay);
+  });
+
+  const data = (over: Partial<MailJobData> = {}): MailJobData => ({
+    message: { from: 's@o.test', to: ['a@x.test', 'b@x.test', 'c@x.test'], subject: 's', text: 't' },
+    remaining: ['a@x.test', 'b@x.test', 'c@x.test'],
+    firstAttemptAt: 1_000_000,
+    attempts: 0,
+    results: [],
+    ...over,
+  });
+  const outcome = (over: Partial<SendOutcome>): SendOutcome => ({ accepted: [], rejected: [], pending: [], failed: [], reasons: {}, ...over });
+  const rules = { lifetime: 10_000, backoff };
+
+  it.each([
+    {
+      rule: 'accepted and rejected recipients are settled; pending ones are retried after the backoff',
+      data: data(),
+      outcome: outcome({ accepted: ['a@x.test'], rejected: ['b@x.test'], pending: ['c@x.test'], reasons: { 'b@x.test': '550 no', 'c@x.test': '451 later' } }),
+      now: 1_000_500,
+      remaining: ['c@x.test'],
+      retryAt: 1_000_600,
+      results: [
+        { recipient: 'a@x.test', status: 'accepted', attempt: 1 },
+        { recipient: 'b@x.test', status: 'rejected', reason: '550 no', attempt: 1 },
+      ],
+    },
+    {
+      rule: 'the backoff doubles with the attempts already made',
+      data: data({ attempts: 2, remaining: ['c@x.test'] }),
+      outcome: outcome({ pending: ['c@x.test'], reasons: { 'c@x.test': '451 later' } }),
+      now: 1_001_000,
+      remaining: ['c@x.test'],
+      retryAt: 1_001_400,
+      results: [],
+    },
+    {
+      rule: 'a retry is never scheduled past the lifetime: the last attempt comes at the deadline',
+      data: data({ attempts: 3, remaining: ['c@x.test'] }),
+      outcome: outcome({ pending: ['c@x.test'], reasons: { 'c@x.test': '451 later' } }),
+      now: 1_009_900,
+      remaining: ['c@x.test'],
+      retryAt: 1_010_000,
+      results: [],
+    },
+    {
+      rule: 'still deferred once the lifetime has passed: bounced with the last reason (maximal_queue_lifetime)',
+      data: data({ attempts: 4, remaining: ['c@x.test'] }),
+      outcome: outcome({ pending: ['c@x.test'], reasons: { 'c@x.test': '451 later' } }),
+      now: 1_010_000,
+      remaining: [],
+      retryAt: undefined,
+      results: [
+        { recipient: 'c@x.test', status: 'bounced', reason: expect.stringMatching(/^still deferred after 5 attempts over 10 s.*: 451 later$/), attempt: 5 },
+      ],
+    },
+    {
+      rule: 'a permanent failure of the whole send bounces at once, within the lifetime',
+      data: data(),
+      outcome: outcome({ failed: ['a@x.test', 'b@x.test', 'c@x.test'], reasons: { 'a@x.test': 'null MX', 'b@x.test': 'null MX', 'c@x.test': 'null MX' } }),
+      now: 1_000_001,
+      remaining: [],
+      retryAt: undefined,
+      results: ['a@x.test', 'b@x.test', 'c@x.test'].map((recipient) => ({ recipient, status: 'bounced', reason: 'null MX', attempt: 1 })),
+    },
+    {
+      rule: 'results of earlier attempts are kept',
+      data: data({ attempts: 1, remaining: ['c@x.test'], results: [{ recipient: 'a@x.test', status: 'accepted', attempt: 1 }] }),
+      outcome: outcome({ accepted: ['c@x.test'] }),
+      now: 1_000_200,
+      remaining: [],
+      retryAt: undefined,
+      results: [
+        { recipient: 'a@x.test', status: 'accepted', attempt: 1 },
+        { recipient: 'c@x.test', status: 'accepted', attempt: 2 },
+      ],
+    },
+  ])('$rule', (row) => {
+    const next = settle(row.data, row.outcome, row.now, rules);
+    expect(next.data.remaining).toEqual(row.remaining);
+    expect(next.retryAt).toBe(row.retryAt);
+    expect(next.data.results).toEqual(row.results);
+    expect(next.data.attempts).toBe(row.data.attempts + 1);
+    expect(next.data.firstAttemptAt).toBe(row.data.firstAttemptAt);
+    expect(next.bounced).toEqual(row.results.filter((r) => r.status === 'bounced'));
+  });
+
+  const recipients = ['a@x.test', 'b@x.test'];
+  it.each([
+    {
+      rule: 'a temporary TlsPolicyError: its rejected recipients are rejected, the others pending',
+      error: Object.assign(new TlsPolicyError('x.test: 550 / 451', 'EENVELOPE', true), { rejected: ['a@x.test'], pending: ['b@x.test'] }),
+      want: { rejected: ['a@x.test'], pending: ['b@x.test'], failed: [] },
+    },
+    {
+      rule: 'a permanent TlsPolicyError (temporary === false): every recipient fails for good',
+      error: new TlsPolicyError('x.test: the domain accepts no mail', 'ENULLMX', false),
+      want: { rejected: [], pending: [], failed: recipients },
+    },
+    {
+      rule: 'an error with no `temporary` (not the library): every recipient stays pending',
+      error: new Error('socket hang up'),
+      want: { rejected: [], pending: recipients, failed: [] },
+    },
+  ])('$rule', ({ error, want }) => {
+    const got = outcomeOfError(error, recipients);
+    expect(got).toMatchObject({ accepted: [], ...want });
+    expect(Object.keys(got.reasons).sort()).toEqual(recipients);
+    for (const r of recipients) expect(got.reasons[r]).toBe(error.message);
+  });
+
+  it('a resolved send: the reasons of recipients not accepted come from their delivery', () => {
+    const got = outcomeOfInfo({
+      accepted: ['a@x.test'],
+      rejected: [],
+      pending: ['b@x.test'],
+      deliveries: [
+        {
+          destination: 'x.test',
+          level: 'may',
+          policySource: 'none',
+          status: 'partial',
+          accepted: ['a@x.test'],
+          rejected: [],
+          pending: ['b@x.test'],
+          attempts: [],
+          reason: 'x.test: 451',
+        },
+      ],
+    });
+    expect(got).toEqual({ accepted: ['a@x.test'], rejected: [], pending: ['b@x.test'], failed: [], reasons: { 'b@x.test': 'x.test: 451' } });
+  });
+});
+
+/* ------------------------------------------------------------------------------------------
+ * The queue, end to end.
+ */
+
+interface RedisProcess {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** A redis-server of this test's own on a random loopback port, with no persistence. */
+async function startRedis(): Promise<RedisProcess> {
+  let output = '';
+  for (let tries = 0; tries < 10; tries++) {
+    const port = randomInt(20000, 60000);
+    const child: ChildProcess = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    output = '';
+    const ready = await new Promise<boolean>((resolve) => {
+      const seen = (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        if (output.includes('Ready to accept connections')) resolve(true);
+      };
+      child.stdout?.on('data', seen);
+      child.stderr?.on('data', seen);
+      child.once('error', (error) => {
+        output += String(error);
+        resolve(false);
+      });
+      child.once('exit', () => resolve(false));
+    });
+    if (ready) {
+      return {
+        port,
+        stop: () =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      };
+    }
+    child.kill('SIGKILL');
+    if (!/in use/i.test(output)) break;
+  }
+  throw new Error(`the test's redis-server (${REDIS_SERVER}) did not start on a loopback port: ${output.trim()}`);
+}
+
+const mx = (domain: string, exchange: string): ZoneRecord => ({ name: domain, type: 'MX', exchange, preference: 10 });
+// Read by the peer at each RCPT: a test changes it between attempts.
+const laterReplies: Record<string, string> = { 'later@later.test': '451 4.2.0 try again later' };
+
+let redis: RedisProcess;
+let connection: Redis;
+let queue: Queue<MailJobData>;
+let world: World;
+let mail: MailWorker;
+const attempts = new Map<string, MailWorkerEvents['attempt'][0][]>();
+const done = new Map<string, RecipientResult[]>();
+const bounces: MailWorkerEvents['bounced'][0][] = [];
+const errors: Error[] = [];
+
+/** The results of job `id`, once every recipient is settled. */
+function settled(id: string): Promise<RecipientResult[]> {
+  const now = done.get(id);
+  if (now) return Promise.resolve(now);
+  return new Promise((resolve) => {
+    const listener = (e: MailWorkerEvents['done'][0]) => {
+      if (e.jobId !== id) return;
+      mail.off('done', listener);
+      resolve(e.results);
+    };
+    mail.on('done', listener);
+  });
+}
+
+async function send(to: string[]): Promise<{ id: string; firstAttemptAt: number; results: RecipientResult[] }> {
+  const job = await enqueueMail(queue, { from: 'sender@origin.test', to, subject: 'test', text: 'hello' });
+  const results = await settled(job.id!);
+  return { id: job.id!, firstAttemptAt: job.data.firstAttemptAt, results };
+}
+
+const byRecipient = (results: RecipientResult[]) => Object.fromEntries(results.map((r) => [r.recipient, r]));
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const pki = await makePki();
+  world = await makeWorld(
+    pki,
+    [
+      { name: 'mx.later.test', behaviour: 'starttls', rcptReplies: laterReplies },
+      { name: 'mx.never.test', behaviour: 'starttls', rcptReplies: { 'never@never.test': '451 4.2.1 mailbox busy, try later' } },
+      { name: 'mx.mixed.test', behaviour: 'starttls', rcptReplies: { 'gone@mixed.test': '550 5.1.1 no such user' } },
+      { name: 'mx.ok.test', behaviour: 'starttls' },
+      { name: 'mx.hsfail.test', behaviour: 'handshake-fail' },
+    ],
+    [
+      mx('later.test', 'mx.later.test'),
+      mx('never.test', 'mx.never.test'),
+      mx('mixed.test', 'mx.mixed.test'),
+      mx('ok.test', 'mx.ok.test'),
+      mx('hsfail.test', 'mx.hsfail.test'),
+      { name: 'nullmx.test', type: 'MX', exchange: '.', preference: 0 },
+    ],
+  );
+  connection = new Redis({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null });
+  const queueName = `mail-${randomInt(1e9)}`;
+  queue = new Queue<MailJobData>(queueName, { connection });
+  mail = startMailWorker({
+    connection,
+    queueName,
+    transportOptions: {
+      port: world.port,
+      caFile: pki.caFile,
+      dns: createResolver({ servers: [world.dns.server], timeout: 1000, attempts: 1 }),
+      // A cleartext retry after a failed TLS handshake waits until the message is 1 s old.
+      minimalBackoff: 1,
+    },
+    lifetime: 5000,
+    backoff: { initial: 40, max: 400 },
+  });
+  mail.on('attempt', (e) => attempts.set(e.jobId, [...(attempts.get(e.jobId) ?? []), e]));
+  mail.on('done', (e) => done.set(e.jobId, e.results));
+  mail.on('bounced', (e) => bounces.push(e));
+  mail.on('error', (e) => errors.push(e));
+}, 60_000);
+
+afterAll(async () => {
+  await mail?.close();
+  await queue?.close();
+  connection?.disconnect();
+  await world?.close();
+  await redis?.stop();
+  expect(errors).toEqual([]);
+});
+
+describe('a mail queue on BullMQ', () => {
+  it('a recipient deferred (451) at first is accepted by a retry, and every attempt carried the first queueing time as queuedAt', async () => {
+    // The first attempt ends with later@ pending; the server then accepts it.
+    const first = new Promise<void>((resolve) => {
+      const listener = (e: MailWorkerEvents['attempt'][0]) => {
+        if (!e.outcome.pending.includes('later@later.test')) return;
+        delete laterReplies['later@later.test'];
+        mail.off('attempt', listener);
+        resolve();
+      };
+      mail.on('attempt', listener);
+    });
+    const { id, firstAttemptAt, results } = await send(['now@later.test', 'later@later.test']);
+    await first;
+    expect(byRecipient(results)).toEqual({
+      'now@later.test': { recipient: 'now@later.test', status: 'accepted', attempt: 1 },
+      'later@later.test': { recipient: 'later@later.test', status: 'accepted', attempt: 2 },
+    });
+    const made = attempts.get(id)!;
+    expect(made.map((a) => a.attempt)).toEqual([1, 2]);
+    // The first send resolved (now@ accepted) with later@ in info.pending, the retry sent later@ alone.
+    expect(made[0]!.outcome).toMatchObject({ accepted: ['now@later.test'], pending: ['later@later.test'] });
+    expect(made[0]!.outcome.reasons['later@later.test']).toContain('451 4.2.0 try again later');
+    expect(made[1]!.outcome).toMatchObject({ accepted: ['later@later.test'], pending: [] });
+    for (const a of made) expect(a.queuedAt.getTime()).toBe(firstAttemptAt);
+    // From the server's side: later@ was offered twice, now@ once (no duplicate for an accepted recipient).
+    const rcpts = world.peers
+      .get('mx.later.test')!
+      .events.filter((e) => e.command === 'RCPT')
+      .map((e) => e.value);
+    expect(rcpts.filter((r) => r === 'now@later.test')).toHaveLength(1);
+    expect(rcpts.filter((r) => r === 'later@later.test')).toHaveLength(2);
+  });
+
+  it("queuedAt reaches the library: a failed TLS handshake is retried in cleartext only once the message's age passes minimalBackoff", async () => {
+    const { id, results } = await send(['u@hsfail.test']);
+    expect(results).toEqual([{ recipient: 'u@hsfail.test', status: 'accepted', attempt: expect.any(Number) }]);
+    const made = attempts.get(id)!;
+    // Attempts while the message was younger than 1 s were deferred with the library's reason.
+    expect(made.length).toBeGreaterThan(1);
+    expect(made[0]!.outcome.pending).toEqual(['u@hsfail.test']);
+    expect(made[0]!.outcome.reasons['u@hsfail.test']).toMatch(/no cleartext retry before the message is 1 s old/);
+    // Only an attempt whose queuedAt made the message old enough sent it, in cleartext.
+    const messages = world.peers.get('mx.hsfail.test')!.messages;
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.secure).toBe(false);
+  });
+
+  it('a recipient deferred for ever is bounced once the lifetime has passed, with the last reason, visible as a bounced event', async () => {
+    const { id, results } = await send(['never@never.test']);
+    expect(results).toHaveLength(1);
+    const [result] = results;
+    expect(result).toMatchObject({ recipient: 'never@never.test', status: 'bounced' });
+    expect(result!.reason).toMatch(/^still deferred after \d+ attempts over \d+ s, past the queue lifetime of 5 s: /);
+    expect(result!.reason).toContain('451 4.2.1 mailbox busy, try later');
+    expect(result!.attempt).toBeGreaterThan(1);
+    expect(attempts.get(id)!.length).toBe(result!.attempt);
+    // Every attempt was a send rejected as temporary: error.pending, retried.
+    for (const a of attempts.get(id)!) expect(a.outcome).toMatchObject({ accepted: [], rejected: [], failed: [], pending: ['never@never.test'] });
+    expect(bounces.filter((b) => b.jobId === id)).toEqual([{ jobId: id, results }]);
+    // The job itself completed with the same results, for a caller in another process.
+    const job = await queue.getJob(id);
+    expect(await job!.getState()).toBe('completed');
+    expect(job!.returnvalue).toEqual(results);
+  });
+
+  it('a recipient refused with 550 is rejected at once with its reason and not retried; the others are delivered', async () => {
+    const { id, results } = await send(['ok@mixed.test', 'gone@mixed.test', 'b@ok.test']);
+    const r = byRecipient(results);
+    expect(r['ok@mixed.test']).toEqual({ recipient: 'ok@mixed.test', status: 'accepted', attempt: 1 });
+    expect(r['b@ok.test']).toEqual({ recipient: 'b@ok.test', status: 'accepted', attempt: 1 });
+    expect(r['gone@mixed.test']).toMatchObject({ recipient: 'gone@mixed.test', status: 'rejected', attempt: 1 });
+    const server = world.peers.get('mx.mixed.test')!;
+    expect(r['gone@mixed.test']!.reason).toBe(
+      `mixed.test: mx.mixed.test[${server.host}]:${server.port} refused gone@mixed.test at RCPT TO with a permanent (5xx) reply`,
+    );
+    expect(attempts.get(id)).toHaveLength(1);
+    const rcpts = world.peers.get('mx.mixed.test')!.events.filter((e) => e.command === 'RCPT' && e.value === 'gone@mixed.test');
+    expect(rcpts).toHaveLength(1);
+    expect(bounces.filter((b) => b.jobId === id)).toEqual([]);
+  });
+
+  it('a permanent failure (a null MX: error.temporary === false) bounces at once, not retried', async () => {
+    const { id, results } = await send(['u@nullmx.test']);
+    expect(results).toEqual([{ recipient: 'u@nullmx.test', status: 'bounced', reason: expect.stringContaining('nullmx.test'), attempt: 1 }]);
+    expect(attempts.get(id)).toHaveLength(1);
+    expect(bounces.filter((b) => b.jobId === id)).toEqual([{ jobId: id, results }]);
+  });
+});
