@@ -57,11 +57,15 @@ export function parseRelay(relay: string | { host: string; port?: number; secure
   let host: string;
   let port: number | undefined;
   let secure: boolean | undefined;
+  let written: 'host' | 'host:port' | undefined;
   if (typeof relay === 'string') {
-    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(relay.trim()) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(relay.trim());
+    const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(relay.trim());
+    const m = bracketed ?? /^([^:[\]]+)(?::(\d+))?$/.exec(relay.trim());
     if (!m) throw new TlsPolicyError(`relay "${relay}" is not host, host:port or [host]:port`, 'ECONFIG', false);
     host = m[1] as string;
     port = m[2] ? Number(m[2]) : undefined;
+    // Remembered for the policy lookup: Postfix keys an unbracketed relayhost as written.
+    if (!bracketed) written = port === undefined ? 'host' : 'host:port';
   } else {
     host = relay.host.replace(/^\[|\]$/g, '');
     port = relay.port;
@@ -78,7 +82,7 @@ export function parseRelay(relay: string | { host: string; port?: number; secure
     if (!ascii.ok) throw new TlsPolicyError(`relay host "${host}" is not a valid name: ${ascii.reason}`, 'ECONFIG', false);
     name = ascii.value;
   }
-  return { kind: 'relay', host: name, port: finalPort, implicitTls: secure ?? finalPort === 465 };
+  return { kind: 'relay', host: name, port: finalPort, implicitTls: secure ?? finalPort === 465, ...(written ? { written } : {}) };
 }
 
 export function messageAge(queuedAt: unknown, now: number): number {

@@ -259,7 +259,8 @@ export class TlsPolicyTransport extends EventEmitter {
    * Runs one destination through the same code path as a delivery, up to where MAIL FROM would
    * be sent (nothing of a mail is ever sent), and returns the delivery with every event seen:
    * the MX answer, each host's addresses and TLSA, each attempt's plan, facts and decision.
-   * `target` is a domain (MX lookup), or `[host]:port` / `[host]` (a fixed next hop);
+   * `target` is a domain (MX lookup), or `[host]:port` / `[host]` / `host:port` (a fixed next
+   * hop, its policy looked up as the relay option written that way would be);
    * `messageAge` (seconds) judges the message as that old (Postfix's cleartext-retry rule).
    * A probe never uses or parks reused sessions: every fact it reports is fresh.
    */
@@ -271,7 +272,9 @@ export class TlsPolicyTransport extends EventEmitter {
     const text = target.trim();
     const parsed: Destination = text.startsWith('[')
       ? parseRelay(/\]:\d+$/.test(text) ? text : `${text}:${this.settings.port}`)
-      : { kind: 'domain', domain: domainOf(`probe@${text}`) };
+      : /^[^:[\]@]+:\d+$/.test(text)
+        ? parseRelay(text) // host:port, a fixed next hop looked up in the policy table as written
+        : { kind: 'domain', domain: domainOf(`probe@${text}`) };
     // implicitTls: TLS from the first byte on a fixed next hop, whatever its port (SMTPS).
     const destination: Destination = parsed.kind === 'relay' && options.implicitTls ? { ...parsed, implicitTls: true } : parsed;
     const { pool: _fresh, ...own } = this.settings; // a probe always opens its own sessions

@@ -17,6 +17,12 @@ export type Destination =
       host: string;
       port: number;
       implicitTls: boolean;
+      /**
+       * How the relay was written, when written as a string without brackets: `host` or
+       * `host:port`. The policy table is then searched with Postfix's keys for that form first
+       * (see lookupKeys()); unset means `[host]:port`.
+       */
+      written?: 'host' | 'host:port';
       /** The configured relay: the only next hop SMTP AUTH credentials are sent to. */
       authenticate?: boolean;
     };

@@ -303,9 +303,23 @@ describe('probe --json, by kind of destination', () => {
   it('host:port is a fixed next hop too (no MX lookup), as the relay option reads it; the report shows that port', async () => {
     const { code, report } = await probe(`mx.good.test:${port}`, '--level', 'encrypt');
     expect(code).toBe(0);
-    expect(report.destination).toEqual({ kind: 'relay', host: 'mx.good.test', port, implicitTls: false });
+    expect(report.destination).toEqual({ kind: 'relay', host: 'mx.good.test', port, implicitTls: false, written: 'host:port' });
     expect(report.mx).toBeUndefined();
     expect(report.config.port).toBe(port);
+  });
+
+  it('host:port finds the policy entry Postfix finds for that relayhost (host:port as written); [host]:port does not', async () => {
+    const file = join(dir, 'probe-hostport.txt');
+    writeFileSync(file, `mx.good.test:${port} encrypt\n`);
+    const unbracketed = await probe(`mx.good.test:${port}`, '--policy', file, '--level', 'verify', '--ca-file', caFile);
+    expect(unbracketed.report.policy).toMatchObject({ level: 'encrypt', source: `${file}:1` });
+    expect(unbracketed.report.attempts[0]!.plan.level).toBe('encrypt');
+    // --shadow lands on the key the lookup finds first, host:port
+    const shadowed = await probe(`mx.good.test:${port}`, '--policy', file, '--shadow', 'verify', '--ca-file', caFile);
+    expect(shadowed.report.policy).toMatchObject({ level: 'encrypt', shadow: 'verify', source: `${file}:1 + --shadow` });
+    expect(shadowed.report.attempts[0]!.shadowResult).toBe('pass');
+    const bracketed = await probe(`[mx.good.test]:${port}`, '--policy', file, '--level', 'encrypt', '--shadow', 'verify', '--ca-file', caFile);
+    expect(bracketed.report.policy).toMatchObject({ level: 'encrypt', shadow: 'verify', source: 'the default level + --shadow' });
   });
 
   it('--smtps: implicit TLS on a next hop whatever its port', async () => {

@@ -205,6 +205,10 @@ describe('keys', () => {
     ['[2001:db8::1]', '[2001:db8::1]'],
     ['[2001:0db8::0001]:587', '[2001:db8::1]:587'],
     ['[Bücher.example]', '[xn--bcher-kva.example]'],
+    // host:port: Postfix's key for a relayhost written without brackets, with a port
+    ['SMTP.Example.com.:587', 'smtp.example.com:587'],
+    ['smtp.example.com:submission', 'smtp.example.com:587'],
+    ['bücher.example:25', 'xn--bcher-kva.example:25'],
   ])('%s is stored as %s', (written, key) => {
     const table = createPolicyTable({ [written]: 'encrypt' });
     expect(table.keys()).toEqual([key]);
@@ -215,7 +219,12 @@ describe('keys', () => {
     ['*', 'no wildcard entry; set the default level for destinations without one'],
     ['192.0.2.1', 'an IP address must be in brackets, as [192.0.2.1]'],
     ['2001:db8::1', 'an IP address must be in brackets, as [2001:db8::1]'],
-    ['example.com:587', 'a port needs brackets, as [host]:port (host:port with MX lookup is not supported)'],
+    ['192.0.2.1:25', 'an IP address must be in brackets, as [192.0.2.1]:25'],
+    ['example.com:', 'bad port "" (expected a number or one of smtp, submission, submissions, smtps)'],
+    ['example.com:0', 'port 0 out of range 1-65535'],
+    ['example.com:imap', 'bad port "imap" (expected a number or one of smtp, submission, submissions, smtps)'],
+    ['ex!ample.com:25', 'invalid character "!"'],
+    [':25', 'empty name'],
     ['[example.com', 'missing "]"'],
     ['[example.com]587', 'garbage after "]"'],
     ['[example.com]:', 'empty port after "]:"'],
@@ -574,7 +583,7 @@ describe('object form', () => {
       'invalid tempfailTryclear "sometimes" for example.com (expected yes, no, true or false)',
     ],
     [{ 'example.com': 'may', 'EXAMPLE.COM.': 'encrypt' }, 2, 'example.com is listed twice, at entries 1 and 2'],
-    [{ 'example.com:25': 'may' }, 1, 'invalid destination "example.com:25": a port needs brackets, as [host]:port (host:port with MX lookup is not supported)'],
+    [{ 'example.com:0': 'may' }, 1, 'invalid destination "example.com:0": port 0 out of range 1-65535'],
   ])('rejects %j', (obj, line, message) => {
     expect(checkPolicyTable(obj as never)).toEqual({ problems: [{ file: '<object>', line, message }], table: undefined });
   });
@@ -641,6 +650,8 @@ describe('lookup', () => {
       '[2001:db8::25] dane-only', // 9
       '[192.0.2.25]:2525 encrypt', // 10
       '.example.org none', // 11
+      'smtp.example.org:587 secure', // 12
+      'mail.example.net secure', // 13
     ].join('\n'),
     // a one-line string without white space would be a file name, so the text has newlines
   );
@@ -657,6 +668,14 @@ describe('lookup', () => {
     [{ kind: 'host', host: 'smtp.example.net' }, ['[smtp.example.net]']],
     [{ kind: 'host', host: '2001:DB8:0::25', port: 25 }, ['[2001:db8::25]:25', '[2001:db8::25]']],
     [{ kind: 'host', host: 'ipv6:2001:db8::25', port: 25 }, ['[2001:db8::25]:25', '[2001:db8::25]']],
+    // a relay written without brackets: Postfix's keys for that form first (tls_policy_lookup())
+    [
+      { kind: 'relay', host: 'smtp.b.example.com', port: 25, written: 'host' },
+      ['smtp.b.example.com', '.b.example.com', '.example.com', '.com', '[smtp.b.example.com]:25', '[smtp.b.example.com]'],
+    ],
+    [{ kind: 'relay', host: 'SMTP.example.com', port: 587, written: 'host:port' }, ['smtp.example.com:587', '[smtp.example.com]:587', '[smtp.example.com]']],
+    [{ kind: 'relay', host: '192.0.2.25', port: 25, written: 'host' }, ['[192.0.2.25]:25', '[192.0.2.25]']],
+    [{ kind: 'relay', host: '192.0.2.25', port: 2525, written: 'host:port' }, ['[192.0.2.25]:2525', '[192.0.2.25]']],
   ])('lookupKeys(%j)', (nexthop, keys) => {
     expect(lookupKeys(nexthop)).toEqual(keys);
   });
@@ -683,6 +702,15 @@ describe('lookup', () => {
     [{ kind: 'host', host: '2001:db8:0:0:0:0:0:25', port: 25 }, 'dane-only', '<text>:9'],
     [{ kind: 'host', host: '192.0.2.25', port: 2525 }, 'encrypt', '<text>:10'],
     [{ kind: 'host', host: '192.0.2.25', port: 25 }, 'may', 'default'],
+    // unbracketed relays: host walks its parents before the bracketed keys; host:port is one key
+    [{ kind: 'relay', host: 'mx.b.example.com', port: 25, written: 'host' }, 'verify', '<text>:3'],
+    [{ kind: 'relay', host: 'smtp.example.net', port: 587, written: 'host' }, 'fingerprint', '<text>:6'],
+    [{ kind: 'relay', host: 'mail.example.net', port: 25, written: 'host' }, 'secure', '<text>:13'],
+    [{ kind: 'relay', host: 'mail.example.net', port: 25 }, 'may', 'default'],
+    [{ kind: 'relay', host: 'smtp.example.org', port: 587, written: 'host:port' }, 'secure', '<text>:12'],
+    [{ kind: 'relay', host: 'smtp.example.org', port: 25, written: 'host:port' }, 'may', 'default'],
+    [{ kind: 'relay', host: 'smtp.example.org', port: 587 }, 'may', 'default'],
+    [{ kind: 'relay', host: 'smtp.example.net', port: 587, written: 'host:port' }, 'fingerprint', '<text>:6'],
   ])('%j -> %s (%s)', (nexthop, level, source) => {
     const p = lookupPolicy(table, nexthop, dflt);
     expect(p.level).toBe(level);

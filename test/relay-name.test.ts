@@ -2,7 +2,8 @@
  * A relay's host name resolves the way a user expects: through DNS first, then, when DNS has no
  * address for it, as getaddrinfo would, the hosts file included (`relay: 'localhost:2525'`).
  * Never when the DNS lookup failed (that stays a failure), and never for MX hosts. A relay's
- * failure speaks of the relay, not of MX.
+ * failure speaks of the relay, not of MX. A relay written without brackets finds the policy
+ * entry Postfix would find for that relayhost (`host:port` as written).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
@@ -59,5 +60,29 @@ describe('a relay named by the user', () => {
     expect(error?.message).toBe(
       'nosuch.invalid: delivery at level may failed: relay nosuch.invalid: no address to deliver to: nosuch.invalid has no address (IPv4)',
     );
+  });
+});
+
+describe('the policy entry for a relay written as host:port', () => {
+  it("a 'localhost:PORT encrypt' entry applies to relay 'localhost:PORT': no STARTTLS, so no MAIL FROM is sent", async () => {
+    const before = peer.events.filter((e) => e.command === 'MAIL').length;
+    const { info, error } = await send({
+      relay: `localhost:${peer.port}`,
+      dns: createResolver({ servers: [dns.server] }),
+      policy: { [`localhost:${peer.port}`]: 'encrypt' },
+    });
+    expect(info).toBeUndefined();
+    expect(error?.message).toMatch(/^localhost: delivery at level encrypt failed: /);
+    expect(error?.deliveries?.[0]?.policySource).toBe(`<object> localhost:${peer.port}`);
+    expect(peer.events.filter((e) => e.command === 'MAIL').length).toBe(before);
+  });
+  it('the same entry does not apply to the relay written [localhost]:PORT (Postfix looks that up as written)', async () => {
+    const { info, error } = await send({
+      relay: `[localhost]:${peer.port}`,
+      dns: createResolver({ servers: [dns.server] }),
+      policy: { [`localhost:${peer.port}`]: 'encrypt' },
+    });
+    expect(error).toBeUndefined();
+    expect(info?.deliveries[0]?.level).toBe('may');
   });
 });

@@ -109,7 +109,7 @@ export function parseTarget(text: string, port: number): ProbeArgs['target'] {
     // host:port names a fixed next hop (no MX lookup), as the relay option reads it.
     try {
       const relay = parseRelay(t);
-      return { kind: 'host', host: relay.host, port: relay.port, text: t };
+      return { kind: 'host', host: relay.host, port: relay.port, text: t, written: 'host:port' };
     } catch (err) {
       throw new UsageError(`target "${text}": ${(err as Error).message}`);
     }

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { createResolver } from '../dns/index.js';
 import {
   formatProblem,
+  lookupKeys,
   lookupPolicy,
   defaultPolicy,
   checkPolicyObject,
@@ -148,8 +149,12 @@ export function tableWithShadow(
   level: ProbeArgs['level'],
   shadow: ProbeArgs['level'],
 ): PolicyTable {
-  const nexthop: NextHop = target.kind === 'domain' ? { kind: 'domain', domain: target.domain } : { kind: 'host', host: target.host, port: target.port };
-  const key = target.kind === 'domain' ? target.domain : `[${target.host}]:${target.port}`;
+  const nexthop: NextHop =
+    target.kind === 'domain'
+      ? { kind: 'domain', domain: target.domain }
+      : { kind: 'host', host: target.host, port: target.port, ...(target.written ? { written: target.written } : {}) };
+  // the first key a lookup tries, so the shadowed entry is the one the probe finds
+  const key = lookupKeys(nexthop)[0]!;
   const current = lookupPolicy(table, nexthop, defaultPolicy(level, '--level'));
   const check = checkPolicyObject({ [key]: { ...objectEntry(current), shadow } });
   if (!check.table) {
@@ -225,7 +230,9 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
   }
   let result: Awaited<ReturnType<TlsPolicyTransport['probe']>>;
   try {
-    result = await transport.probe(args.target.kind === 'domain' ? args.target.domain : `[${args.target.host}]:${args.target.port}`, {
+    const { target } = args;
+    const probed = target.kind === 'domain' ? target.domain : target.written ? `${target.host}:${target.port}` : `[${target.host}]:${target.port}`;
+    result = await transport.probe(probed, {
       ...(args.smtps ? { implicitTls: true } : {}),
     });
   } finally {

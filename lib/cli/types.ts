@@ -9,7 +9,7 @@ export const DIGESTS: readonly DigestAlgorithm[] = ['sha256', 'sha1', 'sha512', 
 
 export interface ProbeArgs {
   /** The next hop: a domain (MX lookup), or a host in brackets with its port (no MX lookup). */
-  target: { kind: 'domain'; domain: string; text: string } | { kind: 'host'; host: string; port: number; text: string };
+  target: { kind: 'domain'; domain: string; text: string } | { kind: 'host'; host: string; port: number; text: string; written?: 'host:port' };
   level: Level;
   port: number;
   json: boolean;

@@ -44,7 +44,7 @@ export function parsePort(s: string): Checked<number> {
 }
 
 /**
- * Normalizes a policy table key: `example.com`, `.example.com`, `[host]`, `[host]:port`.
+ * Normalizes a policy table key: `example.com`, `.example.com`, `[host]`, `[host]:port`, `host:port`.
  * Lower case, A-labels, no trailing dot, canonical IP literals, numeric ports.
  */
 export function normalizeKey(raw: string): Checked<string> {
@@ -70,7 +70,16 @@ export function normalizeKey(raw: string): Checked<string> {
   }
   if (s.includes(':')) {
     if (parseIp(s) || /^ipv6:/i.test(s)) return { ok: false, reason: 'an IP address must be in brackets, as [2001:db8::1]' };
-    return { ok: false, reason: 'a port needs brackets, as [host]:port (host:port with MX lookup is not supported)' };
+    // `host:port`: the key Postfix looks up for a relayhost written without brackets with a
+    // port (tls_policy_lookup(), one lookup as written); it matches `relay: 'host:port'`.
+    const colon = s.lastIndexOf(':');
+    const hostPart = s.slice(0, colon);
+    if (/^[0-9.]+$/.test(hostPart)) return { ok: false, reason: 'an IP address must be in brackets, as [192.0.2.1]:25' };
+    const host = normalizeDomain(hostPart);
+    if (!host.ok) return host;
+    const port = parsePort(s.slice(colon + 1));
+    if (!port.ok) return port;
+    return { ok: true, value: `${host.value}:${port.value}` };
   }
   if (/^[0-9.]+$/.test(s)) {
     return { ok: false, reason: parseIp(s) ? 'an IP address must be in brackets, as [192.0.2.1]' : 'numeric name' };

@@ -8,6 +8,7 @@ import { checkEntry, OBJECT_ATTRIBUTES, type RawAttribute, type RawEntry } from 
 import { PolicyError, type PolicyProblem } from './errors.js';
 import { normalizeBracketHost, normalizeKey } from './keys.js';
 import { parentPatterns, toAsciiDomain } from '../names/index.js';
+import { parseIp } from './names.js';
 
 /** One entry of the object form: a level name, or the level with attributes in camelCase. */
 export type PolicyObjectEntry =
@@ -35,7 +36,7 @@ export type NextHop =
   /** MX delivery to a recipient domain. */
   | { kind: 'domain'; domain: string }
   /** A fixed next hop, [host]:port, no MX lookup: a delivery's Destination ('relay'), or 'host'. */
-  | { kind: 'relay' | 'host'; host: string; port?: number };
+  | { kind: 'relay' | 'host'; host: string; port?: number; written?: 'host' | 'host:port' };
 
 /**
  * A checked, normalized, immutable policy table: normalized key -> Policy.
@@ -383,6 +384,12 @@ function splitAttribute(token: string): { name: string; value: string } | string
  * is tried first and `[host]` serves as the entry for every port of that host.
  * A domain that is not a valid host name (`mail-.example.com`, `a+b.example.com`) still walks its
  * parent patterns, so a parent entry is never skipped for a name delivery goes ahead with.
+ *
+ * A relay written without brackets is first looked up as Postfix looks up such a relayhost
+ * (tls_policy_lookup(): a valid host name walks its parents, anything else is one lookup as
+ * written): `host` gives `host`, `.parent`, ...; `host:port` gives `host:port` alone. Then the
+ * bracketed keys, because this library never does an MX lookup for a relay, so the relay is the
+ * fixed host `[host]:port` names too.
  */
 export function lookupKeys(nexthop: NextHop): string[] {
   if (nexthop.kind === 'domain') {
@@ -396,8 +403,15 @@ export function lookupKeys(nexthop: NextHop): string[] {
   let host = nexthop.host.trim();
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   const h = normalizeBracketHost(host);
-  const bracket = `[${h.ok ? h.value : host.toLowerCase()}]`;
-  return nexthop.port === undefined ? [bracket] : [`${bracket}:${nexthop.port}`, bracket];
+  const name = h.ok ? h.value : host.toLowerCase();
+  const bracket = `[${name}]`;
+  const bracketed = nexthop.port === undefined ? [bracket] : [`${bracket}:${nexthop.port}`, bracket];
+  // An address is never a valid host name (Postfix looks `192.0.2.1` up once, and a table cannot
+  // hold that key), so only a name gets the unbracketed keys.
+  if (!h.ok || parseIp(name)) return bracketed;
+  if (nexthop.written === 'host') return [name, ...parentPatterns(name), ...bracketed];
+  if (nexthop.written === 'host:port' && nexthop.port !== undefined) return [`${name}:${nexthop.port}`, ...bracketed];
+  return bracketed;
 }
 
 /** The policy for a next hop: the first table entry in lookupKeys() order, else `defaultPolicy`. */
