@@ -7,6 +7,7 @@
  * missing one fails at creation, not at send time.
  */
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import type { Logger } from 'nodemailer/lib/shared';
 import { parseTemplate, DEFAULT_AUDIT_TEMPLATE } from './audit/index.js';
 import type { ResolverOptions } from './dns/index.js';
@@ -54,6 +55,8 @@ export interface TlsPolicyOptions {
   resolver?: ResolverOptions;
   /** A CA file (PEM) for verify/secure, in place of Node's bundled CAs. */
   caFile?: string;
+  /** A CA file (PEM) for verify/secure, trusted in addition to Node's bundled CAs (Exim's tls_verify_certificates). */
+  extraCaFile?: string;
   /** Client certificate and key files (PEM) presented to every server, unless a policy entry names its own. */
   certFile?: string;
   keyFile?: string;
@@ -147,6 +150,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'allowPlaintextAuth',
   'resolver',
   'caFile',
+  'extraCaFile',
   'certFile',
   'keyFile',
   'fingerprintDigest',
@@ -315,6 +319,17 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   // Read the global files now, so a missing one fails at creation; and every file the policy
   // table names, so that a missing cafile= fails here too, never at send time.
   read(options.caFile, 'CA file');
+  if (options.caFile && options.extraCaFile) {
+    throw new TlsPolicyError(
+      `options caFile and extraCaFile exclude each other: caFile replaces Node's CAs, extraCaFile adds to them (give ${options.caFile} as one of them)`,
+      'ECONFIG',
+      false,
+    );
+  }
+  // Node's `ca` option replaces its bundled CAs, so adding means passing both; one array, built
+  // once, so the session reuse key (by identity) is the same for every delivery.
+  const extraCa = read(options.extraCaFile, 'extra CA file');
+  const defaultCa: Array<string | Buffer> | undefined = extraCa ? [...rootCertificates, extraCa] : undefined;
   read(options.certFile, 'client certificate file');
   read(options.keyFile, 'client key file');
   const fileProblems = checkPolicyFiles(table);
@@ -354,7 +369,8 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     hostPolicy: (policy, host) => applyHostLists(policy, host, hostLists),
     fallbackFor: (policy: Policy) => fallbackFor(policy, fallbackMap),
     files: (policy: Policy) => {
-      const ca = read(policy.caFile ?? options.caFile, 'CA file');
+      // a cafile= attribute replaces every default, as smtp_tls_CAfile would for that destination
+      const ca = policy.caFile ? read(policy.caFile, 'CA file') : (read(options.caFile, 'CA file') ?? defaultCa);
       const cert = read(policy.certFile ?? options.certFile, 'client certificate file');
       const key = read(policy.keyFile ?? options.keyFile, 'client key file');
       return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };

@@ -278,6 +278,11 @@ describe('probe --json, by kind of destination', () => {
     const untrusted = await probe('good.test', '--level', 'verify');
     expect(untrusted.code).toBe(1);
     expect(untrusted.report.attempts[0]!.verdict.trust).toBe('Untrusted');
+
+    // --extra-ca-file: the CA beside Node's own
+    const extra = await probe('good.test', '--level', 'verify', '--extra-ca-file', caFile);
+    expect(extra.code).toBe(0);
+    expect(extra.report.attempts[0]!.verdict.trust).toBe('Verified');
   });
 
   it('null MX: bounce, no host looked up, nothing connected, exit 1', async () => {

@@ -30,6 +30,7 @@ const PROBE_OPTIONS = {
   'trust-ad': { type: 'string' },
   'dns-timeout': { type: 'string' },
   'ca-file': { type: 'string' },
+  'extra-ca-file': { type: 'string' },
   'cert-file': { type: 'string' },
   'key-file': { type: 'string' },
   port: { type: 'string' },
@@ -174,6 +175,7 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
   }
   if (v['dns-timeout'] !== undefined) args.dnsTimeout = integer(v['dns-timeout'], 'dns-timeout', 1, 60_000);
   if (v['ca-file'] !== undefined) args.caFile = v['ca-file'];
+  if (v['extra-ca-file'] !== undefined) args.extraCaFile = v['extra-ca-file'];
   if (v['cert-file'] !== undefined) args.certFile = v['cert-file'];
   if (v['key-file'] !== undefined) args.keyFile = v['key-file'];
   if ((args.certFile === undefined) !== (args.keyFile === undefined)) throw new UsageError('--cert-file and --key-file go together');

@@ -77,6 +77,7 @@ Probe options (each is the tlsPolicy() option in brackets):
                             default loopback for --resolver servers, no for resolv.conf's)
   --dns-timeout MS          wait for each DNS try (resolver.timeout; default 2000)
   --ca-file FILE            PEM CA bundle for verify and secure (caFile)
+  --extra-ca-file FILE      PEM CAs trusted beside Node's own (extraCaFile)
   --cert-file FILE          client certificate chain, PEM (certFile); with --key-file
   --key-file FILE           its private key, PEM (keyFile)
   --port PORT               SMTP port for MX hosts and for [host] (port; default 25)
@@ -200,6 +201,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       ...(policy ? { policy } : {}),
       ...(args.fallbackLevels ? { fallbackLevels: args.fallbackLevels } : {}),
       ...(args.caFile ? { caFile: args.caFile } : {}),
+      ...(args.extraCaFile ? { extraCaFile: args.extraCaFile } : {}),
       ...(args.certFile ? { certFile: args.certFile, keyFile: args.keyFile! } : {}),
       ...(args.digest ? { fingerprintDigest: args.digest } : {}),
       ...(args.insecureMxPolicy ? { daneInsecureMxPolicy: args.insecureMxPolicy } : {}),

@@ -24,6 +24,7 @@ export interface ProbeArgs {
   trustAd?: boolean | 'loopback';
   dnsTimeout?: number;
   caFile?: string;
+  extraCaFile?: string;
   certFile?: string;
   keyFile?: string;
   insecureMxPolicy?: 'may' | 'encrypt' | 'dane';

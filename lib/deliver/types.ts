@@ -68,7 +68,7 @@ export interface DeliverHooks {
   /** The fallback level for a policy, if any. */
   fallbackFor(policy: Policy): FallbackLevel | undefined;
   /** Reads (and caches) the files a policy names. */
-  files(policy: Policy): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  files(policy: Policy): { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer };
 }
 
 /** What a parked session keeps: what was seen and decided when it was opened. */

@@ -52,7 +52,7 @@ export interface HostSettings {
   /** The fallback level configured for a policy (the global map, or the entry's fallback=). */
   fallbackFor(policy: Policy): FallbackLevel | undefined;
   /** The CA and client certificate files a policy names, already read (a lookup, no I/O here). */
-  files(policy: Policy): { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  files(policy: Policy): { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer };
   /** Exim's tls_tempfail_tryclear when set globally, and the strict opportunistic rule. */
   rules: { tempfailTryclear?: boolean; strict: boolean };
   /** The SMTP AUTH identity this session would log in as (part of the session key). */

@@ -35,7 +35,7 @@ export interface PlanInput {
   fallback?: FallbackLevel;
   digest: DigestAlgorithm;
   /** Files read by the caller: CA bundle and client certificate/key, already loaded. */
-  files: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  files: { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer };
 }
 
 export interface Plan {
