@@ -16,6 +16,7 @@ import { TlsPolicyError } from './errors.js';
 import {
   applyHostLists,
   checkPolicyFiles,
+  checkPolicyObject,
   PolicyError,
   createPolicyTable,
   defaultPolicy,
@@ -27,6 +28,7 @@ import {
   type PolicyTableInput,
   type FallbackMapInput,
 } from './policy/index.js';
+import type { TlsDefaults } from './policy/defaults.js';
 import { parseRelay } from './route.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import type { SessionTimeouts } from './smtp/session.js';
@@ -66,6 +68,18 @@ export interface TlsPolicyOptions {
   minimalBackoff?: number;
   /** Exim's tls_tempfail_tryclear. Default: unset, Postfix's behaviour. */
   tlsTempfailTryclear?: boolean;
+  /** TLS protocols at level may, for entries without `protocols` (smtp_tls_protocols): `'>=TLSv1.2'`. Default: Node's. */
+  tlsProtocols?: string | string[];
+  /** TLS protocols at encrypt and above, for entries without `protocols` (smtp_tls_mandatory_protocols). Default: Node's. */
+  tlsMandatoryProtocols?: string | string[];
+  /** Cipher grade at level may, for entries without `ciphers` (smtp_tls_ciphers): high, medium, null. Default: Node's. */
+  tlsCiphers?: string;
+  /** Cipher grade at encrypt and above, for entries without `ciphers` (smtp_tls_mandatory_ciphers). Default: Node's. */
+  tlsMandatoryCiphers?: string;
+  /** Ciphers excluded at every TLS level, for entries without `exclude` (smtp_tls_exclude_ciphers). */
+  tlsExcludeCiphers?: string | string[];
+  /** Ciphers excluded too at encrypt and above, for entries without `exclude` (smtp_tls_mandatory_exclude_ciphers). */
+  tlsMandatoryExcludeCiphers?: string | string[];
   /** At `may`, cleartext only when STARTTLS was not offered; any STARTTLS or TLS failure defers. Default false. */
   strictOpportunistic?: boolean;
   /** Exim's hosts_require_tls: MX host patterns that must use TLS (at least encrypt). */
@@ -157,6 +171,12 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'minimalBackoff',
   'tlsTempfailTryclear',
   'strictOpportunistic',
+  'tlsProtocols',
+  'tlsMandatoryProtocols',
+  'tlsCiphers',
+  'tlsMandatoryCiphers',
+  'tlsExcludeCiphers',
+  'tlsMandatoryExcludeCiphers',
   'hostsRequireTls',
   'hostsAvoidTls',
   'daneInsecureMxPolicy',
@@ -339,8 +359,10 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     ...(options.hostsAvoidTls ? { hostsAvoidTls: options.hostsAvoidTls } : {}),
   };
   applyHostLists(base, { name: 'validate.invalid', address: '0.0.0.0' }, hostLists); // validates the patterns
+  const tlsDefaults = parseTlsDefaults(options);
   const settings: DeliverSettings = {
     port: options.port ?? DEFAULTS.port,
+    ...(tlsDefaults ? { tlsDefaults } : {}),
     maxMxAddresses: options.maxMxAddresses ?? DEFAULTS.maxMxAddresses,
     maxMxSessions: options.maxMxSessions ?? DEFAULTS.maxMxSessions,
     digest: options.fingerprintDigest ?? DEFAULTS.digest,
@@ -378,4 +400,34 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   };
   const daneConfigured = isDaneLevel(base.level) || table.entries().some(([, p]) => isDaneLevel(p.level) || isDaneLevel(p.shadow));
   return { settings, hooks, relay, table, base, daneConfigured };
+}
+
+/** The global protocol and cipher options, checked as the same attributes of a policy entry are. */
+const TLS_DEFAULT_OPTIONS = [
+  ['tlsProtocols', 'protocols', 'protocols'],
+  ['tlsMandatoryProtocols', 'protocols', 'mandatoryProtocols'],
+  ['tlsCiphers', 'ciphers', 'ciphers'],
+  ['tlsMandatoryCiphers', 'ciphers', 'mandatoryCiphers'],
+  ['tlsExcludeCiphers', 'exclude', 'exclude'],
+  ['tlsMandatoryExcludeCiphers', 'exclude', 'mandatoryExclude'],
+] as const;
+
+function parseTlsDefaults(options: TlsPolicyOptions): TlsDefaults | undefined {
+  const out: Record<string, unknown> = {};
+  for (const [option, attribute, field] of TLS_DEFAULT_OPTIONS) {
+    const value = options[option];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+      throw new TlsPolicyError(`option ${option} must be a string${attribute === 'ciphers' ? '' : ' or an array of strings'}`, 'ECONFIG', false);
+    }
+    // One checker for the option and the table attribute: an entry at level encrypt under a
+    // key no table holds, its problem reworded to name the option.
+    const key = 'option.invalid';
+    const check = checkPolicyObject({ [key]: { level: 'encrypt', [attribute]: value } });
+    const problem = check.problems[0];
+    if (problem || !check.table) throw new TlsPolicyError(`option ${option}: ${(problem?.message ?? 'invalid').replace(` for ${key}`, '')}`, 'ECONFIG', false);
+    const parsed = check.table.get(key)?.[attribute];
+    if (parsed !== undefined) out[field] = parsed;
+  }
+  return Object.keys(out).length ? (out as TlsDefaults) : undefined;
 }

@@ -51,6 +51,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
     nexthop,
     insecureMxPolicy: settings.insecureMxPolicy,
     digest: settings.digest,
+    ...(settings.tlsDefaults ? { tlsDefaults: settings.tlsDefaults } : {}),
     fallbackFor: hooks.fallbackFor,
     files: hooks.files,
     rules: { strict: rules.strict ?? false, ...(rules.tempfailTryclear !== undefined ? { tempfailTryclear: rules.tempfailTryclear } : {}) },

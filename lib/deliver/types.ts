@@ -2,6 +2,7 @@
  * The vocabulary of a delivery as data: the DNS and settings it needs, the hooks into policy,
  * the events it reports, and what it returns (attempts and the delivery).
  */
+import type { TlsDefaults } from '../policy/defaults.js';
 import type { Decision, OpportunisticRules } from '../decide/index.js';
 import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
 import type { InsecureMxPolicy, TlsaLookup } from '../plan/dane.js';
@@ -29,6 +30,8 @@ export interface DeliverSettings {
   /** Postfix's smtp_mx_session_limit: established sessions whose transaction failed, before giving up (0: no limit). */
   maxMxSessions: number;
   digest: DigestAlgorithm;
+  /** The global protocol and cipher settings (smtp_tls_protocols and the rest), for entries without their own. */
+  tlsDefaults?: TlsDefaults;
   rules: Omit<OpportunisticRules, 'messageAge' | 'tempfailTryclear'> & { tempfailTryclear?: boolean };
   auth?: { user: string; pass: string };
   allowCleartextAuth: boolean;

@@ -20,6 +20,7 @@
  * 6. The session key: everything that judged the TLS, so a session verified under one plan is
  *    never reused under another (Postfix's connection cache is keyed the same way).
  */
+import { withTlsDefaults, type TlsDefaults } from '../policy/defaults.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy, ResultType } from '../types.js';
 import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
 import type { VerifyLevel } from '../pkix/index.js';
@@ -53,6 +54,8 @@ export interface HostSettings {
   fallbackFor(policy: Policy): FallbackLevel | undefined;
   /** The CA and client certificate files a policy names, already read (a lookup, no I/O here). */
   files(policy: Policy): { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer };
+  /** The global protocol and cipher settings, for a policy without its own (by the level in effect). */
+  tlsDefaults?: TlsDefaults;
   /** Exim's tls_tempfail_tryclear when set globally, and the strict opportunistic rule. */
   rules: { tempfailTryclear?: boolean; strict: boolean };
   /** The SMTP AUTH identity this session would log in as (part of the session key). */
@@ -158,6 +161,8 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     }
   }
   if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
+  // main.cf protocols and ciphers by the level now in effect, after DANE (Postfix's policy_create()).
+  effective = withTlsDefaults(effective, settings.tlsDefaults);
   const configured = effective.level === policy.level ? settings.fallbackFor(policy) : undefined;
   const fallback = configured === 'may' && policy.requireTls ? 'encrypt' : configured;
   const plan = makePlan({

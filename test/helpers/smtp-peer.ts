@@ -60,6 +60,8 @@ export interface PeerOptions {
   name?: string;
   /** Close a connection idle this long (ms). Default 10 s. */
   socketTimeout?: number;
+  /** The newest TLS version the peer speaks (an old server). Default: Node's. */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** How long close() waits for open sessions before it ends them (ms). Default 1 s. */
   closeTimeout?: number;
   /**
@@ -171,6 +173,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     secure: b === 'implicit-tls',
     hideSTARTTLS: b === 'no-starttls',
     ...(options.cert ? { cert: options.cert, key: options.key } : {}),
+    ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
     authOptional: true,
     allowInsecureAuth: true,
     disabledCommands: options.auth ? [] : ['AUTH'],

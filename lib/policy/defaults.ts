@@ -1,0 +1,41 @@
+/**
+ * Global protocol and cipher settings for entries that name none: Postfix's smtp_tls_protocols /
+ * smtp_tls_mandatory_protocols, smtp_tls_ciphers / smtp_tls_mandatory_ciphers and
+ * smtp_tls_exclude_ciphers / smtp_tls_mandatory_exclude_ciphers, applied as policy_create() and
+ * set_cipher_grade() apply them: by the level in effect for the host (after DANE has had its say),
+ * `may` taking the opportunistic settings and every level above it the mandatory ones.
+ */
+import type { Policy } from '../types.js';
+
+export interface TlsDefaults {
+  /** smtp_tls_protocols: at level may. */
+  protocols?: string[];
+  /** smtp_tls_mandatory_protocols: at encrypt and above. */
+  mandatoryProtocols?: string[];
+  /** smtp_tls_ciphers: the grade at level may. */
+  ciphers?: string;
+  /** smtp_tls_mandatory_ciphers: the grade at encrypt and above. */
+  mandatoryCiphers?: string;
+  /** smtp_tls_exclude_ciphers: excluded at every level that uses TLS. */
+  exclude?: string[];
+  /** smtp_tls_mandatory_exclude_ciphers: excluded too at encrypt and above. */
+  mandatoryExclude?: string[];
+}
+
+/** `policy` with the global settings filled in where the entry has none of its own. */
+export function withTlsDefaults(policy: Policy, defaults: TlsDefaults | undefined): Policy {
+  if (!defaults || policy.level === 'none') return policy; // no TLS, nothing to tune
+  const mandatory = policy.level !== 'may';
+  const protocols = policy.protocols ?? (mandatory ? defaults.mandatoryProtocols : defaults.protocols);
+  const ciphers = policy.ciphers ?? (mandatory ? defaults.mandatoryCiphers : defaults.ciphers);
+  // An entry's exclude= replaces both global exclusion lists (set_cipher_grade()).
+  const globalExclude = [...(defaults.exclude ?? []), ...(mandatory ? (defaults.mandatoryExclude ?? []) : [])];
+  const exclude = policy.exclude ?? (globalExclude.length ? globalExclude : undefined);
+  if (protocols === policy.protocols && ciphers === policy.ciphers && exclude === policy.exclude) return policy;
+  return {
+    ...policy,
+    ...(protocols ? { protocols } : {}),
+    ...(ciphers ? { ciphers } : {}),
+    ...(exclude ? { exclude } : {}),
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The global protocol and cipher options (Postfix's smtp_tls_protocols, smtp_tls_mandatory_protocols,
+ * smtp_tls_ciphers, smtp_tls_mandatory_ciphers, smtp_tls_exclude_ciphers,
+ * smtp_tls_mandatory_exclude_ciphers): which applies at which level, what an entry's own attribute
+ * does to them (policy_create(), set_cipher_grade()), the errors for bad values, and the effect on a
+ * real handshake with a peer that speaks no newer than TLS 1.2.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { tlsPolicy, type TlsPolicyError, type TlsPolicyOptions } from '../lib/index.js';
+import { withTlsDefaults, type TlsDefaults } from '../lib/policy/defaults.js';
+import type { Level, Policy } from '../lib/types.js';
+import { makePki, type Pki } from './helpers/pki.js';
+import { loopbackBlock, startPeer, type Peer } from './helpers/smtp-peer.js';
+import { thrown } from './helpers/thrown.js';
+
+const defaults: TlsDefaults = {
+  protocols: ['>=TLSv1'],
+  mandatoryProtocols: ['>=TLSv1.2'],
+  ciphers: 'medium',
+  mandatoryCiphers: 'high',
+  exclude: ['RC4'],
+  mandatoryExclude: ['3DES'],
+};
+const opportunistic = { protocols: ['>=TLSv1'], ciphers: 'medium', exclude: ['RC4'] };
+const mandatory = { protocols: ['>=TLSv1.2'], ciphers: 'high', exclude: ['RC4', '3DES'] };
+
+describe('withTlsDefaults: which global setting applies (pure)', () => {
+  it.each<[Level, object]>([
+    ['may', opportunistic],
+    ['encrypt', mandatory],
+    ['dane', mandatory],
+    ['dane-only', mandatory],
+    ['fingerprint', mandatory],
+    ['verify', mandatory],
+    ['secure', mandatory],
+  ])('level %s gets %j', (level, expected) => {
+    expect(withTlsDefaults({ level, source: 't' }, defaults)).toEqual({ level, source: 't', ...expected });
+  });
+
+  it.each<[string, Policy, TlsDefaults | undefined, Policy]>([
+    ['none uses no TLS: untouched', { level: 'none', source: 't' }, defaults, { level: 'none', source: 't' }],
+    ['no global settings: untouched', { level: 'encrypt', source: 't' }, undefined, { level: 'encrypt', source: 't' }],
+    [
+      "an entry's protocols and ciphers win over the globals",
+      { level: 'encrypt', source: 't', protocols: ['TLSv1.3'], ciphers: 'medium' },
+      defaults,
+      { level: 'encrypt', source: 't', protocols: ['TLSv1.3'], ciphers: 'medium', exclude: ['RC4', '3DES'] },
+    ],
+    [
+      "an entry's exclude replaces both global exclusion lists (set_cipher_grade())",
+      { level: 'verify', source: 't', exclude: ['CAMELLIA'] },
+      defaults,
+      { level: 'verify', source: 't', exclude: ['CAMELLIA'], protocols: ['>=TLSv1.2'], ciphers: 'high' },
+    ],
+    [
+      'only a mandatory setting given: may keeps Node defaults',
+      { level: 'may', source: 't' },
+      { mandatoryProtocols: ['TLSv1.3'], mandatoryExclude: ['RC4'] },
+      { level: 'may', source: 't' },
+    ],
+    [
+      'only the global exclusion at may',
+      { level: 'may', source: 't' },
+      { exclude: ['RC4'], mandatoryExclude: ['3DES'] },
+      { level: 'may', source: 't', exclude: ['RC4'] },
+    ],
+  ])('%s', (_, policy, given, expected) => {
+    expect(withTlsDefaults(policy, given)).toEqual(expected);
+  });
+
+  it('returns the same policy object when nothing is filled in', () => {
+    const p: Policy = { level: 'encrypt', source: 't', protocols: ['TLSv1.3'], ciphers: 'high', exclude: ['RC4'] };
+    expect(withTlsDefaults(p, defaults)).toBe(p);
+  });
+});
+
+describe('the options are checked as the table attributes are', () => {
+  const message = (options: TlsPolicyOptions) => (thrown(() => tlsPolicy(options)) as TlsPolicyError).message;
+  it.each<[TlsPolicyOptions, string]>([
+    [
+      { tlsProtocols: 'TLSv9' },
+      'option tlsProtocols: unknown protocol "TLSv9" (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
+    [{ tlsMandatoryCiphers: 'strong' }, 'option tlsMandatoryCiphers: unknown cipher grade "strong" (expected one of high, medium, low, export, null)'],
+    [{ tlsExcludeCiphers: ['!RC4'] }, 'option tlsExcludeCiphers: invalid cipher exclusion "!RC4" (no leading "!", "+", "-" or "@")'],
+    [{ tlsCiphers: 7 as never }, 'option tlsCiphers must be a string'],
+    [{ tlsMandatoryProtocols: [1] as never }, 'option tlsMandatoryProtocols must be a string or an array of strings'],
+  ])('%j', (options, expected) => {
+    expect(message(options)).toBe(expected);
+    expect((thrown(() => tlsPolicy(options)) as TlsPolicyError).code).toBe('ECONFIG');
+  });
+  it('good values are accepted in either form', () => {
+    expect(() =>
+      tlsPolicy({ tlsProtocols: '!SSLv2, !SSLv3', tlsMandatoryProtocols: ['>=TLSv1.2'], tlsCiphers: 'medium', tlsExcludeCiphers: 'RC4 aNULL' }),
+    ).not.toThrow();
+  });
+});
+
+describe('against a peer that speaks TLS 1.2 at most', () => {
+  let pki: Pki;
+  let peer: Peer;
+  const ip = loopbackBlock();
+  beforeAll(async () => {
+    pki = await makePki();
+    const cert = await pki.leaf(['old.test']);
+    peer = await startPeer({ host: ip(2), port: 0, behaviour: 'starttls', cert: cert.chainPem, key: cert.keyPem, maxVersion: 'TLSv1.2' });
+  });
+  afterAll(async () => {
+    await peer?.close();
+    pki?.close();
+  });
+
+  async function send(options: TlsPolicyOptions) {
+    const transport = nodemailer.createTransport(tlsPolicy({ relay: `[${peer.host}]:${peer.port}`, connectionReuse: false, ...options }));
+    const mailsBefore = peer.events.filter((e) => e.command === 'MAIL').length;
+    try {
+      const info = await transport.sendMail({ from: 's@origin.test', to: 'u@old.test', text: 'x' });
+      return { info, error: undefined, mails: peer.events.filter((e) => e.command === 'MAIL').slice(mailsBefore) };
+    } catch (error) {
+      return { info: undefined, error: error as TlsPolicyError, mails: peer.events.filter((e) => e.command === 'MAIL').slice(mailsBefore) };
+    } finally {
+      transport.close();
+    }
+  }
+
+  it('encrypt with tlsMandatoryProtocols >=TLSv1.3: the handshake fails and no MAIL FROM is sent', async () => {
+    const { error, mails } = await send({ level: 'encrypt', tlsMandatoryProtocols: '>=TLSv1.3' });
+    expect(error?.code).toBe('ETLS');
+    expect(error?.message).toMatch(/level encrypt/);
+    expect(mails).toEqual([]);
+  });
+  it('encrypt with only tlsProtocols >=TLSv1.3 (the opportunistic setting): TLS 1.2, delivered inside TLS', async () => {
+    const { info, error, mails } = await send({ level: 'encrypt', tlsProtocols: '>=TLSv1.3' });
+    expect(error).toBeUndefined();
+    expect(info?.deliveries[0]?.attempts[0]?.audit.protocol).toBe('TLSv1.2');
+    expect(mails.map((m) => m.secure)).toEqual([true]);
+  });
+  it("an entry's protocols attribute wins over tlsMandatoryProtocols", async () => {
+    const { info, error } = await send({
+      level: 'may',
+      tlsMandatoryProtocols: '>=TLSv1.3',
+      policy: { [`[${peer.host}]:${peer.port}`]: { level: 'encrypt', protocols: '>=TLSv1.2' } },
+    });
+    expect(error).toBeUndefined();
+    expect(info?.deliveries[0]?.attempts[0]?.audit).toMatchObject({ level: 'encrypt', protocol: 'TLSv1.2' });
+  });
+  it('may with tlsMandatoryProtocols >=TLSv1.3: the mandatory setting does not apply; TLS 1.2', async () => {
+    const { info, error } = await send({ level: 'may', tlsMandatoryProtocols: '>=TLSv1.3' });
+    expect(error).toBeUndefined();
+    expect(info?.deliveries[0]?.attempts[0]?.audit.protocol).toBe('TLSv1.2');
+  });
+});
