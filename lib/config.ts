@@ -80,6 +80,12 @@ export interface TlsPolicyOptions {
   tlsExcludeCiphers?: string | string[];
   /** Ciphers excluded too at encrypt and above, for entries without `exclude` (smtp_tls_mandatory_exclude_ciphers). */
   tlsMandatoryExcludeCiphers?: string | string[];
+  /** Digests for level fingerprint where an entry has no `match` (smtp_tls_fingerprint_cert_match); required by `level: 'fingerprint'`. */
+  fingerprintCertMatch?: string | string[];
+  /** Names for level verify where an entry has no `match` (smtp_tls_verify_cert_match). Default `hostname`. */
+  verifyCertMatch?: string | string[];
+  /** Names for level secure where an entry has no `match` (smtp_tls_secure_cert_match). Default `nexthop, dot-nexthop`. */
+  secureCertMatch?: string | string[];
   /** At `may`, cleartext only when STARTTLS was not offered; any STARTTLS or TLS failure defers. Default false. */
   strictOpportunistic?: boolean;
   /** Exim's hosts_require_tls: MX host patterns that must use TLS (at least encrypt). */
@@ -177,6 +183,9 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'tlsMandatoryCiphers',
   'tlsExcludeCiphers',
   'tlsMandatoryExcludeCiphers',
+  'fingerprintCertMatch',
+  'verifyCertMatch',
+  'secureCertMatch',
   'hostsRequireTls',
   'hostsAvoidTls',
   'daneInsecureMxPolicy',
@@ -402,32 +411,52 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   return { settings, hooks, relay, table, base, daneConfigured };
 }
 
-/** The global protocol and cipher options, checked as the same attributes of a policy entry are. */
+/** The global protocol, cipher and match options, checked as the same attributes of a policy entry are. */
 const TLS_DEFAULT_OPTIONS = [
-  ['tlsProtocols', 'protocols', 'protocols'],
-  ['tlsMandatoryProtocols', 'protocols', 'mandatoryProtocols'],
-  ['tlsCiphers', 'ciphers', 'ciphers'],
-  ['tlsMandatoryCiphers', 'ciphers', 'mandatoryCiphers'],
-  ['tlsExcludeCiphers', 'exclude', 'exclude'],
-  ['tlsMandatoryExcludeCiphers', 'exclude', 'mandatoryExclude'],
+  ['tlsProtocols', 'protocols', 'protocols', 'encrypt'],
+  ['tlsMandatoryProtocols', 'protocols', 'mandatoryProtocols', 'encrypt'],
+  ['tlsCiphers', 'ciphers', 'ciphers', 'encrypt'],
+  ['tlsMandatoryCiphers', 'ciphers', 'mandatoryCiphers', 'encrypt'],
+  ['tlsExcludeCiphers', 'exclude', 'exclude', 'encrypt'],
+  ['tlsMandatoryExcludeCiphers', 'exclude', 'mandatoryExclude', 'encrypt'],
+  ['fingerprintCertMatch', 'match', 'fingerprint', 'fingerprint'],
+  ['verifyCertMatch', 'match', 'verify', 'verify'],
+  ['secureCertMatch', 'match', 'secure', 'secure'],
 ] as const;
 
 function parseTlsDefaults(options: TlsPolicyOptions): TlsDefaults | undefined {
   const out: Record<string, unknown> = {};
-  for (const [option, attribute, field] of TLS_DEFAULT_OPTIONS) {
+  const certMatch: Record<string, unknown> = {};
+  for (const [option, attribute, field, level] of TLS_DEFAULT_OPTIONS) {
     const value = options[option];
     if (value === undefined) continue;
     if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
       throw new TlsPolicyError(`option ${option} must be a string${attribute === 'ciphers' ? '' : ' or an array of strings'}`, 'ECONFIG', false);
     }
-    // One checker for the option and the table attribute: an entry at level encrypt under a
-    // key no table holds, its problem reworded to name the option.
+    // One checker for the option and the table attribute: an entry at the option's level under
+    // a key no table holds, its problem reworded to name the option.
     const key = 'option.invalid';
-    const check = checkPolicyObject({ [key]: { level: 'encrypt', [attribute]: value } });
+    const check = checkPolicyObject({ [key]: { level, [attribute]: value } });
     const problem = check.problems[0];
-    if (problem || !check.table) throw new TlsPolicyError(`option ${option}: ${(problem?.message ?? 'invalid').replace(` for ${key}`, '')}`, 'ECONFIG', false);
+    if (problem || !check.table) {
+      const message = (problem?.message ?? 'invalid').replace(` for ${key}`, '').replace(/ needs at least one match=<digest>$/, ' needs at least one digest');
+      const attributeProblem = /^attribute "[^"]+" (.*)$/.exec(message);
+      throw new TlsPolicyError(attributeProblem ? `option ${option} ${attributeProblem[1]}` : `option ${option}: ${message}`, 'ECONFIG', false);
+    }
     const parsed = check.table.get(key)?.[attribute];
-    if (parsed !== undefined) out[field] = parsed;
+    if (parsed === undefined) continue;
+    if (attribute === 'match') certMatch[field] = parsed;
+    else out[field] = parsed;
   }
+  // Postfix's fingerprint level has no default digests: a global fingerprint level without them
+  // could never deliver, so it is refused here rather than at every send.
+  if (options.level === 'fingerprint' && certMatch.fingerprint === undefined) {
+    throw new TlsPolicyError(
+      "level fingerprint needs option fingerprintCertMatch: the digest of the server's certificate or public key (smtp_tls_fingerprint_cert_match)",
+      'ECONFIG',
+      false,
+    );
+  }
+  if (Object.keys(certMatch).length) out.certMatch = certMatch;
   return Object.keys(out).length ? (out as TlsDefaults) : undefined;
 }

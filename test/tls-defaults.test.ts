@@ -1,16 +1,17 @@
 /**
  * The global protocol and cipher options (Postfix's smtp_tls_protocols, smtp_tls_mandatory_protocols,
  * smtp_tls_ciphers, smtp_tls_mandatory_ciphers, smtp_tls_exclude_ciphers,
- * smtp_tls_mandatory_exclude_ciphers): which applies at which level, what an entry's own attribute
- * does to them (policy_create(), set_cipher_grade()), the errors for bad values, and the effect on a
- * real handshake with a peer that speaks no newer than TLS 1.2.
+ * smtp_tls_mandatory_exclude_ciphers) and match options (smtp_tls_fingerprint_cert_match,
+ * smtp_tls_verify_cert_match, smtp_tls_secure_cert_match): which applies at which level, what an
+ * entry's own attribute does to them (policy_create(), set_cipher_grade()), the errors for bad
+ * values, and the effect on a real handshake with a peer that speaks no newer than TLS 1.2.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { tlsPolicy, type TlsPolicyError, type TlsPolicyOptions } from '../lib/index.js';
-import { withTlsDefaults, type TlsDefaults } from '../lib/policy/defaults.js';
+import { certMatchFor, withTlsDefaults, type TlsDefaults } from '../lib/policy/defaults.js';
 import type { Level, Policy } from '../lib/types.js';
-import { makePki, type Pki } from './helpers/pki.js';
+import { makePki, tlsaData, type Issued, type Pki } from './helpers/pki.js';
 import { loopbackBlock, startPeer, type Peer } from './helpers/smtp-peer.js';
 import { thrown } from './helpers/thrown.js';
 
@@ -75,6 +76,25 @@ describe('withTlsDefaults: which global setting applies (pure)', () => {
   });
 });
 
+describe('certMatchFor: the match a level uses (pure)', () => {
+  const global = { fingerprint: ['AB:CD'], verify: ['mx.example.net'], secure: ['.example.net'] };
+  it.each<[Level, string[] | undefined, typeof global | undefined, readonly string[]]>([
+    ['verify', undefined, undefined, ['hostname']],
+    ['secure', undefined, undefined, ['nexthop', 'dot-nexthop']],
+    ['fingerprint', undefined, undefined, []],
+    ['verify', undefined, global, ['mx.example.net']],
+    ['secure', undefined, global, ['.example.net']],
+    ['fingerprint', undefined, global, ['AB:CD']],
+    ['verify', [], global, ['mx.example.net']],
+    ['verify', ['nexthop'], global, ['nexthop']],
+    ['fingerprint', ['EF:01'], global, ['EF:01']],
+    ['encrypt', undefined, global, []],
+    ['dane', ['nexthop'], global, ['nexthop']],
+  ])('%s, entry %j, global %j -> %j', (level, match, certMatch, expected) => {
+    expect(certMatchFor(level, match, certMatch)).toEqual(expected);
+  });
+});
+
 describe('the options are checked as the table attributes are', () => {
   const message = (options: TlsPolicyOptions) => (thrown(() => tlsPolicy(options)) as TlsPolicyError).message;
   it.each<[TlsPolicyOptions, string]>([
@@ -86,6 +106,17 @@ describe('the options are checked as the table attributes are', () => {
     [{ tlsExcludeCiphers: ['!RC4'] }, 'option tlsExcludeCiphers: invalid cipher exclusion "!RC4" (no leading "!", "+", "-" or "@")'],
     [{ tlsCiphers: 7 as never }, 'option tlsCiphers must be a string'],
     [{ tlsMandatoryProtocols: [1] as never }, 'option tlsMandatoryProtocols must be a string or an array of strings'],
+    [{ fingerprintCertMatch: 'zz' }, 'option fingerprintCertMatch: malformed fingerprint "zz" (expected hex digit pairs, optionally separated by colons)'],
+    [{ fingerprintCertMatch: '' }, 'option fingerprintCertMatch has an empty value'],
+    [{ fingerprintCertMatch: [] }, 'option fingerprintCertMatch: level "fingerprint" needs at least one digest'],
+    [
+      { verifyCertMatch: 'bad..name' },
+      'option verifyCertMatch: invalid match "bad..name": empty label (expected hostname, nexthop, dot-nexthop, a domain or .domain)',
+    ],
+    [
+      { level: 'fingerprint' },
+      "level fingerprint needs option fingerprintCertMatch: the digest of the server's certificate or public key (smtp_tls_fingerprint_cert_match)",
+    ],
   ])('%j', (options, expected) => {
     expect(message(options)).toBe(expected);
     expect((thrown(() => tlsPolicy(options)) as TlsPolicyError).code).toBe('ECONFIG');
@@ -100,10 +131,11 @@ describe('the options are checked as the table attributes are', () => {
 describe('against a peer that speaks TLS 1.2 at most', () => {
   let pki: Pki;
   let peer: Peer;
+  let cert: Issued;
   const ip = loopbackBlock();
   beforeAll(async () => {
     pki = await makePki();
-    const cert = await pki.leaf(['old.test']);
+    cert = await pki.leaf(['old.test']);
     peer = await startPeer({ host: ip(2), port: 0, behaviour: 'starttls', cert: cert.chainPem, key: cert.keyPem, maxVersion: 'TLSv1.2' });
   });
   afterAll(async () => {
@@ -149,5 +181,37 @@ describe('against a peer that speaks TLS 1.2 at most', () => {
     const { info, error } = await send({ level: 'may', tlsMandatoryProtocols: '>=TLSv1.3' });
     expect(error).toBeUndefined();
     expect(info?.deliveries[0]?.attempts[0]?.audit.protocol).toBe('TLSv1.2');
+  });
+
+  it("level fingerprint with fingerprintCertMatch: the pinned certificate's digest delivers, no table needed", async () => {
+    const digest = tlsaData(cert.der, 0, 1).match(/../g)!.join(':');
+    const { info, error, mails } = await send({ level: 'fingerprint', fingerprintCertMatch: digest });
+    expect(error).toBeUndefined();
+    expect(info?.deliveries[0]?.attempts[0]?.audit).toMatchObject({ level: 'fingerprint', auth: 'Verified' });
+    expect(mails.map((m) => m.secure)).toEqual([true]);
+  });
+  it('level fingerprint with another digest: refused before MAIL FROM', async () => {
+    const { error, mails } = await send({ level: 'fingerprint', fingerprintCertMatch: 'AB:'.repeat(31) + 'AB' });
+    expect(error?.code).toBe('ETLS');
+    expect(error?.message).toMatch(/level fingerprint/);
+    expect(mails).toEqual([]);
+  });
+  it('verifyCertMatch names the certificate a relay given by address must carry; the default (hostname) would not match', async () => {
+    const byDefault = await send({ level: 'verify', caFile: pki.caFile });
+    expect(byDefault.error?.code).toBe('ETLS');
+    expect(byDefault.mails).toEqual([]);
+    const named = await send({ level: 'verify', caFile: pki.caFile, verifyCertMatch: 'old.test' });
+    expect(named.error).toBeUndefined();
+    expect(named.info?.deliveries[0]?.attempts[0]?.audit).toMatchObject({ level: 'verify', auth: 'Verified' });
+  });
+  it("an entry's match wins over verifyCertMatch", async () => {
+    const { error, mails } = await send({
+      level: 'verify',
+      caFile: pki.caFile,
+      verifyCertMatch: 'old.test',
+      policy: { [`[${peer.host}]:${peer.port}`]: { level: 'verify', match: 'other.test' } },
+    });
+    expect(error?.code).toBe('ETLS');
+    expect(mails).toEqual([]);
   });
 });

@@ -20,7 +20,7 @@
  * 6. The session key: everything that judged the TLS, so a session verified under one plan is
  *    never reused under another (Postfix's connection cache is keyed the same way).
  */
-import { withTlsDefaults, type TlsDefaults } from '../policy/defaults.js';
+import { certMatchFor, withTlsDefaults, type CertMatch, type TlsDefaults } from '../policy/defaults.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy, ResultType } from '../types.js';
 import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
 import type { VerifyLevel } from '../pkix/index.js';
@@ -103,7 +103,7 @@ export function verifyLevelOf(level: Level): VerifyLevel {
   return level;
 }
 
-function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: string, nexthop: string): ShadowPlan {
+function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: string, nexthop: string, certMatch: CertMatch | undefined): ShadowPlan {
   const base = { level: shadow, names: [] as string[], fingerprints: [] as string[] };
   if (isDaneLevel(shadow)) {
     const lookup = target.tlsa ?? { status: 'none' as const, why: 'TLSA was not looked up' };
@@ -121,9 +121,9 @@ function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: st
   }
   if (shadow === 'verify' || shadow === 'secure') {
     // A shadow never trusts the MX host name from DNS it did not check.
-    return { ...base, names: matchNames(shadow, policy.match, { nexthop, host: target.host, mxSecure: false }) };
+    return { ...base, names: matchNames(shadow, policy.match, { nexthop, host: target.host, mxSecure: false, certMatch }) };
   }
-  if (shadow === 'fingerprint') return { ...base, fingerprints: policy.match ?? [] };
+  if (shadow === 'fingerprint') return { ...base, fingerprints: [...certMatchFor(shadow, policy.match, certMatch)] };
   return base;
 }
 
@@ -174,6 +174,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     mxSecure: target.mxSecure,
     implicitTls: target.implicitTls,
     digest: settings.digest,
+    certMatch: settings.tlsDefaults?.certMatch,
     files: settings.files(effective),
     ...(fallback ? { fallback } : {}),
   });
@@ -188,7 +189,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     daneNote,
     verifyLevel: verifyLevelOf(plan.level),
     ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),
-    ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop) } : {}),
+    ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop, settings.tlsDefaults?.certMatch) } : {}),
   };
   if (refused) return { ...host, refused: refused.reason, refusedType: refused.resultType };
   host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict]);

@@ -17,7 +17,7 @@ import { constants } from 'node:crypto';
 import type { ConnectionOptions, SecureVersion } from 'node:tls';
 import type { TlsaRecord } from '../dns/index.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
-import { DEFAULT_CERT_MATCH } from '../policy/levels.js';
+import { certMatchFor, type CertMatch } from '../policy/defaults.js';
 import { expandMatch } from '../pkix/index.js';
 
 export interface PlanInput {
@@ -34,6 +34,8 @@ export interface PlanInput {
   implicitTls?: boolean;
   fallback?: FallbackLevel;
   digest: DigestAlgorithm;
+  /** The global match settings for a level whose entry has no match (smtp_tls_*_cert_match). */
+  certMatch?: CertMatch | undefined;
   /** Files read by the caller: CA bundle and client certificate/key, already loaded. */
   files: { ca?: string | Buffer | Array<string | Buffer>; cert?: string | Buffer; key?: string | Buffer };
 }
@@ -141,8 +143,12 @@ export function cipherList(ciphers: string | undefined, exclude: string[] | unde
  * default), expanded by verify's `expandMatch`. At secure, `hostname` is dropped unless the MX
  * answer was DNSSEC-secure (or the host is the next hop itself).
  */
-export function matchNames(level: Level, tokens: string[] | undefined, ctx: { nexthop: string; host: string; mxSecure: boolean }): string[] {
-  const list = tokens && tokens.length ? tokens : level === 'verify' || level === 'secure' ? DEFAULT_CERT_MATCH[level] : [];
+export function matchNames(
+  level: Level,
+  tokens: readonly string[] | undefined,
+  ctx: { nexthop: string; host: string; mxSecure: boolean; certMatch?: CertMatch | undefined },
+): string[] {
+  const list = level === 'verify' || level === 'secure' ? certMatchFor(level, tokens, ctx.certMatch) : [];
   const trusted = level !== 'secure' || ctx.mxSecure || ctx.host.toLowerCase() === ctx.nexthop.toLowerCase();
   return expandMatch(
     list.filter((t) => trusted || t.toLowerCase() !== 'hostname'),
@@ -174,8 +180,10 @@ export function makePlan(input: PlanInput): Plan {
     policy,
     ...(input.fallback ? { fallback: input.fallback } : {}),
     ...(policy.shadow ? { shadow: policy.shadow } : {}),
-    names: authenticated ? matchNames(level, policy.match, { nexthop: input.nexthop, host: input.host, mxSecure: input.mxSecure }) : [],
-    fingerprints: level === 'fingerprint' ? (policy.match ?? []) : [],
+    names: authenticated
+      ? matchNames(level, policy.match, { nexthop: input.nexthop, host: input.host, mxSecure: input.mxSecure, certMatch: input.certMatch })
+      : [],
+    fingerprints: level === 'fingerprint' ? [...certMatchFor(level, policy.match, input.certMatch)] : [],
     digest: input.digest,
     implicitTls: input.implicitTls === true,
     tls,

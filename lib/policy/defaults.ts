@@ -5,7 +5,8 @@
  * set_cipher_grade() apply them: by the level in effect for the host (after DANE has had its say),
  * `may` taking the opportunistic settings and every level above it the mandatory ones.
  */
-import type { Policy } from '../types.js';
+import type { Level, Policy } from '../types.js';
+import { DEFAULT_CERT_MATCH } from './levels.js';
 
 export interface TlsDefaults {
   /** smtp_tls_protocols: at level may. */
@@ -20,6 +21,23 @@ export interface TlsDefaults {
   exclude?: string[];
   /** smtp_tls_mandatory_exclude_ciphers: excluded too at encrypt and above. */
   mandatoryExclude?: string[];
+  /**
+   * smtp_tls_fingerprint_cert_match, smtp_tls_verify_cert_match, smtp_tls_secure_cert_match:
+   * the `match` of a host at that level whose entry has none.
+   */
+  certMatch?: CertMatch;
+}
+
+export type CertMatch = Partial<Record<'fingerprint' | 'verify' | 'secure', readonly string[]>>;
+
+/**
+ * The match tokens for `level`: the entry's own, else the global setting for the level, else
+ * Postfix's main.cf default (verify: hostname; secure: nexthop, dot-nexthop; fingerprint: none).
+ */
+export function certMatchFor(level: Level, match: readonly string[] | undefined, certMatch: CertMatch | undefined): readonly string[] {
+  if (match && match.length) return match;
+  if (level !== 'fingerprint' && level !== 'verify' && level !== 'secure') return [];
+  return certMatch?.[level] ?? (level === 'fingerprint' ? [] : DEFAULT_CERT_MATCH[level]);
 }
 
 /** `policy` with the global settings filled in where the entry has none of its own. */
