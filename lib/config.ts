@@ -159,7 +159,7 @@ export const DEFAULTS = {
 };
 
 /** Every option name tlsPolicy() takes (TlsPolicyOptions); a name not here is an error. */
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
+export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'level',
   'policy',
   'fallbackLevels',
