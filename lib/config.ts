@@ -23,7 +23,9 @@ import {
   fallbackFor,
   isDaneLevel,
   lookupPolicy,
+  lookupPolicyAsync,
   parseFallbackLevels,
+  type PolicyLookup,
   type PolicyTable,
   type PolicyTableInput,
   type FallbackMapInput,
@@ -41,6 +43,8 @@ export interface TlsPolicyOptions {
   level?: Level;
   /** Per-destination policy: Postfix tls_policy text, `{ file }`, or an object keyed by destination. */
   policy?: PolicyTableInput;
+  /** An async policy source (a database, Postfix's socketmap): key -> table line's right-hand side or object entry, asked after the table for each key. */
+  policyLookup?: PolicyLookup;
   /** Fallback levels for authenticated levels: `"dane=encrypt, verify=may"` or `{ verify: 'encrypt' }`. */
   fallbackLevels?: FallbackMapInput;
   /** A fixed next hop instead of MX lookup: `smtp.example.com:587`, `[192.0.2.1]:25`, or `{ host, port, secure }`. */
@@ -162,6 +166,7 @@ export const DEFAULTS = {
 export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'level',
   'policy',
+  'policyLookup',
   'fallbackLevels',
   'relay',
   'port',
@@ -305,6 +310,10 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     throw new TlsPolicyError(`relay ${relay.host}:${relay.port} uses implicit TLS (SMTPS), which level none cannot use`, 'ECONFIG', false);
   }
   const table = createPolicyTable(options.policy);
+  const policyLookup = options.policyLookup;
+  if (policyLookup !== undefined && typeof policyLookup !== 'function') {
+    throw new TlsPolicyError(`option policyLookup must be a function (key) => entry, not ${typeof policyLookup}`, 'ECONFIG', false);
+  }
   const fallbackMap = parseFallbackLevels(options.fallbackLevels);
   if (options.daneInsecureMxPolicy !== undefined && !['may', 'encrypt', 'dane'].includes(options.daneInsecureMxPolicy)) {
     throw new TlsPolicyError(`option daneInsecureMxPolicy must be may, encrypt or dane, not ${String(options.daneInsecureMxPolicy)}`, 'ECONFIG', false);
@@ -396,7 +405,10 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     ...(options.connectionReuse === false ? {} : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
   };
   const hooks: DeliverHooks = {
-    policyFor: (destination) => lookupPolicy(table, destination, base),
+    policyFor: policyLookup
+      ? (destination) => lookupPolicyAsync(table, policyLookup, destination, base)
+      : (destination) => lookupPolicy(table, destination, base),
+    defaultLevel: base.level,
     hostPolicy: (policy, host) => applyHostLists(policy, host, hostLists),
     fallbackFor: (policy: Policy) => fallbackFor(policy, fallbackMap),
     files: (policy: Policy) => {

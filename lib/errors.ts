@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   EAUTH: 'the relay refused SMTP AUTH',
   ECONFIG: 'an option is wrong: the message says which and what to write instead',
   EPOLICY: 'the policy table has problems: every one is listed with its line',
+  EPOLICYLOOKUP: 'the policyLookup function failed, took too long, or answered with an invalid entry (temporary)',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

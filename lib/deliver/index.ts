@@ -23,6 +23,8 @@ import { runAttempt, type AttemptContext, type SessionRun } from './attempt.js';
 import { gather } from './gather.js';
 import { conclude, finalFailure, newOutcome, recordFailure, sessionLimitReached, settleTransaction } from './outcome.js';
 import type { Delivery, DeliverDns, DeliverHooks, DeliverSettings, Destination } from './types.js';
+import { PolicyLookupError } from '../policy/lookup.js';
+import type { Policy } from '../types.js';
 
 export type { Attempt, DeliverDns, DeliverEvent, DeliverHooks, DeliverSettings, Delivery, Destination, Parked } from './types.js';
 export { MAX_MX_NAMES, orderMx } from './gather.js';
@@ -36,7 +38,20 @@ export async function deliver(
   hooks: DeliverHooks,
 ): Promise<Delivery> {
   const nexthop = destination.kind === 'relay' ? destination.host : destination.domain;
-  const policy = hooks.policyFor(destination);
+  let policy: Policy;
+  try {
+    policy = await hooks.policyFor(destination);
+  } catch (err) {
+    if (!(err instanceof PolicyLookupError)) throw err;
+    // Postfix defers on a TLS policy lookup error; the default level is never used instead.
+    return {
+      destination: nexthop,
+      level: hooks.defaultLevel,
+      policySource: 'policyLookup',
+      attempts: [],
+      ...conclude(newOutcome(mail.recipients), { reason: `${nexthop}: ${err.message}`, code: 'EPOLICYLOOKUP', temporary: true }, false),
+    };
+  }
   const delivery: Delivery = {
     destination: nexthop,
     level: policy.level,

@@ -64,8 +64,13 @@ export type DeliverEvent =
   | { type: 'attempt'; destination: string; attempt: Attempt; plan: Plan; facts: SessionFacts; decision: Decision; verdict?: Verdict };
 
 export interface DeliverHooks {
-  /** The policy for this destination, after table lookup. */
-  policyFor(destination: Destination): Policy;
+  /**
+   * The policy for this destination, after table lookup (and the policyLookup function); a
+   * PolicyLookupError when that function failed, which defers the delivery.
+   */
+  policyFor(destination: Destination): Policy | Promise<Policy>;
+  /** The default level (the level option): what a delivery whose policy lookup failed reports. */
+  defaultLevel: Level;
   /** Exim's host lists applied to one MX host. */
   hostPolicy(policy: Policy, host: { name: string; address: string }): Policy;
   /** The fallback level for a policy, if any. */

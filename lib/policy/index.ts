@@ -99,3 +99,4 @@ export {
   type HostLists,
 } from './hostlists.js';
 export { normalizeKey } from './keys.js';
+export { lookupPolicyAsync, PolicyLookupError, POLICY_LOOKUP_TIMEOUT_MS, type PolicyLookup } from './lookup.js';
