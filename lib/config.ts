@@ -377,7 +377,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     ...(options.hostsAvoidTls ? { hostsAvoidTls: options.hostsAvoidTls } : {}),
   };
   applyHostLists(base, { name: 'validate.invalid', address: '0.0.0.0' }, hostLists); // validates the patterns
-  const tlsDefaults = parseTlsDefaults(options);
+  const tlsDefaults = parseTlsDefaults(options, base.level);
   const settings: DeliverSettings = {
     port: options.port ?? DEFAULTS.port,
     ...(tlsDefaults ? { tlsDefaults } : {}),
@@ -436,7 +436,7 @@ const TLS_DEFAULT_OPTIONS = [
   ['secureCertMatch', 'match', 'secure', 'secure'],
 ] as const;
 
-function parseTlsDefaults(options: TlsPolicyOptions): TlsDefaults | undefined {
+function parseTlsDefaults(options: TlsPolicyOptions, defaultLevel: Level): TlsDefaults | undefined {
   const out: Record<string, unknown> = {};
   const certMatch: Record<string, unknown> = {};
   for (const [option, attribute, field, level] of TLS_DEFAULT_OPTIONS) {
@@ -462,7 +462,7 @@ function parseTlsDefaults(options: TlsPolicyOptions): TlsDefaults | undefined {
   }
   // Postfix's fingerprint level has no default digests: a global fingerprint level without them
   // could never deliver, so it is refused here rather than at every send.
-  if (options.level === 'fingerprint' && certMatch.fingerprint === undefined) {
+  if (defaultLevel === 'fingerprint' && certMatch.fingerprint === undefined) {
     throw new TlsPolicyError(
       "level fingerprint needs option fingerprintCertMatch: the digest of the server's certificate or public key (smtp_tls_fingerprint_cert_match)",
       'ECONFIG',

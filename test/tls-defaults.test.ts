@@ -114,7 +114,7 @@ describe('the options are checked as the table attributes are', () => {
       'option verifyCertMatch: invalid match "bad..name": empty label (expected hostname, nexthop, dot-nexthop, a domain or .domain)',
     ],
     [
-      { level: 'fingerprint' },
+      { level: 'FINGERPRINT' as never },
       "level fingerprint needs option fingerprintCertMatch: the digest of the server's certificate or public key (smtp_tls_fingerprint_cert_match)",
     ],
   ])('%j', (options, expected) => {
