@@ -27,6 +27,16 @@ export type Destination =
       authenticate?: boolean;
     };
 
+/** See Policy.reported. */
+export interface ReportedPolicy {
+  type: 'sts' | 'no-policy-found';
+  domain?: string;
+  ttl?: number;
+  strings?: string[];
+  mxHostPatterns?: string[];
+  failure?: 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid' | 'validation-failure';
+}
+
 /** Postfix's TLS security levels (smtp_tls_security_level), weakest first. */
 export const LEVELS = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -107,6 +117,13 @@ export interface Policy {
   requireTls?: boolean;
   /** Exim's tls_tempfail_tryclear for this destination, when it was set. */
   tempfailTryclear?: boolean;
+  /**
+   * The policy as an outside policy source (an MTA-STS resolver) describes it for TLS reporting,
+   * Postfix 3.10's policy_type, policy_domain, policy_ttl, policy_string, mx_host_pattern and
+   * policy_failure attributes (RFC 8460 section 4.4's policy-type, policy-domain, policy-string,
+   * mx-host, failure). With type `sts`, MX hosts must match an mx_host_pattern (RFC 8461 section 4.1).
+   */
+  reported?: ReportedPolicy;
   /** Where this policy came from, for messages: e.g. `policy.txt:12`, `default`, `hostsRequireTls`. */
   source: string;
 }

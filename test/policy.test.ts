@@ -433,11 +433,11 @@ describe('attributes rejected', () => {
     // names
     [
       'encrypt foo=bar',
-      'unknown attribute "foo" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear)',
+      'unknown attribute "foo" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear, policy_type, policy_domain, policy_ttl, policy_string, mx_host_pattern, policy_failure)',
     ],
     [
       'encrypt certFile=c.pem',
-      'unknown attribute "certFile" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear)',
+      'unknown attribute "certFile" for example.com (expected one of match, protocols, ciphers, exclude, servername, cafile, cert_file, key_file, fallback, shadow, tempfail_tryclear, policy_type, policy_domain, policy_ttl, policy_string, mx_host_pattern, policy_failure)',
     ],
     ['verify tafile=ta.pem', 'attribute "tafile" for example.com is a Postfix attribute this library does not support (use cafile)'],
     ['encrypt connection_reuse=yes', 'attribute "connection_reuse" for example.com is a Postfix attribute this library does not support'],
@@ -567,7 +567,7 @@ describe('object form', () => {
     [
       { 'example.com': { level: 'may', cert_file: 'c.pem' } },
       1,
-      'unknown attribute "cert_file" for example.com (expected one of level, match, protocols, ciphers, exclude, servername, caFile, certFile, keyFile, fallback, shadow, tempfailTryclear)',
+      'unknown attribute "cert_file" for example.com (expected one of level, match, protocols, ciphers, exclude, servername, caFile, certFile, keyFile, fallback, shadow, tempfailTryclear, policyType, policyDomain, policyTtl, policyString, mxHostPattern, policyFailure)',
     ],
     [{ 'example.com': { level: 'may', tempfailTryclear: 1 } }, 1, 'attribute "tempfailTryclear" for example.com must be a boolean'],
     [{ 'example.com': { level: 'may', caFile: ['a'] } }, 1, 'attribute "caFile" for example.com must be a string'],

@@ -138,7 +138,19 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   let dane: DaneSession | undefined;
   let daneNote = '';
   let refused: { reason: string; resultType: ResultType } | undefined;
-  if (isDaneLevel(policy.level)) {
+  // An MTA-STS policy from a policy source: the MX host must match one of its patterns, and
+  // the certificate is then matched against that host name, which the pattern (fetched over
+  // HTTPS) authenticates (RFC 8461 section 4.1; Postfix's smtp_tls_authorize_mx_hostname()
+  // with smtp_tls_enforce_sts_mx_patterns = yes, and match replaced by hostname).
+  const sts = stsMxRule(policy, target.host);
+  if (sts?.matched === false) {
+    refused = {
+      reason: `${where}: MX host ${target.host} matches no mx_host_pattern of the MTA-STS policy${sts.domain ? ` of ${sts.domain}` : ''} (${sts.patterns.join(', ')})`,
+      resultType: 'validation-failure',
+    };
+  }
+  if (sts && policy.match?.length) effective = { ...effective, match: ['hostname'] };
+  if (isDaneLevel(policy.level) && !refused) {
     const outcome = daneOutcome(policy.level, target.tlsa ?? { status: 'none', why: 'TLSA was not looked up' }, {
       where,
       mxSecure: target.mxSecure,
@@ -171,7 +183,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     host: target.host,
     address: target.address,
     port: target.port,
-    mxSecure: target.mxSecure,
+    mxSecure: target.mxSecure || sts?.matched === true,
     implicitTls: target.implicitTls,
     digest: settings.digest,
     certMatch: settings.tlsDefaults?.certMatch,
@@ -194,4 +206,22 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   if (refused) return { ...host, refused: refused.reason, refusedType: refused.resultType };
   host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict]);
   return host;
+}
+
+/**
+ * The MTA-STS MX rule for a host, when the policy carries one (type sts, mx_host_pattern given,
+ * a level that matches names): whether the host matches a pattern. A pattern is a host name, or
+ * `*.` and a domain standing for exactly one more label (RFC 8461 section 4.1).
+ */
+export function stsMxRule(policy: Policy, host: string): { matched: boolean; patterns: string[]; domain?: string } | undefined {
+  const r = policy.reported;
+  if (r?.type !== 'sts' || !r.mxHostPatterns?.length) return undefined;
+  if (policy.level !== 'verify' && policy.level !== 'secure') return undefined;
+  const name = host.toLowerCase().replace(/\.$/, '');
+  const matched = r.mxHostPatterns.some((p) => {
+    if (!p.startsWith('*.')) return name === p;
+    const dot = name.indexOf('.');
+    return dot > 0 && name.slice(dot + 1) === p.slice(2);
+  });
+  return { matched, patterns: r.mxHostPatterns, ...(r.domain ? { domain: r.domain } : {}) };
 }

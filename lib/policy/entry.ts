@@ -5,7 +5,7 @@
  * The file and the object form both arrive here as a RawEntry; every rule lives in
  * checkEntry(), so both forms accept and reject exactly the same things.
  */
-import { LEVELS, type FallbackLevel, type Level, type Policy } from '../types.js';
+import { LEVELS, type FallbackLevel, type Level, type Policy, type ReportedPolicy } from '../types.js';
 import type { PolicyProblem } from './errors.js';
 import { isAuthenticatedLevel, isStricter, lookupLevel, MATCH_LEVELS, PKIX_LEVELS, unknownLevelText } from './levels.js';
 import { normalizeDomain } from './names.js';
@@ -23,6 +23,12 @@ export const ATTRIBUTES = [
   'fallback',
   'shadow',
   'tempfail_tryclear',
+  'policy_type',
+  'policy_domain',
+  'policy_ttl',
+  'policy_string',
+  'mx_host_pattern',
+  'policy_failure',
 ] as const;
 export type AttributeName = (typeof ATTRIBUTES)[number];
 
@@ -39,6 +45,12 @@ export const OBJECT_ATTRIBUTES: Readonly<Record<string, AttributeName>> = Object
   fallback: 'fallback',
   shadow: 'shadow',
   tempfailTryclear: 'tempfail_tryclear',
+  policyType: 'policy_type',
+  policyDomain: 'policy_domain',
+  policyTtl: 'policy_ttl',
+  policyString: 'policy_string',
+  mxHostPattern: 'mx_host_pattern',
+  policyFailure: 'policy_failure',
 });
 
 /** Postfix policy attributes this library does not implement, with what to use instead. */
@@ -46,12 +58,6 @@ const POSTFIX_ONLY: Readonly<Record<string, string>> = Object.freeze({
   tafile: ' (use cafile)',
   connection_reuse: '',
   enable_rpk: '',
-  policy_type: '',
-  policy_domain: '',
-  policy_string: '',
-  policy_ttl: '',
-  policy_failure: '',
-  mx_host_pattern: '',
 });
 
 /** Cipher grades Postfix accepts for `ciphers` (tls_cipher_grade_table); low and export mean medium since Postfix 3.8. */
@@ -77,7 +83,7 @@ const DIGEST_BYTES = [16, 20, 28, 32, 48, 64] as const;
 const MATCH_KEYWORDS = ['hostname', 'nexthop', 'dot-nexthop'] as const;
 
 /** Attributes that may appear once per entry; `match` may repeat, its values add up (as Postfix). */
-const REPEATABLE: ReadonlySet<AttributeName> = new Set(['match']);
+const REPEATABLE: ReadonlySet<AttributeName> = new Set(['match', 'policy_string', 'mx_host_pattern']);
 
 export interface RawAttribute {
   /** Canonical (file) name, lower case, or an unknown name as written. */
@@ -301,9 +307,68 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     }
   }
 
+  const reported = reportedPolicy(byName, k, report);
+  if (reported) policy.reported = reported;
+
   if (fallback !== undefined) policy.fallback = fallback;
   if (shadow !== undefined) policy.shadow = shadow;
   return problems.length === before ? freezePolicy(policy) : undefined;
+}
+
+const POLICY_TYPES = ['sts', 'no-policy-found'] as const;
+const POLICY_FAILURES = ['sts-policy-fetch-error', 'sts-policy-invalid', 'sts-webpki-invalid', 'validation-failure'] as const;
+
+/**
+ * Postfix 3.10's attributes for an outside policy source (smtp_tls_policy.c): policy_type is
+ * required by the others; policy_type, policy_domain, policy_ttl and policy_failure appear once,
+ * policy_string and mx_host_pattern any number of times.
+ */
+function reportedPolicy(byName: Map<AttributeName, RawAttribute[]>, k: string, report: (message: string) => void): ReportedPolicy | undefined {
+  const one = (name: AttributeName) => byName.get(name)?.[0];
+  const typeAttr = one('policy_type');
+  const dependent = (['policy_domain', 'policy_ttl', 'policy_string', 'mx_host_pattern', 'policy_failure'] as const).filter((n) => byName.has(n));
+  if (!typeAttr) {
+    for (const n of dependent) report(`attribute "${byName.get(n)![0]!.display}" for ${k} needs a policy_type too`);
+    return undefined;
+  }
+  const type = typeAttr.value.trim().toLowerCase();
+  if (!(POLICY_TYPES as readonly string[]).includes(type)) {
+    report(`invalid ${typeAttr.display} "${typeAttr.value.trim()}" for ${k} (expected ${POLICY_TYPES.join(' or ')})`);
+    return undefined;
+  }
+  const out: ReportedPolicy = { type: type as ReportedPolicy['type'] };
+  const domainAttr = one('policy_domain');
+  if (domainAttr) {
+    const d = normalizeDomain(domainAttr.value.trim());
+    if (d.ok) out.domain = d.value;
+    else report(`invalid ${domainAttr.display} "${domainAttr.value.trim()}" for ${k}: ${d.reason}`);
+  }
+  const ttlAttr = one('policy_ttl');
+  if (ttlAttr) {
+    const v = ttlAttr.value.trim();
+    if (/^[0-9]{1,10}$/.test(v)) out.ttl = Number(v);
+    else report(`invalid ${ttlAttr.display} "${v}" for ${k} (expected a number of seconds)`);
+  }
+  const strings = byName.get('policy_string');
+  if (strings) out.strings = strings.map((a) => a.value.trim());
+  const patterns = byName.get('mx_host_pattern');
+  if (patterns) {
+    out.mxHostPatterns = [];
+    for (const a of patterns) {
+      const p = a.value.trim().toLowerCase();
+      // RFC 8461 section 4.1: a host name, or "*." and a name for exactly one more label
+      const d = normalizeDomain(p.startsWith('*.') ? p.slice(2) : p);
+      if (d.ok) out.mxHostPatterns.push(p.startsWith('*.') ? `*.${d.value}` : d.value);
+      else report(`invalid ${a.display} "${a.value.trim()}" for ${k}: ${d.reason} (expected a host name or *.domain)`);
+    }
+  }
+  const failureAttr = one('policy_failure');
+  if (failureAttr) {
+    const v = failureAttr.value.trim().toLowerCase();
+    if ((POLICY_FAILURES as readonly string[]).includes(v)) out.failure = v as NonNullable<ReportedPolicy['failure']>;
+    else report(`invalid ${failureAttr.display} "${failureAttr.value.trim()}" for ${k} (expected one of ${POLICY_FAILURES.join(', ')})`);
+  }
+  return out;
 }
 
 /** Why a fingerprint is malformed (with "for <key>" to follow), or undefined. */

@@ -209,15 +209,20 @@ export function checkPolicyObject(obj: Record<string, PolicyObjectEntry>): Polic
         push(v);
       } else if (typeof v === 'boolean' && canonical === 'tempfail_tryclear') {
         push(v ? 'yes' : 'no');
-      } else if (Array.isArray(v) && v.every((x) => typeof x === 'string') && ['match', 'protocols', 'exclude'].includes(canonical)) {
-        // Several match values add up as repeated match attributes; protocols and exclude are lists.
-        if (canonical === 'match') v.forEach(push);
+      } else if (
+        Array.isArray(v) &&
+        v.every((x) => typeof x === 'string') &&
+        ['match', 'protocols', 'exclude', 'policy_string', 'mx_host_pattern'].includes(canonical)
+      ) {
+        // Several match values add up as repeated match attributes (so do policy strings and MX
+        // patterns); protocols and exclude are lists.
+        if (canonical === 'match' || canonical === 'policy_string' || canonical === 'mx_host_pattern') v.forEach(push);
         else push(v.join(':'));
       } else {
         const want =
           canonical === 'tempfail_tryclear'
             ? 'a boolean'
-            : ['match', 'protocols', 'exclude'].includes(canonical)
+            : ['match', 'protocols', 'exclude', 'policy_string', 'mx_host_pattern'].includes(canonical)
               ? 'a string or an array of strings'
               : 'a string';
         problems.push({ file, line, message: `attribute "${name}" for ${key} must be ${want}` });
