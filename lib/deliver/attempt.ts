@@ -182,43 +182,31 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       );
     }
     if (authenticate && settings.auth && !parked && !mail.skipLogin) {
-      if (!session.encrypted && !settings.allowCleartextAuth) {
+      const open = session; // narrowed above (action 'send' has a session) for the closure below
+      if (!open.encrypted && !settings.allowCleartextAuth) {
         // decide() never sends in cleartext with AUTH configured; this is the last guard.
         session.close();
         throw new Error(`internal: refusing to send AUTH over cleartext to ${plan.where}`);
       }
+      // Either AUTH failure ends this session and defers on to the next host: Postfix's
+      // smtp_sasl_auth_soft_bounce (default yes), a refused AUTH never bounces.
+      const authFailed = (why: string, reply?: string): SessionRun => {
+        open.quit();
+        attempt.decision = 'next';
+        attempt.reason = why;
+        if (reply !== undefined) attempt.audit.reply = reply;
+        return { attempt, failureCode: 'EAUTH', decision: { action: 'next', temporary: true, reason: why }, plan, facts, ...(verdict ? { verdict } : {}) };
+      };
       if (!session.offersAuth) {
         // AUTH is configured for this relay and the relay offers none: fail it with that reason,
         // never send the mail unauthenticated (Postfix would skip AUTH and let the relay refuse).
-        session.quit();
-        attempt.decision = 'next';
-        attempt.reason = `${plan.where} offered no SMTP AUTH (its EHLO reply has no AUTH line), and AUTH is configured for this relay`;
-        return {
-          attempt,
-          failureCode: 'EAUTH',
-          decision: { action: 'next', temporary: true, reason: attempt.reason },
-          plan,
-          facts,
-          ...(verdict ? { verdict } : {}),
-        };
+        return authFailed(`${plan.where} offered no SMTP AUTH (its EHLO reply has no AUTH line), and AUTH is configured for this relay`);
       }
       try {
         await session.login(settings.auth);
       } catch (err) {
         const e = err as { response?: string; responseCode?: number; message: string };
-        session.quit();
-        attempt.decision = 'next';
-        attempt.reason = `${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`;
-        attempt.audit.reply = oneLine(e.response) ?? '';
-        // Postfix's smtp_sasl_auth_soft_bounce (default yes): a refused AUTH defers, never bounces.
-        return {
-          attempt,
-          failureCode: 'EAUTH',
-          decision: { action: 'next', temporary: true, reason: attempt.reason },
-          plan,
-          facts,
-          ...(verdict ? { verdict } : {}),
-        };
+        return authFailed(`${plan.where} refused SMTP AUTH: ${oneLine(e.response) ?? e.message}`, oneLine(e.response) ?? '');
       }
     }
     if (mail.recipients.length === 0) {
