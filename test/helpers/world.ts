@@ -17,6 +17,7 @@ export interface World {
   dns: TestDnsServer;
   peers: Map<string, Peer>;
   port: number;
+  /** Stops the peers and the DNS server, and removes the PKI's temporary folder: the world owns the pki it was given. */
   close(): Promise<void>;
   /** Sends one message through a fresh transport; resolves with info or the error. */
   send(options: TlsPolicyOptions, mail: SendMailOptions & { queuedAt?: Date | number }): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }>;
@@ -39,6 +40,7 @@ export async function makeWorld(pki: Pki, hosts: HostSpec[], records: ZoneRecord
     port,
     close: async () => {
       await Promise.all([started.close(), dns.close()]);
+      pki.close();
     },
     send: (options, mail) =>
       sendOnce({ port, caFile: pki.caFile, dns: createResolver({ servers: [dns.server], timeout: 1000, attempts: 1 }), ...options }, mail),
