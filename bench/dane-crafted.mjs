@@ -16,12 +16,9 @@
 // counted from outside the library (node:crypto wrapped: X.509 parses, SubjectPublicKeyInfo
 // exports, public keys parsed, digests, signature verifications), so that the same script
 // measures an older build too (--dist): before and after, same counters.
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import module from 'node:module';
 import os from 'node:os';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const TARGET_MS = 50;
@@ -63,58 +60,13 @@ const distArg = process.argv.indexOf('--dist');
 const dist = distArg > 0 ? pathToFileURL(`${process.argv[distArg + 1]}/`) : new URL('../dist/esm/', import.meta.url);
 const { daneVerify, SessionCerts } = await import(new URL('dane/index.js', dist).href);
 
+// The chain comes from the test kit (test/helpers/pki.ts, loaded through Node 22's type stripping).
+const { longChain } = await import('../test/helpers/pki.ts');
+
 /** 99 CAs ("CA 0" self-signed, "CA i" signed by "CA i-1") and a leaf signed by "CA 98"; DER, as sent: leaf first. */
 function chainAsSent(cas) {
-  const dir = mkdtempSync(join(os.tmpdir(), 'ntp-bench-dane-'));
-  try {
-    writeFileSync(
-      join(dir, 'x.cnf'),
-      [
-        '[ req ]',
-        'distinguished_name = dn',
-        'prompt = no',
-        '[ dn ]',
-        'CN = unused',
-        '[ ca ]',
-        'basicConstraints = critical,CA:TRUE',
-        'keyUsage = critical,keyCertSign',
-        'subjectKeyIdentifier = hash',
-        'authorityKeyIdentifier = keyid',
-        '[ leaf ]',
-        'basicConstraints = critical,CA:FALSE',
-        'keyUsage = critical,digitalSignature',
-        'extendedKeyUsage = serverAuth',
-        'subjectAltName = DNS:mx1.example.net',
-        'subjectKeyIdentifier = hash',
-        'authorityKeyIdentifier = keyid',
-        '',
-      ].join('\n'),
-    );
-    const make = 'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -config x.cnf';
-    execFileSync(
-      'sh',
-      [
-        '-c',
-        [
-          'set -e',
-          `${make} -extensions ca -subj "/CN=CA 0" -keyout k0.pem -out c0.pem`,
-          'i=1',
-          `while [ $i -lt ${cas} ]; do`,
-          `  ${make} -extensions ca -subj "/CN=CA $i" -keyout k$i.pem -out c$i.pem -CA c$((i-1)).pem -CAkey k$((i-1)).pem`,
-          '  i=$((i+1))',
-          'done',
-          `${make} -extensions leaf -subj /CN=mx1.example.net -keyout leaf.key -out leaf.pem -CA c${cas - 1}.pem -CAkey k${cas - 1}.pem`,
-        ].join('\n'),
-      ],
-      { cwd: dir, stdio: 'ignore' },
-    );
-    const der = (file) => Buffer.from(new OriginalX509(readFileSync(join(dir, file))).raw);
-    const chain = [der('leaf.pem')];
-    for (let i = cas - 1; i >= 0; i--) chain.push(der(`c${i}.pem`));
-    return chain;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { leaf, cas: issued } = longChain(cas);
+  return [leaf.der, ...issued.map((c) => c.der).reverse()];
 }
 
 const noise = (n) => Array.from({ length: n }, () => ({ usage: 2, selector: 1, matchingType: 1, data: crypto.randomBytes(32) }));

@@ -21,7 +21,7 @@ import { hasNoControls } from '../lib/text/index.js';
 import type { ResultType } from '../lib/types.js';
 import type { Verdict } from '../lib/types.js';
 import { auditDigests } from '../lib/pkix/index.js';
-import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
+import { daysFromNow, type Issued, longChain, makeCA, makeLeaf } from './helpers/pki.js';
 import { thrown } from './helpers/thrown.js';
 
 // ---------------------------------------------------------------------------------------
@@ -897,59 +897,6 @@ describe('daneNames', () => {
 
 // ---------------------------------------------------------------------------------------
 // Bounded work: a hostile TLSA RRset and certificate chain.
-
-/**
- * A chain of `n` CA certificates and a leaf for mx1.example.net, made in one shell run of
- * openssl: "CA 0" is self-signed, "CA i" is signed by "CA i-1", the leaf by "CA n-1".
- */
-function longChain(n: number): { leaf: Issued; cas: Issued[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-chain-'));
-  try {
-    writeFileSync(
-      join(dir, 'x.cnf'),
-      [
-        '[ req ]',
-        'distinguished_name = dn',
-        'prompt = no',
-        '[ dn ]',
-        'CN = unused',
-        '[ ca ]',
-        'basicConstraints = critical,CA:TRUE',
-        'keyUsage = critical,keyCertSign',
-        'subjectKeyIdentifier = hash',
-        'authorityKeyIdentifier = keyid',
-        '[ leaf ]',
-        'basicConstraints = critical,CA:FALSE',
-        'keyUsage = critical,digitalSignature',
-        'extendedKeyUsage = serverAuth',
-        'subjectAltName = DNS:mx1.example.net',
-        'subjectKeyIdentifier = hash',
-        'authorityKeyIdentifier = keyid',
-        '',
-      ].join('\n'),
-    );
-    const make = 'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -config x.cnf';
-    const script = [
-      'set -e',
-      `${make} -extensions ca -subj "/CN=CA 0" -keyout k0.pem -out c0.pem`,
-      'i=1',
-      `while [ $i -lt ${n} ]; do`,
-      `  ${make} -extensions ca -subj "/CN=CA $i" -keyout k$i.pem -out c$i.pem -CA c$((i-1)).pem -CAkey k$((i-1)).pem`,
-      '  i=$((i+1))',
-      'done',
-      `${make} -extensions leaf -subj /CN=mx1.example.net -keyout leaf.key -out leaf.pem -CA c${n - 1}.pem -CAkey k${n - 1}.pem`,
-    ].join('\n');
-    execFileSync('sh', ['-c', script], { cwd: dir, stdio: 'ignore' });
-    const read = (cert: string, key: string): Issued => {
-      const certPem = readFileSync(join(dir, cert), 'utf8');
-      const der = Buffer.from(new X509Certificate(certPem).raw);
-      return { certPem, keyPem: readFileSync(join(dir, key), 'utf8'), der, chainPem: certPem, selfSigned: false };
-    };
-    return { leaf: read('leaf.pem', 'leaf.key'), cas: Array.from({ length: n }, (_, i) => read(`c${i}.pem`, `k${i}.pem`)) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** `openssl verify` with Postfix's verify depth (10) and `anchor` as the only trust anchor: OpenSSL's own depth verdict. */
 function opensslDepthVerdict(leaf: Issued, untrusted: readonly Issued[], anchor: Issued): string {

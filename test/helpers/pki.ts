@@ -11,10 +11,10 @@
  * file from plain `node`, which strips its types (Node >= 22.18), so it holds only erasable
  * TypeScript (no enums, namespaces or parameter properties) and imports no relative module.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash, generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -223,4 +223,57 @@ export function tlsaData(der: Buffer, selector: 0 | 1, matching: 0 | 1 | 2): str
   return createHash(matching === 1 ? 'sha256' : 'sha512')
     .update(selected)
     .digest('hex');
+}
+
+/**
+ * A chain of `n` CA certificates and a leaf for mx1.example.net, made in one shell run of
+ * openssl: "CA 0" is self-signed, "CA i" is signed by "CA i-1", the leaf by "CA n-1".
+ */
+export function longChain(n: number): { leaf: Issued; cas: Issued[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-chain-'));
+  try {
+    writeFileSync(
+      join(dir, 'x.cnf'),
+      [
+        '[ req ]',
+        'distinguished_name = dn',
+        'prompt = no',
+        '[ dn ]',
+        'CN = unused',
+        '[ ca ]',
+        'basicConstraints = critical,CA:TRUE',
+        'keyUsage = critical,keyCertSign',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '[ leaf ]',
+        'basicConstraints = critical,CA:FALSE',
+        'keyUsage = critical,digitalSignature',
+        'extendedKeyUsage = serverAuth',
+        'subjectAltName = DNS:mx1.example.net',
+        'subjectKeyIdentifier = hash',
+        'authorityKeyIdentifier = keyid',
+        '',
+      ].join('\n'),
+    );
+    const make = 'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -config x.cnf';
+    const script = [
+      'set -e',
+      `${make} -extensions ca -subj "/CN=CA 0" -keyout k0.pem -out c0.pem`,
+      'i=1',
+      `while [ $i -lt ${n} ]; do`,
+      `  ${make} -extensions ca -subj "/CN=CA $i" -keyout k$i.pem -out c$i.pem -CA c$((i-1)).pem -CAkey k$((i-1)).pem`,
+      '  i=$((i+1))',
+      'done',
+      `${make} -extensions leaf -subj /CN=mx1.example.net -keyout leaf.key -out leaf.pem -CA c${n - 1}.pem -CAkey k${n - 1}.pem`,
+    ].join('\n');
+    execFileSync('sh', ['-c', script], { cwd: dir, stdio: 'ignore' });
+    const read = (cert: string, key: string): Issued => {
+      const certPem = readFileSync(join(dir, cert), 'utf8');
+      const der = Buffer.from(new X509Certificate(certPem).raw);
+      return { certPem, keyPem: readFileSync(join(dir, key), 'utf8'), der, chainPem: certPem, selfSigned: false };
+    };
+    return { leaf: read('leaf.pem', 'leaf.key'), cas: Array.from({ length: n }, (_, i) => read(`c${i}.pem`, `k${i}.pem`)) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
