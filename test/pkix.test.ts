@@ -1,8 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { hasNoControls } from '../lib/text/index.js';
@@ -39,7 +36,7 @@ import {
   type VerifyLevel,
   type VerifyRequest,
 } from '../lib/pkix/index.js';
-import { daysFromNow, type Issued, makeCA, makeLeaf } from './helpers/pki.js';
+import { daysFromNow, type Issued, issueWithExtensions, makeCA, makeLeaf } from './helpers/pki.js';
 import { handshake } from './helpers/tls-peer.js';
 
 /** openssl's answers, by command and input (each openssl run costs tens of milliseconds). */
@@ -644,60 +641,10 @@ describe('auditDigests', () => {
 
 /**
  * A leaf signed by `issuer` whose subject is exactly one CN, a UTF8String holding `cn` as
- * given (openssl req -utf8; test/helpers/pki.ts reads -subj as single bytes), with no
- * subjectAltName, so that the CN is the name matched.
+ * given, with no subjectAltName, so that the CN is the name matched.
  */
 function utf8CnLeaf(issuer: Issued, cn: string): Issued {
-  const dir = mkdtempSync(join(tmpdir(), 'ntp-verify-'));
-  try {
-    const file = (name: string) => join(dir, name);
-    writeFileSync(file('issuer.pem'), issuer.certPem);
-    writeFileSync(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 });
-    writeFileSync(
-      file('ext.cnf'),
-      [
-        '[ ext ]',
-        'basicConstraints = critical,CA:FALSE',
-        'extendedKeyUsage = serverAuth',
-        'subjectKeyIdentifier = hash',
-        'authorityKeyIdentifier = keyid',
-        '',
-      ].join('\n'),
-    );
-    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('key.pem')]);
-    const subject = `/CN=${cn.replace(/[\\/+]/g, (c) => `\\${c}`)}`;
-    execFileSync('openssl', ['req', '-new', '-utf8', '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
-    execFileSync(
-      'openssl',
-      [
-        'x509',
-        '-req',
-        '-in',
-        file('req.csr'),
-        '-CA',
-        file('issuer.pem'),
-        '-CAkey',
-        file('issuer-key.pem'),
-        '-set_serial',
-        `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
-        '-days',
-        '30',
-        '-extfile',
-        file('ext.cnf'),
-        '-extensions',
-        'ext',
-        '-out',
-        file('cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const certPem = readFileSync(file('cert.pem'), 'utf8');
-    const keyPem = readFileSync(file('key.pem'), 'utf8');
-    const der = Buffer.from(new X509Certificate(certPem).raw);
-    return { certPem, keyPem, der, chainPem: certPem, selfSigned: false };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return issueWithExtensions(issuer, cn, ['basicConstraints = critical,CA:FALSE', 'extendedKeyUsage = serverAuth'], { utf8: true });
 }
 
 /**

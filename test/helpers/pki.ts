@@ -277,3 +277,52 @@ export function longChain(n: number): { leaf: Issued; cas: Issued[] } {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Certificates makeLeaf() cannot make: a certificate signed by `issuer` with exactly the given
+ * X.509v3 extensions (openssl x509 -req -extfile), valid from now on; with `utf8`, a subject of
+ * one CN, a UTF8String holding `cn` as given (openssl req -utf8), bidi and C1 characters included.
+ */
+export function issueWithExtensions(issuer: Issued, cn: string, extensions: string[], opts: { utf8?: boolean } = {}): Issued {
+  const dir = mkdtempSync(join(tmpdir(), 'ntp-dane-'));
+  try {
+    const file = (name: string) => join(dir, name);
+    writeFileSync(file('issuer.pem'), issuer.certPem);
+    writeFileSync(file('issuer-key.pem'), issuer.keyPem, { mode: 0o600 });
+    writeFileSync(file('ext.cnf'), ['[ ext ]', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ...extensions].join('\n') + '\n');
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file('key.pem')]);
+    // -utf8: the CN is a UTF8String holding exactly `cn` (bidi and C1 characters included).
+    const subject = opts.utf8 ? `/CN=${cn.replace(/[\\/+]/g, (c) => `\\${c}`)}` : `/CN=${cn}`;
+    execFileSync('openssl', ['req', '-new', ...(opts.utf8 ? ['-utf8'] : []), '-key', file('key.pem'), '-subj', subject, '-out', file('req.csr')]);
+    execFileSync(
+      'openssl',
+      [
+        'x509',
+        '-req',
+        '-in',
+        file('req.csr'),
+        '-CA',
+        file('issuer.pem'),
+        '-CAkey',
+        file('issuer-key.pem'),
+        '-set_serial',
+        `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
+        '-days',
+        '30',
+        '-extfile',
+        file('ext.cnf'),
+        '-extensions',
+        'ext',
+        '-out',
+        file('cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const certPem = readFileSync(file('cert.pem'), 'utf8');
+    const keyPem = readFileSync(file('key.pem'), 'utf8');
+    const der = Buffer.from(new X509Certificate(certPem).raw);
+    return { certPem, keyPem, der, chainPem: certPem, selfSigned: false };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
