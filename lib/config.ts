@@ -36,6 +36,8 @@ import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import type { SessionTimeouts } from './smtp/session.js';
 import type { SessionTracker } from './smtp/tracker.js';
 import type { DigestAlgorithm, Level, Policy } from './types.js';
+import { STS_DEFAULTS, type StsSettings } from './mtasts/index.js';
+import { openStore, type StoreOption } from './store/index.js';
 
 /** Options of `tlsPolicy()`. Each is documented once, in the README's option table. */
 export interface TlsPolicyOptions {
@@ -150,7 +152,27 @@ export interface TlsPolicyOptions {
   connectionReuse?: boolean | PoolOptions;
   /** Sees every DNS answer, plan, session fact and decision (what the probe command uses). */
   observe?: DeliverSettings['observe'];
+  /**
+   * MTA-STS (RFC 8461) for recipient domains at the default level (may, encrypt, dane): on by
+   * default; `false` turns it off; an object sets `caFile` (the policy host's CAs), `port` (443)
+   * and `fetchTimeout` (ms, default 20000).
+   */
+  mtaSts?: boolean | MtaStsOptions;
+  /** Where MTA-STS policies are cached: a Keyv instance (any Keyv store, e.g. Redis), or `{ file }` (SQLite). Default: memory. */
+  store?: StoreOption;
 }
+
+/** The `mtaSts` option's settings. */
+export interface MtaStsOptions {
+  /** A CA file (PEM) for the policy host `mta-sts.<domain>`, in place of the transport's `caFile` or Node's CAs. */
+  caFile?: string;
+  /** The policy host's HTTPS port. Default 443. */
+  port?: number;
+  /** Milliseconds the whole policy fetch may take. Default 20000 (RFC 8461 section 3.3 suggests at most 60000). */
+  fetchTimeout?: number;
+}
+
+const MTA_STS_OPTIONS = new Set(['caFile', 'port', 'fetchTimeout']);
 
 export const DEFAULTS = {
   level: 'may' as Level,
@@ -191,6 +213,8 @@ export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'fingerprintCertMatch',
   'verifyCertMatch',
   'secureCertMatch',
+  'mtaSts',
+  'store',
   'hostsRequireTls',
   'hostsAvoidTls',
   'daneInsecureMxPolicy',
@@ -291,6 +315,39 @@ export interface Configured {
   base: Policy;
   /** Whether any level or shadow level in the configuration is dane or dane-only. */
   daneConfigured: boolean;
+  /** MTA-STS's settings; undefined when it is off (`mtaSts: false`, or a relay takes all mail). */
+  mtaSts?: StsSettings;
+}
+
+/** Checks the mtaSts and store options; the settings, or undefined when MTA-STS is off. */
+function parseMtaSts(
+  options: TlsPolicyOptions,
+  read: (path: string | undefined, what: string) => Buffer | undefined,
+  defaultCa: Array<string | Buffer> | undefined,
+): StsSettings | undefined {
+  const value = options.mtaSts ?? true;
+  if (typeof value !== 'boolean' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new TlsPolicyError('option mtaSts must be true, false or an object { caFile, port, fetchTimeout }', 'ECONFIG', false);
+  }
+  const sts: MtaStsOptions = typeof value === 'object' ? value : {};
+  for (const name of Object.keys(sts)) {
+    if (!MTA_STS_OPTIONS.has(name)) throw new TlsPolicyError(`unknown option mtaSts.${name} (known: ${[...MTA_STS_OPTIONS].join(', ')})`, 'ECONFIG', false);
+  }
+  if (sts.port !== undefined && !(Number.isInteger(sts.port) && sts.port >= 1 && sts.port <= 65535)) {
+    throw new TlsPolicyError(`option mtaSts.port must be a port number (1 to 65535), not ${String(sts.port)}`, 'ECONFIG', false);
+  }
+  if (sts.fetchTimeout !== undefined && !(typeof sts.fetchTimeout === 'number' && sts.fetchTimeout > 0 && sts.fetchTimeout <= 600_000)) {
+    throw new TlsPolicyError(`option mtaSts.fetchTimeout must be milliseconds above 0 and at most 600000, not ${String(sts.fetchTimeout)}`, 'ECONFIG', false);
+  }
+  const store = openStore(options.store);
+  if (value === false || options.relay) return undefined;
+  const ca = read(sts.caFile, 'mtaSts.caFile') ?? read(options.caFile, 'CA file') ?? defaultCa;
+  return {
+    store,
+    port: sts.port ?? STS_DEFAULTS.port,
+    fetchTimeout: sts.fetchTimeout ?? STS_DEFAULTS.fetchTimeout,
+    ...(ca ? { ca } : {}),
+  };
 }
 
 /** Checks every option and builds the settings; throws TlsPolicyError (ECONFIG, EPOLICY) on a wrong one. */
@@ -370,6 +427,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   const defaultCa: Array<string | Buffer> | undefined = extraCa ? [...rootCertificates, extraCa] : undefined;
   read(options.certFile, 'client certificate file');
   read(options.keyFile, 'client key file');
+  const mtaSts = parseMtaSts(options, read, defaultCa);
   const fileProblems = checkPolicyFiles(table);
   if (fileProblems.length > 0) throw new PolicyError(fileProblems);
   const hostLists = {
@@ -420,7 +478,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     },
   };
   const daneConfigured = isDaneLevel(base.level) || table.entries().some(([, p]) => isDaneLevel(p.level) || isDaneLevel(p.shadow));
-  return { settings, hooks, relay, table, base, daneConfigured };
+  return { settings, hooks, relay, table, base, daneConfigured, ...(mtaSts ? { mtaSts } : {}) };
 }
 
 /** The global protocol, cipher and match options, checked as the same attributes of a policy entry are. */

@@ -12,6 +12,7 @@ import { getLogger } from 'nodemailer/lib/shared';
 import type { Logger } from 'nodemailer/lib/shared';
 import { configure, DEFAULTS, type TlsPolicyOptions } from './config.js';
 import { createResolver } from './dns/index.js';
+import { MtaSts } from './mtasts/index.js';
 import { deliver, type Delivery, type Destination, type DeliverDns, type DeliverEvent, type DeliverSettings, type DeliverHooks } from './deliver/index.js';
 import { TlsPolicyError } from './errors.js';
 import { domainOf, envelopeProblem, messageAge, parseRelay, refusedDelivery, route } from './route.js';
@@ -91,6 +92,15 @@ export class TlsPolicyTransport extends EventEmitter {
     if (configured.relay) this.relay = configured.relay;
     this.daneConfigured = configured.daneConfigured;
     this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+    if (configured.mtaSts) {
+      const dns = this.dns;
+      if (dns.txt) this.settings.mtaSts = new MtaSts({ txt: (name) => dns.txt!(name), addresses: (name) => dns.addresses(name) }, configured.mtaSts);
+      else
+        this.logger.warn(
+          { tnx: 'mta-sts' },
+          'MTA-STS is on, but the dns option has no txt() method, so no MTA-STS policy can be found: give it one, or set mtaSts: false',
+        );
+    }
     // Ready for work: a caller that waits for 'idle' before sending starts now.
     setImmediate(() => {
       if (this.isIdle()) this.emit('idle');

@@ -51,9 +51,10 @@ export type FallbackLevel = 'encrypt' | 'may';
 /** How Postfix logs the peer: Cleartext, Anonymous, Untrusted, Trusted, Verified. */
 export type Trust = 'Cleartext' | 'Anonymous' | 'Untrusted' | 'Trusted' | 'Verified';
 
-/** Where a TLS failure happened: the stages of Postfix's fallback proposal, and `tlsa` for a DANE
- * policy that failed before any connection (TLSA lookup failed, or dane-only without TLSA). */
-export type Stage = 'tlsa' | 'no-starttls' | 'starttls-refused' | 'handshake' | 'session' | 'verification';
+/** Where a TLS failure happened: the stages of Postfix's fallback proposal, `tlsa` for a DANE
+ * policy that failed before any connection (TLSA lookup failed, or dane-only without TLSA), and
+ * `policy` for an MTA-STS policy whose mx patterns do not cover the host (never connected). */
+export type Stage = 'tlsa' | 'policy' | 'no-starttls' | 'starttls-refused' | 'handshake' | 'session' | 'verification';
 
 /**
  * RFC 8460 section 4.3's result types: the machine word for why a TLS session under a policy
@@ -158,6 +159,14 @@ export interface AuditRecord {
   dane: string;
   /** RFC 8460's result type when TLS under the policy failed (also when a fallback then sent the mail); empty otherwise. */
   result_type: ResultType | '';
+  /** What governed the host, RFC 8460 section 4.4's policy-type: `tlsa` (DANE records enforced), `sts` (an MTA-STS policy), `no-policy-found`. */
+  policy_type: 'tlsa' | 'sts' | 'no-policy-found';
+  /** The recipient domain's MTA-STS policy mode (`enforce`, `testing`) when one applied to the host; empty otherwise. */
+  sts_mode: string;
+  /** That policy's id (from its `_mta-sts` TXT record). */
+  sts_id: string;
+  /** Whether the host met the MTA-STS policy: `pass`, or `fail: why` (in testing mode: would have met it); empty without one. */
+  sts_result: string;
   [key: string]: string | number;
 }
 

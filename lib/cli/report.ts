@@ -341,7 +341,7 @@ function planNames(plan: Plan): string[] {
 
 function attemptReport(event: Extract<DeliverEvent, { type: 'attempt' }>, now: Date): AttemptReport {
   const { attempt, plan, facts, decision, verdict } = event;
-  const connected = !(decision.action === 'next' && decision.stage === 'tlsa');
+  const connected = !(decision.action === 'next' && (decision.stage === 'tlsa' || decision.stage === 'policy'));
   const tls = facts.tls;
   const sni = typeof plan.tls.servername === 'string' && plan.tls.servername !== '' ? plan.tls.servername : undefined;
   const session: AttemptReport['session'] = {

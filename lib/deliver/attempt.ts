@@ -6,11 +6,11 @@
  * to the configured relay and never over cleartext; then the transaction.
  */
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
-import { planHost, type HostTarget } from '../plan/host.js';
+import { planHost, type HostTarget, type StsForHost } from '../plan/host.js';
 import type { Plan } from '../plan/index.js';
 import { oneLine, type Session, type SessionFacts, type SessionOptions } from '../smtp/session.js';
 import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
-import { judge, judgeShadow } from '../verdict/index.js';
+import { judge, judgeShadow, judgeStsTesting } from '../verdict/index.js';
 import { resultTypeOf } from '../verdict/result.js';
 import { auditDigests, SessionCerts } from '../pkix/index.js';
 import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
@@ -26,6 +26,8 @@ export interface AttemptContext {
   rules: OpportunisticRules;
   /** Whether SMTP AUTH is to be sent (the configured relay only). */
   authenticate: boolean;
+  /** The recipient domain's MTA-STS policy in force, when it has one. */
+  sts?: StsForHost;
   /** The recipients still to be sent to. */
   remaining(): string[];
   /** Opens a session (Session.open; a test may pass its own). */
@@ -56,6 +58,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
     files: hooks.files,
     rules: { strict: rules.strict ?? false, ...(rules.tempfailTryclear !== undefined ? { tempfailTryclear: rules.tempfailTryclear } : {}) },
     ...(authenticate && settings.auth ? { authUser: settings.auth.user } : {}),
+    ...(ctx.sts ? { sts: ctx.sts } : {}),
   });
   const refused = plan.refused;
   const daneNote = plan.daneNote;
@@ -75,13 +78,14 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
   let decision: Decision;
   let digests: Parked['digests'];
   let shadow: string;
+  let stsTesting: string;
   const giveBack = (session: Session, messages: number) => {
     slotOpen = false;
-    pool!.give(key!, session, { facts, decision, digests, shadowResult: shadow, ...(verdict ? { verdict } : {}) }, messages);
+    pool!.give(key!, session, { facts, decision, digests, shadowResult: shadow, stsResult: stsTesting, ...(verdict ? { verdict } : {}) }, messages);
   };
   try {
     if (parked) {
-      ({ facts, verdict, decision, digests, shadowResult: shadow } = parked.data);
+      ({ facts, verdict, decision, digests, shadowResult: shadow, stsResult: stsTesting } = parked.data);
       session = parked.session;
     } else {
       ({ facts, session } = refused
@@ -105,7 +109,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       const certs = new SessionCerts();
       verdict = judge(plan, facts, certs);
       decision = refused
-        ? { action: 'next', temporary: true, stage: 'tlsa', reason: refused }
+        ? { action: 'next', temporary: true, stage: plan.refusedStage ?? 'tlsa', reason: refused }
         : decide({
             where: plan.where,
             level: plan.level,
@@ -125,6 +129,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
           });
       digests = auditDigests(facts.tls ?? null, settings.digest, certs);
       shadow = judgeShadow(plan, facts, certs);
+      stsTesting = judgeStsTesting(plan, facts, certs);
     }
     const sent = decision.action === 'send' ? decision : undefined;
     const level: Level = sent ? sent.level : plan.level;
@@ -152,6 +157,11 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       matched: verdict?.matched ?? '',
       dane: daneNote,
       result_type: resultType ?? '',
+      policy_type: plan.policyType,
+      sts_mode: plan.sts?.mode ?? '',
+      sts_id: plan.sts?.id ?? '',
+      // enforce: whether this host met the policy; testing: whether it would have.
+      sts_result: plan.sts?.mode === 'testing' ? stsTesting : plan.sts ? (sent ? 'pass' : `fail: ${reason ?? 'not delivered'}`) : '',
     };
     const attempt: Attempt = {
       mx: plan.host,

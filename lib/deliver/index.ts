@@ -25,6 +25,8 @@ import { conclude, finalFailure, newOutcome, recordFailure, sessionLimitReached,
 import type { Delivery, DeliverDns, DeliverHooks, DeliverSettings, Destination } from './types.js';
 import { PolicyLookupError } from '../policy/lookup.js';
 import type { Policy } from '../types.js';
+import { stsGoverns } from '../plan/host.js';
+import type { StsLookup } from '../mtasts/index.js';
 
 export type { Attempt, DeliverDns, DeliverEvent, DeliverHooks, DeliverSettings, Delivery, Destination, Parked } from './types.js';
 export { MAX_MX_NAMES, orderMx } from './gather.js';
@@ -69,7 +71,16 @@ export async function deliver(
   const fail = (reason: string, code: string, temporary: boolean): Delivery => end({ reason, code, temporary });
 
   if (settings.tracker?.closed) return fail(`${nexthop}: ${settings.tracker.closed}; recipients left pending`, 'ECONNECTION', true);
-  const resolved = await gather(destination, dns, settings, policy);
+  // MTA-STS (RFC 8461) for a recipient domain at the default level, looked up beside the MX
+  // hosts; planHost decides, host by host, whether it governs (DANE first).
+  const stsLookup =
+    settings.mtaSts && destination.kind === 'domain' && stsGoverns(policy)
+      ? settings.mtaSts
+          .lookup(destination.domain)
+          .catch((err: Error): StsLookup => ({ domain: destination.domain, notes: [`the MTA-STS lookup failed: ${err.message}`] }))
+      : undefined;
+  const [resolved, sts] = await Promise.all([gather(destination, dns, settings, policy), stsLookup]);
+  if (sts) delivery.mtaSts = sts;
   if ('fail' in resolved)
     return fail(`${nexthop}: delivery at level ${policy.level} failed: ${resolved.fail.reason}`, resolved.fail.code, resolved.fail.temporary);
 
@@ -93,6 +104,7 @@ export async function deliver(
     rules,
     authenticate,
     remaining: () => outcome.remaining,
+    ...(sts?.policy ? { sts: { domain: sts.domain, id: sts.policy.id, mode: sts.policy.mode, mx: sts.policy.mx, lines: sts.policy.lines } } : {}),
     open: (options) => Session.open(options),
   };
 

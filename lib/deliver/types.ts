@@ -4,7 +4,8 @@
  */
 import type { TlsDefaults } from '../policy/defaults.js';
 import type { Decision, OpportunisticRules } from '../decide/index.js';
-import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord } from '../dns/index.js';
+import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, TlsaRecord, TxtRecord } from '../dns/index.js';
+import type { MtaSts, StsLookup } from '../mtasts/index.js';
 import type { InsecureMxPolicy, TlsaLookup } from '../plan/dane.js';
 import type { Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
@@ -18,6 +19,8 @@ export interface DeliverDns {
   addresses(name: string): Promise<DnsResult<AddressRecord>>;
   tlsa(name: string): Promise<DnsResult<TlsaRecord>>;
   cname(name: string): Promise<DnsResult<CnameRecord>>;
+  /** TXT records (MTA-STS discovery); without it, MTA-STS cannot be used. */
+  txt?(name: string): Promise<DnsResult<TxtRecord>>;
   /** The servers whose AD bit is believed (lib/dns's Resolver has it); none: DANE cannot apply. */
   readonly trustedServers?: readonly string[];
   /** Whether the trusted servers answer and validate DNSSEC (lib/dns's Resolver has it). */
@@ -38,6 +41,8 @@ export interface DeliverSettings {
   tlsFailuresPermanent: boolean;
   auditTemplate: string;
   name?: string;
+  /** MTA-STS lookups (RFC 8461); absent when turned off (`mtaSts: false`). */
+  mtaSts?: MtaSts;
   /** The session's timeouts and deadlines, as the options gave them. */
   timeouts: SessionTimeouts;
   /** Sessions in progress, ended by the transport's close(); `closed` says why once it was. */
@@ -88,6 +93,8 @@ export interface Parked {
   digests: { cert_digest: string; spki_digest: string };
   /** The shadow level's result on this session, judged once. */
   shadowResult: string;
+  /** An MTA-STS policy in testing mode: its result on this session, judged once. */
+  stsResult: string;
 }
 
 /** One session with one MX address, with its audit record. */
@@ -128,6 +135,8 @@ export interface Delivery {
   /** The final reply to the message, when it was sent. */
   response?: string;
   attempts: Attempt[];
+  /** The recipient domain's MTA-STS lookup, when MTA-STS applied to it (see StsLookup). */
+  mtaSts?: StsLookup;
   /** Why it failed, one sentence per MX, when it did. */
   reason?: string;
   /** Machine-readable failure code: ETLS (TLS policy), EDNS, ECONNECTION, EENVELOPE, EMESSAGE, EAUTH. */

@@ -9,6 +9,13 @@
  *    and reference names from secure DNS only); no usable records turn dane into may or encrypt;
  *    a failed lookup, or dane-only without usable records, refuses the host before any
  *    connection (daneOutcome in ./dane.ts holds those rules).
+ * 1b. MTA-STS (RFC 8461), for a destination at the default level (may, encrypt or dane: no table
+ *    entry, no Exim host list) when DANE does not govern the host (RFC 8461 section 2: DANE takes
+ *    precedence, also for a host no `mx` pattern covers): under `enforce`, a host that matches
+ *    no pattern is refused (section 4.1) and one that matches runs at secure, its certificate
+ *    matched against the MX host name the pattern vouches for (section 4.2; Postfix's `secure
+ *    match=` the patterns as postfix-mta-sts-resolver maps it), without fallback; under
+ *    `testing`, the host runs as before and the same check is judged and reported, never enforced.
  * 2. Implicit TLS (SMTPS) has no cleartext to fall back to: none and may run as encrypt there,
  *    as Postfix requires of smtp_tls_wrappermode.
  * 3. A fallback level replaces an authenticated level that could not authenticate; a dane host
@@ -21,7 +28,8 @@
  *    never reused under another (Postfix's connection cache is keyed the same way).
  */
 import { certMatchFor, withTlsDefaults, type CertMatch, type TlsDefaults } from '../policy/defaults.js';
-import type { DigestAlgorithm, FallbackLevel, Level, Policy, ResultType } from '../types.js';
+import type { DigestAlgorithm, FallbackLevel, Level, Policy, ResultType, Stage } from '../types.js';
+import { mxMatches } from '../mtasts/policy.js';
 import { classifyTlsa, daneNames, formatTlsa } from '../dane/index.js';
 import type { VerifyLevel } from '../pkix/index.js';
 import { isDaneLevel } from '../policy/levels.js';
@@ -60,7 +68,23 @@ export interface HostSettings {
   rules: { tempfailTryclear?: boolean; strict: boolean };
   /** The SMTP AUTH identity this session would log in as (part of the session key). */
   authUser?: string;
+  /** The recipient domain's MTA-STS policy in force (enforce or testing), when it has one. */
+  sts?: StsForHost;
 }
+
+/** What planHost needs of an MTA-STS policy (lib/mtasts looks it up). */
+export interface StsForHost {
+  domain: string;
+  id: string;
+  mode: 'enforce' | 'testing';
+  /** The `mx` patterns. */
+  mx: string[];
+  /** The policy's lines (RFC 8460's policy-string). */
+  lines: string[];
+}
+
+/** What governed a host, in RFC 8460 section 4.4's words (policy-type). */
+export type PolicyType = 'tlsa' | 'sts' | 'no-policy-found';
 
 /** A shadow level's inputs, judged on the session's facts after it ran. */
 export interface ShadowPlan {
@@ -70,13 +94,23 @@ export interface ShadowPlan {
   fingerprints: string[];
   /** At a DANE shadow: the records to judge with, or the result already known without a session. */
   dane?: { session: DaneSession } | { result: string };
+  /** The result known without a session (an MTA-STS pattern the host does not match). */
+  known?: string;
 }
 
 export interface HostPlan extends Plan {
-  /** Why this host is not tried at all: a DANE requirement that no session can meet. */
+  /** Why this host is not tried at all: a DANE requirement that no session can meet, or an MTA-STS policy that does not cover it. */
   refused?: string;
   /** RFC 8460's result type for the refusal. */
   refusedType?: ResultType;
+  /** Where the refusal happened: `tlsa` (DANE), `policy` (an MTA-STS mx pattern). */
+  refusedStage?: Stage;
+  /** What governed the host (RFC 8460's policy-type): DANE records, an MTA-STS policy, or neither. */
+  policyType: PolicyType;
+  /** The MTA-STS policy that governed or was judged for this host, and its mode. */
+  sts?: { domain: string; id: string; mode: 'enforce' | 'testing' };
+  /** Under an MTA-STS policy in testing mode: the check judged after the session, never enforced. */
+  stsTesting?: ShadowPlan;
   /** The audit's `dane` field: the TLSA records enforced, or why DANE did not apply. */
   daneNote: string;
   /** The level verifyPeer judges a non-DANE session at. */
@@ -137,16 +171,17 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   let effective: Policy = policy;
   let dane: DaneSession | undefined;
   let daneNote = '';
-  let refused: { reason: string; resultType: ResultType } | undefined;
+  let refused: { reason: string; resultType: ResultType; stage: Stage } | undefined;
   // An MTA-STS policy from a policy source: the MX host must match one of its patterns, and
   // the certificate is then matched against that host name, which the pattern (fetched over
   // HTTPS) authenticates (RFC 8461 section 4.1; Postfix's smtp_tls_authorize_mx_hostname()
   // with smtp_tls_enforce_sts_mx_patterns = yes, and match replaced by hostname).
-  const sts = stsMxRule(policy, target.host);
+  let sts = stsMxRule(policy, target.host);
   if (sts?.matched === false) {
     refused = {
       reason: `${where}: MX host ${target.host} matches no mx_host_pattern of the MTA-STS policy${sts.domain ? ` of ${sts.domain}` : ''} (${sts.patterns.join(', ')})`,
       resultType: 'validation-failure',
+      stage: 'policy',
     };
   }
   if (sts && policy.match?.length) effective = { ...effective, match: ['hostname'] };
@@ -157,7 +192,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
       insecureMxPolicy: settings.insecureMxPolicy,
       ...(policy.requireTls ? { requireTls: true } : {}),
     });
-    if ('fail' in outcome) refused = { reason: outcome.fail, resultType: outcome.resultType };
+    if ('fail' in outcome) refused = { reason: outcome.fail, resultType: outcome.resultType, stage: 'tlsa' };
     else if ('records' in outcome) {
       dane = {
         records: outcome.records,
@@ -170,6 +205,32 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     } else {
       effective = { ...policy, level: outcome.level };
       daneNote = outcome.why;
+    }
+  }
+  // 1b. MTA-STS, where DANE does not govern: neither records enforced nor a DANE refusal (a failed
+  // TLSA lookup is never overridden by MTA-STS, RFC 8461 section 2).
+  const fromSts = settings.sts && stsGoverns(policy) && !dane && !refused ? settings.sts : undefined;
+  let stsTesting: ShadowPlan | undefined;
+  if (fromSts) {
+    const matched = mxMatches(fromSts.mx, target.host);
+    if (fromSts.mode === 'enforce') {
+      sts = { matched, patterns: fromSts.mx, domain: fromSts.domain };
+      if (!matched) refused = { reason: stsRefusal(where, target.host, fromSts), resultType: 'validation-failure', stage: 'policy' };
+      // Section 4.2: TLS with a certificate that chains to a trusted CA and carries the MX host
+      // name; the name is trusted because the HTTPS-fetched pattern covers it. No fallback level.
+      effective = {
+        level: 'secure',
+        match: ['hostname'],
+        source: `the MTA-STS policy of ${fromSts.domain} (id ${fromSts.id})`,
+        reported: stsReported(fromSts),
+      };
+    } else {
+      stsTesting = {
+        level: 'secure',
+        names: matched ? [target.host] : [],
+        fingerprints: [],
+        ...(matched ? {} : { known: `fail: ${stsRefusal(where, target.host, fromSts)}` }),
+      };
     }
   }
   if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
@@ -199,11 +260,14 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   const host: HostPlan = {
     ...plan,
     daneNote,
+    policyType: dane ? 'tlsa' : fromSts || policy.reported?.type === 'sts' ? 'sts' : 'no-policy-found',
+    ...(fromSts ? { sts: { domain: fromSts.domain, id: fromSts.id, mode: fromSts.mode } } : {}),
+    ...(stsTesting ? { stsTesting } : {}),
     verifyLevel: verifyLevelOf(plan.level),
     ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),
     ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop, settings.tlsDefaults?.certMatch) } : {}),
   };
-  if (refused) return { ...host, refused: refused.reason, refusedType: refused.resultType };
+  if (refused) return { ...host, refused: refused.reason, refusedType: refused.resultType, refusedStage: refused.stage };
   host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict]);
   return host;
 }
@@ -217,11 +281,23 @@ export function stsMxRule(policy: Policy, host: string): { matched: boolean; pat
   const r = policy.reported;
   if (r?.type !== 'sts' || !r.mxHostPatterns?.length) return undefined;
   if (policy.level !== 'verify' && policy.level !== 'secure') return undefined;
-  const name = host.toLowerCase().replace(/\.$/, '');
-  const matched = r.mxHostPatterns.some((p) => {
-    if (!p.startsWith('*.')) return name === p;
-    const dot = name.indexOf('.');
-    return dot > 0 && name.slice(dot + 1) === p.slice(2);
-  });
-  return { matched, patterns: r.mxHostPatterns, ...(r.domain ? { domain: r.domain } : {}) };
+  return { matched: mxMatches(r.mxHostPatterns, host), patterns: r.mxHostPatterns, ...(r.domain ? { domain: r.domain } : {}) };
+}
+
+/**
+ * Whether an MTA-STS policy the library fetched may govern a destination under `policy`: only
+ * the default level's may, encrypt or dane (an entry in the policy table or a policy source, and
+ * a level Exim's host lists set, are the operator's word; none stays none; dane-only never runs
+ * without DANE).
+ */
+export function stsGoverns(policy: Policy): boolean {
+  return policy.source === 'default' && (policy.level === 'may' || policy.level === 'encrypt' || policy.level === 'dane');
+}
+
+function stsRefusal(where: string, host: string, sts: StsForHost): string {
+  return `${where}: MX host ${host} matches no mx pattern of the MTA-STS policy of ${sts.domain} (id ${sts.id}, mode ${sts.mode}): ${sts.mx.join(', ')} (RFC 8461 section 4.1)`;
+}
+
+function stsReported(sts: StsForHost): NonNullable<Policy['reported']> {
+  return { type: 'sts', domain: sts.domain, strings: sts.lines, mxHostPatterns: sts.mx };
 }

@@ -8,7 +8,7 @@
  * "fail: why" (the tlsfallback proposal's shadow, reported in the audit).
  */
 import { daneVerify } from '../dane/index.js';
-import type { HostPlan } from '../plan/host.js';
+import type { HostPlan, ShadowPlan } from '../plan/host.js';
 import type { DaneSession } from '../plan/index.js';
 import type { SessionFacts } from '../smtp/session.js';
 import { isDaneLevel } from '../policy/levels.js';
@@ -46,8 +46,20 @@ export function judge(plan: HostPlan, facts: SessionFacts, certs: SessionCerts, 
 
 /** The shadow level, judged on the same facts: '' without a shadow, "pass", or "fail: why". */
 export function judgeShadow(plan: HostPlan, facts: SessionFacts, certs: SessionCerts, now = new Date()): string {
-  const shadow = plan.shadowPlan;
+  return judgeReportOnly(plan.shadowPlan, plan, facts, certs, now);
+}
+
+/**
+ * An MTA-STS policy in testing mode, judged on the same facts as a shadow level is (RFC 8461
+ * section 5: "testing" reports, never enforces): '' without one, "pass", or "fail: why".
+ */
+export function judgeStsTesting(plan: HostPlan, facts: SessionFacts, certs: SessionCerts, now = new Date()): string {
+  return judgeReportOnly(plan.stsTesting, plan, facts, certs, now);
+}
+
+function judgeReportOnly(shadow: ShadowPlan | undefined, plan: HostPlan, facts: SessionFacts, certs: SessionCerts, now: Date): string {
   if (!shadow) return '';
+  if (shadow.known !== undefined) return shadow.known;
   if (shadow.level === 'none' || shadow.level === 'may') return 'pass';
   if (!facts.tls) {
     const why = facts.failure

@@ -22,6 +22,8 @@ export function resultTypeOf(refusedType: ResultType | undefined, decision: Deci
       return undefined;
     case 'tlsa':
       return 'dnssec-invalid';
+    case 'policy':
+      return 'validation-failure';
     case 'no-starttls':
     case 'starttls-refused':
       return 'starttls-not-supported';

@@ -27,13 +27,20 @@ export interface World {
 
 /**
  * Starts peers for `hosts` and a DNS server whose zone gives each host an A record, plus
- * `records` (MX and others). Hosts get addresses 127.a.b.2, .3, ... in order.
+ * `records` (MX and others; a function gets the peers' port, for TLSA names); `ad`: the DNS server sets the AD bit (a validating resolver's
+ * "secure", believed from loopback). Hosts get addresses 127.a.b.2, .3, ... in order.
  */
-export async function makeWorld(pki: Pki, hosts: HostSpec[], records: ZoneRecord[]): Promise<World> {
+export async function makeWorld(
+  pki: Pki,
+  hosts: HostSpec[],
+  records: ZoneRecord[] | ((port: number) => ZoneRecord[]),
+  options: { ad?: boolean } = {},
+): Promise<World> {
   const ip = loopbackBlock();
   const started = await startHosts(hosts, { pki, ip });
   const { peers, port } = started;
-  const dns = await startDnsServer({ host: ip(1), zone: [...records, ...started.records] });
+  const zone = [...(typeof records === 'function' ? records(port) : records), ...started.records];
+  const dns = await startDnsServer({ host: ip(1), zone, ...(options.ad ? { ad: true } : {}) });
   return {
     dns,
     peers,
