@@ -5,9 +5,7 @@
  * message's first queueing time as `queuedAt`. The pure rules (backoff, settle, what a send
  * did) are checked first with tables.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,8 +25,7 @@ import {
 import { createResolver, TlsPolicyError } from '../lib/index.js';
 import type { ZoneRecord } from './helpers/dns-server.js';
 import { makePki, makeWorld, type World } from './helpers/world.js';
-
-const REDIS_SERVER = '/usr/bin/redis-server';
+import { startRedis, type RedisProcess } from './helpers/redis.js';
 
 describe('rules', () => {
   const backoff = { initial: 100, max: 1000 };
@@ -177,50 +174,6 @@ describe('rules', () => {
 /* ------------------------------------------------------------------------------------------
  * The queue, end to end.
  */
-
-interface RedisProcess {
-  port: number;
-  stop(): Promise<void>;
-}
-
-/** A redis-server of this test's own on a random loopback port, with no persistence. */
-async function startRedis(): Promise<RedisProcess> {
-  let output = '';
-  for (let tries = 0; tries < 10; tries++) {
-    const port = randomInt(20000, 60000);
-    const child: ChildProcess = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    output = '';
-    const ready = await new Promise<boolean>((resolve) => {
-      const seen = (chunk: Buffer) => {
-        output += chunk.toString('utf8');
-        if (output.includes('Ready to accept connections')) resolve(true);
-      };
-      child.stdout?.on('data', seen);
-      child.stderr?.on('data', seen);
-      child.once('error', (error) => {
-        output += String(error);
-        resolve(false);
-      });
-      child.once('exit', () => resolve(false));
-    });
-    if (ready) {
-      return {
-        port,
-        stop: () =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGTERM');
-          }),
-      };
-    }
-    child.kill('SIGKILL');
-    if (!/in use/i.test(output)) break;
-  }
-  throw new Error(`the test's redis-server (${REDIS_SERVER}) did not start on a loopback port: ${output.trim()}`);
-}
 
 const mx = (domain: string, exchange: string): ZoneRecord => ({ name: domain, type: 'MX', exchange, preference: 10 });
 // Read by the peer at each RCPT: a test changes it between attempts.
