@@ -9,7 +9,8 @@ import { tlsaData } from './helpers/pki.js';
 import { loopbackBlock } from './helpers/smtp-peer.js';
 import { policyText, startStsHosts, type StsHosts } from './helpers/sts-host.js';
 import type { ZoneRecord } from './helpers/dns-server.js';
-import { tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
+import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
+import { formatProbe, probeReport } from '../lib/cli/index.js';
 import { thrown } from './helpers/thrown.js';
 
 let pki: Pki;
@@ -283,5 +284,48 @@ describe('DANE and MTA-STS together: DANE governs where it applies (RFC 8461 sec
     const { info, error } = await sendDane('u@dane-none.test', 'dane');
     expect(error).toBeUndefined();
     expect(info!.deliveries[0]!.attempts[0]!.audit).toMatchObject({ level: 'secure', auth: 'Verified', policy_type: 'sts' });
+  });
+});
+
+describe('the probe (RFC 8461: what the policy admits, and why)', () => {
+  it('shows the TXT record, the fetch, the policy, the cache and which MX hosts the policy admits', async () => {
+    const transport = tlsPolicy({ port: world.port, caFile: pki.caFile, dns: createResolver({ servers: [world.dns.server] }), mtaSts: { port: sts.port } });
+    try {
+      const first = probeReport(await transport.probe('skip.test'));
+      expect(first.mtaSts).toMatchObject({
+        domain: 'skip.test',
+        record: { id: 'one', text: 'v=STSv1; id=one;' },
+        fetch: { url: 'https://mta-sts.skip.test/.well-known/mta-sts.txt', ok: true, status: 200, contentType: 'text/plain' },
+        policy: { id: 'one', mode: 'enforce', mx: ['mx1.skip.test'], maxAge: 86400 },
+        cache: 'fetched',
+        admits: [
+          { host: 'rogue.skip.test', admitted: false },
+          { host: 'mx1.skip.test', admitted: true },
+        ],
+      });
+      expect(first.mtaSts!.fetch!.bytes).toBe(Buffer.byteLength(policyText('enforce', ['mx1.skip.test'])));
+      const text = formatProbe(first);
+      expect(text).toMatch(/MTA-STS skip\.test/);
+      expect(text).toMatch(/mode enforce; mx mx1\.skip\.test; max_age 86400/);
+      expect(text).toMatch(/rogue\.skip\.test\s+not admitted: matches no mx pattern/);
+      expect(text).toMatch(/MTA-STS\s+enforce: fail: .*matches no mx pattern/);
+      // The second probe finds the policy in the transport's cache: no fetch.
+      const second = probeReport(await transport.probe('skip.test'));
+      expect(second.mtaSts).toMatchObject({ cache: 'cache' });
+      expect(second.mtaSts!.fetch).toBeUndefined();
+    } finally {
+      transport.close();
+    }
+  });
+
+  it('a fetch failure shows the reason and its RFC 8460 result type', async () => {
+    const transport = tlsPolicy({ port: world.port, caFile: pki.caFile, dns: createResolver({ servers: [world.dns.server] }), mtaSts: { port: sts.port } });
+    try {
+      const report = probeReport(await transport.probe('fetchfail.test'));
+      expect(report.mtaSts).toMatchObject({ cache: 'none', fetch: { ok: false, status: 500 }, failure: { resultType: 'sts-policy-fetch-error' } });
+      expect(formatProbe(report)).toMatch(/sts-policy-fetch-error: fetching it failed: .*HTTP status 500/);
+    } finally {
+      transport.close();
+    }
   });
 });

@@ -15,7 +15,7 @@
  * the data as it is; formatJson escapes, besides what JSON.stringify escapes, every character
  * a terminal could act on, so it too is safe to print.
  */
-import type { AttemptReport, CertificateReport, HostReport, MxReport, ProbeReport, TlsaRecordReport } from './report.js';
+import type { AttemptReport, CertificateReport, HostReport, MtaStsReport, MxReport, ProbeReport, TlsaRecordReport } from './report.js';
 import type { PolicyCheckReport } from './check-policy.js';
 import { makeStyle, tone, type Style } from './style.js';
 import { escapeControls, hasNoControls, safeText } from '../text/index.js';
@@ -84,6 +84,29 @@ function mxSection(style: Style, mx: MxReport): string[] {
     const note = r.exchange === '.' ? `  ${style.bad('null MX: accepts no mail (RFC 7505)')}` : '';
     out.push(...rows(style, `pref ${r.preference}`, `${r.exchange}${note}`));
   }
+  return out;
+}
+
+function mtaStsSection(style: Style, sts: MtaStsReport): string[] {
+  const out = [`${style.bold('MTA-STS')} ${sts.domain}`];
+  out.push(...rows(style, 'TXT', sts.record ? `${sts.record.text}  ${style.dim(`(id ${sts.record.id})`)}` : style.dim('no valid v=STSv1 record')));
+  const f = sts.fetch;
+  if (f) {
+    const answer = f.ok
+      ? style.good(`${f.status} ${f.contentType}, ${f.bytes} bytes`)
+      : style.bad(`failed${f.status !== undefined ? ` (${f.status}${f.contentType ? ` ${f.contentType}` : ''})` : ''}: ${f.reason ?? ''}`);
+    out.push(...rows(style, 'fetch', `${f.url}  ${answer}  ${style.dim(`${f.ms} ms`)}`));
+  }
+  if (sts.failure) out.push(...rows(style, 'failure', `${style.bad(sts.failure.resultType)}: ${sts.failure.reason}`));
+  const p = sts.policy;
+  if (p) {
+    const mode = p.mode === 'enforce' ? style.good('enforce') : style.warn('testing');
+    out.push(...rows(style, 'policy', `mode ${mode}; mx ${p.mx.join(', ')}; max_age ${p.maxAge}  ${style.dim(`(id ${p.id})`)}`));
+    out.push(...rows(style, 'cache', `${sts.cache === 'fetched' ? 'fetched now and cached' : 'from the cache'} until ${p.expires}`));
+    for (const a of sts.admits)
+      out.push(...rows(style, 'MX host', `${a.host}  ${a.admitted ? style.good('admitted') : style.bad('not admitted: matches no mx pattern')}`));
+  } else out.push(...rows(style, 'policy', style.dim('none applies')));
+  for (const note of sts.notes) out.push(...rows(style, 'note', style.dim(note)));
   return out;
 }
 
@@ -181,6 +204,7 @@ function attemptSection(style: Style, a: AttemptReport, index: number): string[]
   if (p.shadow) planParts.push(`shadow ${p.shadow}`);
   out.push(...rows(style, 'plan', planParts.join('; ')));
   if (p.dane) out.push(...rows(style, 'DANE', p.dane));
+  if (a.audit.sts_mode) out.push(...rows(style, 'MTA-STS', `${a.audit.sts_mode}${a.audit.sts_result ? `: ${a.audit.sts_result}` : ''}`));
   if (!a.connected) {
     out.push(...rows(style, 'connection', style.bad('not made')));
   } else {
@@ -247,6 +271,7 @@ export function formatProbe(input: ProbeReport, options: FormatOptions = {}): st
     const d = report.destination;
     lines.push('', `${style.bold('Next hop')} [${d.host}]:${d.port}  ${style.dim(`(no MX lookup${d.implicitTls ? '; implicit TLS' : ''})`)}`);
   }
+  if (report.mtaSts) lines.push('', ...mtaStsSection(style, report.mtaSts));
   for (const host of report.hosts) lines.push('', ...hostSection(style, host));
   report.attempts.forEach((a, i) => lines.push('', ...attemptSection(style, a, i)));
   const r = report.result;

@@ -26,6 +26,7 @@ import { classifyTlsa, formatTlsa } from '../dane/index.js';
 import { certDigest, certNames, spkiDer, spkiDigest } from '../pkix/index.js';
 import type { AuditRecord, DigestAlgorithm, DnssecStatus, FallbackLevel, Level, Stage, Trust } from '../types.js';
 import { VERSION } from '../version.js';
+import { mxMatches, type StsLookup } from '../mtasts/index.js';
 
 /** What `probe()` returns (lib/transport.ts). */
 export interface ProbeResult {
@@ -200,6 +201,24 @@ export interface ResultReport {
   summary: string;
 }
 
+/** The recipient domain's MTA-STS lookup, as the probe shows it (RFC 8461). */
+export interface MtaStsReport {
+  domain: string;
+  /** The `_mta-sts` TXT record read, when there was one. */
+  record?: { id: string; text: string };
+  /** The policy fetch made now, if one was. */
+  fetch?: { url: string; ok: boolean; status?: number; contentType?: string; bytes?: number; ms: number; reason?: string };
+  /** The policy in force, and where it came from. */
+  policy?: { id: string; mode: 'enforce' | 'testing'; mx: string[]; maxAge: number; lines: string[]; expires: string };
+  /** `fetched`: fetched now and cached; `cache`: from the cache; `none`: no policy applies. */
+  cache: 'fetched' | 'cache' | 'none';
+  /** A failure to get a live policy, with RFC 8460's result type. */
+  failure?: { resultType: string; reason: string };
+  notes: string[];
+  /** The MX hosts and whether the policy's patterns admit each (RFC 8461 section 4.1). */
+  admits: Array<{ host: string; admitted: boolean }>;
+}
+
 export interface ProbeReport {
   tool: { name: 'nodemailer-tls-policy'; version: string; command: 'probe' };
   target: string;
@@ -221,9 +240,38 @@ export interface ProbeReport {
   };
   warnings: string[];
   mx?: MxReport;
+  /** Present when MTA-STS was looked up for the destination. */
+  mtaSts?: MtaStsReport;
   hosts: HostReport[];
   attempts: AttemptReport[];
   result: ResultReport;
+}
+
+function mtaStsReport(lookup: StsLookup, mx: MxReport | undefined): MtaStsReport {
+  const f = lookup.fetch;
+  const p = lookup.policy;
+  const hosts = mx ? (mx.implicit ? [mx.domain] : mx.records.map((r) => r.exchange).filter((h) => h !== '.')) : [];
+  return {
+    domain: lookup.domain,
+    ...(lookup.record ? { record: { ...lookup.record } } : {}),
+    ...(f
+      ? {
+          fetch: {
+            url: `https://${f.host}/.well-known/mta-sts.txt`,
+            ok: f.ok,
+            ms: f.ms,
+            ...(f.ok ? { status: f.status, contentType: f.contentType, bytes: f.bytes } : { reason: f.reason }),
+            ...(!f.ok && f.status !== undefined ? { status: f.status } : {}),
+            ...(!f.ok && f.contentType !== undefined ? { contentType: f.contentType } : {}),
+          },
+        }
+      : {}),
+    ...(p ? { policy: { id: p.id, mode: p.mode, mx: [...p.mx], maxAge: p.maxAge, lines: [...p.lines], expires: new Date(p.expiresAt).toISOString() } } : {}),
+    cache: p ? p.from : 'none',
+    ...(lookup.failure ? { failure: { ...lookup.failure } } : {}),
+    notes: [...lookup.notes],
+    admits: p ? hosts.map((host) => ({ host, admitted: mxMatches(p.mx, host) })) : [],
+  };
 }
 
 /** `CN=a\nO=b` -> `CN=a, O=b`. */
@@ -502,6 +550,7 @@ export function probeReport(result: ProbeResult, context: ProbeContext = {}): Pr
     },
     warnings: [...(context.warnings ?? [])],
     ...(mx ? { mx } : {}),
+    ...(delivery.mtaSts ? { mtaSts: mtaStsReport(delivery.mtaSts, mx) } : {}),
     hosts,
     attempts,
     result: resultReport(delivery, attempts),
