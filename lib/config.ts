@@ -344,6 +344,7 @@ function parseMtaSts(
   const ca = read(sts.caFile, 'mtaSts.caFile') ?? read(options.caFile, 'CA file') ?? defaultCa;
   return {
     store,
+    shared: options.store !== undefined,
     port: sts.port ?? STS_DEFAULTS.port,
     fetchTimeout: sts.fetchTimeout ?? STS_DEFAULTS.fetchTimeout,
     ...(ca ? { ca } : {}),

@@ -47,6 +47,7 @@ function sts(options: { store?: Keyv; timeout?: number; now?: () => number } = {
   const resolver = createResolver({ servers: [dns.server], timeout: 1000, attempts: 1, cache: false });
   return new MtaSts(resolver, {
     store: options.store ?? new Keyv(),
+    shared: options.store !== undefined,
     port: hosts.port,
     fetchTimeout: options.timeout ?? 3000,
     ca: pki.ca.certPem,
@@ -277,6 +278,35 @@ describe('the cache (RFC 8461 section 5.1, 8.3, 10.2)', () => {
     const results = await Promise.all(Array.from({ length: 10 }, () => s.lookup(domain)));
     expect(results.every((r) => r.policy?.id === 'id1')).toBe(true);
     expect(hosts.requests(domain)).toBe(1);
+  });
+
+  it('senders sharing one store fetch a new id once between them, success or failure', async () => {
+    // A read's answer takes a while to arrive, as over a network, so every sender reads the claim
+    // before any sender's write lands: the race the token re-read settles.
+    const keyv = new Keyv();
+    const store = {
+      get: async (key: string) => {
+        const value: unknown = await keyv.get(key);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return value;
+      },
+      set: (key: string, value: unknown, ttl?: number) => keyv.set(key, value, ttl),
+      delete: (key: string) => keyv.delete(key),
+    } as unknown as Keyv;
+    const domain = await site(enforce(['mx.fleet.test']));
+    const fleet = Array.from({ length: 4 }, () => sts({ store, timeout: 1000 }));
+    const results = await Promise.all(fleet.map((s) => s.lookup(domain)));
+    expect(results.map((r) => r.policy?.id)).toEqual(['id1', 'id1', 'id1', 'id1']);
+    expect(results.filter((r) => r.fetch).length).toBe(1);
+    expect(results.filter((r) => /fetched by another sender sharing the store/.test(r.notes.join(' '))).length).toBe(3);
+    expect(hosts.requests(domain)).toBe(1);
+
+    txt.set(domain, 'v=STSv1; id=broken');
+    hosts.set(domain, { cert: await pki.leaf([`mta-sts.${domain}`]), behaviour: { kind: 'status', status: 503 } });
+    const failed = await Promise.all(fleet.map((s) => s.lookup(domain)));
+    expect(hosts.requests(domain)).toBe(2);
+    expect(failed.map((r) => r.policy?.id)).toEqual(['id1', 'id1', 'id1', 'id1']);
+    expect(failed.filter((r) => /another sender sharing the store failed to fetch/.test(r.notes.join(' '))).length).toBe(3);
   });
 
   it("the cache is keyed by recipient domain: one domain's broken policy does not touch another with the same MX hosts", async () => {

@@ -18,8 +18,11 @@
  *   an unchanged id extends the cached policy's lifetime without a fetch, written once a day (or
  *   after half of a shorter max_age), so a policy in use never expires while the domain still
  *   announces it.
- * - Identical concurrent lookups in one process share one lookup and one fetch.
+ * - Identical concurrent lookups in one process share one lookup and one fetch; senders sharing
+ *   one store fetch a new id once between them (a claim in the store; the others wait for the
+ *   result there).
  */
+import { randomUUID } from 'node:crypto';
 import type { DnsResult, AddressRecord, TxtRecord } from '../dns/index.js';
 import type { KeyValueStore } from '../store/index.js';
 import { DEFAULT_FETCH_TIMEOUT_MS, fetchStsPolicy, type FetchResult } from './fetch.js';
@@ -30,6 +33,8 @@ export { fetchStsPolicy, MAX_POLICY_BYTES, DEFAULT_FETCH_TIMEOUT_MS, type FetchR
 
 /** A failed fetch of one id is not tried again before this (a few minutes). */
 export const FETCH_RETRY_MS = 5 * 60_000;
+/** How long racing claims of one fetch get to land in a shared store before the claim is read back. */
+const CLAIM_SETTLE_MS = 100;
 /** An unchanged id extends the cached policy at most this often. */
 const EXTEND_EVERY_MS = 86_400_000;
 
@@ -79,6 +84,8 @@ export interface StsDns {
 
 export interface StsSettings {
   store: KeyValueStore;
+  /** Whether other senders may share the store (a store the caller gave): fetches are then claimed. */
+  shared: boolean;
   /** CA certificates for the policy host; undefined: Node's root store. */
   ca?: string | Buffer | Array<string | Buffer>;
   /** The policy host's HTTPS port: 443 (others are for tests and private deployments). */
@@ -92,6 +99,7 @@ export const STS_DEFAULTS = { port: 443, fetchTimeout: DEFAULT_FETCH_TIMEOUT_MS 
 
 const policyKey = (domain: string) => `mta-sts:policy:${domain}`;
 const failedKey = (domain: string, id: string) => `mta-sts:fetch-failed:${domain}:${id}`;
+const fetchingKey = (domain: string, id: string) => `mta-sts:fetching:${domain}:${id}`;
 
 function asCached(value: unknown, domain: string, now: number): CachedStsPolicy | undefined {
   if (!value || typeof value !== 'object') return undefined;
@@ -173,6 +181,59 @@ export class MtaSts {
     if (await store.get(failedKey(domain, id)).catch(() => undefined)) {
       return useCache(`the policy for id ${id} failed to fetch less than ${FETCH_RETRY_MS / 60_000} minutes ago and is not fetched again yet`);
     }
+    // One fetch of a new id per fleet: the senders sharing the store claim it, and the others wait
+    // for its result there. Keyv has no atomic set-if-absent, so the claim is a write and, once
+    // every write racing it has landed (CLAIM_SETTLE_MS), a read that must still see our token:
+    // the last writer fetches. Best effort; a lost race costs one more fetch, never a wrong policy.
+    const claim = fetchingKey(domain, id);
+    const token = randomUUID();
+    let ours = !this.settings.shared;
+    if (!ours && (await store.get(claim).catch(() => undefined)) === undefined) {
+      await store.set(claim, token, this.settings.fetchTimeout + 5_000).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, CLAIM_SETTLE_MS).unref());
+      ours = (await store.get(claim).catch(() => token)) === token;
+    }
+    if (!ours) {
+      const waited = await this.waitForFetch(domain, id);
+      if (waited.policy) {
+        result.policy = { ...waited.policy, from: 'cache' };
+        result.notes.push(`${name} announces id ${id}; its policy was fetched by another sender sharing the store (mode ${waited.policy.mode})`);
+        return result;
+      }
+      if (waited.failed) return useCache(`${name} announces id ${id}, whose policy another sender sharing the store failed to fetch`);
+      // The other sender went away without a result: fetch it here.
+    }
+    try {
+      return await this.fetchAndStore(domain, id, cached, result, useCache);
+    } finally {
+      if (ours) await store.delete(claim).catch(() => undefined);
+    }
+  }
+
+  /** Polls the store while another sender fetches `id`: its policy, its failure, or neither (it went away). */
+  private async waitForFetch(domain: string, id: string): Promise<{ policy?: CachedStsPolicy; failed?: boolean }> {
+    const store = this.settings.store;
+    const deadline = Date.now() + this.settings.fetchTimeout + 1_000;
+    for (let pause = 25; Date.now() < deadline; pause = Math.min(pause * 2, 250)) {
+      await new Promise((resolve) => setTimeout(resolve, pause).unref());
+      const policy = await this.cached(domain).catch(() => undefined);
+      if (policy?.id === id) return { policy };
+      if (await store.get(failedKey(domain, id)).catch(() => undefined)) return { failed: true };
+      if ((await store.get(fetchingKey(domain, id)).catch(() => undefined)) === undefined) return {};
+    }
+    return {};
+  }
+
+  private async fetchAndStore(
+    domain: string,
+    id: string,
+    cached: CachedStsPolicy | undefined,
+    result: StsLookup,
+    useCache: (why: string) => StsLookup,
+  ): Promise<StsLookup> {
+    const store = this.settings.store;
+    const name = `_mta-sts.${domain}`;
+    const now = this.now();
     const addresses = await this.dns.addresses(`mta-sts.${domain}`);
     const fetched: FetchResult & { host: string } =
       addresses.status === 'failed'
