@@ -268,6 +268,8 @@ describe('attributes accepted', () => {
     ['example.com MAY', { level: 'may' }],
     ['example.com may protocols=!SSLv2:!SSLv3', { level: 'may', protocols: ['!SSLv2', '!SSLv3'] }],
     ['example.com encrypt protocols=>=TLSv1.2', { level: 'encrypt', protocols: ['>=TLSv1.2'] }],
+    ['example.com encrypt protocols=>=TLSv1', { level: 'encrypt', protocols: ['>=TLSv1'] }],
+    ['example.com verify protocols=>=TLSv1.2', { level: 'verify', protocols: ['>=TLSv1.2'] }],
     ['example.com encrypt protocols=>=tlsv1.2:<=TLSV1.3', { level: 'encrypt', protocols: ['>=TLSv1.2', '<=TLSv1.3'] }],
     ['example.com encrypt protocols=>=0x0303:<=0304', { level: 'encrypt', protocols: ['>=TLSv1.2', '<=TLSv1.3'] }],
     ['example.com encrypt protocols=TLSv1.2:TLSv1.3', { level: 'encrypt', protocols: ['TLSv1.2', 'TLSv1.3'] }],
@@ -374,6 +376,15 @@ describe('attributes rejected', () => {
     [
       'encrypt protocols=>TLSv1.2',
       'unknown protocol ">TLSv1.2" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
+    // TLSv1 and TLSv1.1 need OpenSSL 3's security level 0, lowered only at may and encrypt.
+    ...(['dane', 'dane-only', 'verify', 'secure'] as const).map((level) => [
+      `${level} protocols=<=TLSv1.2:!TLSv1`,
+      `protocols "<=TLSv1.2:!TLSv1" for example.com allows TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and level "${level}" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt`,
+    ]),
+    [
+      `fingerprint match=${SHA1} protocols=TLSv1`,
+      'protocols "TLSv1" for example.com allows TLSv1, which OpenSSL 3 negotiates only at security level 0, and level "fingerprint" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt',
     ],
     ['encrypt ciphers=strong', 'unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)'],
     ['encrypt ciphers=HIGH:!aNULL', 'unknown cipher grade "HIGH:!aNULL" for example.com (expected one of high, medium, low, export, null)'],

@@ -9,6 +9,7 @@ import { LEVELS, type FallbackLevel, type Level, type Policy, type ReportedPolic
 import type { PolicyProblem } from './errors.js';
 import { isAuthenticatedLevel, isStricter, lookupLevel, MATCH_LEVELS, PKIX_LEVELS, unknownLevelText } from './levels.js';
 import { normalizeDomain } from './names.js';
+import { legacyVersions } from './protocols.js';
 
 /** Attribute names as the file spells them (the object form's camelCase maps onto these). */
 export const ATTRIBUTES = [
@@ -245,6 +246,14 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
       }
     }
     policy.protocols = out;
+    // TLSv1 and TLSv1.1 need OpenSSL's security level 0 (./protocols.ts), which is lowered only
+    // at may and encrypt: at a level that authenticates the server they could never be used.
+    const legacy = legacyVersions(out);
+    if (legacy.length > 0 && isAuthenticatedLevel(level)) {
+      report(
+        `${protocolsAttr.display} "${protocolsAttr.value.trim()}" for ${k} allows ${legacy.join(' and ')}, which OpenSSL 3 negotiates only at security level 0, and level "${level}" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt`,
+      );
+    }
   }
 
   const ciphersAttr = one('ciphers');
