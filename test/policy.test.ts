@@ -497,6 +497,7 @@ describe('attributes rejected', () => {
     const e = err as PolicyError;
     expect(e.name).toBe('PolicyError');
     expect(e.code).toBe('EPOLICY');
+    expect(e.temporary).toBe(false);
     expect(e.file).toBe('<text>');
     expect(e.line).toBe(1);
     expect(e.problems).toHaveLength(5);

@@ -317,6 +317,7 @@ describe('protocols below TLS 1.2 at a level that authenticates are refused when
     const error = thrown(() => tlsPolicy(options)) as TlsPolicyError;
     expect(error.message).toBe(message);
     expect(error.code).toBe(code);
+    expect(error.temporary).toBe(false);
   });
   it.each<[string, TlsPolicyOptions]>([
     ['tlsProtocols applies at may only', { level: 'verify', tlsProtocols: '>=TLSv1' }],
