@@ -442,7 +442,8 @@ const TLS_DEFAULT_OPTIONS = [
   ['secureCertMatch', 'match', 'secure', 'secure'],
 ] as const;
 
-function parseTlsDefaults(options: TlsPolicyOptions, defaultLevel: Level): TlsDefaults | undefined {
+/** The global protocol, cipher and match options checked (ECONFIG, naming the option) and parsed; the CLI checks its flags with it. */
+export function parseTlsDefaults(options: TlsPolicyOptions, defaultLevel: Level): TlsDefaults | undefined {
   const out: Record<string, unknown> = {};
   const certMatch: Record<string, unknown> = {};
   for (const [option, attribute, field, level] of TLS_DEFAULT_OPTIONS) {

@@ -29,7 +29,7 @@ import {
 import { TlsPolicyError, TlsPolicyTransport, type TlsPolicyOptions } from '../transport.js';
 import type { Policy } from '../types.js';
 import { VERSION } from '../version.js';
-import { parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
+import { inFlags, parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
 import { policyCheckReport } from './check-policy.js';
 import { formatJson, formatPolicyCheck, formatProbe } from './format.js';
 import { probeReport } from './report.js';
@@ -87,6 +87,25 @@ Probe options (each is the tlsPolicy() option in brackets):
   --hosts-avoid-tls PAT     Exim host pattern, repeatable (hostsAvoidTls)
   --tempfail-tryclear B     yes or no (tlsTempfailTryclear; default unset)
   --strict-opportunistic    (strictOpportunistic)
+  --tls-protocols P         TLS versions at may, Postfix syntax, e.g. ">=TLSv1.2" (tlsProtocols)
+  --tls-mandatory-protocols P
+                            TLS versions at encrypt and above (tlsMandatoryProtocols)
+  --tls-ciphers GRADE       high, medium, low, export or null at may (tlsCiphers)
+  --tls-mandatory-ciphers GRADE
+                            the grade at encrypt and above (tlsMandatoryCiphers)
+  --tls-exclude-ciphers L   ciphers excluded at every level, e.g. "RC4 aNULL"
+                            (tlsExcludeCiphers)
+  --tls-mandatory-exclude-ciphers L
+                            excluded too at encrypt and above (tlsMandatoryExcludeCiphers)
+  --fingerprint-cert-match D
+                            certificate or public-key digest for fingerprint, repeatable
+                            (fingerprintCertMatch; needed by --level fingerprint)
+  --verify-cert-match M     names for verify, repeatable, e.g. nexthop (verifyCertMatch;
+                            default hostname)
+  --secure-cert-match M     names for secure, repeatable (secureCertMatch; default
+                            nexthop, dot-nexthop)
+                            (each of these nine applies where the policy entry has no
+                            protocols, ciphers, exclude or match of its own)
   --max-mx-addresses N      (maxMxAddresses; default 5)
   --no-ipv6                 IPv4 addresses only (ipv6: false)
   --smtps                   implicit TLS (SMTPS) on a [host]:port or host:port next hop,
@@ -209,6 +228,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       ...(args.hostsAvoidTls ? { hostsAvoidTls: args.hostsAvoidTls } : {}),
       ...(args.tempfailTryclear !== undefined ? { tlsTempfailTryclear: args.tempfailTryclear } : {}),
       ...(args.strictOpportunistic ? { strictOpportunistic: true } : {}),
+      ...args.tls,
       ...(args.maxMxAddresses !== undefined ? { maxMxAddresses: args.maxMxAddresses } : {}),
       ...(args.ipv6 === false ? { ipv6: false } : {}),
       ...(args.ehlo ? { name: args.ehlo } : {}),
@@ -222,7 +242,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       transport = new TlsPolicyTransport(options);
     } catch (err) {
       if (err instanceof PolicyError) throw new UsageError('the options are not valid', err.problems);
-      if (err instanceof TlsPolicyError && err.code === 'ECONFIG') throw new UsageError(err.message);
+      if (err instanceof TlsPolicyError && err.code === 'ECONFIG') throw new UsageError(inFlags(err.message));
       throw err;
     }
   } catch (err) {
