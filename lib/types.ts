@@ -158,6 +158,19 @@ export interface AuditRecord {
   dane: string;
   /** RFC 8460's result type when TLS under the policy failed (also when a fallback then sent the mail); empty otherwise. */
   result_type: ResultType | '';
+  /**
+   * The policy source's own description of the policy (Policy.reported: Postfix 3.10's
+   * attributes, RFC 8460 section 4.4's policy-type, policy-domain, policy-string, mx-host,
+   * failure), as Postfix 3.10 hands it to TLSRPT; each empty when the policy has none. The
+   * several policy_string and mx_host_pattern values are joined with `, `.
+   */
+  policy_type: ReportedPolicy['type'] | '';
+  policy_domain: string;
+  /** Seconds; empty when not given. */
+  policy_ttl: number | '';
+  policy_string: string;
+  mx_host_pattern: string;
+  policy_failure: NonNullable<ReportedPolicy['failure']> | '';
   [key: string]: string | number;
 }
 

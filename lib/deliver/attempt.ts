@@ -13,6 +13,7 @@ import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
 import { judge, judgeShadow } from '../verdict/index.js';
 import { resultTypeOf } from '../verdict/result.js';
 import { auditDigests, SessionCerts } from '../pkix/index.js';
+import { reportedPolicyFields } from '../audit/index.js';
 import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
 
 /** What one attempt needs of its delivery. */
@@ -152,6 +153,8 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       matched: verdict?.matched ?? '',
       dane: daneNote,
       result_type: resultType ?? '',
+      // a policy source's attributes, per session, as Postfix 3.10 hands them to TLSRPT (tls->ext_policy_* in smtp_tls_policy.c, reported by smtp_tlsrpt.c)
+      ...reportedPolicyFields(plan.policy.reported),
     };
     const attempt: Attempt = {
       mx: plan.host,
