@@ -623,6 +623,20 @@ describe('check-policy', () => {
     expect(report.entries).toEqual([]);
   });
 
+  it('an entry over continuation lines: each problem at the line its attribute is on', async () => {
+    const file = join(dir, 'continued.txt');
+    writeFileSync(file, 'example.com  verify\n    match=nexthop\n    ciphers=strong\n# a comment\n    fallback=maybe\nexample.net  may\n');
+    const text = await run(['check-policy', file]);
+    expect(text.code).toBe(1);
+    expect(text.out.trimEnd().split('\n')).toEqual([
+      `${file}:3: unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)`,
+      `${file}:5: invalid fallback "maybe" for example.com (expected may, encrypt or none)`,
+      `${file}: 2 problems, the table is not valid`,
+    ]);
+    const json = JSON.parse((await run(['check-policy', file, '--json'])).out) as PolicyCheckReport;
+    expect(json.problems.map((p) => p.line)).toEqual([3, 5]);
+  });
+
   it('a file an entry names that cannot be read is a problem at its line, found now, not at send time', async () => {
     const file = join(dir, 'files.txt');
     const notPem = join(dir, 'not-pem.txt');

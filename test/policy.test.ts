@@ -183,6 +183,45 @@ describe('table syntax (Postfix logical lines)', () => {
   ])('rejects %j at line %i', (text, line, message) => {
     expect(problemsOf(text)).toEqual([{ file: 'policy.txt', line, message }]);
   });
+
+  it('a problem on a continuation line is reported at that line, not at the line the entry starts on', () => {
+    const text = [
+      'example.com verify', // 1
+      '  match=nexthop', // 2
+      '# a comment inside the entry', // 3
+      '  ciphers=strong   fallback=maybe', // 4
+      '', // 5
+      '\tservername=bad..name protocols=>=TLSv1', // 6
+      '  { exclude = !RC4 } #x', // 7
+      'example.net', // 8
+      '  sekure cafile=', // 9
+      'example.org may', // 10
+      '  match=hostname shadow=verify match=..x', // 11
+    ].join('\n');
+    expect(problemsOf(text)).toEqual([
+      { file: 'policy.txt', line: 4, message: 'invalid fallback "maybe" for example.com (expected may, encrypt or none)' },
+      { file: 'policy.txt', line: 4, message: 'unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)' },
+      {
+        file: 'policy.txt',
+        line: 6,
+        message:
+          'protocols ">=TLSv1" for example.com allows TLSv1 and TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and level "verify" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt',
+      },
+      {
+        file: 'policy.txt',
+        line: 6,
+        message: 'servername "bad..name" for example.com is not a valid host name: empty label (expected hostname, nexthop or a DNS name)',
+      },
+      { file: 'policy.txt', line: 7, message: '"#" after the entry for example.com does not start a comment (put comments on lines of their own)' },
+      { file: 'policy.txt', line: 7, message: 'invalid cipher exclusion "!RC4" for example.com (no leading "!", "+", "-" or "@")' },
+      { file: 'policy.txt', line: 9, message: `unknown level "sekure" for example.net (${EXPECTED})` },
+      {
+        file: 'policy.txt',
+        line: 11,
+        message: 'invalid match "..x": empty label (expected hostname, nexthop, dot-nexthop, a domain or .domain) for example.org',
+      },
+    ]);
+  });
 });
 
 describe('keys', () => {
