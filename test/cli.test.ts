@@ -373,6 +373,70 @@ describe('probe --json, by kind of destination', () => {
   });
 });
 
+describe('probe --match: the match= attribute for the probed destination', () => {
+  it('at verify, in place of the default (hostname); at secure, in place of nexthop and dot-nexthop', async () => {
+    const named = await probe('badcert.test', '--level', 'verify', '--ca-file', caFile, '--match', 'other.test:mx.elsewhere.invalid');
+    expect(named.code).toBe(0);
+    expect(named.report.policy).toMatchObject({ level: 'verify', source: 'the default level + --match' });
+    expect(named.report.attempts[0]!.plan.names).toEqual(['other.test', 'mx.elsewhere.invalid']);
+    expect(named.report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified', matched: 'mx.elsewhere.invalid' });
+    // secure's default, dot-nexthop, matches mx.good.test; nexthop alone does not
+    expect((await probe('good.test', '--level', 'secure', '--ca-file', caFile)).code).toBe(0);
+    const nexthop = await probe('good.test', '--level', 'secure', '--ca-file', caFile, '--match', 'nexthop');
+    expect(nexthop.code).toBe(1);
+    expect(nexthop.report.attempts[0]!.plan.names).toEqual(['good.test']);
+  });
+
+  it("replaces the table entry's match, and serves a verify shadow of an encrypt entry", async () => {
+    const file = join(dir, 'probe-match.txt');
+    writeFileSync(file, 'badcert.test  verify  match=badcert.test\n');
+    const fromTable = await probe('badcert.test', '--policy', file, '--ca-file', caFile);
+    expect(fromTable.code).toBe(1);
+    const replaced = await probe('badcert.test', '--policy', file, '--ca-file', caFile, '--match', 'mx.elsewhere.invalid');
+    expect(replaced.code).toBe(0);
+    expect(replaced.report.policy).toMatchObject({ level: 'verify', source: `${file}:1 + --match` });
+    const shadow = await probe('badcert.test', '--level', 'encrypt', '--shadow', 'verify', '--ca-file', caFile, '--match', 'mx.elsewhere.invalid');
+    expect(shadow.code).toBe(0);
+    expect(shadow.report.policy).toMatchObject({ level: 'encrypt', shadow: 'verify', source: 'the default level + --shadow and --match' });
+    expect(shadow.report.attempts[0]!.shadowResult).toBe('pass');
+  });
+
+  it("keeps the entry's policy-source attributes: an MTA-STS MX rule still refuses an MX outside its patterns", async () => {
+    const file = join(dir, 'probe-sts.txt');
+    writeFileSync(file, 'good.test  secure  policy_type=sts policy_domain=good.test mx_host_pattern=mx.other.test\n');
+    const probed = await probe('good.test', '--policy', file, '--ca-file', caFile, '--match', 'mx.good.test');
+    expect(probed.code).toBe(1);
+    expect(probed.connections).toBe(0);
+    expect(probed.report.attempts[0]!.decision.reason).toMatch(/MX host mx\.good\.test matches no mx_host_pattern of the MTA-STS policy of good\.test/);
+  });
+
+  it('at fingerprint, digests', async () => {
+    const address = peers.get('mx.good.test')!.host;
+    const digest = createHash('sha256').update(certs.get('mx.good.test')!.der).digest('hex').toUpperCase().match(/../g)!.join(':');
+    const pinned = await probe(`[${address}]:${port}`, '--level', 'fingerprint', '--fingerprint-cert-match', `${'AB:'.repeat(31)}AB`, '--match', digest);
+    expect(pinned.code).toBe(0);
+    expect(pinned.report.attempts[0]!.plan.fingerprints).toEqual([digest]);
+  });
+});
+
+describe('probe of an address literal: no DNS, so no warning about DNS servers', () => {
+  it('a resolver that is never asked is warned about for a domain, not for [address]:port', async () => {
+    const domain = await probe('good.test', '--level', 'encrypt', '--resolver', '192.0.2.53');
+    expect(domain.report.warnings).toEqual([
+      'DNS server 192.0.2.53:53 will not be asked: it is not on loopback, so its AD bit is not believed ' +
+        "(trustAd: 'loopback'), and an answer from it could only replace a failure at a trusted server, turning a failed DNSSEC lookup into an insecure one",
+    ]);
+    const literal = await probe(`[${peers.get('mx.good.test')!.host}]:${port}`, '--level', 'encrypt', '--resolver', '192.0.2.53');
+    expect(literal.code).toBe(0);
+    expect(literal.report.warnings).toEqual([]);
+    // the system's servers (resolv.conf), trusted with --trust-ad yes: the same
+    const system = await run(['probe', `[${peers.get('mx.good.test')!.host}]:${port}`, '--level', 'encrypt', '--trust-ad', 'yes']);
+    expect(system.code).toBe(0);
+    expect(system.out).not.toContain('warning');
+    expect(system.err).toBe('');
+  });
+});
+
 describe('probe: the global protocol, cipher and match flags (tlsProtocols ... secureCertMatch)', () => {
   const relay = (name: string) => `[${peers.get(name)!.host}]:${port}`;
 
@@ -691,6 +755,18 @@ describe('bad arguments: exit 2, nothing looked up or connected to', () => {
       /--shadow: shadow level "may" for dane\.test is not stricter than level "verify"/,
     ],
     ['--cert-file without --key-file', ['probe', 'dane.test', '--cert-file', '/x.pem'], /go together/],
+    [
+      '--match at a level that matches nothing',
+      ['probe', 'dane.test', '--match', 'nexthop'],
+      /--match nexthop does not fit the policy of dane\.test \(level may, the default level\):\n {2}--match: attribute "match" is not allowed at level "may" for dane\.test \(only fingerprint, verify and secure use it\)/,
+    ],
+    [
+      '--match at dane',
+      ['probe', 'dane.test', '--level', 'dane', '--match', 'mx.dane.test'],
+      /--match mx\.dane\.test does not fit the policy of dane\.test \(level dane, the default level\):\n {2}--match: attribute "match" is not allowed at level "dane"/,
+    ],
+    ['--match with a bad name', ['probe', 'dane.test', '--level', 'verify', '--match', 'bad..name'], /--match: invalid match "bad\.\.name": empty label/],
+    ['an empty --match', ['probe', 'dane.test', '--level', 'verify', '--match', ' '], /--match needs a name, a pattern or a digest/],
     ['a bad --tls-protocols', ['probe', 'dane.test', '--tls-protocols', 'TLSv9'], /--tls-protocols: unknown protocol "TLSv9" \(expected SSLv2, /],
     [
       'a bad --tls-mandatory-ciphers',

@@ -27,6 +27,7 @@ const PROBE_OPTIONS = {
   policy: { type: 'string' },
   fallback: { type: 'string' },
   shadow: { type: 'string' },
+  match: { type: 'string', multiple: true },
   resolver: { type: 'string', multiple: true },
   'trust-ad': { type: 'string' },
   'dns-timeout': { type: 'string' },
@@ -205,6 +206,11 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
     args.fallbackLevels = v.fallback;
   }
   if (v.shadow !== undefined) args.shadow = level(v.shadow, 'shadow');
+  if (v.match !== undefined) {
+    // checked with the probed destination's entry (tableWithProbeAttributes), whose level decides what it means
+    if (v.match.some((m) => m.trim() === '')) throw new UsageError('--match needs a name, a pattern or a digest');
+    args.match = [...v.match];
+  }
   if (v.resolver !== undefined) {
     for (const server of v.resolver) {
       try {

@@ -14,6 +14,7 @@
  *                 2 bad arguments (missing or unreadable FILE, unknown option).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { createResolver } from '../dns/index.js';
 import {
   formatProblem,
@@ -27,7 +28,7 @@ import {
   type PolicyObjectEntry,
 } from '../policy/index.js';
 import { TlsPolicyError, TlsPolicyTransport, type TlsPolicyOptions } from '../transport.js';
-import type { Policy } from '../types.js';
+import type { Policy, ReportedPolicy } from '../types.js';
 import { VERSION } from '../version.js';
 import { inFlags, parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
 import { policyCheckReport } from './check-policy.js';
@@ -72,6 +73,11 @@ Probe options (each is the tlsPolicy() option in brackets):
   --fallback MAP            fallback levels, e.g. "dane=encrypt, verify=may" (fallbackLevels)
   --shadow LEVEL            shadow level for the probed destination, added to its
                             policy entry (the table's shadow= attribute)
+  --match PATTERN[:...]     what the probed destination's certificate must match, in
+                            place of its policy entry's match (the table's match=
+                            attribute; Postfix's match arguments of posttls-finger):
+                            names at verify and secure, digests (|-separated) at
+                            fingerprint; repeatable; refused at levels that match nothing
   --resolver ADDR[:PORT]    DNS server, repeatable (resolver.servers; default: resolv.conf)
   --trust-ad WHOSE          loopback, yes or no: whose AD bit to believe (resolver.trustAd;
                             default loopback for --resolver servers, no for resolv.conf's)
@@ -156,37 +162,56 @@ function objectEntry(policy: Policy): Exclude<PolicyObjectEntry, string> {
     ...(policy.fallback ? { fallback: policy.fallback } : {}),
     ...(policy.shadow ? { shadow: policy.shadow } : {}),
     ...(policy.tempfailTryclear !== undefined ? { tempfailTryclear: policy.tempfailTryclear } : {}),
+    ...(policy.reported ? reportedEntry(policy.reported) : {}),
+  };
+}
+
+/** A policy source's attributes (Policy.reported) in the object form, so that --shadow and --match keep them. */
+function reportedEntry(r: ReportedPolicy): Omit<Exclude<PolicyObjectEntry, string>, 'level'> {
+  return {
+    policyType: r.type,
+    ...(r.domain ? { policyDomain: r.domain } : {}),
+    ...(r.ttl !== undefined ? { policyTtl: String(r.ttl) } : {}),
+    ...(r.strings ? { policyString: [...r.strings] } : {}),
+    ...(r.mxHostPatterns ? { mxHostPattern: [...r.mxHostPatterns] } : {}),
+    ...(r.failure ? { policyFailure: r.failure } : {}),
   };
 }
 
 /**
- * --shadow: the policy table with the probed destination's entry (from the table, or the
- * default level) given a shadow level, checked by the policy module as a table entry would be.
+ * --shadow and --match: the policy table with the probed destination's entry (from the table, or
+ * the default level) given a shadow level and/or match (replacing the entry's own), checked by
+ * the policy module as a table entry would be: a match where the level matches nothing (may,
+ * encrypt, dane, dane-only, without a fingerprint, verify or secure shadow) is refused.
  */
-export function tableWithShadow(
+export function tableWithProbeAttributes(
   table: PolicyTable | undefined,
   target: ProbeArgs['target'],
   level: ProbeArgs['level'],
-  shadow: ProbeArgs['level'],
+  given: { shadow?: ProbeArgs['level']; match?: string[] },
 ): PolicyTable {
   const nexthop: NextHop =
     target.kind === 'domain'
       ? { kind: 'domain', domain: target.domain }
       : { kind: 'host', host: target.host, port: target.port, ...(target.written ? { written: target.written } : {}) };
-  // the first key a lookup tries, so the shadowed entry is the one the probe finds
+  // the first key a lookup tries, so the changed entry is the one the probe finds
   const key = lookupKeys(nexthop)[0]!;
   const current = lookupPolicy(table, nexthop, defaultPolicy(level, '--level'));
-  const check = checkPolicyObject({ [key]: { ...objectEntry(current), shadow } });
+  const flags = [...(given.shadow ? ['--shadow'] : []), ...(given.match ? ['--match'] : [])].join(' and ');
+  const written = [...(given.shadow ? [`--shadow ${given.shadow}`] : []), ...(given.match ? given.match.map((m) => `--match ${m}`) : [])].join(' ');
+  const check = checkPolicyObject({
+    [key]: { ...objectEntry(current), ...(given.shadow ? { shadow: given.shadow } : {}), ...(given.match ? { match: given.match } : {}) },
+  });
   if (!check.table) {
     throw new UsageError(
-      `--shadow ${shadow} does not fit the policy of ${target.text} (level ${current.level}, ${current.source === 'default' ? 'the default level' : `from ${current.source}`})`,
-      check.problems.map((p) => ({ ...p, file: '--shadow', line: 0 })),
+      `${written} does not fit the policy of ${target.text} (level ${current.level}, ${current.source === 'default' ? 'the default level' : `from ${current.source}`})`,
+      check.problems.map((p) => ({ ...p, file: flags, line: 0 })),
     );
   }
   const [normalized, checked] = check.table.entries()[0]!;
   const entries = new Map(table ? table.entries() : []);
-  entries.set(normalized, Object.freeze({ ...checked, source: `${current.source === 'default' ? 'the default level' : current.source} + --shadow` }));
-  return new PolicyTable(table?.source ?? '--shadow', entries);
+  entries.set(normalized, Object.freeze({ ...checked, source: `${current.source === 'default' ? 'the default level' : current.source} + ${flags}` }));
+  return new PolicyTable(table?.source ?? flags, entries);
 }
 
 async function probeCommand(argv: string[], io: CliIo): Promise<number> {
@@ -204,12 +229,20 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       return 0;
     }
     args = parsed;
-    const policy = args.shadow ? tableWithShadow(args.policy, args.target, args.level, args.shadow) : args.policy;
+    const policy =
+      args.shadow || args.match
+        ? tableWithProbeAttributes(args.policy, args.target, args.level, {
+            ...(args.shadow ? { shadow: args.shadow } : {}),
+            ...(args.match ? { match: args.match } : {}),
+          })
+        : args.policy;
     const dns = createResolver({
       ...(args.resolvers ? { servers: args.resolvers } : {}),
       ...(args.trustAd !== undefined ? { trustAd: args.trustAd } : {}),
       ...(args.dnsTimeout !== undefined ? { timeout: args.dnsTimeout } : {}),
-      logger: { warn: (message: string) => warnings.push(message) },
+      // An address literal is reached without any DNS (no MX, address or TLSA lookup): what the
+      // resolver has to say about its servers would be a warning about nothing this probe does.
+      ...(args.target.kind === 'host' && isIP(args.target.host) ? {} : { logger: { warn: (message: string) => warnings.push(message) } }),
     });
     servers = [...dns.servers];
     trustAd = dns.trustAd;

@@ -35,6 +35,8 @@ export interface ProbeArgs {
   policy?: PolicyTable;
   fallbackLevels?: string;
   shadow?: Level;
+  /** --match: the probed destination's match= values, in place of its entry's. */
+  match?: string[];
   resolvers?: string[];
   trustAd?: boolean | 'loopback';
   dnsTimeout?: number;

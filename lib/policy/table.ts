@@ -26,6 +26,13 @@ export type PolicyObjectEntry =
       fallback?: string;
       shadow?: string;
       tempfailTryclear?: boolean | string;
+      /** Postfix 3.10's policy-source attributes (policy_type=, ...): see entry.ts. */
+      policyType?: string;
+      policyDomain?: string;
+      policyTtl?: string;
+      policyString?: string | string[];
+      mxHostPattern?: string | string[];
+      policyFailure?: string;
     };
 
 /** What createPolicyTable() accepts. */
