@@ -30,7 +30,7 @@ import {
   type PolicyTableInput,
   type FallbackMapInput,
 } from './policy/index.js';
-import type { TlsDefaults } from './policy/defaults.js';
+import { mandatoryProtocolsProblem, type TlsDefaults } from './policy/defaults.js';
 import { parseRelay } from './route.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
 import type { SessionTimeouts } from './smtp/session.js';
@@ -437,6 +437,12 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   };
   applyHostLists(base, { name: 'validate.invalid', address: '0.0.0.0' }, hostLists); // validates the patterns
   const tlsDefaults = parseTlsDefaults(options, base.level);
+  const applies = [
+    { policy: base, what: 'the level option' },
+    ...table.entries().map(([key, policy]) => ({ policy, what: `the entry for ${key}, ${policy.source}` })),
+  ];
+  const legacyProblem = mandatoryProtocolsProblem(tlsDefaults, [options.tlsMandatoryProtocols ?? []].flat().join(', '), applies);
+  if (legacyProblem) throw new TlsPolicyError(legacyProblem, 'ECONFIG', false);
   const settings: DeliverSettings = {
     port: options.port ?? DEFAULTS.port,
     ...(tlsDefaults ? { tlsDefaults } : {}),
@@ -495,7 +501,8 @@ const TLS_DEFAULT_OPTIONS = [
   ['secureCertMatch', 'match', 'secure', 'secure'],
 ] as const;
 
-function parseTlsDefaults(options: TlsPolicyOptions, defaultLevel: Level): TlsDefaults | undefined {
+/** The global protocol, cipher and match options checked (ECONFIG, naming the option) and parsed; the CLI checks its flags with it. */
+export function parseTlsDefaults(options: TlsPolicyOptions, defaultLevel: Level): TlsDefaults | undefined {
   const out: Record<string, unknown> = {};
   const certMatch: Record<string, unknown> = {};
   for (const [option, attribute, field, level] of TLS_DEFAULT_OPTIONS) {

@@ -167,6 +167,18 @@ export interface AuditRecord {
   sts_id: string;
   /** Whether the host met the MTA-STS policy: `pass`, or `fail: why` (in testing mode: would have met it); empty without one. */
   sts_result: string;
+  /**
+   * The MTA-STS policy's own description (Policy.reported: from the library's MTA-STS lookup,
+   * or Postfix 3.10's attributes from a policy source; RFC 8460 section 4.4's policy-domain,
+   * policy-string, mx-host, failure), as Postfix 3.10 hands it to TLSRPT; each empty when the
+   * policy has none. The several policy_string and mx_host_pattern values are joined with `, `.
+   */
+  policy_domain: string;
+  /** Seconds; empty when not given. */
+  policy_ttl: number | '';
+  policy_string: string;
+  mx_host_pattern: string;
+  policy_failure: NonNullable<ReportedPolicy['failure']> | '';
   [key: string]: string | number;
 }
 

@@ -5,6 +5,7 @@ import {
   parseAuditLine,
   parseTemplate,
   renderTemplate,
+  reportedPolicyFields,
   TemplateError,
   type TemplateFields,
 } from '../lib/audit/index.js';
@@ -267,5 +268,54 @@ describe('parseAuditLine reads an audit line back into its record, field by fiel
       fallback_reason: 'no usable TLSA records',
     });
     expect(parseAuditLine('tlsaudit: relay=x, fallback_reason="a \\"b\\" \\\\ c"')).toEqual({ relay: 'x', fallback_reason: 'a "b" \\ c' });
+  });
+});
+
+describe("reportedPolicyFields: a policy source's attributes as audit fields", () => {
+  test('every attribute, the repeatable ones joined with ", "', () => {
+    expect(
+      reportedPolicyFields({
+        type: 'sts',
+        domain: 'example.net',
+        ttl: 604800,
+        strings: ['version: STSv1', 'mode: enforce'],
+        mxHostPatterns: ['mx1.example.net', '*.example.net'],
+        failure: 'sts-webpki-invalid',
+      }),
+    ).toEqual({
+      policy_domain: 'example.net',
+      policy_ttl: 604800,
+      policy_string: 'version: STSv1, mode: enforce',
+      mx_host_pattern: 'mx1.example.net, *.example.net',
+      policy_failure: 'sts-webpki-invalid',
+    });
+  });
+  test('no attributes: every field empty', () => {
+    expect(reportedPolicyFields(undefined)).toEqual({
+      policy_domain: '',
+      policy_ttl: '',
+      policy_string: '',
+      mx_host_pattern: '',
+      policy_failure: '',
+    });
+    expect(reportedPolicyFields({ type: 'no-policy-found' })).toEqual({
+      policy_domain: '',
+      policy_ttl: '',
+      policy_string: '',
+      mx_host_pattern: '',
+      policy_failure: '',
+    });
+  });
+  test('in an audit line, a value with ", " is quoted and reads back whole', () => {
+    const fields = reportedPolicyFields({ type: 'sts', strings: ['version: STSv1', 'mode: enforce'], mxHostPatterns: ['mx1.example.net', '*.example.net'] });
+    const line = renderTemplate('tlsaudit: policy_domain=${policy_domain}, policy_string=${policy_string}, mx_host_pattern=${mx_host_pattern}', fields, {
+      quoteValues: true,
+    });
+    expect(line).toBe('tlsaudit: policy_domain=, policy_string="version: STSv1, mode: enforce", mx_host_pattern="mx1.example.net, *.example.net"');
+    expect(parseAuditLine(line)).toEqual({
+      policy_domain: '',
+      policy_string: 'version: STSv1, mode: enforce',
+      mx_host_pattern: 'mx1.example.net, *.example.net',
+    });
   });
 });

@@ -373,6 +373,181 @@ describe('probe --json, by kind of destination', () => {
   });
 });
 
+describe('probe --match: the match= attribute for the probed destination', () => {
+  it('at verify, in place of the default (hostname); at secure, in place of nexthop and dot-nexthop', async () => {
+    const named = await probe('badcert.test', '--level', 'verify', '--ca-file', caFile, '--match', 'other.test:mx.elsewhere.invalid');
+    expect(named.code).toBe(0);
+    expect(named.report.policy).toMatchObject({ level: 'verify', source: 'the default level + --match' });
+    expect(named.report.attempts[0]!.plan.names).toEqual(['other.test', 'mx.elsewhere.invalid']);
+    expect(named.report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified', matched: 'mx.elsewhere.invalid' });
+    // secure's default, dot-nexthop, matches mx.good.test; nexthop alone does not
+    expect((await probe('good.test', '--level', 'secure', '--ca-file', caFile)).code).toBe(0);
+    const nexthop = await probe('good.test', '--level', 'secure', '--ca-file', caFile, '--match', 'nexthop');
+    expect(nexthop.code).toBe(1);
+    expect(nexthop.report.attempts[0]!.plan.names).toEqual(['good.test']);
+  });
+
+  it("replaces the table entry's match, and serves a verify shadow of an encrypt entry", async () => {
+    const file = join(dir, 'probe-match.txt');
+    writeFileSync(file, 'badcert.test  verify  match=badcert.test\n');
+    const fromTable = await probe('badcert.test', '--policy', file, '--ca-file', caFile);
+    expect(fromTable.code).toBe(1);
+    const replaced = await probe('badcert.test', '--policy', file, '--ca-file', caFile, '--match', 'mx.elsewhere.invalid');
+    expect(replaced.code).toBe(0);
+    expect(replaced.report.policy).toMatchObject({ level: 'verify', source: `${file}:1 + --match` });
+    const shadow = await probe('badcert.test', '--level', 'encrypt', '--shadow', 'verify', '--ca-file', caFile, '--match', 'mx.elsewhere.invalid');
+    expect(shadow.code).toBe(0);
+    expect(shadow.report.policy).toMatchObject({ level: 'encrypt', shadow: 'verify', source: 'the default level + --shadow and --match' });
+    expect(shadow.report.attempts[0]!.shadowResult).toBe('pass');
+  });
+
+  it("keeps the entry's policy-source attributes: an MTA-STS MX rule still refuses an MX outside its patterns", async () => {
+    const file = join(dir, 'probe-sts.txt');
+    writeFileSync(file, 'good.test  secure  policy_type=sts policy_domain=good.test mx_host_pattern=mx.other.test\n');
+    const probed = await probe('good.test', '--policy', file, '--ca-file', caFile, '--match', 'mx.good.test');
+    expect(probed.code).toBe(1);
+    expect(probed.connections).toBe(0);
+    expect(probed.report.attempts[0]!.decision.reason).toMatch(/MX host mx\.good\.test matches no mx_host_pattern of the MTA-STS policy of good\.test/);
+  });
+
+  it('at fingerprint, digests', async () => {
+    const address = peers.get('mx.good.test')!.host;
+    const digest = createHash('sha256').update(certs.get('mx.good.test')!.der).digest('hex').toUpperCase().match(/../g)!.join(':');
+    const pinned = await probe(`[${address}]:${port}`, '--level', 'fingerprint', '--fingerprint-cert-match', `${'AB:'.repeat(31)}AB`, '--match', digest);
+    expect(pinned.code).toBe(0);
+    expect(pinned.report.attempts[0]!.plan.fingerprints).toEqual([digest]);
+  });
+});
+
+describe('probe of an address literal: no DNS, so no warning about DNS servers', () => {
+  it('a resolver that is never asked is warned about for a domain, not for [address]:port', async () => {
+    const domain = await probe('good.test', '--level', 'encrypt', '--resolver', '192.0.2.53');
+    expect(domain.report.warnings).toEqual([
+      'DNS server 192.0.2.53:53 will not be asked: it is not on loopback, so its AD bit is not believed ' +
+        "(trustAd: 'loopback'), and an answer from it could only replace a failure at a trusted server, turning a failed DNSSEC lookup into an insecure one",
+    ]);
+    const literal = await probe(`[${peers.get('mx.good.test')!.host}]:${port}`, '--level', 'encrypt', '--resolver', '192.0.2.53');
+    expect(literal.code).toBe(0);
+    expect(literal.report.warnings).toEqual([]);
+    // the system's servers (resolv.conf), trusted with --trust-ad yes: the same
+    const system = await run(['probe', `[${peers.get('mx.good.test')!.host}]:${port}`, '--level', 'encrypt', '--trust-ad', 'yes']);
+    expect(system.code).toBe(0);
+    expect(system.out).not.toContain('warning');
+    expect(system.err).toBe('');
+  });
+});
+
+describe('probe: the global protocol, cipher and match flags (tlsProtocols ... secureCertMatch)', () => {
+  const relay = (name: string) => `[${peers.get(name)!.host}]:${port}`;
+
+  it('--verify-cert-match and --secure-cert-match: the names a certificate must carry where the entry has no match', async () => {
+    // a next hop given by address: verify's default (hostname) is the address, which the certificate does not carry
+    const byDefault = await probe(relay('mx.good.test'), '--level', 'verify', '--ca-file', caFile);
+    expect(byDefault.code).toBe(1);
+    expect(byDefault.report.attempts[0]!.plan.names).toEqual([peers.get('mx.good.test')!.host]);
+    const named = await probe(
+      relay('mx.good.test'),
+      '--level',
+      'verify',
+      '--ca-file',
+      caFile,
+      '--verify-cert-match',
+      'other.test',
+      '--verify-cert-match',
+      'mx.good.test',
+    );
+    expect(named.code).toBe(0);
+    expect(named.report.attempts[0]!.plan.names).toEqual(['other.test', 'mx.good.test']);
+    expect(named.report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified', matched: 'mx.good.test' });
+
+    const secure = await probe('badcert.test', '--level', 'secure', '--ca-file', caFile);
+    expect(secure.code).toBe(1);
+    const elsewhere = await probe('badcert.test', '--level', 'secure', '--ca-file', caFile, '--secure-cert-match', 'mx.elsewhere.invalid');
+    expect(elsewhere.code).toBe(0);
+    expect(elsewhere.report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified', matched: 'mx.elsewhere.invalid' });
+  });
+
+  it('--fingerprint-cert-match, repeatable: level fingerprint needs no table', async () => {
+    const digest = createHash('sha256').update(certs.get('mx.good.test')!.der).digest('hex').toUpperCase().match(/../g)!.join(':');
+    const pinned = await probe(
+      relay('mx.good.test'),
+      '--level',
+      'fingerprint',
+      '--fingerprint-cert-match',
+      `${'AB:'.repeat(31)}AB`,
+      '--fingerprint-cert-match',
+      digest,
+    );
+    expect(pinned.code).toBe(0);
+    expect(pinned.report.attempts[0]!.plan.fingerprints).toEqual([`${'AB:'.repeat(31)}AB`, digest]);
+    expect(pinned.report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified', ok: true });
+    const other = await probe(relay('mx.good.test'), '--level', 'fingerprint', '--fingerprint-cert-match', `${'AB:'.repeat(31)}AB`);
+    expect(other.code).toBe(1);
+    expect(other.report.attempts[0]!.verdict).toMatchObject({ ok: false });
+  });
+
+  it('--tls-protocols applies at may, --tls-mandatory-protocols at encrypt', async () => {
+    const plain = await probe(relay('mx.good.test'), '--level', 'encrypt');
+    expect(plain.report.attempts[0]!.session.protocol).toBe('TLSv1.3');
+    const mandatory = await probe(relay('mx.good.test'), '--level', 'encrypt', '--tls-mandatory-protocols', '<=TLSv1.2', '--tls-protocols', '>=TLSv1.3');
+    expect(mandatory.code).toBe(0);
+    expect(mandatory.report.attempts[0]!.plan.protocols).toEqual(['<=TLSv1.2']);
+    expect(mandatory.report.attempts[0]!.session.protocol).toBe('TLSv1.2');
+    const opportunistic = await probe(relay('mx.good.test'), '--level', 'may', '--tls-mandatory-protocols', '>=TLSv1.3', '--tls-protocols', '<=TLSv1.2');
+    expect(opportunistic.report.attempts[0]!.session.protocol).toBe('TLSv1.2');
+  });
+
+  it('--tls-ciphers and --tls-exclude-ciphers at may, the mandatory ones at encrypt', async () => {
+    const tls12 = ['--tls-protocols', '<=TLSv1.2', '--tls-mandatory-protocols', '<=TLSv1.2'];
+    const plain = await probe(relay('mx.good.test'), '--level', 'may', ...tls12);
+    expect(plain.report.attempts[0]!.session.cipher).toMatch(/GCM/);
+    const may = await probe(relay('mx.good.test'), '--level', 'may', ...tls12, '--tls-ciphers', 'high', '--tls-exclude-ciphers', 'AESGCM CHACHA20');
+    expect(may.report.attempts[0]!.plan.ciphers).toBe('high');
+    expect(may.report.attempts[0]!.session.cipher).not.toMatch(/GCM|CHACHA/);
+    // tlsExcludeCiphers applies at every level, tlsMandatoryExcludeCiphers only at encrypt and above
+    const everywhere = await probe(relay('mx.good.test'), '--level', 'encrypt', ...tls12, '--tls-exclude-ciphers', 'AESGCM CHACHA20');
+    expect(everywhere.report.attempts[0]!.session.cipher).not.toMatch(/GCM|CHACHA/);
+    const notAtMay = await probe(relay('mx.good.test'), '--level', 'may', ...tls12, '--tls-mandatory-exclude-ciphers', 'AESGCM CHACHA20');
+    expect(notAtMay.report.attempts[0]!.session.cipher).toMatch(/GCM/);
+    const mandatory = await probe(
+      relay('mx.good.test'),
+      '--level',
+      'encrypt',
+      ...tls12,
+      '--tls-mandatory-ciphers',
+      'medium',
+      '--tls-mandatory-exclude-ciphers',
+      'AESGCM:CHACHA20',
+    );
+    expect(mandatory.code).toBe(0);
+    expect(mandatory.report.attempts[0]!.plan.ciphers).toBe('medium');
+    expect(mandatory.report.attempts[0]!.session.cipher).not.toMatch(/GCM|CHACHA/);
+  });
+
+  it('--tls-protocols ">=TLSv1" reaches a server that speaks TLS 1.1 at most (security level 0 at may)', async () => {
+    const old = await startPeer({
+      host: peers.get('mx.good.test')!.host.replace(/\.\d+$/, '.251'),
+      port: 0,
+      behaviour: 'starttls',
+      cert: certs.get('mx.good.test')!.chainPem,
+      key: certs.get('mx.good.test')!.keyPem,
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    });
+    try {
+      const target = `[${old.host}]:${old.port}`;
+      const refused = await probe(target, '--level', 'may');
+      expect(refused.code).toBe(1);
+      expect(refused.report.attempts[0]!.session.failure?.message).toMatch(/protocol version/);
+      const legacy = await probe(target, '--level', 'may', '--tls-protocols', '>=TLSv1');
+      expect(legacy.code).toBe(0);
+      expect(legacy.report.attempts[0]!.session.protocol).toBe('TLSv1.1');
+    } finally {
+      await old.close();
+    }
+  });
+});
+
 describe('probe, human format', () => {
   const args = () => ['probe', 'dane.test', '--level', 'dane', '--port', String(port), '--resolver', tree.resolver];
 
@@ -512,6 +687,20 @@ describe('check-policy', () => {
     expect(report.entries).toEqual([]);
   });
 
+  it('an entry over continuation lines: each problem at the line its attribute is on', async () => {
+    const file = join(dir, 'continued.txt');
+    writeFileSync(file, 'example.com  verify\n    match=nexthop\n    ciphers=strong\n# a comment\n    fallback=maybe\nexample.net  may\n');
+    const text = await run(['check-policy', file]);
+    expect(text.code).toBe(1);
+    expect(text.out.trimEnd().split('\n')).toEqual([
+      `${file}:3: unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)`,
+      `${file}:5: invalid fallback "maybe" for example.com (expected may, encrypt or none)`,
+      `${file}: 2 problems, the table is not valid`,
+    ]);
+    const json = JSON.parse((await run(['check-policy', file, '--json'])).out) as PolicyCheckReport;
+    expect(json.problems.map((p) => p.line)).toEqual([3, 5]);
+  });
+
   it('a file an entry names that cannot be read is a problem at its line, found now, not at send time', async () => {
     const file = join(dir, 'files.txt');
     const notPem = join(dir, 'not-pem.txt');
@@ -566,6 +755,38 @@ describe('bad arguments: exit 2, nothing looked up or connected to', () => {
       /--shadow: shadow level "may" for dane\.test is not stricter than level "verify"/,
     ],
     ['--cert-file without --key-file', ['probe', 'dane.test', '--cert-file', '/x.pem'], /go together/],
+    [
+      '--match at a level that matches nothing',
+      ['probe', 'dane.test', '--match', 'nexthop'],
+      /--match nexthop does not fit the policy of dane\.test \(level may, the default level\):\n {2}--match: attribute "match" is not allowed at level "may" for dane\.test \(only fingerprint, verify and secure use it\)/,
+    ],
+    [
+      '--match at dane',
+      ['probe', 'dane.test', '--level', 'dane', '--match', 'mx.dane.test'],
+      /--match mx\.dane\.test does not fit the policy of dane\.test \(level dane, the default level\):\n {2}--match: attribute "match" is not allowed at level "dane"/,
+    ],
+    ['--match with a bad name', ['probe', 'dane.test', '--level', 'verify', '--match', 'bad..name'], /--match: invalid match "bad\.\.name": empty label/],
+    ['an empty --match', ['probe', 'dane.test', '--level', 'verify', '--match', ' '], /--match needs a name, a pattern or a digest/],
+    ['a bad --tls-protocols', ['probe', 'dane.test', '--tls-protocols', 'TLSv9'], /--tls-protocols: unknown protocol "TLSv9" \(expected SSLv2, /],
+    [
+      'a bad --tls-mandatory-ciphers',
+      ['probe', 'dane.test', '--tls-mandatory-ciphers', 'strong'],
+      /--tls-mandatory-ciphers: unknown cipher grade "strong" \(expected one of high, medium, low, export, null\)/,
+    ],
+    ['a bad --tls-exclude-ciphers', ['probe', 'dane.test', '--tls-exclude-ciphers', '!RC4'], /--tls-exclude-ciphers: invalid cipher exclusion "!RC4"/],
+    ['an empty --tls-ciphers', ['probe', 'dane.test', '--tls-ciphers', ''], /--tls-ciphers has an empty value/],
+    ['a bad --fingerprint-cert-match', ['probe', 'dane.test', '--fingerprint-cert-match', 'zz'], /--fingerprint-cert-match: malformed fingerprint "zz"/],
+    ['a bad --verify-cert-match', ['probe', 'dane.test', '--verify-cert-match', 'bad..name'], /--verify-cert-match: invalid match "bad\.\.name": empty label/],
+    [
+      '--level fingerprint without --fingerprint-cert-match',
+      ['probe', 'dane.test', '--level', 'fingerprint'],
+      /level fingerprint needs --fingerprint-cert-match: /,
+    ],
+    [
+      '--tls-mandatory-protocols below TLS 1.2 under an authenticated --level',
+      ['probe', 'dane.test', '--level', 'verify', '--tls-mandatory-protocols', '>=TLSv1'],
+      /--tls-mandatory-protocols ">=TLSv1" allows TLSv1 and TLSv1\.1, which OpenSSL 3 negotiates only at security level 0, and it applies to level "verify" \(the level option\)/,
+    ],
   ];
   for (const [what, argv, message] of cases) {
     it(what, async () => {

@@ -7,7 +7,7 @@
  * `export` grades as `medium` (HISTORY 20230303), and this library's documented choices
  * (SNI = the MX host name by default; no SNI for an IP address).
  */
-import type { ConnectionOptions, SecureVersion } from 'node:tls';
+import { DEFAULT_CIPHERS, type ConnectionOptions, type SecureVersion } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { cipherList, makePlan, matchNames, protocolRange, type PlanInput } from '../lib/plan/index.js';
 import type { Level, Policy } from '../lib/types.js';
@@ -284,6 +284,27 @@ describe('makePlan', () => {
     it('protocols and ciphers reach the handshake options', () => {
       const plan = makePlan(base({ level: 'encrypt', protocols: ['!SSLv2', '!SSLv3', '!TLSv1', '!TLSv1.1'], ciphers: 'medium', exclude: ['3DES'] }));
       expect(plan.tls).toEqual({ servername: 'mx1.example.net', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ciphers: 'HIGH:MEDIUM:!aNULL:!eNULL:!3DES' });
+    });
+
+    // OpenSSL 3 negotiates TLS 1.0 and 1.1 only at security level 0: lowered for that connection
+    // at may and encrypt, never at a level that authenticates (the table refuses those entries).
+    const legacy: Array<[Level, string[], string | undefined, string | undefined]> = [
+      ['may', ['>=TLSv1'], undefined, `${DEFAULT_CIPHERS}:@SECLEVEL=0`],
+      ['may', ['!SSLv2', '!SSLv3'], 'medium', 'HIGH:MEDIUM:!aNULL:!eNULL:@SECLEVEL=0'],
+      ['encrypt', ['TLSv1.1', 'TLSv1.2'], 'high', 'HIGH:!aNULL:!eNULL:@SECLEVEL=0'],
+      ['encrypt', ['<=TLSv1.2'], undefined, `${DEFAULT_CIPHERS}:@SECLEVEL=0`],
+      ['may', ['>=TLSv1.2'], undefined, undefined],
+      ['encrypt', ['!TLSv1', '!TLSv1.1'], 'high', 'HIGH:!aNULL:!eNULL'],
+      ['encrypt', ['>=TLSv1.3', '<=TLSv1.1'], undefined, undefined],
+      ['dane', ['>=TLSv1'], undefined, undefined],
+      ['fingerprint', ['>=TLSv1'], undefined, undefined],
+      ['verify', ['>=TLSv1'], 'high', 'HIGH:!aNULL:!eNULL'],
+      ['secure', ['>=TLSv1.1'], undefined, undefined],
+    ];
+    it.each(legacy)('%s protocols=%j ciphers=%s -> cipher string %s', (level, protocols, ciphers, expected) => {
+      expect(makePlan(base({ level, protocols, ...(ciphers ? { ciphers } : {}), ...(level === 'fingerprint' ? { match: [FP] } : {}) })).tls.ciphers).toBe(
+        expected,
+      );
     });
   });
 

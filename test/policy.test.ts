@@ -183,6 +183,45 @@ describe('table syntax (Postfix logical lines)', () => {
   ])('rejects %j at line %i', (text, line, message) => {
     expect(problemsOf(text)).toEqual([{ file: 'policy.txt', line, message }]);
   });
+
+  it('a problem on a continuation line is reported at that line, not at the line the entry starts on', () => {
+    const text = [
+      'example.com verify', // 1
+      '  match=nexthop', // 2
+      '# a comment inside the entry', // 3
+      '  ciphers=strong   fallback=maybe', // 4
+      '', // 5
+      '\tservername=bad..name protocols=>=TLSv1', // 6
+      '  { exclude = !RC4 } #x', // 7
+      'example.net', // 8
+      '  sekure cafile=', // 9
+      'example.org may', // 10
+      '  match=hostname shadow=verify match=..x', // 11
+    ].join('\n');
+    expect(problemsOf(text)).toEqual([
+      { file: 'policy.txt', line: 4, message: 'invalid fallback "maybe" for example.com (expected may, encrypt or none)' },
+      { file: 'policy.txt', line: 4, message: 'unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)' },
+      {
+        file: 'policy.txt',
+        line: 6,
+        message:
+          'protocols ">=TLSv1" for example.com allows TLSv1 and TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and level "verify" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt',
+      },
+      {
+        file: 'policy.txt',
+        line: 6,
+        message: 'servername "bad..name" for example.com is not a valid host name: empty label (expected hostname, nexthop or a DNS name)',
+      },
+      { file: 'policy.txt', line: 7, message: '"#" after the entry for example.com does not start a comment (put comments on lines of their own)' },
+      { file: 'policy.txt', line: 7, message: 'invalid cipher exclusion "!RC4" for example.com (no leading "!", "+", "-" or "@")' },
+      { file: 'policy.txt', line: 9, message: `unknown level "sekure" for example.net (${EXPECTED})` },
+      {
+        file: 'policy.txt',
+        line: 11,
+        message: 'invalid match "..x": empty label (expected hostname, nexthop, dot-nexthop, a domain or .domain) for example.org',
+      },
+    ]);
+  });
 });
 
 describe('keys', () => {
@@ -268,6 +307,8 @@ describe('attributes accepted', () => {
     ['example.com MAY', { level: 'may' }],
     ['example.com may protocols=!SSLv2:!SSLv3', { level: 'may', protocols: ['!SSLv2', '!SSLv3'] }],
     ['example.com encrypt protocols=>=TLSv1.2', { level: 'encrypt', protocols: ['>=TLSv1.2'] }],
+    ['example.com encrypt protocols=>=TLSv1', { level: 'encrypt', protocols: ['>=TLSv1'] }],
+    ['example.com verify protocols=>=TLSv1.2', { level: 'verify', protocols: ['>=TLSv1.2'] }],
     ['example.com encrypt protocols=>=tlsv1.2:<=TLSV1.3', { level: 'encrypt', protocols: ['>=TLSv1.2', '<=TLSv1.3'] }],
     ['example.com encrypt protocols=>=0x0303:<=0304', { level: 'encrypt', protocols: ['>=TLSv1.2', '<=TLSv1.3'] }],
     ['example.com encrypt protocols=TLSv1.2:TLSv1.3', { level: 'encrypt', protocols: ['TLSv1.2', 'TLSv1.3'] }],
@@ -374,6 +415,15 @@ describe('attributes rejected', () => {
     [
       'encrypt protocols=>TLSv1.2',
       'unknown protocol ">TLSv1.2" for example.com (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with an optional "!", or ">=" / "<=" and a version)',
+    ],
+    // TLSv1 and TLSv1.1 need OpenSSL 3's security level 0, lowered only at may and encrypt.
+    ...(['dane', 'dane-only', 'verify', 'secure'] as const).map((level) => [
+      `${level} protocols=<=TLSv1.2:!TLSv1`,
+      `protocols "<=TLSv1.2:!TLSv1" for example.com allows TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and level "${level}" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt`,
+    ]),
+    [
+      `fingerprint match=${SHA1} protocols=TLSv1`,
+      'protocols "TLSv1" for example.com allows TLSv1, which OpenSSL 3 negotiates only at security level 0, and level "fingerprint" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt',
     ],
     ['encrypt ciphers=strong', 'unknown cipher grade "strong" for example.com (expected one of high, medium, low, export, null)'],
     ['encrypt ciphers=HIGH:!aNULL', 'unknown cipher grade "HIGH:!aNULL" for example.com (expected one of high, medium, low, export, null)'],
@@ -486,6 +536,7 @@ describe('attributes rejected', () => {
     const e = err as PolicyError;
     expect(e.name).toBe('PolicyError');
     expect(e.code).toBe('EPOLICY');
+    expect(e.temporary).toBe(false);
     expect(e.file).toBe('<text>');
     expect(e.line).toBe(1);
     expect(e.problems).toHaveLength(5);

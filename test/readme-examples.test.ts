@@ -2,9 +2,14 @@
  * The README's first example is what a new user copies: its tlsPolicy({...}) call must construct
  * as written (the policy table indented inside a template literal included), and the table
  * text rules it relies on hold: inline text is dedented, a file is read as Postfix reads it.
+ * The "Trying it locally" script runs as written (a CA made with openssl, a real smtp-server,
+ * real sends; `nodemailer-tls-policy` is the source, by vitest.config.ts's alias) and prints
+ * what the README shows.
  */
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
 import { tlsPolicy, type TlsPolicyTransport } from '../lib/index.js';
 import { checkPolicyTable, checkPolicyText } from '../lib/policy/index.js';
 
@@ -52,4 +57,41 @@ describe('table text indented inside a template literal', () => {
       message: 'continuation line (starting with white space) without an entry before it',
     });
   });
+});
+
+describe('"Trying it locally"', () => {
+  const section = /\n## Trying it locally\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
+  const script = /```js\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  const shown = /```text\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+
+  it('runs as written and prints what the README shows', async () => {
+    expect(script).toContain("from 'nodemailer-tls-policy'");
+    const dir = fileURLToPath(new URL('../.tmp/readme-try-locally/', import.meta.url));
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `try-locally-${process.pid}.mjs`);
+    writeFileSync(file, script);
+    const printed: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => void printed.push(args.join(' ')));
+    try {
+      await import(pathToFileURL(file).href);
+    } finally {
+      log.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The README's output, line by line: any port for 40123, any cipher.
+    const patterns = shown
+      .trimEnd()
+      .split('\n')
+      .map((line) =>
+        line
+          .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+          .replace(/40123/g, '\\d+')
+          .replace(/cipher=TLS_AES_256_GCM_SHA384/g, 'cipher=\\S+'),
+      );
+    expect(printed.join('\n').split('\n')).toHaveLength(patterns.length);
+    printed
+      .join('\n')
+      .split('\n')
+      .forEach((line, i) => expect(line).toMatch(new RegExp(`^${patterns[i]}$`)));
+  }, 60_000);
 });

@@ -162,4 +162,59 @@ describe('through policyLookup, against real peers', () => {
     expect(attempts.at(-1)!.audit).toMatchObject({ level: 'secure', auth: 'Verified' });
     expect(good.events.filter((e) => e.command === 'MAIL').length).toBe(goodMails + 1);
   });
+
+  const AUDIT_TEMPLATE =
+    'tlsaudit: relay=${relay}, policy_type=${policy_type}, policy_domain=${policy_domain}${policy_ttl?, ttl=${policy_ttl}}, patterns=${mx_host_pattern}${policy_failure?, failure=${policy_failure}}';
+  it("every attempt's audit record carries the policy source's attributes, the refused MX's too, and the template can name them", async () => {
+    const stsLookup = async (key: string) =>
+      key === 'sts.test'
+        ? 'secure match=mx1.sts.test policy_type=sts policy_domain=sts.test policy_ttl=86400 policy_string=version:STSv1 policy_string=mode:enforce mx_host_pattern=mx1.sts.test mx_host_pattern=*.mx.sts.test'
+        : undefined;
+    const { info, error } = await send({ policyLookup: stsLookup, auditTemplate: AUDIT_TEMPLATE });
+    expect(error).toBeUndefined();
+    const attempts = info!.deliveries[0]!.attempts;
+    expect(attempts.map((a) => a.mx)).toEqual(['rogue.sts.test', 'mx1.sts.test']);
+    for (const a of attempts) {
+      expect(a.audit).toMatchObject({
+        policy_type: 'sts',
+        policy_domain: 'sts.test',
+        policy_ttl: 86400,
+        policy_string: 'version:STSv1, mode:enforce',
+        mx_host_pattern: 'mx1.sts.test, *.mx.sts.test',
+        policy_failure: '',
+      });
+    }
+    expect(attempts[1]!.auditLine).toBe(
+      `tlsaudit: relay=mx1.sts.test[${good.host}]:${good.port}, policy_type=sts, policy_domain=sts.test, ttl=86400, patterns="mx1.sts.test, *.mx.sts.test"`,
+    );
+  });
+  it('no-policy-found with a policy_failure (the resolver could not fetch a policy): reported at may, delivered', async () => {
+    const failed = async (key: string) =>
+      key === 'sts.test' ? 'may policy_type=no-policy-found policy_domain=sts.test policy_failure=sts-policy-fetch-error' : undefined;
+    const { info, error } = await send({ policyLookup: failed, auditTemplate: AUDIT_TEMPLATE });
+    expect(error).toBeUndefined();
+    const last = info!.deliveries[0]!.attempts.at(-1)!;
+    expect(last.audit).toMatchObject({
+      level: 'may',
+      policy_type: 'no-policy-found',
+      policy_domain: 'sts.test',
+      policy_ttl: '',
+      policy_failure: 'sts-policy-fetch-error',
+    });
+    expect(last.auditLine).toBe(
+      `tlsaudit: relay=rogue.sts.test[${rogue.host}]:${rogue.port}, policy_type=no-policy-found, policy_domain=sts.test, patterns=, failure=sts-policy-fetch-error`,
+    );
+  });
+  it('a policy without the attributes: the fields are there, empty', async () => {
+    const { info, error } = await send({ level: 'encrypt' });
+    expect(error).toBeUndefined();
+    expect(info!.deliveries[0]!.attempts[0]!.audit).toMatchObject({
+      policy_type: 'no-policy-found',
+      policy_domain: '',
+      policy_ttl: '',
+      policy_string: '',
+      mx_host_pattern: '',
+      policy_failure: '',
+    });
+  });
 });

@@ -215,3 +215,119 @@ describe('against a peer that speaks TLS 1.2 at most', () => {
     expect(mails).toEqual([]);
   });
 });
+
+describe('against a peer that speaks TLS 1.1 at most: protocols below TLS 1.2 lower the security level at may and encrypt only', () => {
+  let pki: Pki;
+  let peer: Peer;
+  const ip = loopbackBlock();
+  beforeAll(async () => {
+    pki = await makePki();
+    const cert = await pki.leaf(['older.test']);
+    // The peer itself needs security level 0 to speak TLS 1.1 under OpenSSL 3.
+    peer = await startPeer({
+      host: ip(2),
+      port: 0,
+      behaviour: 'starttls',
+      cert: cert.chainPem,
+      key: cert.keyPem,
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    });
+  });
+  afterAll(async () => {
+    await peer?.close();
+    pki?.close();
+  });
+
+  async function send(options: TlsPolicyOptions, queuedAt?: number) {
+    const transport = nodemailer.createTransport(tlsPolicy({ relay: `[${peer.host}]:${peer.port}`, connectionReuse: false, ...options }));
+    const mailsBefore = peer.events.filter((e) => e.command === 'MAIL').length;
+    const mails = () => peer.events.filter((e) => e.command === 'MAIL').slice(mailsBefore);
+    try {
+      const info = await transport.sendMail({ from: 's@origin.test', to: 'u@older.test', text: 'x', ...(queuedAt ? { queuedAt } : {}) } as never);
+      return { info, error: undefined, mails: mails() };
+    } catch (error) {
+      return { info: undefined, error: error as TlsPolicyError, mails: mails() };
+    } finally {
+      transport.close();
+    }
+  }
+
+  it('may without a protocols setting, as before: a fresh message is deferred (no shared version), an older one goes in cleartext', async () => {
+    const fresh = await send({ level: 'may' });
+    expect(fresh.error).toMatchObject({ code: 'ETLS', temporary: true });
+    expect(fresh.error?.message).toMatch(/TLS handshake failed: .*protocol version.*; no cleartext retry before the message is 300 s old/);
+    expect(fresh.mails).toEqual([]);
+    const old = await send({ level: 'may' }, Date.now() - 3_600_000);
+    expect(old.error).toBeUndefined();
+    expect(old.info?.deliveries[0]?.attempts.map((a) => a.audit.auth)).toEqual(['', 'Cleartext']);
+    expect(old.mails.map((m) => m.secure)).toEqual([false]);
+  });
+  it.each<[string, TlsPolicyOptions]>([
+    ['may, tlsProtocols >=TLSv1', { level: 'may', tlsProtocols: '>=TLSv1' }],
+    ["may, Postfix's legacy !SSLv2:!SSLv3", { level: 'may', tlsProtocols: '!SSLv2:!SSLv3' }],
+    ['encrypt, tlsMandatoryProtocols >=TLSv1.1', { level: 'encrypt', tlsMandatoryProtocols: '>=TLSv1.1' }],
+    ['an encrypt entry with protocols=>=TLSv1 and a cipher grade', { level: 'may', policy: 'PEER encrypt protocols=>=TLSv1 ciphers=high exclude=3DES' }],
+  ])('%s: delivered inside TLS 1.1', async (_, options) => {
+    const given = typeof options.policy === 'string' ? { ...options, policy: options.policy.replace('PEER', `[${peer.host}]:${peer.port}`) } : options;
+    const { info, error, mails } = await send(given);
+    expect(error).toBeUndefined();
+    expect(info?.deliveries[0]?.attempts.map((a) => [a.audit.protocol, a.audit.auth])).toEqual([['TLSv1.1', 'Untrusted']]);
+    expect(mails.map((m) => m.secure)).toEqual([true]);
+  });
+  it('encrypt without a protocols setting: the handshake fails and no MAIL FROM is sent', async () => {
+    const { error, mails } = await send({ level: 'encrypt' });
+    expect(error).toMatchObject({ code: 'ETLS', temporary: true });
+    expect(mails).toEqual([]);
+  });
+  it('encrypt with >=TLSv1.2: no version below TLS 1.2 is offered, the security level stays, the handshake fails', async () => {
+    const { error, mails } = await send({ level: 'encrypt', tlsMandatoryProtocols: '>=TLSv1.2' });
+    expect(error).toMatchObject({ code: 'ETLS', temporary: true });
+    expect(mails).toEqual([]);
+  });
+});
+
+describe('protocols below TLS 1.2 at a level that authenticates are refused when the transport is made', () => {
+  it.each<[string, TlsPolicyOptions, string, string]>([
+    [
+      'a verify entry',
+      { policy: 'example.com verify protocols=>=TLSv1' },
+      'EPOLICY',
+      '<text>:1: protocols ">=TLSv1" for example.com allows TLSv1 and TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and level "verify" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt',
+    ],
+    [
+      "a secure entry with Postfix's legacy syntax",
+      { policy: { 'example.com': { level: 'secure', protocols: '!SSLv2:!SSLv3' } } },
+      'EPOLICY',
+      '<object>:1: protocols "!SSLv2:!SSLv3" for example.com allows TLSv1 and TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and level "secure" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt',
+    ],
+    [
+      'tlsMandatoryProtocols under an authenticated level option',
+      { level: 'dane', tlsMandatoryProtocols: '>=TLSv1.1' },
+      'ECONFIG',
+      'option tlsMandatoryProtocols ">=TLSv1.1" allows TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and it applies to level "dane" (the level option), which never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destinations that need the old versions entries at encrypt with protocols=>=TLSv1',
+    ],
+    [
+      'tlsMandatoryProtocols and a fingerprint entry without protocols of its own',
+      { level: 'encrypt', tlsMandatoryProtocols: ['!SSLv2', '!SSLv3'], policy: `[mx.example.com] fingerprint match=${'AB:'.repeat(31)}AB` },
+      'ECONFIG',
+      'option tlsMandatoryProtocols "!SSLv2, !SSLv3" allows TLSv1 and TLSv1.1, which OpenSSL 3 negotiates only at security level 0, and it applies to level "fingerprint" (the entry for [mx.example.com], <text>:1), which never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destinations that need the old versions entries at encrypt with protocols=>=TLSv1',
+    ],
+  ])('%s', (_, options, code, message) => {
+    const error = thrown(() => tlsPolicy(options)) as TlsPolicyError;
+    expect(error.message).toBe(message);
+    expect(error.code).toBe(code);
+    expect(error.temporary).toBe(false);
+  });
+  it.each<[string, TlsPolicyOptions]>([
+    ['tlsProtocols applies at may only', { level: 'verify', tlsProtocols: '>=TLSv1' }],
+    ['tlsMandatoryProtocols where only may and encrypt use it', { level: 'encrypt', tlsMandatoryProtocols: '>=TLSv1', policy: 'example.com may' }],
+    [
+      'tlsMandatoryProtocols beside a verify entry with protocols of its own',
+      { level: 'may', tlsMandatoryProtocols: '>=TLSv1', policy: 'example.com verify protocols=>=TLSv1.2' },
+    ],
+    ['a verify entry with protocols from TLS 1.2', { policy: 'example.com verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1' }],
+  ])('accepted: %s', (_, options) => {
+    expect(() => tlsPolicy(options)).not.toThrow();
+  });
+});

@@ -28,6 +28,7 @@
  *   The template's own text is the operator's and is never touched.
  */
 import { escapeControls, hasNoControls, quoteValue, safeText, unquoteValue } from '../text/index.js';
+import type { AuditRecord, ReportedPolicy } from '../types.js';
 
 /** The field values a template is expanded with; numbers are printed in decimal. */
 export type TemplateFields = Readonly<Record<string, string | number | undefined>>;
@@ -43,6 +44,19 @@ export type TemplateNode =
 export const DEFAULT_AUDIT_TEMPLATE =
   'tlsaudit: relay=${relay}${auth?, auth=${auth}}${level?, level=${level}}${policy?, policy=${policy}}' +
   '${protocol?, protocol=${protocol}}${cipher?, cipher=${cipher}}${fallback_reason?, fallback_reason=${fallback_reason}}';
+
+/** The audit fields of a policy's own description (AuditRecord policy_domain ... policy_failure), all empty without one. */
+export function reportedPolicyFields(
+  reported: ReportedPolicy | undefined,
+): Pick<AuditRecord, 'policy_domain' | 'policy_ttl' | 'policy_string' | 'mx_host_pattern' | 'policy_failure'> {
+  return {
+    policy_domain: reported?.domain ?? '',
+    policy_ttl: reported?.ttl ?? '',
+    policy_string: reported?.strings?.join(', ') ?? '',
+    mx_host_pattern: reported?.mxHostPatterns?.join(', ') ?? '',
+    policy_failure: reported?.failure ?? '',
+  };
+}
 
 /** A template error; `code` is 'ETEMPLATE', `offset` where in the template it was found. */
 export class TemplateError extends Error {

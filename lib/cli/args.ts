@@ -5,11 +5,12 @@
  */
 import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
-import { DIGESTS, type ProbeArgs, type CheckPolicyArgs } from './types.js';
+import { DIGESTS, type ProbeArgs, type CheckPolicyArgs, type TlsDefaultArgs } from './types.js';
 import type { DigestAlgorithm, Level } from '../types.js';
 import { checkFallbackMap, checkPolicyTable, parseLevel, PolicyError, type PolicyProblem } from '../policy/index.js';
 import { parseServer } from '../dns/index.js';
-import { domainOf, parseRelay } from '../transport.js';
+import { domainOf, parseRelay, TlsPolicyError } from '../transport.js';
+import { parseTlsDefaults } from '../config.js';
 
 /** A command-line mistake: exit status 2. */
 export class UsageError extends Error {
@@ -26,6 +27,7 @@ const PROBE_OPTIONS = {
   policy: { type: 'string' },
   fallback: { type: 'string' },
   shadow: { type: 'string' },
+  match: { type: 'string', multiple: true },
   resolver: { type: 'string', multiple: true },
   'trust-ad': { type: 'string' },
   'dns-timeout': { type: 'string' },
@@ -39,6 +41,15 @@ const PROBE_OPTIONS = {
   'hosts-require-tls': { type: 'string', multiple: true },
   'hosts-avoid-tls': { type: 'string', multiple: true },
   'tempfail-tryclear': { type: 'string' },
+  'tls-protocols': { type: 'string' },
+  'tls-mandatory-protocols': { type: 'string' },
+  'tls-ciphers': { type: 'string' },
+  'tls-mandatory-ciphers': { type: 'string' },
+  'tls-exclude-ciphers': { type: 'string' },
+  'tls-mandatory-exclude-ciphers': { type: 'string' },
+  'fingerprint-cert-match': { type: 'string', multiple: true },
+  'verify-cert-match': { type: 'string', multiple: true },
+  'secure-cert-match': { type: 'string', multiple: true },
   'strict-opportunistic': { type: 'boolean' },
   'max-mx-addresses': { type: 'string' },
   'no-ipv6': { type: 'boolean' },
@@ -55,6 +66,42 @@ const CHECK_OPTIONS = {
   'no-color': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The global protocol, cipher and match options, by flag: each flag is its option's name in kebab case. */
+const TLS_DEFAULT_FLAGS = {
+  'tls-protocols': 'tlsProtocols',
+  'tls-mandatory-protocols': 'tlsMandatoryProtocols',
+  'tls-ciphers': 'tlsCiphers',
+  'tls-mandatory-ciphers': 'tlsMandatoryCiphers',
+  'tls-exclude-ciphers': 'tlsExcludeCiphers',
+  'tls-mandatory-exclude-ciphers': 'tlsMandatoryExcludeCiphers',
+  'fingerprint-cert-match': 'fingerprintCertMatch',
+  'verify-cert-match': 'verifyCertMatch',
+  'secure-cert-match': 'secureCertMatch',
+} as const satisfies Record<string, keyof TlsDefaultArgs>;
+
+/** The tlsPolicy() options the probe flags set, by option name: the flag to name in a message about it. */
+const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
+  level: 'level',
+  policy: 'policy',
+  fallbackLevels: 'fallback',
+  caFile: 'ca-file',
+  extraCaFile: 'extra-ca-file',
+  certFile: 'cert-file',
+  keyFile: 'key-file',
+  fingerprintDigest: 'digest',
+  daneInsecureMxPolicy: 'insecure-mx-policy',
+  hostsRequireTls: 'hosts-require-tls',
+  hostsAvoidTls: 'hosts-avoid-tls',
+  tlsTempfailTryclear: 'tempfail-tryclear',
+  maxMxAddresses: 'max-mx-addresses',
+  ...Object.fromEntries(Object.entries(TLS_DEFAULT_FLAGS).map(([flag, option]) => [option, flag])),
+};
+
+/** A message about tlsPolicy() options, reworded to name the probe's flags: `option tlsProtocols` -> `--tls-protocols`. */
+export function inFlags(message: string): string {
+  return message.replace(/\boption (\w+)/g, (text, option: string) => (FLAG_OF_OPTION[option] ? `--${FLAG_OF_OPTION[option]}` : text));
+}
 
 /** parseArgs' own messages, shortened to their first sentence. */
 function parse<T>(run: () => T): T {
@@ -159,6 +206,11 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
     args.fallbackLevels = v.fallback;
   }
   if (v.shadow !== undefined) args.shadow = level(v.shadow, 'shadow');
+  if (v.match !== undefined) {
+    // checked with the probed destination's entry (tableWithProbeAttributes), whose level decides what it means
+    if (v.match.some((m) => m.trim() === '')) throw new UsageError('--match needs a name, a pattern or a digest');
+    args.match = [...v.match];
+  }
   if (v.resolver !== undefined) {
     for (const server of v.resolver) {
       try {
@@ -185,6 +237,20 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
   if (v['hosts-avoid-tls'] !== undefined) args.hostsAvoidTls = [...v['hosts-avoid-tls']];
   if (v['tempfail-tryclear'] !== undefined) args.tempfailTryclear = oneOf(v['tempfail-tryclear'], 'tempfail-tryclear', ['yes', 'no'] as const) === 'yes';
   if (v['strict-opportunistic']) args.strictOpportunistic = true;
+  const tls: TlsDefaultArgs = {};
+  for (const [flag, option] of Object.entries(TLS_DEFAULT_FLAGS)) {
+    const value = v[flag as keyof typeof TLS_DEFAULT_FLAGS];
+    if (value === undefined) continue;
+    // checked as tlsPolicy() checks the option (the table attribute's rules), one flag at a time
+    try {
+      parseTlsDefaults({ [option]: value }, 'may');
+    } catch (err) {
+      if (err instanceof TlsPolicyError) throw new UsageError(inFlags(err.message));
+      throw err;
+    }
+    Object.assign(tls, { [option]: Array.isArray(value) ? [...value] : value });
+  }
+  if (Object.keys(tls).length) args.tls = tls;
   if (v['max-mx-addresses'] !== undefined) args.maxMxAddresses = integer(v['max-mx-addresses'], 'max-mx-addresses', 1, 100);
   if (v['no-ipv6']) args.ipv6 = false;
   if (v.smtps) {

@@ -14,6 +14,7 @@
  *                 2 bad arguments (missing or unreadable FILE, unknown option).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { createResolver } from '../dns/index.js';
 import {
   formatProblem,
@@ -27,9 +28,9 @@ import {
   type PolicyObjectEntry,
 } from '../policy/index.js';
 import { TlsPolicyError, TlsPolicyTransport, type TlsPolicyOptions } from '../transport.js';
-import type { Policy } from '../types.js';
+import type { Policy, ReportedPolicy } from '../types.js';
 import { VERSION } from '../version.js';
-import { parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
+import { inFlags, parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
 import { policyCheckReport } from './check-policy.js';
 import { formatJson, formatPolicyCheck, formatProbe } from './format.js';
 import { probeReport } from './report.js';
@@ -72,6 +73,11 @@ Probe options (each is the tlsPolicy() option in brackets):
   --fallback MAP            fallback levels, e.g. "dane=encrypt, verify=may" (fallbackLevels)
   --shadow LEVEL            shadow level for the probed destination, added to its
                             policy entry (the table's shadow= attribute)
+  --match PATTERN[:...]     what the probed destination's certificate must match, in
+                            place of its policy entry's match (the table's match=
+                            attribute; Postfix's match arguments of posttls-finger):
+                            names at verify and secure, digests (|-separated) at
+                            fingerprint; repeatable; refused at levels that match nothing
   --resolver ADDR[:PORT]    DNS server, repeatable (resolver.servers; default: resolv.conf)
   --trust-ad WHOSE          loopback, yes or no: whose AD bit to believe (resolver.trustAd;
                             default loopback for --resolver servers, no for resolv.conf's)
@@ -87,6 +93,25 @@ Probe options (each is the tlsPolicy() option in brackets):
   --hosts-avoid-tls PAT     Exim host pattern, repeatable (hostsAvoidTls)
   --tempfail-tryclear B     yes or no (tlsTempfailTryclear; default unset)
   --strict-opportunistic    (strictOpportunistic)
+  --tls-protocols P         TLS versions at may, Postfix syntax, e.g. ">=TLSv1.2" (tlsProtocols)
+  --tls-mandatory-protocols P
+                            TLS versions at encrypt and above (tlsMandatoryProtocols)
+  --tls-ciphers GRADE       high, medium, low, export or null at may (tlsCiphers)
+  --tls-mandatory-ciphers GRADE
+                            the grade at encrypt and above (tlsMandatoryCiphers)
+  --tls-exclude-ciphers L   ciphers excluded at every level, e.g. "RC4 aNULL"
+                            (tlsExcludeCiphers)
+  --tls-mandatory-exclude-ciphers L
+                            excluded too at encrypt and above (tlsMandatoryExcludeCiphers)
+  --fingerprint-cert-match D
+                            certificate or public-key digest for fingerprint, repeatable
+                            (fingerprintCertMatch; needed by --level fingerprint)
+  --verify-cert-match M     names for verify, repeatable, e.g. nexthop (verifyCertMatch;
+                            default hostname)
+  --secure-cert-match M     names for secure, repeatable (secureCertMatch; default
+                            nexthop, dot-nexthop)
+                            (each of these nine applies where the policy entry has no
+                            protocols, ciphers, exclude or match of its own)
   --max-mx-addresses N      (maxMxAddresses; default 5)
   --no-ipv6                 IPv4 addresses only (ipv6: false)
   --smtps                   implicit TLS (SMTPS) on a [host]:port or host:port next hop,
@@ -137,37 +162,56 @@ function objectEntry(policy: Policy): Exclude<PolicyObjectEntry, string> {
     ...(policy.fallback ? { fallback: policy.fallback } : {}),
     ...(policy.shadow ? { shadow: policy.shadow } : {}),
     ...(policy.tempfailTryclear !== undefined ? { tempfailTryclear: policy.tempfailTryclear } : {}),
+    ...(policy.reported ? reportedEntry(policy.reported) : {}),
+  };
+}
+
+/** A policy source's attributes (Policy.reported) in the object form, so that --shadow and --match keep them. */
+function reportedEntry(r: ReportedPolicy): Omit<Exclude<PolicyObjectEntry, string>, 'level'> {
+  return {
+    policyType: r.type,
+    ...(r.domain ? { policyDomain: r.domain } : {}),
+    ...(r.ttl !== undefined ? { policyTtl: String(r.ttl) } : {}),
+    ...(r.strings ? { policyString: [...r.strings] } : {}),
+    ...(r.mxHostPatterns ? { mxHostPattern: [...r.mxHostPatterns] } : {}),
+    ...(r.failure ? { policyFailure: r.failure } : {}),
   };
 }
 
 /**
- * --shadow: the policy table with the probed destination's entry (from the table, or the
- * default level) given a shadow level, checked by the policy module as a table entry would be.
+ * --shadow and --match: the policy table with the probed destination's entry (from the table, or
+ * the default level) given a shadow level and/or match (replacing the entry's own), checked by
+ * the policy module as a table entry would be: a match where the level matches nothing (may,
+ * encrypt, dane, dane-only, without a fingerprint, verify or secure shadow) is refused.
  */
-export function tableWithShadow(
+export function tableWithProbeAttributes(
   table: PolicyTable | undefined,
   target: ProbeArgs['target'],
   level: ProbeArgs['level'],
-  shadow: ProbeArgs['level'],
+  given: { shadow?: ProbeArgs['level']; match?: string[] },
 ): PolicyTable {
   const nexthop: NextHop =
     target.kind === 'domain'
       ? { kind: 'domain', domain: target.domain }
       : { kind: 'host', host: target.host, port: target.port, ...(target.written ? { written: target.written } : {}) };
-  // the first key a lookup tries, so the shadowed entry is the one the probe finds
+  // the first key a lookup tries, so the changed entry is the one the probe finds
   const key = lookupKeys(nexthop)[0]!;
   const current = lookupPolicy(table, nexthop, defaultPolicy(level, '--level'));
-  const check = checkPolicyObject({ [key]: { ...objectEntry(current), shadow } });
+  const flags = [...(given.shadow ? ['--shadow'] : []), ...(given.match ? ['--match'] : [])].join(' and ');
+  const written = [...(given.shadow ? [`--shadow ${given.shadow}`] : []), ...(given.match ? given.match.map((m) => `--match ${m}`) : [])].join(' ');
+  const check = checkPolicyObject({
+    [key]: { ...objectEntry(current), ...(given.shadow ? { shadow: given.shadow } : {}), ...(given.match ? { match: given.match } : {}) },
+  });
   if (!check.table) {
     throw new UsageError(
-      `--shadow ${shadow} does not fit the policy of ${target.text} (level ${current.level}, ${current.source === 'default' ? 'the default level' : `from ${current.source}`})`,
-      check.problems.map((p) => ({ ...p, file: '--shadow', line: 0 })),
+      `${written} does not fit the policy of ${target.text} (level ${current.level}, ${current.source === 'default' ? 'the default level' : `from ${current.source}`})`,
+      check.problems.map((p) => ({ ...p, file: flags, line: 0 })),
     );
   }
   const [normalized, checked] = check.table.entries()[0]!;
   const entries = new Map(table ? table.entries() : []);
-  entries.set(normalized, Object.freeze({ ...checked, source: `${current.source === 'default' ? 'the default level' : current.source} + --shadow` }));
-  return new PolicyTable(table?.source ?? '--shadow', entries);
+  entries.set(normalized, Object.freeze({ ...checked, source: `${current.source === 'default' ? 'the default level' : current.source} + ${flags}` }));
+  return new PolicyTable(table?.source ?? flags, entries);
 }
 
 async function probeCommand(argv: string[], io: CliIo): Promise<number> {
@@ -185,12 +229,20 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       return 0;
     }
     args = parsed;
-    const policy = args.shadow ? tableWithShadow(args.policy, args.target, args.level, args.shadow) : args.policy;
+    const policy =
+      args.shadow || args.match
+        ? tableWithProbeAttributes(args.policy, args.target, args.level, {
+            ...(args.shadow ? { shadow: args.shadow } : {}),
+            ...(args.match ? { match: args.match } : {}),
+          })
+        : args.policy;
     const dns = createResolver({
       ...(args.resolvers ? { servers: args.resolvers } : {}),
       ...(args.trustAd !== undefined ? { trustAd: args.trustAd } : {}),
       ...(args.dnsTimeout !== undefined ? { timeout: args.dnsTimeout } : {}),
-      logger: { warn: (message: string) => warnings.push(message) },
+      // An address literal is reached without any DNS (no MX, address or TLSA lookup): what the
+      // resolver has to say about its servers would be a warning about nothing this probe does.
+      ...(args.target.kind === 'host' && isIP(args.target.host) ? {} : { logger: { warn: (message: string) => warnings.push(message) } }),
     });
     servers = [...dns.servers];
     trustAd = dns.trustAd;
@@ -209,6 +261,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       ...(args.hostsAvoidTls ? { hostsAvoidTls: args.hostsAvoidTls } : {}),
       ...(args.tempfailTryclear !== undefined ? { tlsTempfailTryclear: args.tempfailTryclear } : {}),
       ...(args.strictOpportunistic ? { strictOpportunistic: true } : {}),
+      ...args.tls,
       ...(args.maxMxAddresses !== undefined ? { maxMxAddresses: args.maxMxAddresses } : {}),
       ...(args.ipv6 === false ? { ipv6: false } : {}),
       ...(args.ehlo ? { name: args.ehlo } : {}),
@@ -222,7 +275,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       transport = new TlsPolicyTransport(options);
     } catch (err) {
       if (err instanceof PolicyError) throw new UsageError('the options are not valid', err.problems);
-      if (err instanceof TlsPolicyError && err.code === 'ECONFIG') throw new UsageError(err.message);
+      if (err instanceof TlsPolicyError && err.code === 'ECONFIG') throw new UsageError(inFlags(err.message));
       throw err;
     }
   } catch (err) {

@@ -3,6 +3,21 @@
  */
 import type { DigestAlgorithm, Level } from '../types.js';
 import type { PolicyTable } from '../policy/index.js';
+import type { TlsPolicyOptions } from '../config.js';
+
+/** The global protocol, cipher and match options, as the probe's --tls-* and --*-cert-match flags give them. */
+export type TlsDefaultArgs = Pick<
+  TlsPolicyOptions,
+  | 'tlsProtocols'
+  | 'tlsMandatoryProtocols'
+  | 'tlsCiphers'
+  | 'tlsMandatoryCiphers'
+  | 'tlsExcludeCiphers'
+  | 'tlsMandatoryExcludeCiphers'
+  | 'fingerprintCertMatch'
+  | 'verifyCertMatch'
+  | 'secureCertMatch'
+>;
 
 /** smtp_tls_fingerprint_digest's choices (lib/types.ts DigestAlgorithm), for --digest. */
 export const DIGESTS: readonly DigestAlgorithm[] = ['sha256', 'sha1', 'sha512', 'sha384', 'sha224', 'md5'];
@@ -20,6 +35,8 @@ export interface ProbeArgs {
   policy?: PolicyTable;
   fallbackLevels?: string;
   shadow?: Level;
+  /** --match: the probed destination's match= values, in place of its entry's. */
+  match?: string[];
   resolvers?: string[];
   trustAd?: boolean | 'loopback';
   dnsTimeout?: number;
@@ -33,6 +50,8 @@ export interface ProbeArgs {
   hostsAvoidTls?: string[];
   tempfailTryclear?: boolean;
   strictOpportunistic?: boolean;
+  /** --tls-protocols, --tls-ciphers, --verify-cert-match and the rest: tlsPolicy() options of the same names. */
+  tls?: TlsDefaultArgs;
   maxMxAddresses?: number;
   ipv6?: boolean;
   ehlo?: string;

@@ -13,6 +13,7 @@ import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
 import { judge, judgeShadow, judgeStsTesting } from '../verdict/index.js';
 import { resultTypeOf } from '../verdict/result.js';
 import { auditDigests, SessionCerts } from '../pkix/index.js';
+import { reportedPolicyFields } from '../audit/index.js';
 import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
 
 /** What one attempt needs of its delivery. */
@@ -157,6 +158,9 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       matched: verdict?.matched ?? '',
       dane: daneNote,
       result_type: resultType ?? '',
+      // a policy source's attributes, per session, as Postfix 3.10 hands them to TLSRPT (tls->ext_policy_* in smtp_tls_policy.c, reported by smtp_tlsrpt.c)
+      ...reportedPolicyFields(plan.policy.reported ?? plan.sts?.reported),
+      // what governed the host: DANE records, an MTA-STS policy (fetched here or from a policy source), or neither
       policy_type: plan.policyType,
       sts_mode: plan.sts?.mode ?? '',
       sts_id: plan.sts?.id ?? '',

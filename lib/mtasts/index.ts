@@ -190,7 +190,7 @@ export class MtaSts {
     let ours = !this.settings.shared;
     if (!ours && (await store.get(claim).catch(() => undefined)) === undefined) {
       await store.set(claim, token, this.settings.fetchTimeout + 5_000).catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, CLAIM_SETTLE_MS).unref());
+      await new Promise((resolve) => setTimeout(resolve, CLAIM_SETTLE_MS)); // not unref'd: a send is waiting on it
       ours = (await store.get(claim).catch(() => token)) === token;
     }
     if (!ours) {
@@ -215,7 +215,7 @@ export class MtaSts {
     const store = this.settings.store;
     const deadline = Date.now() + this.settings.fetchTimeout + 1_000;
     for (let pause = 25; Date.now() < deadline; pause = Math.min(pause * 2, 250)) {
-      await new Promise((resolve) => setTimeout(resolve, pause).unref());
+      await new Promise((resolve) => setTimeout(resolve, pause));
       const policy = await this.cached(domain).catch(() => undefined);
       if (policy?.id === id) return { policy };
       if (await store.get(failedKey(domain, id)).catch(() => undefined)) return { failed: true };

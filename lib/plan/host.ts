@@ -107,8 +107,8 @@ export interface HostPlan extends Plan {
   refusedStage?: Stage;
   /** What governed the host (RFC 8460's policy-type): DANE records, an MTA-STS policy, or neither. */
   policyType: PolicyType;
-  /** The MTA-STS policy that governed or was judged for this host, and its mode. */
-  sts?: { domain: string; id: string; mode: 'enforce' | 'testing' };
+  /** The MTA-STS policy that governed or was judged for this host, its mode, and how TLS-RPT describes it. */
+  sts?: { domain: string; id: string; mode: 'enforce' | 'testing'; reported: NonNullable<Policy['reported']> };
   /** Under an MTA-STS policy in testing mode: the check judged after the session, never enforced. */
   stsTesting?: ShadowPlan;
   /** The audit's `dane` field: the TLSA records enforced, or why DANE did not apply. */
@@ -261,7 +261,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     ...plan,
     daneNote,
     policyType: dane ? 'tlsa' : fromSts || policy.reported?.type === 'sts' ? 'sts' : 'no-policy-found',
-    ...(fromSts ? { sts: { domain: fromSts.domain, id: fromSts.id, mode: fromSts.mode } } : {}),
+    ...(fromSts ? { sts: { domain: fromSts.domain, id: fromSts.id, mode: fromSts.mode, reported: stsReported(fromSts) } } : {}),
     ...(stsTesting ? { stsTesting } : {}),
     verifyLevel: verifyLevelOf(plan.level),
     ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),

@@ -9,16 +9,21 @@
  * - fingerprint matches the `match` digests (smtp_tls_fingerprint_digest, sha256 here).
  * - `protocols` takes Postfix's forms (`!TLSv1:!TLSv1.1`, `>=TLSv1.2`) and becomes the
  *   handshake's minVersion/maxVersion; `ciphers` takes Postfix's grade names or an OpenSSL list.
+ *   At may and encrypt, protocols that allow TLSv1 or TLSv1.1 also lower OpenSSL's security
+ *   level to 0 for that connection, without which OpenSSL 3 never negotiates them
+ *   (../policy/protocols.ts); the authenticated levels never lower it.
  * - SNI: `servername` (hostname | nexthop | a name); this library sends the MX host name by
  *   default (Node's habit, and what most servers with several certificates need), where
  *   Postfix sends none unless asked.
  */
-import { constants } from 'node:crypto';
-import type { ConnectionOptions, SecureVersion } from 'node:tls';
+import { DEFAULT_CIPHERS, type ConnectionOptions } from 'node:tls';
 import type { TlsaRecord } from '../dns/index.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
 import { certMatchFor, type CertMatch } from '../policy/defaults.js';
 import { expandMatch } from '../pkix/index.js';
+import { lowersSecurityLevel, protocolRange, SECURITY_LEVEL_0 } from '../policy/protocols.js';
+
+export { protocolRange } from '../policy/protocols.js';
 
 export interface PlanInput {
   policy: Policy;
@@ -75,53 +80,6 @@ export interface DaneSession {
   names: string[];
 }
 
-const VERSIONS: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
-
-/** Every protocol name Postfix knows, oldest first; Node offers only the TLS ones. */
-const PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
-const NO_VERSION: Record<string, number> = {
-  TLSv1: constants.SSL_OP_NO_TLSv1,
-  'TLSv1.1': constants.SSL_OP_NO_TLSv1_1,
-  'TLSv1.2': constants.SSL_OP_NO_TLSv1_2,
-  'TLSv1.3': constants.SSL_OP_NO_TLSv1_3,
-};
-
-/**
- * Postfix protocol tokens -> the handshake's minVersion/maxVersion (and secureOptions for a hole
- * such as `!TLSv1.1` between allowed versions). As Postfix's tls_proto_mask_lims: plain names
- * form an inclusion list (everything else is excluded), `!name` excludes, `>=` and `<=` bound.
- * When no TLS version is left the range is empty, so no handshake can succeed.
- */
-export function protocolRange(tokens: string[] | undefined): { minVersion?: SecureVersion; maxVersion?: SecureVersion; secureOptions?: number } {
-  if (!tokens || tokens.length === 0) return {};
-  const index = (name: string) => PROTOCOLS.indexOf(name as (typeof PROTOCOLS)[number]);
-  const included = new Set<string>();
-  const excluded = new Set<string>();
-  let lo = 0;
-  let hi = PROTOCOLS.length - 1;
-  for (const raw of tokens) {
-    const token = raw.trim();
-    const bound = /^([<>]=)\s*(.+)$/.exec(token);
-    const name = bound ? (bound[2] as string) : token.replace(/^!/, '');
-    const i = index(name);
-    if (i < 0) continue; // the policy module rejects unknown names
-    if (bound?.[1] === '>=') lo = Math.max(lo, i);
-    else if (bound) hi = Math.min(hi, i);
-    else if (token.startsWith('!')) excluded.add(name);
-    else included.add(name);
-  }
-  const usable = VERSIONS.filter((v) => {
-    const i = index(v);
-    return i >= lo && i <= hi && !excluded.has(v) && (included.size === 0 || included.has(v));
-  });
-  if (usable.length === 0) return { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' }; // no version: the handshake fails
-  const minVersion = usable[0] as SecureVersion;
-  const maxVersion = usable[usable.length - 1] as SecureVersion;
-  const holes = VERSIONS.slice(VERSIONS.indexOf(minVersion), VERSIONS.indexOf(maxVersion) + 1).filter((v) => !usable.includes(v));
-  const secureOptions = holes.reduce((bits, v) => bits | (NO_VERSION[v] ?? 0), 0);
-  return { minVersion, maxVersion, ...(secureOptions ? { secureOptions } : {}) };
-}
-
 /** Postfix's grades; since Postfix 3.8 `low` and `export` mean `medium`; `null` is only NULL ciphers. */
 const CIPHER_GRADES: Record<string, string> = {
   high: 'HIGH:!aNULL:!eNULL',
@@ -162,7 +120,9 @@ export function makePlan(input: PlanInput): Plan {
   const authenticated = level === 'verify' || level === 'secure';
   const servername = policy.servername;
   const sni = servername === undefined || servername === 'hostname' ? input.host : servername === 'nexthop' ? input.nexthop : servername;
-  const ciphers = cipherList(policy.ciphers, policy.exclude);
+  // OpenSSL reads the security level from the cipher string (`@SECLEVEL=n`), per connection.
+  const listed = cipherList(policy.ciphers, policy.exclude);
+  const ciphers = lowersSecurityLevel(level, policy.protocols) ? `${listed ?? DEFAULT_CIPHERS}:${SECURITY_LEVEL_0}` : listed;
   const tls: ConnectionOptions = {
     ...(sni && !/^[\d.]+$|:/.test(sni) ? { servername: sni } : {}),
     ...protocolRange(policy.protocols),

@@ -6,7 +6,8 @@
  * `may` taking the opportunistic settings and every level above it the mandatory ones.
  */
 import type { Level, Policy } from '../types.js';
-import { DEFAULT_CERT_MATCH } from './levels.js';
+import { DEFAULT_CERT_MATCH, isAuthenticatedLevel } from './levels.js';
+import { legacyVersions } from './protocols.js';
 
 export interface TlsDefaults {
   /** smtp_tls_protocols: at level may. */
@@ -56,4 +57,28 @@ export function withTlsDefaults(policy: Policy, defaults: TlsDefaults | undefine
     ...(ciphers ? { ciphers } : {}),
     ...(exclude ? { exclude } : {}),
   };
+}
+
+/**
+ * Why tlsMandatoryProtocols cannot be used as given, or undefined. It applies at encrypt and at
+ * every authenticated level (policy_create()); when it allows TLSv1 or TLSv1.1, which need
+ * OpenSSL's security level 0 and get it only at may and encrypt (./protocols.ts), it is refused
+ * while the level option, or a table entry without protocols of its own, is authenticated: there
+ * the old versions could never be used. (A policyLookup answer at such a level, unknown until
+ * sending, keeps the security level: TLSv1 and TLSv1.1 are then not negotiated.)
+ */
+export function mandatoryProtocolsProblem(
+  defaults: TlsDefaults | undefined,
+  written: string,
+  applies: ReadonlyArray<{ policy: Policy; what: string }>,
+): string | undefined {
+  const legacy = legacyVersions(defaults?.mandatoryProtocols);
+  if (legacy.length === 0) return undefined;
+  const at = applies.find(({ policy }) => isAuthenticatedLevel(policy.level) && policy.protocols === undefined);
+  if (!at) return undefined;
+  return (
+    `option tlsMandatoryProtocols ${JSON.stringify(written)} allows ${legacy.join(' and ')}, which OpenSSL 3 negotiates only at security level 0, ` +
+    `and it applies to level "${at.policy.level}" (${at.what}), which never lowers it (only may and encrypt do): ` +
+    'write >=TLSv1.2, or give the destinations that need the old versions entries at encrypt with protocols=>=TLSv1'
+  );
 }

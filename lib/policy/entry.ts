@@ -9,6 +9,7 @@ import { LEVELS, type FallbackLevel, type Level, type Policy, type ReportedPolic
 import type { PolicyProblem } from './errors.js';
 import { isAuthenticatedLevel, isStricter, lookupLevel, MATCH_LEVELS, PKIX_LEVELS, unknownLevelText } from './levels.js';
 import { normalizeDomain } from './names.js';
+import { legacyVersions } from './protocols.js';
 
 /** Attribute names as the file spells them (the object form's camelCase maps onto these). */
 export const ATTRIBUTES = [
@@ -91,6 +92,8 @@ export interface RawAttribute {
   /** The name as the user wrote it, for messages. */
   display: string;
   value: string;
+  /** The line it is on (a continuation line's own number), when not the entry's first line's. */
+  line?: number;
 }
 
 export interface RawEntry {
@@ -100,7 +103,10 @@ export interface RawEntry {
   level: string | undefined;
   attributes: RawAttribute[];
   file: string;
+  /** The line the entry starts on (the object form: its index from 1). */
   line: number;
+  /** The line the level is on, when not the entry's first. */
+  levelLine?: number;
   /** What to call the thing the policy came from: `policy.txt:12`, `<object> example.com`. */
   source: string;
   /** Whether the names in messages are the object form's (camelCase). */
@@ -116,7 +122,10 @@ const splitList = (v: string): string[] => v.split(/[\s,:]+/).filter((t) => t !=
 export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | undefined {
   const before = problems.length;
   const k = raw.key;
-  const report = (message: string) => problems.push({ file: raw.file, line: raw.line, message });
+  // A problem with one attribute is reported at that attribute's line: in a Postfix table an
+  // entry may go on over continuation lines (lines that start with white space).
+  const report = (message: string, at?: RawAttribute) => problems.push({ file: raw.file, line: at?.line ?? raw.line, message });
+  const reportLevel = (message: string) => problems.push({ file: raw.file, line: raw.levelLine ?? raw.line, message });
   const nameOf = (a: AttributeName): string => {
     if (!raw.objectForm) return a;
     for (const [obj, file] of Object.entries(OBJECT_ATTRIBUTES)) if (file === a) return obj;
@@ -128,12 +137,12 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     return undefined;
   }
   if (raw.level.includes('=')) {
-    report(`no level for ${k} before "${raw.level}" (expected one of ${LEVELS.join(', ')})`);
+    reportLevel(`no level for ${k} before "${raw.level}" (expected one of ${LEVELS.join(', ')})`);
     return undefined;
   }
   const level = lookupLevel(raw.level);
   if (level === undefined) {
-    report(unknownLevelText(raw.level, 'level', k));
+    reportLevel(unknownLevelText(raw.level, 'level', k));
     return undefined;
   }
 
@@ -144,16 +153,16 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     if (!known) {
       const postfixOnly = POSTFIX_ONLY[a.display.toLowerCase()];
       if (postfixOnly !== undefined) {
-        report(`attribute "${a.display}" for ${k} is a Postfix attribute this library does not support${postfixOnly}`);
+        report(`attribute "${a.display}" for ${k} is a Postfix attribute this library does not support${postfixOnly}`, a);
       } else {
         const names = raw.objectForm ? ['level', ...Object.keys(OBJECT_ATTRIBUTES)] : [...ATTRIBUTES];
-        report(`unknown attribute "${a.display}" for ${k} (expected one of ${names.join(', ')})`);
+        report(`unknown attribute "${a.display}" for ${k} (expected one of ${names.join(', ')})`, a);
       }
       continue;
     }
     const name = a.name as AttributeName;
     const list = byName.get(name) ?? [];
-    if (list.length === 1 && !REPEATABLE.has(name)) report(`attribute "${a.display}" is given more than once for ${k}`);
+    if (list.length === 1 && !REPEATABLE.has(name)) report(`attribute "${a.display}" is given more than once for ${k}`, a);
     list.push(a);
     byName.set(name, list);
   }
@@ -162,15 +171,15 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
   // Postfix ignores (and warns about) every attribute with TLS disabled; here that is an error.
   if (level === 'none') {
     for (const list of byName.values()) {
-      report(`attribute "${list[0]!.display}" is not allowed at level "none" for ${k} (TLS is disabled)`);
+      report(`attribute "${list[0]!.display}" is not allowed at level "none" for ${k} (TLS is disabled)`, list[0]);
     }
     return problems.length === before ? freezePolicy({ level, source: raw.source }) : undefined;
   }
 
-  const notAllowed = (a: RawAttribute, why: string) => report(`attribute "${a.display}" is not allowed at level "${level}" for ${k} (${why})`);
+  const notAllowed = (a: RawAttribute, why: string) => report(`attribute "${a.display}" is not allowed at level "${level}" for ${k} (${why})`, a);
   const nonEmpty = (a: RawAttribute): boolean => {
     if (a.value.trim() !== '') return true;
-    report(`attribute "${a.display}" has an empty value for ${k}`);
+    report(`attribute "${a.display}" has an empty value for ${k}`, a);
     return false;
   };
 
@@ -181,8 +190,8 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
   let shadow: Level | undefined;
   if (shadowAttr && nonEmpty(shadowAttr)) {
     const s = lookupLevel(shadowAttr.value.trim());
-    if (s === undefined) report(unknownLevelText(shadowAttr.value.trim(), 'shadow level', k));
-    else if (!isStricter(s, level)) report(`shadow level "${s}" for ${k} is not stricter than level "${level}"`);
+    if (s === undefined) report(unknownLevelText(shadowAttr.value.trim(), 'shadow level', k), shadowAttr);
+    else if (!isStricter(s, level)) report(`shadow level "${s}" for ${k} is not stricter than level "${level}"`, shadowAttr);
     else shadow = s;
   }
 
@@ -195,7 +204,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     } else if (nonEmpty(fallbackAttr)) {
       const v = fallbackAttr.value.trim().toLowerCase();
       if (v === 'may' || v === 'encrypt' || v === 'none') fallback = v;
-      else report(`invalid fallback "${fallbackAttr.value.trim()}" for ${k} (expected may, encrypt or none)`);
+      else report(`invalid fallback "${fallbackAttr.value.trim()}" for ${k} (expected may, encrypt or none)`, fallbackAttr);
     }
   }
 
@@ -212,7 +221,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
       for (const a of matchAttrs) {
         if (!nonEmpty(a)) continue;
         if (matchLevel !== 'fingerprint' && /^[0-9a-f]{2}(?::[0-9a-f]{2}){7,}$/i.test(a.value.trim())) {
-          report(`match "${a.value.trim()}" for ${k} is a fingerprint, but level "${matchLevel}" matches names`);
+          report(`match "${a.value.trim()}" for ${k} is a fingerprint, but level "${matchLevel}" matches names`, a);
           continue;
         }
         const parts = a.value.split(matchLevel === 'fingerprint' ? '|' : ':');
@@ -220,7 +229,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
           const t = part.trim();
           if (t === '') continue;
           const why = matchLevel === 'fingerprint' ? fingerprintProblem(t) : matchNameProblem(t);
-          if (why) report(`${why} for ${k}`);
+          if (why) report(`${why} for ${k}`, a);
           else tokens.push(t);
         }
       }
@@ -239,26 +248,35 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     for (const t of splitList(protocolsAttr.value)) {
       const p = normalizeProtocol(t);
       if (p === undefined) {
-        report(`unknown protocol "${t}" for ${k} (expected ${PROTOCOLS.join(', ')}, with an optional "!", or ">=" / "<=" and a version)`);
+        report(`unknown protocol "${t}" for ${k} (expected ${PROTOCOLS.join(', ')}, with an optional "!", or ">=" / "<=" and a version)`, protocolsAttr);
       } else if (p !== '') {
         out.push(p);
       }
     }
     policy.protocols = out;
+    // TLSv1 and TLSv1.1 need OpenSSL's security level 0 (./protocols.ts), which is lowered only
+    // at may and encrypt: at a level that authenticates the server they could never be used.
+    const legacy = legacyVersions(out);
+    if (legacy.length > 0 && isAuthenticatedLevel(level)) {
+      report(
+        `${protocolsAttr.display} "${protocolsAttr.value.trim()}" for ${k} allows ${legacy.join(' and ')}, which OpenSSL 3 negotiates only at security level 0, and level "${level}" never lowers it (only may and encrypt do): write >=TLSv1.2, or give the destination level encrypt`,
+        protocolsAttr,
+      );
+    }
   }
 
   const ciphersAttr = one('ciphers');
   if (ciphersAttr && nonEmpty(ciphersAttr)) {
     const grade = ciphersAttr.value.trim().toLowerCase();
     if ((CIPHER_GRADES as readonly string[]).includes(grade)) policy.ciphers = grade;
-    else report(`unknown cipher grade "${ciphersAttr.value.trim()}" for ${k} (expected one of ${CIPHER_GRADES.join(', ')})`);
+    else report(`unknown cipher grade "${ciphersAttr.value.trim()}" for ${k} (expected one of ${CIPHER_GRADES.join(', ')})`, ciphersAttr);
   }
 
   const excludeAttr = one('exclude');
   if (excludeAttr) {
     const out: string[] = [];
     for (const t of splitList(excludeAttr.value)) {
-      if (/^[!+\-@]/.test(t)) report(`invalid cipher exclusion "${t}" for ${k} (no leading "!", "+", "-" or "@")`);
+      if (/^[!+\-@]/.test(t)) report(`invalid cipher exclusion "${t}" for ${k} (no leading "!", "+", "-" or "@")`, excludeAttr);
       else out.push(t);
     }
     policy.exclude = out;
@@ -273,7 +291,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     } else {
       const d = normalizeDomain(v);
       if (d.ok) policy.servername = d.value;
-      else report(`servername "${v}" for ${k} is not a valid host name: ${d.reason} (expected hostname, nexthop or a DNS name)`);
+      else report(`servername "${v}" for ${k} is not a valid host name: ${d.reason} (expected hostname, nexthop or a DNS name)`, servernameAttr);
     }
   }
 
@@ -288,8 +306,8 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
   const keyAttr = one('key_file');
   if (certAttr && nonEmpty(certAttr)) policy.certFile = certAttr.value.trim();
   if (keyAttr && nonEmpty(keyAttr)) policy.keyFile = keyAttr.value.trim();
-  if (certAttr && !keyAttr) report(`attribute "${certAttr.display}" for ${k} needs ${nameOf('key_file')} too`);
-  if (keyAttr && !certAttr) report(`attribute "${keyAttr.display}" for ${k} needs ${nameOf('cert_file')} too`);
+  if (certAttr && !keyAttr) report(`attribute "${certAttr.display}" for ${k} needs ${nameOf('key_file')} too`, certAttr);
+  if (keyAttr && !certAttr) report(`attribute "${keyAttr.display}" for ${k} needs ${nameOf('cert_file')} too`, keyAttr);
 
   // tempfail_tryclear (Exim): only where a TLS failure can end in cleartext.
   const tryclearAttr = one('tempfail_tryclear');
@@ -303,7 +321,7 @@ export function checkEntry(raw: RawEntry, problems: PolicyProblem[]): Policy | u
     } else if (v === 'no' || v === 'false') {
       policy.tempfailTryclear = false;
     } else {
-      report(`invalid ${tryclearAttr.display} "${tryclearAttr.value.trim()}" for ${k} (expected yes, no, true or false)`);
+      report(`invalid ${tryclearAttr.display} "${tryclearAttr.value.trim()}" for ${k} (expected yes, no, true or false)`, tryclearAttr);
     }
   }
 
@@ -323,17 +341,21 @@ const POLICY_FAILURES = ['sts-policy-fetch-error', 'sts-policy-invalid', 'sts-we
  * required by the others; policy_type, policy_domain, policy_ttl and policy_failure appear once,
  * policy_string and mx_host_pattern any number of times.
  */
-function reportedPolicy(byName: Map<AttributeName, RawAttribute[]>, k: string, report: (message: string) => void): ReportedPolicy | undefined {
+function reportedPolicy(
+  byName: Map<AttributeName, RawAttribute[]>,
+  k: string,
+  report: (message: string, at: RawAttribute) => void,
+): ReportedPolicy | undefined {
   const one = (name: AttributeName) => byName.get(name)?.[0];
   const typeAttr = one('policy_type');
   const dependent = (['policy_domain', 'policy_ttl', 'policy_string', 'mx_host_pattern', 'policy_failure'] as const).filter((n) => byName.has(n));
   if (!typeAttr) {
-    for (const n of dependent) report(`attribute "${byName.get(n)![0]!.display}" for ${k} needs a policy_type too`);
+    for (const n of dependent) report(`attribute "${byName.get(n)![0]!.display}" for ${k} needs a policy_type too`, byName.get(n)![0]!);
     return undefined;
   }
   const type = typeAttr.value.trim().toLowerCase();
   if (!(POLICY_TYPES as readonly string[]).includes(type)) {
-    report(`invalid ${typeAttr.display} "${typeAttr.value.trim()}" for ${k} (expected ${POLICY_TYPES.join(' or ')})`);
+    report(`invalid ${typeAttr.display} "${typeAttr.value.trim()}" for ${k} (expected ${POLICY_TYPES.join(' or ')})`, typeAttr);
     return undefined;
   }
   const out: ReportedPolicy = { type: type as ReportedPolicy['type'] };
@@ -341,13 +363,13 @@ function reportedPolicy(byName: Map<AttributeName, RawAttribute[]>, k: string, r
   if (domainAttr) {
     const d = normalizeDomain(domainAttr.value.trim());
     if (d.ok) out.domain = d.value;
-    else report(`invalid ${domainAttr.display} "${domainAttr.value.trim()}" for ${k}: ${d.reason}`);
+    else report(`invalid ${domainAttr.display} "${domainAttr.value.trim()}" for ${k}: ${d.reason}`, domainAttr);
   }
   const ttlAttr = one('policy_ttl');
   if (ttlAttr) {
     const v = ttlAttr.value.trim();
     if (/^[0-9]{1,10}$/.test(v)) out.ttl = Number(v);
-    else report(`invalid ${ttlAttr.display} "${v}" for ${k} (expected a number of seconds)`);
+    else report(`invalid ${ttlAttr.display} "${v}" for ${k} (expected a number of seconds)`, ttlAttr);
   }
   const strings = byName.get('policy_string');
   if (strings) out.strings = strings.map((a) => a.value.trim());
@@ -359,14 +381,14 @@ function reportedPolicy(byName: Map<AttributeName, RawAttribute[]>, k: string, r
       // RFC 8461 section 4.1: a host name, or "*." and a name for exactly one more label
       const d = normalizeDomain(p.startsWith('*.') ? p.slice(2) : p);
       if (d.ok) out.mxHostPatterns.push(p.startsWith('*.') ? `*.${d.value}` : d.value);
-      else report(`invalid ${a.display} "${a.value.trim()}" for ${k}: ${d.reason} (expected a host name or *.domain)`);
+      else report(`invalid ${a.display} "${a.value.trim()}" for ${k}: ${d.reason} (expected a host name or *.domain)`, a);
     }
   }
   const failureAttr = one('policy_failure');
   if (failureAttr) {
     const v = failureAttr.value.trim().toLowerCase();
     if ((POLICY_FAILURES as readonly string[]).includes(v)) out.failure = v as NonNullable<ReportedPolicy['failure']>;
-    else report(`invalid ${failureAttr.display} "${failureAttr.value.trim()}" for ${k} (expected one of ${POLICY_FAILURES.join(', ')})`);
+    else report(`invalid ${failureAttr.display} "${failureAttr.value.trim()}" for ${k} (expected one of ${POLICY_FAILURES.join(', ')})`, failureAttr);
   }
   return out;
 }

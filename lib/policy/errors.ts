@@ -22,6 +22,8 @@ export function formatProblem(p: PolicyProblem): string {
 
 export class PolicyError extends Error {
   readonly code = 'EPOLICY' as const;
+  /** A wrong table stays wrong until it is edited: never worth retrying (as every ECONFIG). */
+  readonly temporary = false as const;
   /** Where the first problem is. */
   readonly file: string;
   readonly line: number;

@@ -37,6 +37,9 @@
  * - A fingerprint must have the length of a supported digest (16, 20, 28, 32, 48 or 64
  *   bytes); protocols in hex after >= / <= become names; `>=none` (no bound) is dropped;
  *   `ciphers` takes Postfix's grade names only, as Postfix does.
+ * - `protocols` that allow TLSv1 or TLSv1.1 are refused at the authenticated levels: OpenSSL 3
+ *   speaks those versions only at security level 0, which only may and encrypt get
+ *   (protocols.ts); Postfix takes them and, on OpenSSL 3, never negotiates them.
  * - Strictness (compareStrictness): none < may < encrypt < dane < dane-only <
  *   {fingerprint, verify, secure}; the last three are peers, none stricter than another.
  * - Mandatory levels (isMandatoryLevel) are encrypt, dane-only, fingerprint, verify and

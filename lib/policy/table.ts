@@ -26,6 +26,13 @@ export type PolicyObjectEntry =
       fallback?: string;
       shadow?: string;
       tempfailTryclear?: boolean | string;
+      /** Postfix 3.10's policy-source attributes (policy_type=, ...): see entry.ts. */
+      policyType?: string;
+      policyDomain?: string;
+      policyTtl?: string;
+      policyString?: string | string[];
+      mxHostPattern?: string | string[];
+      policyFailure?: string;
     };
 
 /** What createPolicyTable() accepts. */
@@ -152,24 +159,35 @@ export function checkPolicyFile(file: string): PolicyCheck {
 export function checkPolicyText(text: string, file: string, options: { dedent?: boolean } = {}): PolicyCheck {
   const problems: PolicyProblem[] = [];
   const entries: RawEntry[] = [];
-  for (const { line, text: logical } of logicalLines(text, file, problems, options.dedent === true)) {
-    const m = /^(\S+)\s*([\s\S]*)$/.exec(logical)!;
+  for (const logical of logicalLines(text, file, problems, options.dedent === true)) {
+    const { line } = logical;
+    const m = /^(\S+)\s*([\s\S]*)$/.exec(logical.text)!;
     const key = m[1]!;
-    const tokens = tokenize(m[2]!);
+    // each token's physical line: a problem is reported where its text is, continuation lines included
+    const tokens = tokenize(m[2]!, logical.text.length - m[2]!.length).map((t) => ({ ...t, line: lineAt(logical, t.offset) }));
     const attributes: RawAttribute[] = [];
-    for (const token of tokens.slice(1)) {
+    for (const { text: token, line: at } of tokens.slice(1)) {
       if (token.startsWith('#')) {
-        problems.push({ file, line, message: `"#" after the entry for ${key} does not start a comment (put comments on lines of their own)` });
+        problems.push({ file, line: at, message: `"#" after the entry for ${key} does not start a comment (put comments on lines of their own)` });
         break;
       }
       const nv = splitAttribute(token);
       if (typeof nv === 'string') {
-        problems.push({ file, line, message: `malformed attribute "${token}" for ${key}: ${nv}` });
+        problems.push({ file, line: at, message: `malformed attribute "${token}" for ${key}: ${nv}` });
       } else {
-        attributes.push({ name: nv.name.toLowerCase(), display: nv.name, value: nv.value });
+        attributes.push({ name: nv.name.toLowerCase(), display: nv.name, value: nv.value, line: at });
       }
     }
-    entries.push({ key, level: tokens[0], attributes, file, line, source: `${file}:${line}`, objectForm: false });
+    entries.push({
+      key,
+      level: tokens[0]?.text,
+      ...(tokens[0] ? { levelLine: tokens[0].line } : {}),
+      attributes,
+      file,
+      line,
+      source: `${file}:${line}`,
+      objectForm: false,
+    });
   }
   return build(entries, file, problems, 'line');
 }
@@ -315,9 +333,24 @@ function dedent(lines: string[]): string[] {
   return common ? lines.map((line) => (line.startsWith(common) ? line.slice(common.length) : line)) : lines;
 }
 
+/** A Postfix logical line: its text, the number of its first line, and where each physical line of it starts in the text. */
+interface LogicalLine {
+  line: number;
+  text: string;
+  /** Offsets in `text` at which each physical line begins, with its line number, in order. */
+  parts: { offset: number; line: number }[];
+}
+
+/** The physical line of the character at `offset` in a logical line. */
+function lineAt(logical: LogicalLine, offset: number): number {
+  let line = logical.line;
+  for (const part of logical.parts) if (part.offset <= offset) line = part.line;
+  return line;
+}
+
 /** Joins physical lines into Postfix logical lines; a logical line's number is its first line. */
-function logicalLines(text: string, file: string, problems: PolicyProblem[], dedentLines: boolean): { line: number; text: string }[] {
-  const out: { line: number; text: string }[] = [];
+function logicalLines(text: string, file: string, problems: PolicyProblem[], dedentLines: boolean): LogicalLine[] {
+  const out: LogicalLine[] = [];
   const physical = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const lines = dedentLines ? dedent(physical) : physical;
   lines.forEach((physical, i) => {
@@ -325,19 +358,25 @@ function logicalLines(text: string, file: string, problems: PolicyProblem[], ded
     if (trimmed === '' || trimmed.startsWith('#')) return;
     if (/^\s/.test(physical)) {
       const last = out[out.length - 1];
-      if (last) last.text += physical;
-      else problems.push({ file, line: i + 1, message: 'continuation line (starting with white space) without an entry before it' });
+      if (last) {
+        last.parts.push({ offset: last.text.length, line: i + 1 });
+        last.text += physical;
+      } else problems.push({ file, line: i + 1, message: 'continuation line (starting with white space) without an entry before it' });
       return;
     }
-    out.push({ line: i + 1, text: physical });
+    out.push({ line: i + 1, text: physical, parts: [{ offset: 0, line: i + 1 }] });
   });
-  for (const l of out) l.text = l.text.trim();
+  // a logical line starts with its key, so only its end has white space to trim: the offsets hold
+  for (const l of out) l.text = l.text.trimEnd();
   return out;
 }
 
-/** Splits at white space and commas, keeping `{...}` groups (nested) together, as Postfix's mystrtokq(). */
-function tokenize(s: string): string[] {
-  const out: string[] = [];
+/**
+ * Splits at white space and commas, keeping `{...}` groups (nested) together, as Postfix's
+ * mystrtokq(); each token with its offset (from `base`, where `s` starts in its logical line).
+ */
+function tokenize(s: string, base = 0): { text: string; offset: number }[] {
+  const out: { text: string; offset: number }[] = [];
   const sep = (c: string) => c === ',' || /\s/.test(c);
   let i = 0;
   while (i < s.length) {
@@ -351,7 +390,7 @@ function tokenize(s: string): string[] {
       else if (c === '}' && depth > 0) depth--;
       else if (depth === 0 && sep(c)) break;
     }
-    out.push(s.slice(start, i));
+    out.push({ text: s.slice(start, i), offset: base + start });
   }
   return out;
 }

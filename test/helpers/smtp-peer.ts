@@ -61,7 +61,12 @@ export interface PeerOptions {
   /** Close a connection idle this long (ms). Default 10 s. */
   socketTimeout?: number;
   /** The newest TLS version the peer speaks (an old server). Default: Node's. */
-  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  /**
+   * The peer's OpenSSL cipher string. A peer limited to TLSv1.1 needs `DEFAULT@SECLEVEL=0`: OpenSSL 3
+   * refuses the versions before TLS 1.2 at any higher security level. Default: Node's.
+   */
+  ciphers?: string;
   /** How long close() waits for open sessions before it ends them (ms). Default 1 s. */
   closeTimeout?: number;
   /**
@@ -174,6 +179,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     hideSTARTTLS: b === 'no-starttls',
     ...(options.cert ? { cert: options.cert, key: options.key } : {}),
     ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
+    ...(options.ciphers ? { ciphers: options.ciphers } : {}),
     authOptional: true,
     allowInsecureAuth: true,
     disabledCommands: options.auth ? [] : ['AUTH'],
