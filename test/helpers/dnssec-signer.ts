@@ -1,0 +1,176 @@
+/**
+ * A DNSSEC signer for the validator's tests (lib/dnssec), built on node:crypto: keys of every
+ * algorithm the validator supports (RSA/SHA-256 and RSA/SHA-512 with 2048-bit keys, ECDSA
+ * P-256 and P-384, Ed25519, Ed448), DNSKEY records for them, and RRSIGs over RRsets with every
+ * field open to a test that wants it wrong (dates, labels, key tag, signer, algorithm).
+ *
+ * The data it signs is lib/dnssec's signedData(): a bug there would sign and verify alike, so
+ * test/dnssec-interop.test.ts checks the validator against zones signed by ldns instead.
+ *
+ *   const key = testKey('example.', 13);
+ *   const set = [rr('www.example.', 'A', a('192.0.2.1'))];
+ *   const sig = sign(set, key, { inception: now - 3600, expiration: now + 86400 });
+ */
+import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { nameFromText, nameWire, signedLabelCount, type Name } from '../../lib/dnssec/names.js';
+import { RRTYPE, keyTag, parseDnskey, parseRrsig, type Dnskey, type Rr } from '../../lib/dnssec/records.js';
+import { signedData } from '../../lib/dnssec/verify.js';
+
+export type SigningAlgorithm = 8 | 10 | 13 | 14 | 15 | 16;
+
+export interface TestKey {
+  owner: Name;
+  algorithm: number;
+  flags: number;
+  privateKey: KeyObject;
+  /** The DNSKEY record (TTL 3600). */
+  dnskey: Rr;
+  /** The parsed DNSKEY (its key tag, flags...). */
+  key: Dnskey;
+}
+
+/* ----------------------------------------------------------------------------------------
+ * Records.
+ */
+
+export const T = RRTYPE;
+
+/** A record of class IN; `owner` in presentation form. */
+export function rr(owner: string | Name, type: number, rdata: Uint8Array, ttl = 300): Rr {
+  return { owner: typeof owner === 'string' ? nameFromText(owner) : owner, type, class: 1, ttl, rdata };
+}
+
+export const a = (address: string) => Uint8Array.from(address.split('.').map(Number));
+export const txt = (text: string) => Buffer.concat([Buffer.from([Buffer.byteLength(text)]), Buffer.from(text)]);
+/** A name's wire form keeping its case (labels split on dots, no escapes). */
+export function wireKeepCase(text: string): Buffer {
+  const labels = text.replace(/\.$/, '').split('.').filter(Boolean);
+  return Buffer.concat([...labels.map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label, 'latin1')])), Buffer.from([0])]);
+}
+export const mx = (preference: number, exchange: string) => Buffer.concat([Buffer.from([preference >> 8, preference & 0xff]), wireKeepCase(exchange)]);
+export const ns = (host: string) => wireKeepCase(host);
+
+/* ----------------------------------------------------------------------------------------
+ * Keys.
+ */
+
+const material = new Map<string, KeyObject>();
+
+/** One private key per kind per test process: RSA key generation costs tens of milliseconds. */
+function privateKeyFor(algorithm: number, variant: number, rsaBits: number): KeyObject {
+  const id = `${algorithm === 10 ? 8 : algorithm}/${variant}/${rsaBits}`;
+  let key = material.get(id);
+  if (!key) {
+    switch (algorithm) {
+      case 8:
+      case 10:
+        key = generateKeyPairSync('rsa', { modulusLength: rsaBits, publicExponent: 65537 }).privateKey;
+        break;
+      case 13:
+        key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+        break;
+      case 14:
+        key = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+        break;
+      case 15:
+        key = generateKeyPairSync('ed25519').privateKey;
+        break;
+      case 16:
+        key = generateKeyPairSync('ed448').privateKey;
+        break;
+      default:
+        throw new Error(`testKey: no key generator for algorithm ${algorithm}`);
+    }
+    material.set(id, key);
+  }
+  return key;
+}
+
+/** The DNSKEY public key field of a node:crypto key (RFC 3110, RFC 6605, RFC 8080). */
+export function dnskeyPublicKey(privateKey: KeyObject): Buffer {
+  const jwk = privateKey.export({ format: 'jwk' });
+  const field = (value: string | undefined) => Buffer.from(value!, 'base64url');
+  if (jwk.kty === 'RSA') {
+    const e = field(jwk.e);
+    const length = e.length < 256 ? Buffer.from([e.length]) : Buffer.from([0, e.length >> 8, e.length & 0xff]);
+    return Buffer.concat([length, e, field(jwk.n)]);
+  }
+  return jwk.kty === 'EC' ? Buffer.concat([field(jwk.x), field(jwk.y)]) : field(jwk.x);
+}
+
+export function dnskeyRdata(flags: number, protocol: number, algorithm: number, publicKey: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([flags >> 8, flags & 0xff, protocol, algorithm]), publicKey]);
+}
+
+export interface KeyOptions {
+  /** Default 257 (Zone Key and SEP: a CSK). */
+  flags?: number;
+  protocol?: number;
+  /** Another key of the same kind (different material). */
+  variant?: number;
+  rsaBits?: number;
+}
+
+/** A signing key for `zone`. Keys are shared per (algorithm, variant, size) within a test file. */
+export function testKey(zone: string | Name, algorithm: SigningAlgorithm, options: KeyOptions = {}): TestKey {
+  const privateKey = privateKeyFor(algorithm, options.variant ?? 0, options.rsaBits ?? 2048);
+  const flags = options.flags ?? 257;
+  const dnskey = rr(zone, RRTYPE.DNSKEY, dnskeyRdata(flags, options.protocol ?? 3, algorithm, dnskeyPublicKey(privateKey)), 3600);
+  return { owner: dnskey.owner, algorithm, flags, privateKey, dnskey, key: parseDnskey(dnskey) };
+}
+
+/* ----------------------------------------------------------------------------------------
+ * Signatures.
+ */
+
+export interface SignOptions {
+  /** Seconds since 1970 (written modulo 2^32). */
+  inception: number;
+  expiration: number;
+  /** Default: the key's owner. */
+  signer?: string | Name;
+  /** Default: the owner's label count (RFC 4034 §3.1.3); fewer signs a wildcard expansion. */
+  labels?: number;
+  /** Default: the key's tag. */
+  keyTag?: number;
+  /** Default: the key's algorithm. */
+  algorithm?: number;
+  /** Default: the first record's TTL. */
+  originalTtl?: number;
+  /** Default: the RRset's type. */
+  typeCovered?: number;
+}
+
+/** An RRSIG over `rrset` (RFC 4034 §3.1.8.1), owned by the RRset's owner. */
+export function sign(rrset: readonly Rr[], key: TestKey, options: SignOptions): Rr {
+  const first = rrset[0]!;
+  const signer = options.signer === undefined ? key.owner : typeof options.signer === 'string' ? nameFromText(options.signer) : options.signer;
+  const fixed = Buffer.alloc(18);
+  fixed.writeUInt16BE(options.typeCovered ?? first.type, 0);
+  fixed[2] = options.algorithm ?? key.algorithm;
+  fixed[3] = options.labels ?? signedLabelCount(first.owner);
+  fixed.writeUInt32BE(options.originalTtl ?? first.ttl, 4);
+  fixed.writeUInt32BE(options.expiration >>> 0, 8);
+  fixed.writeUInt32BE(options.inception >>> 0, 12);
+  fixed.writeUInt16BE(options.keyTag ?? keyTag(key.dnskey.rdata), 16);
+  const fields = Buffer.concat([fixed, nameWire(signer)]);
+  const unsigned = rr(first.owner, RRTYPE.RRSIG, fields, first.ttl);
+  const data = signedData(rrset, parseRrsig(unsigned));
+  const signature = signWith(key, data);
+  return { ...unsigned, rdata: Buffer.concat([fields, signature]) };
+}
+
+function signWith(key: TestKey, data: Buffer): Buffer {
+  switch (key.algorithm) {
+    case 8:
+      return cryptoSign('sha256', data, key.privateKey);
+    case 10:
+      return cryptoSign('sha512', data, key.privateKey);
+    case 13:
+      return cryptoSign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+    case 14:
+      return cryptoSign('sha384', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+    default:
+      return cryptoSign(null, data, key.privateKey);
+  }
+}
