@@ -193,7 +193,12 @@ export type RrsetVerdict =
       /** For an answer synthesized from a wildcard (RFC 4035 §5.3.4), the wildcard's name: the caller must prove the query name does not exist. */
       wildcard?: Name;
     }
-  /** No RRSIG over the set uses an algorithm (or key) this validator supports. */
+  /**
+   * No RRSIG over the set uses an algorithm (or key) this validator supports. Insecure only
+   * for a zone whose own trust is unsupported: in a zone whose DNSKEY RRset validated (through
+   * a DS of a supported algorithm), every RRset carries an RRSIG of that algorithm (RFC 4035
+   * §2.2), so there this verdict means bogus.
+   */
   | { status: 'unsupported'; reason: string }
   | { status: 'bogus'; reason: string }
   /** A Budget cap was reached (KeyTrap). */

@@ -11,9 +11,10 @@
  *   const set = [rr('www.example.', 'A', a('192.0.2.1'))];
  *   const sig = sign(set, key, { inception: now - 3600, expiration: now + 86400 });
  */
-import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { nameFromText, nameWire, signedLabelCount, type Name } from '../../lib/dnssec/names.js';
 import { RRTYPE, keyTag, parseDnskey, parseRrsig, type Dnskey, type Rr } from '../../lib/dnssec/records.js';
+import { dsDigest } from '../../lib/dnssec/keys.js';
 import { signedData } from '../../lib/dnssec/verify.js';
 
 export type SigningAlgorithm = 8 | 10 | 13 | 14 | 15 | 16;
@@ -117,6 +118,35 @@ export function testKey(zone: string | Name, algorithm: SigningAlgorithm, option
   const flags = options.flags ?? 257;
   const dnskey = rr(zone, RRTYPE.DNSKEY, dnskeyRdata(flags, options.protocol ?? 3, algorithm, dnskeyPublicKey(privateKey)), 3600);
   return { owner: dnskey.owner, algorithm, flags, privateKey, dnskey, key: parseDnskey(dnskey) };
+}
+
+/**
+ * A copy of an RSA DNSKEY record whose modulus differs in two octets that cancel out in the
+ * key tag (RFC 4034 appendix B sums the RDATA as 16-bit words): one octet goes up by one,
+ * another down by one, both high octets of their words. Same tag, wrong key: a key-tag
+ * collision, or with many `shift`s a KeyTrap-shaped key set.
+ */
+export function collidingDnskey(dnskey: Rr, shift: number): Rr {
+  if (dnskey.rdata[3] !== 8 && dnskey.rdata[3] !== 10) throw new Error('collidingDnskey: an RSA key is needed');
+  const rdata = Buffer.from(dnskey.rdata);
+  // 4 octets of DNSKEY header, 1 of exponent length, 3 of exponent: the modulus starts at 8.
+  for (let i = 40 + 2 * shift; ; i += 64) {
+    const j = i + 32;
+    if (rdata[i]! < 0xff && rdata[j]! > 0) {
+      rdata[i]! += 1;
+      rdata[j]! -= 1;
+      return { ...dnskey, rdata };
+    }
+  }
+}
+
+/** A DS record for a key (RFC 4034 §5.1), digest type 2 (SHA-256) unless said. */
+export function makeDs(key: TestKey, digestType = 2, ttl = 3600): Rr {
+  // SHA-1 (type 1) is real too, so that a test shows a correct SHA-1 DS is still not used.
+  const sha1 = () => createHash('sha1').update(nameWire(key.owner)).update(key.dnskey.rdata).digest();
+  const digest = dsDigest(key.owner, key.dnskey.rdata, digestType) ?? (digestType === 1 ? sha1() : Buffer.alloc(32, 0xab));
+  const tag = key.key.keyTag;
+  return rr(key.owner, RRTYPE.DS, Buffer.concat([Buffer.from([tag >> 8, tag & 0xff, key.algorithm, digestType]), digest]), ttl);
 }
 
 /* ----------------------------------------------------------------------------------------
