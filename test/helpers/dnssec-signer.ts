@@ -12,7 +12,8 @@
  *   const sig = sign(set, key, { inception: now - 3600, expiration: now + 86400 });
  */
 import { createHash, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { nameFromText, nameWire, signedLabelCount, type Name } from '../../lib/dnssec/names.js';
+import { compareNames, isProperSubdomain, nameFromText, nameWire, sameName, signedLabelCount, type Name } from '../../lib/dnssec/names.js';
+import { base32hex, nsec3Hash } from '../../lib/dnssec/nsec3.js';
 import { RRTYPE, keyTag, parseDnskey, parseRrsig, type Dnskey, type Rr } from '../../lib/dnssec/records.js';
 import { dsDigest } from '../../lib/dnssec/keys.js';
 import { signedData } from '../../lib/dnssec/verify.js';
@@ -203,4 +204,152 @@ function signWith(key: TestKey, data: Buffer): Buffer {
     default:
       return cryptoSign(null, data, key.privateKey);
   }
+}
+
+/* ----------------------------------------------------------------------------------------
+ * Zones: every authoritative RRset signed, and the NSEC or NSEC3 chain.
+ */
+
+/** RFC 4034 §4.1.2 type bit maps. */
+export function typeBitmap(types: Iterable<number>): Buffer {
+  const windows = new Map<number, number[]>();
+  for (const type of new Set(types)) {
+    const window = type >> 8;
+    const bits = windows.get(window) ?? [];
+    bits.push(type & 0xff);
+    windows.set(window, bits);
+  }
+  const parts: Buffer[] = [];
+  for (const window of [...windows.keys()].sort((x, y) => x - y)) {
+    const bits = windows.get(window)!;
+    const map = Buffer.alloc((Math.max(...bits) >> 3) + 1);
+    for (const bit of bits) map[bit >> 3]! |= 0x80 >> (bit & 7);
+    parts.push(Buffer.from([window, map.length]), map);
+  }
+  return Buffer.concat(parts);
+}
+
+export interface Nsec3Options {
+  salt?: Uint8Array;
+  iterations?: number;
+  /** Leave unsigned delegations (and the empty non-terminals only they make) out of the chain, flag 1 on every NSEC3 (RFC 5155 §6). */
+  optOut?: boolean;
+  /** Written into every NSEC3 (default 1, SHA-1); the chain is hashed with SHA-1 whatever it says. */
+  hashAlgorithm?: number;
+  /** Extra flag bits written into every NSEC3. */
+  extraFlags?: number;
+}
+
+export interface ZoneSpec {
+  origin: string;
+  /** The zone's records, apex SOA and NS included; DNSKEY, RRSIG, NSEC and NSEC3 are added. Records below a delegation are glue. */
+  records: Rr[];
+  /** The first key signs every RRset; the others are published (and sign the DNSKEY RRset when `ksk`). */
+  keys: TestKey[];
+  /** Another key that signs only the DNSKEY RRset. */
+  ksk?: TestKey;
+  /** 'nsec' (default) or NSEC3 options. */
+  denial?: 'nsec' | Nsec3Options;
+  inception: number;
+  expiration: number;
+  /** TTL of the NSEC and NSEC3 records (RFC 4034 §4: the SOA minimum); default 60. */
+  negativeTtl?: number;
+}
+
+export interface SignedZone {
+  origin: Name;
+  /** Every record: the spec's, DNSKEY, NSEC or NSEC3 (and NSEC3PARAM), and the RRSIGs. */
+  records: Rr[];
+  /** The DNSKEY RRset. */
+  dnskeys: Rr[];
+  /** The NSEC or NSEC3 records with their RRSIGs. */
+  denial: Rr[];
+  rrset(owner: string, type: number): Rr[];
+  rrsigs(owner: string | Name, type: number): Rr[];
+}
+
+const key = (name: Name) => nameWire(name).toString('hex');
+
+export function signZone(spec: ZoneSpec): SignedZone {
+  const origin = nameFromText(spec.origin);
+  const window = { inception: spec.inception, expiration: spec.expiration };
+  const negativeTtl = spec.negativeTtl ?? 60;
+  const base = [...spec.records, ...[...spec.keys, ...(spec.ksk ? [spec.ksk] : [])].map((k) => k.dnskey)];
+  const delegations = base.filter((r) => r.type === RRTYPE.NS && !sameName(r.owner, origin)).map((r) => r.owner);
+  const belowCut = (name: Name) => delegations.some((cut) => isProperSubdomain(name, cut));
+  const authoritative = base.filter((r) => !belowCut(r.owner));
+  // Types per owner, and the owners in canonical order.
+  const owners = new Map<string, { name: Name; types: Set<number> }>();
+  for (const r of authoritative) {
+    const entry = owners.get(key(r.owner)) ?? { name: r.owner, types: new Set<number>() };
+    entry.types.add(r.type);
+    owners.set(key(r.owner), entry);
+  }
+  const isCut = (types: Set<number>, name: Name) => types.has(RRTYPE.NS) && !sameName(name, origin);
+  const signedTypes = (name: Name, types: Set<number>) => [...types].filter((t) => !(isCut(types, name) && t === RRTYPE.NS));
+  const denial: Rr[] = [];
+  const nsec3 = spec.denial !== undefined && spec.denial !== 'nsec' ? spec.denial : undefined;
+  const extra: Rr[] = [];
+  if (!nsec3) {
+    const sorted = [...owners.values()].sort((x, y) => compareNames(x.name, y.name));
+    sorted.forEach((entry, i) => {
+      const next = sorted[(i + 1) % sorted.length]!.name;
+      const types = [...entry.types, RRTYPE.NSEC, RRTYPE.RRSIG];
+      denial.push(rr(entry.name, RRTYPE.NSEC, Buffer.concat([nameWire(next, false), typeBitmap(types)]), negativeTtl));
+    });
+  } else {
+    const salt = nsec3.salt ?? Buffer.alloc(0);
+    const iterations = nsec3.iterations ?? 0;
+    const params = Buffer.concat([Buffer.from([nsec3.hashAlgorithm ?? 1, 0, iterations >> 8, iterations & 0xff, salt.length]), salt]);
+    extra.push(rr(origin, RRTYPE.NSEC3PARAM, params, 0));
+    owners.get(key(origin))!.types.add(RRTYPE.NSEC3PARAM);
+    const included = [...owners.values()].filter(({ name, types }) => !(nsec3.optOut && isCut(types, name) && !types.has(RRTYPE.DS)));
+    // Empty non-terminals of the included names (RFC 5155 §7.1).
+    const names = new Map(included.map((entry) => [key(entry.name), entry]));
+    for (const entry of included) {
+      for (let depth = entry.name.length - 1; depth > origin.length; depth--) {
+        const ancestor = entry.name.slice(entry.name.length - depth);
+        if (!names.has(key(ancestor))) names.set(key(ancestor), { name: ancestor, types: new Set() });
+      }
+    }
+    const hashed = [...names.values()]
+      .map((entry) => ({ ...entry, hash: nsec3Hash(entry.name, salt, iterations) }))
+      .sort((x, y) => Buffer.compare(x.hash, y.hash));
+    const flags = (nsec3.optOut ? 1 : 0) | (nsec3.extraFlags ?? 0);
+    hashed.forEach((entry, i) => {
+      const next = hashed[(i + 1) % hashed.length]!.hash;
+      const types = [...entry.types];
+      if (signedTypes(entry.name, entry.types).length > 0) types.push(RRTYPE.RRSIG);
+      const rdata = Buffer.concat([
+        Buffer.from([nsec3.hashAlgorithm ?? 1, flags, iterations >> 8, iterations & 0xff, salt.length]),
+        salt,
+        Buffer.from([20]),
+        next,
+        typeBitmap(types),
+      ]);
+      denial.push(rr([Buffer.from(base32hex(entry.hash)), ...origin], RRTYPE.NSEC3, rdata, negativeTtl));
+    });
+  }
+  // Sign every authoritative RRset but the NS at a delegation (RFC 4035 §2.2), and the denial records.
+  const rrsets = new Map<string, Rr[]>();
+  for (const r of [...authoritative, ...extra, ...denial]) {
+    if (isCut(owners.get(key(r.owner))?.types ?? new Set(), r.owner) && r.type === RRTYPE.NS) continue;
+    const id = `${key(r.owner)}/${r.type}`;
+    rrsets.set(id, [...(rrsets.get(id) ?? []), r]);
+  }
+  const sigs: Rr[] = [];
+  for (const set of rrsets.values()) {
+    sigs.push(sign(set, spec.keys[0]!, window));
+    if (set[0]!.type === RRTYPE.DNSKEY && spec.ksk) sigs.push(sign(set, spec.ksk, window));
+  }
+  const records = [...base, ...extra, ...denial, ...sigs];
+  const sigsOf = (owner: Name, type: number) => sigs.filter((s) => sameName(s.owner, owner) && parseRrsig(s).typeCovered === type);
+  return {
+    origin,
+    records,
+    dnskeys: base.filter((r) => r.type === RRTYPE.DNSKEY),
+    denial: [...denial, ...denial.flatMap((d) => sigsOf(d.owner, d.type)).filter((s, i, all) => all.indexOf(s) === i)],
+    rrset: (owner, type) => records.filter((r) => r.type === type && sameName(r.owner, nameFromText(owner))),
+    rrsigs: (owner, type) => sigsOf(typeof owner === 'string' ? nameFromText(owner) : owner, type),
+  };
 }
