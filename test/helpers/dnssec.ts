@@ -110,6 +110,7 @@ const BINARIES = [
   { name: 'ldns-keygen', pkg: 'ldnsutils', sbin: false },
   { name: 'ldns-signzone', pkg: 'ldnsutils', sbin: false },
   { name: 'ldns-key2ds', pkg: 'ldnsutils', sbin: false },
+  { name: 'ldns-read-zone', pkg: 'ldnsutils', sbin: false },
 ] as const;
 
 /* ------------------------------------------------------------------------------------------
@@ -241,6 +242,14 @@ function binaries(): Record<(typeof BINARIES)[number]['name'], string> {
     );
   }
   return found as Record<(typeof BINARIES)[number]['name'], string>;
+}
+
+/**
+ * Run one of the ldns tools this file knows (ldns-keygen, ldns-signzone, ldns-key2ds,
+ * ldns-read-zone) in `cwd`; its standard output, or an Error with its exit code and output.
+ */
+export function runLdns(tool: Extract<(typeof BINARIES)[number]['name'], `ldns-${string}`>, args: string[], cwd: string): Promise<string> {
+  return run(binaries()[tool], args, cwd);
 }
 
 /* ------------------------------------------------------------------------------------------
