@@ -10,7 +10,7 @@ import { loopbackBlock } from './helpers/smtp-peer.js';
 import { policyText, startStsHosts, type StsHosts } from './helpers/sts-host.js';
 import type { ZoneRecord } from './helpers/dns-server.js';
 import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
-import { formatProbe, probeReport } from '../lib/cli/index.js';
+import { formatProbe, main, probeReport } from '../lib/cli/index.js';
 import { thrown } from './helpers/thrown.js';
 
 let pki: Pki;
@@ -327,5 +327,46 @@ describe('the probe (RFC 8461: what the policy admits, and why)', () => {
     } finally {
       transport.close();
     }
+  });
+});
+
+describe('the probe command', () => {
+  async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const code = await main(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env: {} });
+    return { code, out, err };
+  }
+  const base = () => ['probe', 'skip.test', '--json', '--port', String(world.port), '--resolver', world.dns.server, '--ca-file', pki.caFile];
+
+  it('--mta-sts-port: the JSON report has the MTA-STS lookup; exit 0 (the admitted MX would get the mail at secure)', async () => {
+    const { code, out, err } = await cli(...base(), '--mta-sts-port', String(sts.port), '--mta-sts-timeout', '5000');
+    expect(err).toBe('');
+    const report = JSON.parse(out) as { mtaSts?: { policy?: { mode: string }; admits: unknown[] }; attempts: Array<{ audit: { level: string } }> };
+    expect(report.mtaSts?.policy?.mode).toBe('enforce');
+    expect(report.mtaSts?.admits).toEqual([
+      { host: 'rogue.skip.test', admitted: false },
+      { host: 'mx1.skip.test', admitted: true },
+    ]);
+    expect(report.attempts.at(-1)!.audit.level).toBe('secure');
+    expect(code).toBe(0);
+  });
+
+  it('--no-mta-sts: no lookup, no MTA-STS in the report', async () => {
+    const { code, out } = await cli(...base(), '--no-mta-sts');
+    const report = JSON.parse(out) as { mtaSts?: unknown; attempts: Array<{ mx: string }> };
+    expect(report.mtaSts).toBeUndefined();
+    expect(report.attempts[0]!.mx).toBe('rogue.skip.test');
+    expect(code).toBe(0);
+  });
+
+  it.each([
+    [['--no-mta-sts', '--mta-sts-port', '443'], /--no-mta-sts and --mta-sts-port exclude each other/],
+    [['--mta-sts-port', '0'], /--mta-sts-port/],
+    [['--mta-sts-timeout', 'soon'], /--mta-sts-timeout/],
+  ])('%j is a usage error (exit 2)', async (flags, message) => {
+    const { code, err } = await cli(...base(), ...flags);
+    expect(code).toBe(2);
+    expect(err).toMatch(message);
   });
 });

@@ -53,6 +53,10 @@ const PROBE_OPTIONS = {
   'strict-opportunistic': { type: 'boolean' },
   'max-mx-addresses': { type: 'string' },
   'no-ipv6': { type: 'boolean' },
+  'no-mta-sts': { type: 'boolean' },
+  'mta-sts-ca-file': { type: 'string' },
+  'mta-sts-port': { type: 'string' },
+  'mta-sts-timeout': { type: 'string' },
   smtps: { type: 'boolean' },
   ehlo: { type: 'string' },
   timeout: { type: 'string' },
@@ -253,6 +257,18 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
   if (Object.keys(tls).length) args.tls = tls;
   if (v['max-mx-addresses'] !== undefined) args.maxMxAddresses = integer(v['max-mx-addresses'], 'max-mx-addresses', 1, 100);
   if (v['no-ipv6']) args.ipv6 = false;
+  const stsFlags = ['mta-sts-ca-file', 'mta-sts-port', 'mta-sts-timeout'] as const;
+  if (v['no-mta-sts']) {
+    const given = stsFlags.filter((f) => v[f] !== undefined);
+    if (given.length) throw new UsageError(`--no-mta-sts and --${given[0]} exclude each other`);
+    args.mtaSts = false;
+  } else if (stsFlags.some((f) => v[f] !== undefined)) {
+    args.mtaSts = {
+      ...(v['mta-sts-ca-file'] !== undefined ? { caFile: v['mta-sts-ca-file'] } : {}),
+      ...(v['mta-sts-port'] !== undefined ? { port: integer(v['mta-sts-port'], 'mta-sts-port', 1, 65535) } : {}),
+      ...(v['mta-sts-timeout'] !== undefined ? { fetchTimeout: integer(v['mta-sts-timeout'], 'mta-sts-timeout', 1, 600_000) } : {}),
+    };
+  }
   if (v.smtps) {
     if (target.kind !== 'host') throw new UsageError('--smtps needs a fixed next hop: [host]:port or host:port (implicit TLS is a relay setting)');
     args.smtps = true;

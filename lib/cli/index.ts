@@ -116,6 +116,11 @@ Probe options (each is the tlsPolicy() option in brackets):
   --no-ipv6                 IPv4 addresses only (ipv6: false)
   --smtps                   implicit TLS (SMTPS) on a [host]:port or host:port next hop,
                             whatever its port (relay: { secure: true }; port 465 implies it)
+  --no-mta-sts              do not look up MTA-STS (mtaSts: false)
+  --mta-sts-ca-file FILE    PEM CAs for the MTA-STS policy host (mtaSts.caFile; default
+                            --ca-file, else Node's CAs)
+  --mta-sts-port PORT       the policy host's HTTPS port (mtaSts.port; default 443)
+  --mta-sts-timeout MS      the whole policy fetch (mtaSts.fetchTimeout; default 20000)
   --ehlo NAME               EHLO name (name; default this host's name)
   --timeout MS              SMTP connect, greeting and reply timeout
                             (connectionTimeout, greetingTimeout, socketTimeout; default 10000)
@@ -264,6 +269,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
       ...args.tls,
       ...(args.maxMxAddresses !== undefined ? { maxMxAddresses: args.maxMxAddresses } : {}),
       ...(args.ipv6 === false ? { ipv6: false } : {}),
+      ...(args.mtaSts !== undefined ? { mtaSts: args.mtaSts } : {}),
       ...(args.ehlo ? { name: args.ehlo } : {}),
       connectionTimeout: args.timeout,
       greetingTimeout: args.timeout,

@@ -3,7 +3,7 @@
  */
 import type { DigestAlgorithm, Level } from '../types.js';
 import type { PolicyTable } from '../policy/index.js';
-import type { TlsPolicyOptions } from '../config.js';
+import type { MtaStsOptions, TlsPolicyOptions } from '../config.js';
 
 /** The global protocol, cipher and match options, as the probe's --tls-* and --*-cert-match flags give them. */
 export type TlsDefaultArgs = Pick<
@@ -54,6 +54,8 @@ export interface ProbeArgs {
   tls?: TlsDefaultArgs;
   maxMxAddresses?: number;
   ipv6?: boolean;
+  /** --no-mta-sts (false), or the --mta-sts-* settings. */
+  mtaSts?: false | MtaStsOptions;
   ehlo?: string;
   /** Implicit TLS (SMTPS) on the next hop's port, whatever the port. */
   smtps?: boolean;
