@@ -160,6 +160,11 @@ export interface TlsPolicyOptions {
   mtaSts?: boolean | MtaStsOptions;
   /** Where MTA-STS policies are cached: a Keyv instance (any Keyv store, e.g. Redis), or `{ file }` (SQLite). Default: memory. */
   store?: StoreOption;
+  /**
+   * Honour a message's `TLS-Required: No` header (RFC 8689 section 4.2.2): DANE and MTA-STS are
+   * not enforced for it (a policy-table entry still is). Default true; false ignores the header.
+   */
+  honorTlsRequiredNo?: boolean;
 }
 
 /** The `mtaSts` option's settings. */
@@ -215,6 +220,7 @@ export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'secureCertMatch',
   'mtaSts',
   'store',
+  'honorTlsRequiredNo',
   'hostsRequireTls',
   'hostsAvoidTls',
   'daneInsecureMxPolicy',
@@ -394,6 +400,9 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     if (value !== undefined && (!Number.isInteger(value) || value < 1 || (name === 'port' && value > 65535))) {
       throw new TlsPolicyError(`option ${name} must be a positive integer${name === 'port' ? ' up to 65535' : ''}, not ${String(value)}`, 'ECONFIG', false);
     }
+  }
+  if (options.honorTlsRequiredNo !== undefined && typeof options.honorTlsRequiredNo !== 'boolean') {
+    throw new TlsPolicyError(`option honorTlsRequiredNo must be true or false, not ${JSON.stringify(options.honorTlsRequiredNo)}`, 'ECONFIG', false);
   }
   if (options.auth && (typeof options.auth.user !== 'string' || typeof options.auth.pass !== 'string')) {
     throw new TlsPolicyError('option auth needs a user and a pass', 'ECONFIG', false);

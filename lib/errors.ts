@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   ECONFIG: 'an option is wrong: the message says which and what to write instead',
   EPOLICY: 'the policy table has problems: every one is listed with its line',
   EPOLICYLOOKUP: 'the policyLookup function failed, took too long, or answered with an invalid entry (temporary)',
+  EREQUIRETLS:
+    'a message sent with requireTls found no MX host that RFC 8689 lets it cross: none authenticated by DANE or an MTA-STS policy in enforce mode and advertising REQUIRETLS (5.7.30, permanent)',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

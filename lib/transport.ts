@@ -39,9 +39,10 @@ export interface TlsPolicySentInfo {
 }
 
 interface MailLike {
-  data: { queuedAt?: Date | number | string; [key: string]: unknown };
+  data: { queuedAt?: Date | number | string; requireTls?: unknown; requireTLSExtensionEnabled?: unknown; [key: string]: unknown };
   message: {
     getEnvelope(): { from: string | false; to: string[] };
+    getHeader?(key: string): string | undefined;
     messageId(): string;
     build(callback: (err: Error | null, message: Buffer) => void): void;
   };
@@ -180,11 +181,12 @@ export class TlsPolicyTransport extends EventEmitter {
       throw new TlsPolicyError(reason, 'EENVELOPE', false, [refused]);
     }
     const age = messageAge(mail.data.queuedAt, Date.now());
+    const demands = this.tlsDemands(mail);
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
     const { groups, refused: invalid } = route(recipients, this.relay, this.settings.port);
     const level = this.options.level ?? DEFAULTS.level;
     const delivered = await mapLimit(groups, this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
-      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age }, this.dns, this.settings, this.hooks).catch(
+      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age, ...demands }, this.dns, this.settings, this.hooks).catch(
         // One destination's unexpected failure must not hide what the others did.
         (err: Error): Delivery => {
           const where = group.destination.kind === 'relay' ? group.destination.host : group.destination.domain;
@@ -229,6 +231,23 @@ export class TlsPolicyTransport extends EventEmitter {
       if (d.reason) this.logger.warn({ tnx: 'tls-policy', destination: d.destination }, '%s', d.reason);
     }
     return info;
+  }
+
+  /**
+   * The message's own TLS demands (RFC 8689): the sendMail option `requireTls` (or Nodemailer's
+   * `requireTLSExtensionEnabled`), and the header `TLS-Required: No` when the transport honours
+   * it. REQUIRETLS wins over the header: a message that asks for both gets REQUIRETLS.
+   */
+  private tlsDemands(mail: MailLike): { requireTls?: true; tlsRequiredNo?: true } {
+    const asked = mail.data.requireTls ?? mail.data.requireTLSExtensionEnabled;
+    if (asked !== undefined && typeof asked !== 'boolean') {
+      throw new TlsPolicyError(`the sendMail option requireTls must be true or false, not ${typeof asked}`, 'EMESSAGE', false);
+    }
+    if (asked) return { requireTls: true };
+    if (this.options.honorTlsRequiredNo === false) return {};
+    // RFC 8689 section 3: TLS-Required: No (case-insensitive; the only value defined).
+    const header = mail.message.getHeader?.('TLS-Required');
+    return typeof header === 'string' && header.trim().toLowerCase() === 'no' ? { tlsRequiredNo: true } : {};
   }
 
   /**
@@ -348,5 +367,12 @@ declare module 'nodemailer/lib/mailer' {
   interface Options {
     /** When the message was first queued (a Date, ms since the epoch, or an ISO string): its age for the cleartext-retry rule (Postfix's minimal_backoff_time). */
     queuedAt?: Date | number | string;
+    /**
+     * REQUIRETLS (RFC 8689): the message crosses only MX hosts authenticated by DANE or an MTA-STS
+     * policy in enforce mode that advertise REQUIRETLS, and is sent with MAIL FROM ... REQUIRETLS;
+     * when no MX qualifies it is returned with 5.7.30 (code EREQUIRETLS). Nodemailer's
+     * `requireTLSExtensionEnabled` means the same.
+     */
+    requireTls?: boolean;
   }
 }

@@ -727,3 +727,34 @@ describe('decide: invariants over every level x facts x options', () => {
     expectNone(bad);
   });
 });
+
+describe('decide: REQUIRETLS (RFC 8689 section 4.2.1)', () => {
+  const TLS = { starttlsOffered: true, tls: true };
+  const VERIFIED: Verdict = { ok: true, trust: 'Verified' };
+  it('a Verified session that advertises REQUIRETLS: send', () => {
+    expect(decide({ ...input('secure', TLS, { verdict: VERIFIED }), requireTls: { offered: true } })).toMatchObject({ action: 'send', trust: 'Verified' });
+  });
+  it('a Verified session that does not: the next MX, for good, marked', () => {
+    expect(decide({ ...input('secure', TLS, { verdict: VERIFIED }), requireTls: { offered: false } })).toEqual({
+      action: 'next',
+      temporary: false,
+      requireTls: true,
+      reason: `${W} did not advertise REQUIRETLS after STARTTLS, and the message requires it (RFC 8689 section 4.2.1)`,
+    });
+  });
+  it('a session authenticated only as Trusted: the next MX', () => {
+    expect(decide({ ...input('dane', TLS, { verdict: OK_TRUSTED }), requireTls: { offered: true } })).toMatchObject({
+      action: 'next',
+      requireTls: true,
+      temporary: false,
+    });
+  });
+  it('a verification failure stays what it is (temporary, a TLS stage), not a REQUIRETLS refusal', () => {
+    const d = decide({
+      ...input('secure', TLS, { verdict: { ok: false, trust: 'Untrusted', reason: 'x', resultType: 'certificate-not-trusted' } }),
+      requireTls: { offered: true },
+    });
+    expect(d).toMatchObject({ action: 'next', stage: 'verification' });
+    expect('requireTls' in d).toBe(false);
+  });
+});

@@ -252,3 +252,67 @@ describe('planHost: the other rules', () => {
     });
   });
 });
+
+describe('planHost: REQUIRETLS (RFC 8689 section 4.2.1): only DANE with a secure MX, MTA-STS enforce, or an authenticated relay', () => {
+  const STS = { domain: 'example.net', id: 'p1', mx: ['mx1.example.net'], lines: ['version: STSv1'] };
+  const def = (level: Level): Policy => ({ level, source: 'default' });
+  const rows: Array<{ name: string; policy: Policy; target?: Partial<HostTarget>; extra?: Partial<HostSettings>; relay?: boolean; ok: boolean; why?: RegExp }> =
+    [
+      { name: 'DANE records, secure MX: Verified', policy: def('dane'), target: { tlsa: TLSA.usable }, ok: true },
+      {
+        name: 'DANE records, insecure MX: only Trusted',
+        policy: def('dane'),
+        target: { tlsa: TLSA.usable, mxSecure: false },
+        ok: false,
+        why: /DANE authenticates it only as Trusted \(its MX RRset is not DNSSEC-secure\)/,
+      },
+      {
+        name: 'no TLSA, no MTA-STS',
+        policy: def('dane'),
+        target: { tlsa: TLSA.none },
+        ok: false,
+        why: /authenticated neither by DANE \(.*has no TLSA records.*\) nor by an MTA-STS policy in enforce mode/,
+      },
+      { name: 'only unusable TLSA records', policy: def('dane'), target: { tlsa: TLSA.unusable }, ok: false, why: /neither by DANE/ },
+      { name: 'MTA-STS enforce admits the MX', policy: def('dane'), target: { tlsa: TLSA.none }, extra: { sts: { ...STS, mode: 'enforce' } }, ok: true },
+      {
+        name: 'MTA-STS testing',
+        policy: def('dane'),
+        target: { tlsa: TLSA.none },
+        extra: { sts: { ...STS, mode: 'testing' } },
+        ok: false,
+        why: /nor by an MTA-STS policy in enforce mode/,
+      },
+      {
+        name: 'MTA-STS enforce does not admit the MX',
+        policy: def('dane'),
+        target: { tlsa: TLSA.none },
+        extra: { sts: { ...STS, mode: 'enforce', mx: ['mx9.example.net'] } },
+        ok: false,
+        why: /matches no mx pattern/,
+      },
+      { name: 'a table entry at secure is not DANE or MTA-STS', policy: policy('secure'), ok: false, why: /neither by DANE/ },
+      { name: 'a relay at verify', policy: policy('verify', { match: ['hostname'] }), relay: true, ok: true },
+      { name: 'a relay at encrypt', policy: policy('encrypt'), relay: true, ok: false, why: /the relay's level encrypt does not authenticate it/ },
+    ];
+  it.each(rows.map((r) => [r.name, r] as const))('%s', (_name, r) => {
+    const plan = planHost(r.policy, target(r.target), settings({ ...r.extra, requireTls: { relay: r.relay === true } }));
+    if (r.ok) {
+      expect(plan.refused).toBeUndefined();
+      expect(plan.requireTls).toBe(true);
+      expect(plan.fallback).toBeUndefined();
+    } else {
+      expect(plan.refused).toMatch(r.why!);
+      expect(plan.refusedForRequireTls).toBe(true);
+      expect(plan.requireTls).toBeUndefined();
+    }
+  });
+  it('a fallback level configured for the level is not used for a REQUIRETLS message, and the session key differs', () => {
+    const base = planHost(policy('verify', { match: ['hostname'] }), target(), settings());
+    const required = planHost(policy('verify', { match: ['hostname'] }), target(), settings({ requireTls: { relay: true } }));
+    expect(base.fallback).toBe('encrypt');
+    expect(required.fallback).toBeUndefined();
+    expect(required.tempfailTryclear).toBe(false);
+    expect(required.key).not.toBe(base.key);
+  });
+});

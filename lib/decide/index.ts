@@ -66,6 +66,8 @@ export interface DecideInput {
   };
   /** The verdict on the peer, when TLS was established. */
   verdict?: Verdict;
+  /** The message requires REQUIRETLS (RFC 8689): only a Verified session that advertises REQUIRETLS may carry it. */
+  requireTls?: { offered: boolean };
 }
 
 export type Decision =
@@ -89,6 +91,8 @@ export type Decision =
       temporary: boolean;
       /** Set when the failure is a TLS-policy failure (a stage of the TLS proposal). */
       stage?: Stage;
+      /** Set when this MX can never carry the message because it requires REQUIRETLS (RFC 8689 section 4.2.1). */
+      requireTls?: true;
     }
   /** Open a new cleartext connection to this address now (tls_tempfail_tryclear). */
   | { action: 'cleartext-now'; reason: string; stage: Stage }
@@ -168,6 +172,32 @@ function tlsUnavailable(input: DecideInput, stage: Stage, reason: string, replyC
 }
 
 export function decide(input: DecideInput): Decision {
+  const decision = decideTls(input);
+  if (!input.requireTls || decision.action !== 'send') return decision;
+  // RFC 8689 section 4.2.1: a REQUIRETLS message crosses only an authenticated TLS session (the
+  // plan allows only DANE-verified, MTA-STS-enforced or authenticated-relay hosts, without any
+  // fallback) whose EHLO after STARTTLS advertises REQUIRETLS; nothing else is a way to send it.
+  const where = input.where;
+  if (decision.downgradedFrom !== undefined || decision.trust !== 'Verified') {
+    return {
+      action: 'next',
+      temporary: false,
+      requireTls: true,
+      reason: `${where} was authenticated only as ${decision.trust}, and the message requires REQUIRETLS (RFC 8689 section 4.2.1)`,
+    };
+  }
+  if (!input.requireTls.offered) {
+    return {
+      action: 'next',
+      temporary: false,
+      requireTls: true,
+      reason: `${where} did not advertise REQUIRETLS after STARTTLS, and the message requires it (RFC 8689 section 4.2.1)`,
+    };
+  }
+  return decision;
+}
+
+function decideTls(input: DecideInput): Decision {
   const { facts, where } = input;
   const failure = facts.failure;
   if (failure) {

@@ -14,14 +14,14 @@ import { judge, judgeShadow, judgeStsTesting } from '../verdict/index.js';
 import { resultTypeOf } from '../verdict/result.js';
 import { auditDigests, SessionCerts } from '../pkix/index.js';
 import { reportedPolicyFields } from '../audit/index.js';
-import type { Attempt, DeliverHooks, DeliverSettings, Parked } from './types.js';
+import type { Attempt, DeliverHooks, DeliverMail, DeliverSettings, Parked } from './types.js';
 
 /** What one attempt needs of its delivery. */
 export interface AttemptContext {
   nexthop: string;
   /** The destination's policy, before Exim's host lists. */
   policy: Policy;
-  mail: { from: string; recipients: string[]; message: Buffer; messageAge: number; skipLogin?: boolean };
+  mail: DeliverMail;
   settings: DeliverSettings;
   hooks: DeliverHooks;
   rules: OpportunisticRules;
@@ -29,6 +29,8 @@ export interface AttemptContext {
   authenticate: boolean;
   /** The recipient domain's MTA-STS policy in force, when it has one. */
   sts?: StsForHost;
+  /** The next hop is a fixed host (the relay, an address literal), not an MX host. */
+  relay: boolean;
   /** The recipients still to be sent to. */
   remaining(): string[];
   /** Opens a session (Session.open; a test may pass its own). */
@@ -60,6 +62,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
     rules: { strict: rules.strict ?? false, ...(rules.tempfailTryclear !== undefined ? { tempfailTryclear: rules.tempfailTryclear } : {}) },
     ...(authenticate && settings.auth ? { authUser: settings.auth.user } : {}),
     ...(ctx.sts ? { sts: ctx.sts } : {}),
+    ...(mail.requireTls ? { requireTls: { relay: ctx.relay } } : {}),
   });
   const refused = plan.refused;
   const daneNote = plan.daneNote;
@@ -110,7 +113,9 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       const certs = new SessionCerts();
       verdict = judge(plan, facts, certs);
       decision = refused
-        ? { action: 'next', temporary: true, stage: plan.refusedStage ?? 'tlsa', reason: refused }
+        ? plan.refusedForRequireTls
+          ? { action: 'next', temporary: false, stage: 'policy', requireTls: true, reason: refused }
+          : { action: 'next', temporary: true, stage: plan.refusedStage ?? 'tlsa', reason: refused }
         : decide({
             where: plan.where,
             level: plan.level,
@@ -127,6 +132,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
               ...(facts.failure ? { failure: facts.failure } : {}),
             },
             ...(verdict ? { verdict } : {}),
+            ...(plan.requireTls ? { requireTls: { offered: facts.requireTlsOffered === true } } : {}),
           });
       digests = auditDigests(facts.tls ?? null, settings.digest, certs);
       shadow = judgeShadow(plan, facts, certs);
@@ -166,6 +172,9 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       sts_id: plan.sts?.id ?? '',
       // enforce: whether this host met the policy; testing: whether it would have.
       sts_result: plan.sts?.mode === 'testing' ? stsTesting : plan.sts ? (sent ? 'pass' : `fail: ${reason ?? 'not delivered'}`) : '',
+      // the message's own TLS demands (RFC 8689): REQUIRETLS asked for, or TLS-Required: No honoured
+      requiretls: mail.requireTls ? 'yes' : '',
+      tls_required: mail.tlsRequiredNo ? 'no' : '',
     };
     const attempt: Attempt = {
       mx: plan.host,
@@ -229,7 +238,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       else session.quit();
       return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction: { ok: true, recipients: [] } };
     }
-    const transaction = await session.send(mail.from, ctx.remaining(), mail.message);
+    const transaction = await session.send(mail.from, ctx.remaining(), mail.message, plan.requireTls === true);
     if (parked && !transaction.ok && !transaction.reply && !transaction.dataSent && !session.alive) {
       // The server closed the parked session while it was idle, before DATA: the message did not
       // reach it, so a new session may carry it (after DATA it may have, and is not sent again here).

@@ -22,7 +22,7 @@ import { renderTemplate } from '../audit/index.js';
 import { runAttempt, type AttemptContext, type SessionRun } from './attempt.js';
 import { gather } from './gather.js';
 import { conclude, finalFailure, newOutcome, recordFailure, sessionLimitReached, settleTransaction } from './outcome.js';
-import type { Delivery, DeliverDns, DeliverHooks, DeliverSettings, Destination } from './types.js';
+import type { Delivery, DeliverDns, DeliverHooks, DeliverMail, DeliverSettings, Destination } from './types.js';
 import { PolicyLookupError } from '../policy/lookup.js';
 import type { Policy } from '../types.js';
 import { stsGoverns } from '../plan/host.js';
@@ -31,18 +31,11 @@ import type { StsLookup } from '../mtasts/index.js';
 export type { Attempt, DeliverDns, DeliverEvent, DeliverHooks, DeliverSettings, Delivery, Destination, Parked } from './types.js';
 export { MAX_MX_NAMES, orderMx } from './gather.js';
 
-export async function deliver(
-  destination: Destination,
-  /** `skipLogin`: stop before AUTH too (the probe), while deciding as if AUTH would follow. */
-  mail: { from: string; recipients: string[]; message: Buffer; messageAge: number; skipLogin?: boolean },
-  dns: DeliverDns,
-  settings: DeliverSettings,
-  hooks: DeliverHooks,
-): Promise<Delivery> {
+export async function deliver(destination: Destination, mail: DeliverMail, dns: DeliverDns, settings: DeliverSettings, hooks: DeliverHooks): Promise<Delivery> {
   const nexthop = destination.kind === 'relay' ? destination.host : destination.domain;
   let policy: Policy;
   try {
-    policy = await hooks.policyFor(destination);
+    policy = messagePolicy(await hooks.policyFor(destination), mail);
   } catch (err) {
     if (!(err instanceof PolicyLookupError)) throw err;
     // Postfix defers on a TLS policy lookup error; the default level is never used instead.
@@ -74,7 +67,7 @@ export async function deliver(
   // MTA-STS (RFC 8461) for a recipient domain at the default level, looked up beside the MX
   // hosts; planHost decides, host by host, whether it governs (DANE first).
   const stsLookup =
-    settings.mtaSts && destination.kind === 'domain' && stsGoverns(policy)
+    settings.mtaSts && destination.kind === 'domain' && stsGoverns(policy) && !mail.tlsRequiredNo
       ? settings.mtaSts
           .lookup(destination.domain)
           .catch((err: Error): StsLookup => ({ domain: destination.domain, notes: [`the MTA-STS lookup failed: ${err.message}`] }))
@@ -103,6 +96,7 @@ export async function deliver(
     hooks,
     rules,
     authenticate,
+    relay: destination.kind === 'relay',
     remaining: () => outcome.remaining,
     ...(sts?.policy ? { sts: { domain: sts.domain, id: sts.policy.id, mode: sts.policy.mode, mx: sts.policy.mx, lines: sts.policy.lines } } : {}),
     open: (options) => Session.open(options),
@@ -136,6 +130,9 @@ export async function deliver(
     return false;
   };
 
+  // RFC 8689 section 5: a REQUIRETLS message that no MX may carry is returned with 5.7.30.
+  let failures = 0;
+  let requireTlsFailures = 0;
   const later: HostTarget[] = [];
   const tryTarget = async (target: HostTarget, mode: 'tls' | 'cleartext-retry'): Promise<boolean> => {
     const run = await runAttempt(target, mode, context);
@@ -148,6 +145,8 @@ export async function deliver(
       return tryTarget(target, 'cleartext-retry');
     }
     if (d.action === 'cleartext-later' && mode === 'tls') later.push(target);
+    failures++;
+    if (d.action === 'next' && d.requireTls) requireTlsFailures++;
     recordFailure(outcome, d, run.failureCode);
     return false;
   };
@@ -175,6 +174,30 @@ export async function deliver(
   }
   const stop = stopped();
   if (stop) return stop;
+  if (mail.requireTls && failures > 0 && failures === requireTlsFailures) {
+    return end({
+      reason: `${nexthop}: 5.7.30 REQUIRETLS support required: no MX host can carry this message as RFC 8689 section 4.2.1 requires: ${outcome.failures.join('; ')}`,
+      code: 'EREQUIRETLS',
+      temporary: false,
+    });
+  }
   const tlsFailureSeen = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
   return end(finalFailure(outcome, { nexthop, level: policy.level, tlsFailureSeen }));
+}
+
+/**
+ * The destination's policy for this message (RFC 8689):
+ * - REQUIRETLS: a destination at the default level is looked up as at `dane` (dane-only stays),
+ *   so that DANE applies where the MX publishes TLSA records and MTA-STS where it does not;
+ *   planHost then refuses every host neither authenticates (section 4.2.1).
+ * - `TLS-Required: No` (section 4.2.2): the recipient's own policies are not enforced: a default
+ *   `dane` or `dane-only` runs as `may` (TLS where it can, no deferral for an authentication
+ *   failure), and MTA-STS is not looked up. A policy-table entry, a policy source's answer and
+ *   every other default level are the operator's word and hold.
+ */
+function messagePolicy(policy: Policy, mail: DeliverMail): Policy {
+  if (policy.source !== 'default') return policy;
+  if (mail.requireTls) return policy.level === 'dane-only' ? policy : { ...policy, level: 'dane' };
+  if (mail.tlsRequiredNo && (policy.level === 'dane' || policy.level === 'dane-only')) return { ...policy, level: 'may' };
+  return policy;
 }

@@ -27,6 +27,21 @@ export interface DeliverDns {
   checkDnssec?(name?: string): Promise<DnssecCheck>;
 }
 
+/** One message as a delivery carries it. */
+export interface DeliverMail {
+  from: string;
+  recipients: string[];
+  message: Buffer;
+  /** Seconds since it was queued (Postfix's cleartext-retry rule). */
+  messageAge: number;
+  /** Stop before AUTH too (the probe), while deciding as if AUTH would follow. */
+  skipLogin?: boolean;
+  /** The message requires REQUIRETLS (RFC 8689 section 4.1: the sendMail option requireTls). */
+  requireTls?: boolean;
+  /** The message carries `TLS-Required: No` and the transport honours it (RFC 8689 section 4.2.2). */
+  tlsRequiredNo?: boolean;
+}
+
 export interface DeliverSettings {
   port: number;
   maxMxAddresses: number;

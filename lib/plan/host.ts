@@ -16,6 +16,10 @@
  *    matched against the MX host name the pattern vouches for (section 4.2; Postfix's `secure
  *    match=` the patterns as postfix-mta-sts-resolver maps it), without fallback; under
  *    `testing`, the host runs as before and the same check is judged and reported, never enforced.
+ * 1c. REQUIRETLS (RFC 8689 section 4.2.1), for a message that asks for it: the host must be
+ *    authenticated by DANE with a DNSSEC-secure MX (Verified) or by an MTA-STS policy in enforce
+ *    mode that admits it (a relay: by its authenticated level); any other host is refused, and
+ *    no fallback level or cleartext retry is left to the plan.
  * 2. Implicit TLS (SMTPS) has no cleartext to fall back to: none and may run as encrypt there,
  *    as Postfix requires of smtp_tls_wrappermode.
  * 3. A fallback level replaces an authenticated level that could not authenticate; a dane host
@@ -70,6 +74,8 @@ export interface HostSettings {
   authUser?: string;
   /** The recipient domain's MTA-STS policy in force (enforce or testing), when it has one. */
   sts?: StsForHost;
+  /** The message requires REQUIRETLS (RFC 8689); `relay`: the next hop is the configured relay or an address literal, not an MX host. */
+  requireTls?: { relay: boolean };
 }
 
 /** What planHost needs of an MTA-STS policy (lib/mtasts looks it up). */
@@ -111,6 +117,10 @@ export interface HostPlan extends Plan {
   sts?: { domain: string; id: string; mode: 'enforce' | 'testing'; reported: NonNullable<Policy['reported']> };
   /** Under an MTA-STS policy in testing mode: the check judged after the session, never enforced. */
   stsTesting?: ShadowPlan;
+  /** The message requires REQUIRETLS and this host may carry it (RFC 8689 section 4.2.1). */
+  requireTls?: true;
+  /** The host is refused because the message requires REQUIRETLS and nothing here authenticates it as RFC 8689 asks. */
+  refusedForRequireTls?: true;
   /** The audit's `dane` field: the TLSA records enforced, or why DANE did not apply. */
   daneNote: string;
   /** The level verifyPeer judges a non-DANE session at. */
@@ -171,7 +181,7 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   let effective: Policy = policy;
   let dane: DaneSession | undefined;
   let daneNote = '';
-  let refused: { reason: string; resultType: ResultType; stage: Stage } | undefined;
+  let refused: { reason: string; resultType?: ResultType; stage: Stage } | undefined;
   // An MTA-STS policy from a policy source: the MX host must match one of its patterns, and
   // the certificate is then matched against that host name, which the pattern (fetched over
   // HTTPS) authenticates (RFC 8461 section 4.1; Postfix's smtp_tls_authorize_mx_hostname()
@@ -210,12 +220,17 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
   // 1b. MTA-STS, where DANE does not govern: neither records enforced nor a DANE refusal (a failed
   // TLSA lookup is never overridden by MTA-STS, RFC 8461 section 2).
   const fromSts = settings.sts && stsGoverns(policy) && !dane && !refused ? settings.sts : undefined;
+  let requireTlsRefusal: string | undefined;
   let stsTesting: ShadowPlan | undefined;
   if (fromSts) {
     const matched = mxMatches(fromSts.mx, target.host);
     if (fromSts.mode === 'enforce') {
       sts = { matched, patterns: fromSts.mx, domain: fromSts.domain };
-      if (!matched) refused = { reason: stsRefusal(where, target.host, fromSts), resultType: 'validation-failure', stage: 'policy' };
+      if (!matched) {
+        refused = { reason: stsRefusal(where, target.host, fromSts), resultType: 'validation-failure', stage: 'policy' };
+        // For a REQUIRETLS message this MX can never qualify while the policy stands (RFC 8689 section 4.2.1).
+        if (settings.requireTls) requireTlsRefusal = refused.reason;
+      }
       // Section 4.2: TLS with a certificate that chains to a trusted CA and carries the MX host
       // name; the name is trusted because the HTTPS-fetched pattern covers it. No fallback level.
       effective = {
@@ -233,10 +248,28 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
       };
     }
   }
+  // 1c. REQUIRETLS: DANE (Verified: a DNSSEC-secure MX) or MTA-STS enforce, or an authenticated relay.
+  if (settings.requireTls && !refused) {
+    const byDane = dane?.trust === 'Verified';
+    const bySts = fromSts?.mode === 'enforce';
+    const byRelay =
+      settings.requireTls.relay && (effective.level === 'fingerprint' || effective.level === 'verify' || effective.level === 'secure' || dane !== undefined);
+    if (!byDane && !bySts && !byRelay) {
+      const why = dane
+        ? `DANE authenticates it only as ${dane.trust} (its MX RRset is not DNSSEC-secure)`
+        : settings.requireTls.relay
+          ? `the relay's level ${effective.level} does not authenticate it`
+          : `it is authenticated neither by DANE${daneNote ? ` (${daneNote})` : ''} nor by an MTA-STS policy in enforce mode`;
+      requireTlsRefusal = `${where}: the message requires REQUIRETLS (RFC 8689 section 4.2.1), but ${why}`;
+      // Not a TLS failure under the recipient's policy (nothing for TLS-RPT): the message's own demand.
+      refused = { reason: requireTlsRefusal, stage: 'policy' };
+    }
+  }
   if (target.implicitTls && (effective.level === 'none' || effective.level === 'may')) effective = { ...effective, level: 'encrypt' };
   // main.cf protocols and ciphers by the level now in effect, after DANE (Postfix's policy_create()).
   effective = withTlsDefaults(effective, settings.tlsDefaults);
-  const configured = effective.level === policy.level ? settings.fallbackFor(policy) : undefined;
+  // REQUIRETLS leaves no way down: no fallback level (RFC 8689 section 4.2.1).
+  const configured = effective.level === policy.level && !settings.requireTls ? settings.fallbackFor(policy) : undefined;
   const fallback = configured === 'may' && policy.requireTls ? 'encrypt' : configured;
   const plan = makePlan({
     policy: effective,
@@ -256,19 +289,29 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     plan.tls = { ...plan.tls, servername: dane.baseDomain, ca: [] };
     plan.dane = dane;
   }
-  const tempfailTryclear = effective.tempfailTryclear ?? settings.rules.tempfailTryclear;
+  const tempfailTryclear = settings.requireTls ? false : (effective.tempfailTryclear ?? settings.rules.tempfailTryclear);
   const host: HostPlan = {
     ...plan,
     daneNote,
     policyType: dane ? 'tlsa' : fromSts || policy.reported?.type === 'sts' ? 'sts' : 'no-policy-found',
     ...(fromSts ? { sts: { domain: fromSts.domain, id: fromSts.id, mode: fromSts.mode, reported: stsReported(fromSts) } } : {}),
     ...(stsTesting ? { stsTesting } : {}),
+    ...(settings.requireTls && !refused ? { requireTls: true as const } : {}),
     verifyLevel: verifyLevelOf(plan.level),
     ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),
     ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop, settings.tlsDefaults?.certMatch) } : {}),
   };
-  if (refused) return { ...host, refused: refused.reason, refusedType: refused.resultType, refusedStage: refused.stage };
-  host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict]);
+  if (refused) {
+    return {
+      ...host,
+      refused: refused.reason,
+      ...(refused.resultType ? { refusedType: refused.resultType } : {}),
+      refusedStage: refused.stage,
+      ...(requireTlsRefusal ? { refusedForRequireTls: true as const } : {}),
+    };
+  }
+  // A REQUIRETLS message never takes a session judged for one without (its REQUIRETLS check is part of the decision kept with it).
+  host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict, settings.requireTls ? 'requiretls' : null]);
   return host;
 }
 

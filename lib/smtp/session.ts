@@ -124,6 +124,8 @@ export interface SessionFacts {
   tls?: PeerTls;
   /** Set when the session never became ready. */
   failure?: SessionFailure;
+  /** Whether the EHLO reply on the channel the mail would use (after STARTTLS) advertised REQUIRETLS (RFC 8689 section 3). */
+  requireTlsOffered?: boolean;
 }
 
 export interface RecipientResult {
@@ -490,6 +492,8 @@ export class Session {
         if (socket) {
           facts.tls = peerOf(socket);
           facts.starttlsOffered = !options.implicitTls;
+          // RFC 8689 section 4.2.1: only the EHLO reply inside TLS counts.
+          facts.requireTlsOffered = ehloLinesOf(connection).some((line) => /^REQUIRETLS\b/i.test(line.trim()));
         } else {
           // Still cleartext: either STARTTLS was not offered (or not wanted), or it was refused,
           // in which case SMTPConnection went on with the cleartext EHLO and the last reply is
@@ -538,14 +542,15 @@ export class Session {
     });
   }
 
-  /** One mail transaction: MAIL FROM, RCPT TO for each recipient, DATA. */
-  send(from: string, recipients: string[], message: Buffer): Promise<TransactionResult> {
+  /** One mail transaction: MAIL FROM (with REQUIRETLS when `requireTls`, RFC 8689 section 4.1), RCPT TO for each recipient, DATA. */
+  send(from: string, recipients: string[], message: Buffer, requireTls = false): Promise<TransactionResult> {
     this.dataSent = false;
     return new Promise((resolve) => {
       // Handed over as a stream of slices of the one buffer (no copies): written whole, TLS would
       // encrypt the entire message into memory at once on every connection.
       const body = sliced(message, () => this.deadlines.bodyEnd());
-      this.connection.send({ from, to: recipients, size: message.length }, body, (err, info) => {
+      const envelope = { from, to: recipients, size: message.length, ...(requireTls ? { requireTLSExtensionEnabled: true } : {}) };
+      this.connection.send(envelope, body, (err, info) => {
         if (!err && info) {
           const rejected = new Map<string, string | undefined>();
           for (const e of info.rejectedErrors ?? []) {

@@ -42,6 +42,8 @@ export interface PeerEvent {
   /** At MAIL: the name the client gave in EHLO/HELO, and its address as the server saw it. */
   helo?: string;
   clientAddress?: string;
+  /** At MAIL: the parameters after the address, e.g. ['SIZE', 'REQUIRETLS']. */
+  params?: string[];
 }
 
 export interface PeerOptions {
@@ -58,6 +60,8 @@ export interface PeerOptions {
   mailReply?: string;
   /** The server's name in its greeting. */
   name?: string;
+  /** Advertise REQUIRETLS (RFC 8689) after STARTTLS (smtp-server does not by default). */
+  requireTls?: boolean;
   /** Close a connection idle this long (ms). Default 10 s. */
   socketTimeout?: number;
   /** The newest TLS version the peer speaks (an old server). Default: Node's. */
@@ -177,6 +181,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     name,
     secure: b === 'implicit-tls',
     hideSTARTTLS: b === 'no-starttls',
+    ...(options.requireTls ? { hideREQUIRETLS: false } : {}),
     ...(options.cert ? { cert: options.cert, key: options.key } : {}),
     ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
     ...(options.ciphers ? { ciphers: options.ciphers } : {}),
@@ -252,6 +257,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
           servername: (session as { servername?: string }).servername,
           helo: session.hostNameAppearsAs,
           clientAddress: session.remoteAddress,
+          params: Object.keys((address as { args?: Record<string, unknown> | false }).args || {}),
           ...(options.requestCert ? { clientCert: (session as { clientCert?: string }).clientCert ?? '' } : {}),
         });
       if (options.mailReply) callback(replyError(options.mailReply));
