@@ -1,8 +1,11 @@
 // nodemailer-tls-policy demo: `npm run demo` (builds dist/, then runs this file).
 //
 // Everything is local and made at start: a test CA and certificates (openssl), a DNS server on
-// 127.0.0.1 publishing MX and A records, and SMTP servers on 127.0.0.2.. sharing one port,
-// all from the test kit in test/helpers/ (TypeScript that Node runs by stripping its types).
+// 127.0.0.1 publishing MX, A, TLSA and TXT records, SMTP servers on 127.0.0.2.. sharing one
+// port, and an HTTPS server for MTA-STS policies, all from the test kit in test/helpers/
+// (TypeScript that Node runs by stripping its types). For the DANE domains the DNS server plays
+// a validating resolver on loopback: it sets the AD bit on their answers, which the transport
+// believes from a resolver on loopback (see the README's "DANE and the resolver you trust").
 // Several messages then go through `nodemailer.createTransport(tlsPolicy({...}))` at different
 // TLS security levels, and each prints its audit lines, or its error's code and message.
 import nodemailer from 'nodemailer';
@@ -10,6 +13,8 @@ import { tlsPolicy, VERSION } from '../dist/esm/index.js';
 import { startDnsServer } from '../test/helpers/dns-server.ts';
 import { makePki } from '../test/helpers/pki.ts';
 import { startHosts } from '../test/helpers/smtp-peer.ts';
+import { policyText, startStsHosts } from '../test/helpers/sts-host.ts';
+import { tlsaData } from '../test/helpers/pki.ts';
 
 const watchdog = setTimeout(() => {
   console.error('demo: still running after 30 s, giving up');
@@ -24,7 +29,13 @@ const HOSTS = [
   { domain: 'plain.example', mx: 'mx.plain.example', tls: 'none' },
   { domain: 'wrongname.example', mx: 'mx.wrongname.example', tls: 'wrong-name' },
   { domain: 'shadow.example', mx: 'mx.shadow.example', tls: 'self-signed' },
+  { domain: 'dane.example', mx: 'mx.dane.example', tls: 'valid', tlsa: 'match' },
+  { domain: 'badtlsa.example', mx: 'mx.badtlsa.example', tls: 'valid', tlsa: 'mismatch' },
+  { domain: 'sts.example', mx: 'mx.sts.example', tls: 'valid', sts: ['mx.sts.example'] },
+  { domain: 'stsrogue.example', mx: 'mx.stsrogue.example', tls: 'valid', sts: ['mx.elsewhere.example'] },
 ];
+/** Names whose answers the demo's DNS server marks DNSSEC-secure (the AD bit). */
+const signed = (name) => /(^|\.)(dane|badtlsa)\.example$/.test(name);
 
 /** A policy table as Postfix's smtp_tls_policy_maps would read it (comments, continuation lines). */
 const POLICY_TABLE = `
@@ -56,6 +67,9 @@ function printDelivery(delivery, indent = '  ') {
   );
   for (const attempt of delivery.attempts) {
     print(`${indent}  ${attempt.auditLine}`);
+    if (attempt.audit.policy_type !== 'no-policy-found')
+      print(`${indent}  policy_type=${attempt.audit.policy_type}${attempt.audit.matched ? `, matched=${attempt.audit.matched}` : ''}`);
+    if (attempt.reason && attempt.decision !== 'send') print(`${indent}  ${attempt.reason}`);
     if (attempt.audit.shadow) print(`${indent}  shadow=${attempt.audit.shadow}: ${attempt.audit.shadow_result}`);
   }
   if (delivery.reason && delivery.status !== 'delivered')
@@ -91,10 +105,44 @@ async function main() {
     );
     closers.push(smtp.close);
 
-    // 3. DNS on 127.0.0.1: MX and A records for every domain.
+    // 3. MTA-STS policy host (HTTPS) on 127.0.1.1 for the domains that publish a policy.
+    const stsHost = await startStsHosts('127.0.1.1', await pki.leaf(['mta-sts.invalid']));
+    closers.push(stsHost.close);
+    for (const h of HOSTS.filter((h) => h.sts)) {
+      stsHost.set(h.domain, { cert: await pki.leaf([`mta-sts.${h.domain}`]), behaviour: { kind: 'policy', body: policyText('enforce', h.sts) } });
+    }
+
+    // 4. DNS on 127.0.0.1: MX and A records for every domain, TLSA records (the second one
+    // matches no certificate), and the MTA-STS TXT records with the policy host's address.
     const dns = await startDnsServer({
       host: ip(1),
-      zone: [...HOSTS.map((h) => ({ name: h.domain, type: 'MX', exchange: h.mx, preference: 10 })), ...smtp.records],
+      zone: [
+        ...HOSTS.map((h) => ({ name: h.domain, type: 'MX', exchange: h.mx, preference: 10 })),
+        ...smtp.records,
+        ...HOSTS.flatMap((h, i) =>
+          h.tlsa
+            ? [
+                {
+                  name: `_${smtp.port}._tcp.${h.mx}`,
+                  type: 'TLSA',
+                  usage: 3,
+                  selector: 1,
+                  matchingType: 1,
+                  data: h.tlsa === 'match' ? tlsaData(certs[i].der, 1, 1) : 'ab'.repeat(32),
+                },
+              ]
+            : [],
+        ),
+        ...HOSTS.flatMap((h) =>
+          h.sts
+            ? [
+                { name: `_mta-sts.${h.domain}`, type: 'TXT', text: 'v=STSv1; id=demo1' },
+                { name: `mta-sts.${h.domain}`, type: 'A', address: stsHost.address },
+              ]
+            : [],
+        ),
+      ],
+      ad: (name) => signed(name),
     });
     closers.push(dns.close);
 
@@ -109,6 +157,7 @@ async function main() {
       caFile: pki.caFile,
       name: 'demo.localhost',
       resolver: { servers: [dns.server], timeout: 1000, attempts: 1 },
+      mtaSts: { port: stsHost.port },
     };
     const scenarios = [
       {
@@ -145,6 +194,26 @@ async function main() {
         title: 'policy table: shadow.example may shadow=verify, self-signed certificate',
         options: { policy: POLICY_TABLE },
         to: ['alice@shadow.example'],
+      },
+      {
+        title: "level 'dane', the MX publishes a TLSA record that matches its key: Verified by DANE",
+        options: { level: 'dane' },
+        to: ['alice@dane.example'],
+      },
+      {
+        title: "level 'dane', the MX's TLSA record matches nothing: deferred, never sent without it",
+        options: { level: 'dane' },
+        to: ['alice@badtlsa.example'],
+      },
+      {
+        title: 'MTA-STS: sts.example publishes an enforce policy that names its MX: delivered at secure',
+        options: {},
+        to: ['alice@sts.example'],
+      },
+      {
+        title: 'MTA-STS: the MX of stsrogue.example is not in its enforce policy: deferred, never connected',
+        options: {},
+        to: ['alice@stsrogue.example'],
       },
       {
         title: 'policy table, one message to three domains (one recipient unknown)',

@@ -182,7 +182,8 @@ export async function deliver(destination: Destination, mail: DeliverMail, dns: 
     });
   }
   const tlsFailureSeen = delivery.attempts.some((a) => a.stage !== undefined && a.decision !== 'send');
-  return end(finalFailure(outcome, { nexthop, level: policy.level, tlsFailureSeen }));
+  const under = sts?.policy?.mode === 'enforce' ? ` under the MTA-STS policy of ${sts.domain} (mode enforce)` : '';
+  return end(finalFailure(outcome, { nexthop, level: `${policy.level}${under}`, tlsFailureSeen }));
 }
 
 /**
