@@ -33,6 +33,7 @@ import {
 import { mandatoryProtocolsProblem, type TlsDefaults } from './policy/defaults.js';
 import { parseRelay } from './route.js';
 import { SessionPool, type PoolOptions } from './smtp/pool.js';
+import { TicketCache, type TicketCacheOptions } from './smtp/tickets.js';
 import type { SessionTimeouts } from './smtp/session.js';
 import type { SessionTracker } from './smtp/tracker.js';
 import type { DigestAlgorithm, Level, Policy } from './types.js';
@@ -150,6 +151,13 @@ export interface TlsPolicyOptions {
    * idleTimeout: 5000, maxMessages: 500 }`.
    */
   connectionReuse?: boolean | PoolOptions;
+  /**
+   * TLS session resumption (Postfix's TLS session cache): the TLS session of a session that
+   * carried mail is kept under its plan key and offered on the next connection to the same
+   * address under the same plan; the chain it was verified with is judged again. `false` turns
+   * it off; `{ max: 1000, lifetime: 3600000 }` (ms) are the defaults.
+   */
+  tlsSessionCache?: boolean | TicketCacheOptions;
   /** Sees every DNS answer, plan, session fact and decision (what the probe command uses). */
   observe?: DeliverSettings['observe'];
   /**
@@ -240,6 +248,7 @@ export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'debug',
   'dns',
   'connectionReuse',
+  'tlsSessionCache',
   'observe',
 ] satisfies Array<keyof TlsPolicyOptions>);
 
@@ -323,6 +332,22 @@ export interface Configured {
   daneConfigured: boolean;
   /** MTA-STS's settings; undefined when it is off (`mtaSts: false`, or a relay takes all mail). */
   mtaSts?: StsSettings;
+}
+
+/** The tlsSessionCache option, checked: the cache, or nothing when it is off. */
+function ticketCache(option: TlsPolicyOptions['tlsSessionCache']): { tickets: TicketCache } | undefined {
+  if (option === false) return undefined;
+  if (option === undefined || option === true) return { tickets: new TicketCache() };
+  if (typeof option !== 'object' || option === null || Array.isArray(option)) {
+    throw new TlsPolicyError('option tlsSessionCache must be true, false or { max, lifetime }', 'ECONFIG', false);
+  }
+  for (const [name, value] of Object.entries(option)) {
+    if (name !== 'max' && name !== 'lifetime') throw new TlsPolicyError(`unknown option tlsSessionCache.${name} (known: max, lifetime)`, 'ECONFIG', false);
+    if (!(Number.isInteger(value) && (value as number) > 0)) {
+      throw new TlsPolicyError(`option tlsSessionCache.${name} must be a whole number above 0, not ${JSON.stringify(value)}`, 'ECONFIG', false);
+    }
+  }
+  return { tickets: new TicketCache(option) };
 }
 
 /** Checks the mtaSts and store options; the settings, or undefined when MTA-STS is off. */
@@ -477,6 +502,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     smtpLogger: options.logger,
     ...(options.observe ? { observe: options.observe } : {}),
     ...(options.connectionReuse === false ? {} : { pool: new SessionPool<Parked>(typeof options.connectionReuse === 'object' ? options.connectionReuse : {}) }),
+    ...(ticketCache(options.tlsSessionCache) ?? {}),
   };
   const hooks: DeliverHooks = {
     policyFor: policyLookup

@@ -306,7 +306,7 @@ export class TlsPolicyTransport extends EventEmitter {
         : { kind: 'domain', domain: domainOf(`probe@${text}`) };
     // implicitTls: TLS from the first byte on a fixed next hop, whatever its port (SMTPS).
     const destination: Destination = parsed.kind === 'relay' && options.implicitTls ? { ...parsed, implicitTls: true } : parsed;
-    const { pool: _fresh, ...own } = this.settings; // a probe always opens its own sessions
+    const { pool: _fresh, tickets: _resumed, ...own } = this.settings; // a probe always opens its own sessions, with full handshakes
     const settings: DeliverSettings = {
       ...own,
       observe: (event) => {
@@ -334,11 +334,17 @@ export class TlsPolicyTransport extends EventEmitter {
   close(options: { force?: boolean } = {}): void {
     this.tracker.closeAll('the transport was closed', options.force === true);
     this.settings.pool?.closeAll();
+    this.settings.tickets?.clear();
   }
 
-  /** Idle sessions kept for reuse, and how often one was reused. */
-  get connections(): { idle: number; reused: number } {
-    return { idle: this.settings.pool?.size ?? 0, reused: this.settings.pool?.reused ?? 0 };
+  /** Idle sessions kept for reuse, how often one was reused, TLS sessions kept for resumption, and handshakes that resumed one. */
+  get connections(): { idle: number; reused: number; tlsSessions: number; resumed: number } {
+    return {
+      idle: this.settings.pool?.size ?? 0,
+      reused: this.settings.pool?.reused ?? 0,
+      tlsSessions: this.settings.tickets?.size ?? 0,
+      resumed: this.settings.tickets?.resumed ?? 0,
+    };
   }
 
   /** Whether it can take more work now: fewer than `maxConcurrentDestinations` sends in flight. */

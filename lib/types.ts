@@ -194,6 +194,8 @@ export interface PeerTls {
   authorized: boolean;
   /** OpenSSL's reason when it did not, e.g. `CERT_HAS_EXPIRED`. */
   authorizationError?: string;
+  /** The handshake resumed a kept TLS session: `chain` and `authorized` are those it was verified with then. */
+  resumed?: boolean;
 }
 
 /** Trust plus, on failure, the reason in one sentence. */

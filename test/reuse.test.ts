@@ -47,7 +47,7 @@ describe('connection reuse', () => {
     expect(peer.messages.slice(before.messages).map((m) => m.secure)).toEqual([true, true, true]);
     expect(infos.map((i) => i.deliveries[0]!.attempts[0]!.reused)).toEqual([false, true, true]);
     expect(infos.map((i) => i.deliveries[0]!.attempts[0]!.audit.auth)).toEqual(['Verified', 'Verified', 'Verified']);
-    expect(t.connections).toEqual({ idle: 1, reused: 2 });
+    expect(t.connections).toEqual({ idle: 1, reused: 2, tlsSessions: 1, resumed: 0 });
     expect(t.isIdle()).toBe(true);
     mailer.close();
     expect(t.connections.idle).toBe(0);

@@ -75,6 +75,8 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
   // The transport was closed while this delivery waited for a session slot: nothing is opened.
   const notTried = slot?.closed ? `was not tried: ${settings.tracker?.closed ?? 'the transport was closed'}` : undefined;
   const parked = slot?.parked;
+  // A kept TLS session for exactly this plan (its key), offered for resumption.
+  const resumeFrom = !parked && mode === 'tls' && plan.key && plan.level !== 'none' ? settings.tickets?.get(plan.key) : undefined;
   let slotOpen = pool !== undefined && !notTried; // until the session goes back with give(), or release() ends the slot
   let facts: SessionFacts;
   let session: Session | undefined;
@@ -103,12 +105,27 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
               implicitTls: plan.implicitTls,
               starttls: mode === 'tls' && plan.level !== 'none',
               tls: plan.tls,
+              ...(resumeFrom ? { tlsSession: resumeFrom.ticket } : {}),
               ...(settings.name ? { name: settings.name } : {}),
               ...settings.timeouts,
               ...(settings.tracker ? { tracker: settings.tracker } : {}),
               logger: settings.smtpLogger,
               debug: settings.debug,
             }));
+      if (facts.tls?.resumed && resumeFrom) {
+        // A resumed session shows no certificate: judge the chain it was verified with, under
+        // the plan as it is now (dates, names, TLSA records are checked again).
+        facts = {
+          ...facts,
+          tls: {
+            ...facts.tls,
+            chain: resumeFrom.chain,
+            authorized: resumeFrom.authorized,
+            ...(resumeFrom.authorizationError ? { authorizationError: resumeFrom.authorizationError } : {}),
+          },
+        };
+        settings.tickets!.resumed++;
+      }
       // Each certificate of the session is parsed and hashed once, for every judgement on it.
       const certs = new SessionCerts();
       verdict = judge(plan, facts, certs);
@@ -135,6 +152,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
             ...(plan.requireTls ? { requireTls: { offered: facts.requireTlsOffered === true } } : {}),
           });
       digests = auditDigests(facts.tls ?? null, settings.digest, certs);
+      keepTicket(settings, plan.key, facts, decision);
       shadow = judgeShadow(plan, facts, certs);
       stsTesting = judgeStsTesting(plan, facts, certs);
     }
@@ -173,6 +191,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
       // enforce: whether this host met the policy; testing: whether it would have.
       sts_result: plan.sts?.mode === 'testing' ? stsTesting : plan.sts ? (sent ? 'pass' : `fail: ${reason ?? 'not delivered'}`) : '',
       // the message's own TLS demands (RFC 8689): REQUIRETLS asked for, or TLS-Required: No honoured
+      resumed: facts.tls?.resumed ? 'yes' : '',
       requiretls: mail.requireTls ? 'yes' : '',
       tls_required: mail.tlsRequiredNo ? 'no' : '',
     };
@@ -254,5 +273,25 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
     return { attempt, decision, plan, facts, ...(verdict ? { verdict } : {}), transaction };
   } finally {
     if (slotOpen) pool!.release(key!);
+  }
+}
+
+/**
+ * Keeps the session's TLS session for resumption under its plan key when the session was judged
+ * good enough to carry mail, and forgets the key's entry when TLS failed under it (a handshake,
+ * a verification, a session lost inside TLS).
+ */
+function keepTicket(settings: DeliverSettings, key: string | undefined, facts: SessionFacts, decision: Decision): void {
+  const tickets = settings.tickets;
+  if (!tickets || !key) return;
+  if (decision.action === 'send' && facts.tls && facts.tlsSession && facts.tls.chain.length > 0) {
+    tickets.set(key, {
+      ticket: facts.tlsSession,
+      chain: facts.tls.chain,
+      authorized: facts.tls.authorized,
+      ...(facts.tls.authorizationError ? { authorizationError: facts.tls.authorizationError } : {}),
+    });
+  } else if ('stage' in decision && (decision.stage === 'handshake' || decision.stage === 'verification' || decision.stage === 'session')) {
+    tickets.delete(key);
   }
 }

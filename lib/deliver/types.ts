@@ -9,6 +9,7 @@ import type { MtaSts, StsLookup } from '../mtasts/index.js';
 import type { InsecureMxPolicy, TlsaLookup } from '../plan/dane.js';
 import type { Plan } from '../plan/index.js';
 import type { SessionPool } from '../smtp/pool.js';
+import type { TicketCache } from '../smtp/tickets.js';
 import type { SessionFacts, SessionTimeouts } from '../smtp/session.js';
 import type { SessionTracker } from '../smtp/tracker.js';
 import type { AuditRecord, Destination, DigestAlgorithm, FallbackLevel, Level, Policy, ResultType, Stage, Trust, Verdict } from '../types.js';
@@ -72,6 +73,8 @@ export interface DeliverSettings {
   smtpLogger?: unknown;
   /** Idle sessions kept for reuse under the same plan (undefined: a new session per message). */
   pool?: SessionPool<Parked>;
+  /** TLS sessions kept for resumption, by plan key (absent when turned off). */
+  tickets?: TicketCache;
   /** Sees every fact gathered and decision made (the probe command builds its report from these). */
   observe?: (event: DeliverEvent) => void;
 }

@@ -80,6 +80,8 @@ export interface SessionOptions extends SessionTimeouts {
   tls: ConnectionOptions;
   /** EHLO name. */
   name?: string;
+  /** A kept TLS session to offer for resumption (lib/smtp/tickets.ts). */
+  tlsSession?: Buffer;
   /** Where the session is registered while it is in progress, so the transport's close() can end it. */
   tracker?: SessionTracker;
   logger?: unknown;
@@ -126,6 +128,8 @@ export interface SessionFacts {
   failure?: SessionFailure;
   /** Whether the EHLO reply on the channel the mail would use (after STARTTLS) advertised REQUIRETLS (RFC 8689 section 3). */
   requireTlsOffered?: boolean;
+  /** The TLS session to keep for resumption, when the server gave one. */
+  tlsSession?: Buffer;
 }
 
 export interface RecipientResult {
@@ -425,7 +429,12 @@ export class Session {
       opportunisticTLS: true,
       ...(options.tls.servername ? { servername: options.tls.servername } : {}),
       // no check during the handshake: verify judges the chain and names afterwards
-      tls: { ...options.tls, rejectUnauthorized: false, checkServerIdentity: () => undefined },
+      tls: {
+        ...options.tls,
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+        ...(options.tlsSession ? { session: options.tlsSession } : {}),
+      },
       ...(options.name ? { name: options.name } : {}),
       ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
       ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
@@ -491,6 +500,10 @@ export class Session {
         const socket = tlsSocketOf(connection);
         if (socket) {
           facts.tls = peerOf(socket);
+          if (socket.isSessionReused()) facts.tls.resumed = true;
+          // By the EHLO reply inside TLS the server's session ticket (TLS 1.3) has arrived.
+          const kept = socket.getSession();
+          if (kept) facts.tlsSession = kept;
           facts.starttlsOffered = !options.implicitTls;
           // RFC 8689 section 4.2.1: only the EHLO reply inside TLS counts.
           facts.requireTlsOffered = ehloLinesOf(connection).some((line) => /^REQUIRETLS\b/i.test(line.trim()));
