@@ -16,6 +16,7 @@
  *   default (Node's habit, and what most servers with several certificates need), where
  *   Postfix sends none unless asked.
  */
+import { createHash } from 'node:crypto';
 import { DEFAULT_CIPHERS, type ConnectionOptions } from 'node:tls';
 import type { TlsaRecord } from '../dns/index.js';
 import type { DigestAlgorithm, FallbackLevel, Level, Policy } from '../types.js';
@@ -150,12 +151,20 @@ export function makePlan(input: PlanInput): Plan {
   };
 }
 
+/**
+ * What a TLS secure context is made of (CA, client certificate and key, protocols, ciphers):
+ * plans with the same key can share one context (lib/smtp/session.ts builds each once).
+ */
+export function tlsContextKey(tls: ConnectionOptions): string {
+  return JSON.stringify([fileId(tls.ca), fileId(tls.cert), fileId(tls.key), tls.minVersion ?? '', tls.maxVersion ?? '', tls.secureOptions ?? 0, tls.ciphers ?? '']);
+}
+
 const fileIds = new WeakMap<object, string>();
 let nextFileId = 0;
 /** A short identity for a CA or certificate buffer (the same buffer object, the same id). */
 function fileId(value: unknown): string {
   if (value === undefined) return '';
-  if (typeof value === 'string') return `s:${value.length}:${value.slice(0, 64)}:${value.slice(-64)}`;
+  if (typeof value === 'string') return `s:${createHash('sha256').update(value).digest('base64')}`;
   if (typeof value !== 'object' || value === null) return String(value);
   if (Array.isArray(value) && value.length === 0) return 'none'; // DANE sessions: no CA store
   let id = fileIds.get(value);

@@ -19,7 +19,8 @@
  */
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
-import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import { tlsContextKey } from '../plan/index.js';
 import { format } from 'node:util';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { getLogger } from 'nodemailer/lib/shared';
@@ -226,6 +227,40 @@ function peerOf(socket: TLSSocket): PeerTls {
   };
 }
 
+/** Secure contexts by what they are made of (tlsContextKey): building one (a CA bundle above all) costs more than a handshake's own work. */
+const contexts = new Map<string, SecureContext>();
+const MAX_CONTEXTS = 256;
+
+/**
+ * The connection's TLS options with a shared secure context in place of the CA, certificate,
+ * key, protocol and cipher options it is made of. Nothing of the verification changes: the
+ * chain is judged after the handshake, against the plan. A context that cannot be built is left
+ * to the handshake, which fails with the same error as before.
+ */
+function withSecureContext(tls: ConnectionOptions): ConnectionOptions {
+  const key = tlsContextKey(tls);
+  let context = contexts.get(key);
+  if (!context) {
+    try {
+      context = createSecureContext({
+        ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+        ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+        ...(tls.key !== undefined ? { key: tls.key } : {}),
+        ...(tls.minVersion !== undefined ? { minVersion: tls.minVersion } : {}),
+        ...(tls.maxVersion !== undefined ? { maxVersion: tls.maxVersion } : {}),
+        ...(tls.secureOptions !== undefined ? { secureOptions: tls.secureOptions } : {}),
+        ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
+      });
+    } catch {
+      return tls;
+    }
+    contexts.set(key, context);
+    if (contexts.size > MAX_CONTEXTS) contexts.delete(contexts.keys().next().value as string);
+  }
+  const { ca: _ca, cert: _cert, key: _key, minVersion: _min, maxVersion: _max, secureOptions: _options, ciphers: _ciphers, ...rest } = tls;
+  return { ...rest, secureContext: context };
+}
+
 const SLICE = 64 * 1024;
 
 /** A readable stream over `buffer` in 64 KiB views of it; `onEnd` runs when all of it was read. */
@@ -430,7 +465,7 @@ export class Session {
       ...(options.tls.servername ? { servername: options.tls.servername } : {}),
       // no check during the handshake: verify judges the chain and names afterwards
       tls: {
-        ...options.tls,
+        ...withSecureContext(options.tls),
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined,
         ...(options.tlsSession ? { session: options.tlsSession } : {}),

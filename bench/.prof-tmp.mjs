@@ -1,0 +1,16 @@
+import { fork } from 'node:child_process';
+import nodemailer from 'nodemailer';
+import { tlsPolicy } from '../dist/esm/index.js';
+import { makeLeaf } from '../test/helpers/pki.ts';
+const N = Number(process.argv[2] ?? 300);
+const cert = await makeLeaf('self', { names: ['mx.bench.test'] });
+const child = fork(new URL('./sink.mjs', import.meta.url).pathname, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+let id = 0; const waiting = new Map();
+child.on('message', (m) => { waiting.get(m.id)?.(m); waiting.delete(m.id); });
+const req = (cmd, args = {}) => new Promise((r) => { const i = ++id; waiting.set(i, r); child.send({ id: i, cmd, ...args }); });
+const started = (await req('start', { hosts: ['127.0.77.2'], cert: cert.chainPem, key: cert.keyPem, tlsaHex: '00', slowDelay: 0 })).result;
+const TEXT = 'x'.repeat(10000);
+const t = nodemailer.createTransport(tlsPolicy({ relay: `[127.0.77.2]:${started.port}`, level: 'encrypt', connectionReuse: false, tlsSessionCache: false, mtaSts: false }));
+for (let i = 0; i < N; i++) await t.sendMail({ from: 'a@b.test', to: 'u@bench.test', subject: 's', text: TEXT });
+t.close();
+await req('close'); process.exit(0);
