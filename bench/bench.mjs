@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, VERSION } from '../dist/esm/index.js';
 import { makeLeaf, tlsaData } from '../test/helpers/pki.ts';
+import { median, runLoad } from './load.mjs';
 import { MX_ADDRESSES, MX_COUNT, ONE_ADDRESS, SLOW_ADDRESS, ZONE } from './zone.mjs';
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url));
@@ -66,12 +67,6 @@ const TEXT_10K =
 
 const started = process.hrtime.bigint();
 const elapsedS = () => Number(process.hrtime.bigint() - started) / 1e9;
-const median = (values) => {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 const log = (line) => process.stderr.write(`[bench ${elapsedS().toFixed(1).padStart(5)} s] ${line}\n`);
 
 // ---------------------------------------------------------------------------------------------
@@ -149,35 +144,6 @@ class Sink {
 
 // ---------------------------------------------------------------------------------------------
 // Load
-
-/** `count` sendMail calls with at most `concurrency` in flight; client wall time and CPU. */
-async function runLoad(transport, count, makeMail, concurrency) {
-  let next = 0;
-  let failures = 0;
-  let firstError;
-  let firstInfo;
-  const cpu0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
-        const i = next++;
-        try {
-          const info = await transport.sendMail(makeMail(i));
-          if (!info.accepted || info.accepted.length === 0) failures++;
-          firstInfo ??= info;
-        } catch (error) {
-          failures++;
-          firstError ??= error;
-        }
-      }
-    }),
-  );
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const cpu = process.cpuUsage(cpu0);
-  const cpuMs = (cpu.user + cpu.system) / 1000;
-  return { count, ms, cpuMs, msgsPerSec: (count / ms) * 1000, cpuMsPerMsg: cpuMs / count, failures, firstError, firstInfo };
-}
 
 /** What the transport tells of its connections, when it tells anything (`connections` getter). */
 function transportCounters(mailer) {

@@ -34,6 +34,7 @@ import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, VERSION } from '../dist/esm/index.js';
 import { startDnsServer } from '../test/helpers/dns-server.ts';
 import { makeLeaf } from '../test/helpers/pki.ts';
+import { median, runLoad } from './load.mjs';
 
 const envNumber = (name, fallback) => {
   const raw = process.env[name];
@@ -50,11 +51,6 @@ const TEXT_10K =
   '\n';
 const SINK = '127.0.66.2';
 const log = (line) => process.stderr.write(`[compare] ${line}\n`);
-const median = (values) => {
-  const s = [...values].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // --- the sink process ---------------------------------------------------------------------------
 const sink = fork(fileURLToPath(new URL('./sink.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -73,27 +69,11 @@ const ask = (cmd, args = {}) =>
   });
 
 // --- load ---------------------------------------------------------------------------------------
+/** `count` sendMail calls, `concurrency` in flight: messages/s and this process's CPU per message; throws when any failed. */
 async function load(mailer, count, concurrency, to = () => 'user@bench.test') {
-  let next = 0;
-  let failed = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
-        const i = next++;
-        try {
-          await mailer.sendMail({ from: 'bench@origin.test', to: to(i), subject: `bench ${i}`, text: TEXT_10K });
-        } catch (error) {
-          if (failed++ === 0) log(`a send failed: ${error.message}`);
-        }
-      }
-    }),
-  );
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const cpu = process.cpuUsage(cpu0);
-  if (failed) throw new Error(`${failed} of ${count} sends failed`);
-  return { msgsPerSec: (count / ms) * 1000, cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / count, ms };
+  const run = await runLoad(mailer, count, (i) => ({ from: 'bench@origin.test', to: to(i), subject: `bench ${i}`, text: TEXT_10K }), concurrency);
+  if (run.failures) throw new Error(`${run.failures} of ${count} sends failed${run.firstError ? `: ${run.firstError.message}` : ''}`);
+  return run;
 }
 
 /** Two sides, interleaved rounds (the order alternates), each side a fresh transport per round after a warm-up. */
