@@ -17,6 +17,7 @@ import { deliver, type Delivery, type Destination, type DeliverDns, type Deliver
 import { TlsPolicyError } from './errors.js';
 import { domainOf, envelopeProblem, messageAge, parseRelay, refusedDelivery, route } from './route.js';
 import { SessionTracker } from './smtp/tracker.js';
+import { TlsReports } from './tlsrpt/index.js';
 import { lowerFirst, safeText } from './text/index.js';
 import { VERSION } from './version.js';
 
@@ -81,6 +82,8 @@ export class TlsPolicyTransport extends EventEmitter {
   private readonly daneConfigured: boolean;
   /** The DNSSEC check of the resolver has been started (once per transport), or its warning given. */
   private dnssecChecked = false;
+  /** SMTP TLS Reporting (RFC 8460): the sessions counted, the reports built from them, and their delivery (option tlsRpt). */
+  readonly tlsReports: TlsReports;
 
   constructor(options: TlsPolicyOptions = {}) {
     super();
@@ -92,6 +95,9 @@ export class TlsPolicyTransport extends EventEmitter {
     if (configured.relay) this.relay = configured.relay;
     this.daneConfigured = configured.daneConfigured;
     this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+    this.tlsReports = new TlsReports(configured.tlsRpt, configured.counters, this.logger);
+    // Every new TLS session to a recipient domain is counted (RFC 8460) when tlsRpt is on.
+    if (configured.tlsRpt) this.settings.tlsRpt = this.tlsReports;
     if (configured.mtaSts) {
       const dns = this.dns;
       if (dns.txt) this.settings.mtaSts = new MtaSts({ txt: (name) => dns.txt!(name), addresses: (name) => dns.addresses(name) }, configured.mtaSts);

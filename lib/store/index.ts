@@ -7,6 +7,9 @@
  */
 import { Keyv } from 'keyv';
 import { TlsPolicyError } from '../errors.js';
+import { MemoryCounters, type CounterStore } from './counters.js';
+
+export { MemoryCounters, type CounterStore } from './counters.js';
 
 /** What the library needs of a store: Keyv's get, set (with a TTL in ms) and delete. */
 export interface KeyValueStore {
@@ -87,7 +90,18 @@ class SqliteStore {
   }
 }
 
-/** The store for an option: memory when none is given. */
+/** What the `store` option opens: the MTA-STS policy cache, and the TLS-RPT counters (lib/store/counters.ts). */
+export interface Stores {
+  cache: KeyValueStore;
+  counters: CounterStore;
+}
+
+/** The stores for an option: memory when none is given. */
+export function openStores(option: StoreOption | undefined): Stores {
+  return { cache: openStore(option), counters: new MemoryCounters() };
+}
+
+/** The MTA-STS cache for an option: memory when none is given. */
 export function openStore(option: StoreOption | undefined): KeyValueStore {
   if (option === undefined) return new Keyv({ namespace: NAMESPACE });
   if (typeof option !== 'object' || option === null) throw new TlsPolicyError('option store must be a Keyv instance or { file: "path" }', 'ECONFIG', false);
