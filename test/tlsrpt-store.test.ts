@@ -3,7 +3,7 @@
  * in memory, in a SQLite file and in a real redis-server (through an ioredis client): counts add
  * up, notes are kept, a claim is taken by exactly one of many, records expire. Then the reason
  * they exist: two processes, each with its own transport, count their sessions into one store
- * concurrently, and the counts are the sum of what the real SMTP peer saw.
+ * concurrently, and one report is built with the sum of the sessions the real SMTP peer saw.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 import { startRedis, type RedisProcess } from './helpers/redis.js';
 import { thrown } from './helpers/thrown.js';
+import { tlsrptProblems } from './helpers/tlsrpt-schema.js';
 import { openStores, type CounterStore, type StoreOption } from '../lib/store/index.js';
 import { tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
 import { utcDay } from '../lib/tlsrpt/index.js';
@@ -148,7 +149,7 @@ describe.each([
   ['one Redis', 'redis.test', () => ({ redis: redis.port }), () => ({ redis: client })],
   ['one SQLite file', 'file.test', () => ({ file: join(dir, 'shared.sqlite') }), () => ({ file: join(dir, 'shared.sqlite') })],
 ] as const)('two processes counting into %s', (_name, domain, childStore, ownStore) => {
-  it('count every session once: the sum of both, as the SMTP peer saw them', async () => {
+  it('count every session once: one report with the sum of both, as the SMTP peer saw them', async () => {
     const peer = world.peers.get('mx.shared.test')!;
     const before = peer.connections;
     const first = utcDay(Date.now());
@@ -159,9 +160,13 @@ describe.each([
     const reader = tlsPolicy({ store: ownStore(), tlsRpt: { organization: 'Reader', contact: 'r@origin.test' } });
     try {
       const days = first === last ? [first] : [first, last];
-      const rows = (await Promise.all(days.map((day) => reader.tlsReports.counters(domain, day)))).flat();
-      expect(rows.reduce((n, r) => n + r.count, 0)).toBe(12);
-      expect(rows.every((r) => r.failure === undefined && r.policy.type === 'no-policy-found')).toBe(true);
+      const reports = (await Promise.all(days.map((day) => reader.tlsReports.build(domain, day)))).filter((r) => r !== undefined);
+      // One report (two when the sends crossed midnight UTC), with the sum of both processes' sessions.
+      for (const report of reports) expect(tlsrptProblems(report)).toEqual([]);
+      const policies = reports.flatMap((r) => r.policies);
+      expect(policies.map((p) => p.policy)).toEqual(days.map(() => ({ 'policy-type': 'no-policy-found', 'policy-domain': domain })).slice(0, policies.length));
+      expect(policies.reduce((n, p) => n + p.summary['total-successful-session-count'], 0)).toBe(12);
+      expect(policies.reduce((n, p) => n + p.summary['total-failure-session-count'], 0)).toBe(0);
     } finally {
       reader.close();
     }

@@ -4,6 +4,7 @@
  * - Counting (./session.ts says which attempts count and as what; ./fields.ts how they are kept):
  *   each new TLS session to a recipient domain adds one to a success or a failure counter in the
  *   counter store (lib/store/counters.ts), shared by every process that shares the `store`.
+ * - Reports (./report.ts): a recipient domain's counters for a UTC day as section 4's JSON.
  *
  * Pure parts live in their own files; this one does the store's I/O.
  */
@@ -11,9 +12,12 @@ import type { AttemptReport } from '../deliver/types.js';
 import type { CounterStore } from '../store/counters.js';
 import { bucketOf, counterField, parseBucket, parseCounterField, type CounterKey } from './fields.js';
 import { countSession, utcDay } from './session.js';
+import { buildReport, type TlsRptReport } from './report.js';
+import { TlsPolicyError } from '../errors.js';
 
 export { countSession, reportPolicy, utcDay, type CountedSession, type ReportPolicy, type SessionFailure, type SessionInput } from './session.js';
 export { bucketOf, counterField, parseBucket, parseCounterField, type CounterKey } from './fields.js';
+export { buildReport, dateRange, hasFailure, reportId, type TlsRptFailureDetail, type TlsRptPolicyResult, type TlsRptReport } from './report.js';
 
 /** Counters of a bucket are kept this many days at most (a report is due the day after; RFC 8460 section 5.5 retries for a day). */
 export const KEEP_DAYS = 8;
@@ -91,6 +95,24 @@ export class TlsReports {
     }
   }
 
+  /** The settings, or an ECONFIG error naming the option when TLS reporting is off. */
+  private configured(what: string): TlsRptSettings {
+    if (!this.settings) {
+      throw new TlsPolicyError(`tlsReports.${what}() needs the tlsRpt option ({ organization, contact }): TLS reporting is off`, 'ECONFIG', false);
+    }
+    return this.settings;
+  }
+
+  /**
+   * The report of a recipient domain (A-label) for a UTC day (YYYY-MM-DD), as RFC 8460 section 4's
+   * JSON; undefined when no session to it was counted that day.
+   */
+  async build(domain: string, day: string): Promise<TlsRptReport | undefined> {
+    const settings = this.configured('build');
+    checkDay(day, 'build');
+    return buildReport(domain.toLowerCase(), day, await this.counters(domain.toLowerCase(), day), settings);
+  }
+
   /** The counters of a recipient domain (A-label) for a UTC day (YYYY-MM-DD). */
   async counters(domain: string, day: string): Promise<CounterRow[]> {
     const { counts, notes } = await this.store.read(bucketOf(domain, day));
@@ -102,5 +124,12 @@ export class TlsReports {
       rows.push({ ...key, count, ...(note !== undefined ? { note } : {}) });
     }
     return rows;
+  }
+}
+
+/** A UTC day as the methods take it: YYYY-MM-DD, a real date. */
+function checkDay(day: string, method: string): void {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || utcDay(Date.parse(`${day}T00:00:00Z`) || 0) !== day) {
+    throw new TlsPolicyError(`tlsReports.${method}(): the day must be a UTC date written YYYY-MM-DD, not ${JSON.stringify(day)}`, 'ECONFIG', false);
   }
 }
