@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   ECONFIG: 'an option is wrong: the message says which and what to write instead',
   EPOLICY: 'the policy table has problems: every one is listed with its line',
   EPOLICYLOOKUP: 'the policyLookup function failed, took too long, or answered with an invalid entry (temporary)',
+  ESTORE: 'the store (option store) failed while TLS reports were read or written (temporary)',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

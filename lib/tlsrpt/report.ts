@@ -64,13 +64,8 @@ export function dateRange(day: string): { 'start-datetime': string; 'end-datetim
 
 const policyKey = (p: ReportPolicy) => JSON.stringify([p.type, p.domain, p.strings, p.mxHosts]);
 
-/** The report of `domain` for `day` from its counters (rows with a count of 0 or less are left out); undefined without any. */
-export function buildReport(
-  domain: string,
-  day: string,
-  rows: ReadonlyArray<CounterKey & { count: number; note?: string }>,
-  who: Submitter,
-): TlsRptReport | undefined {
+/** A report's `policies` from its counters (rows with a count of 0 or less are left out); empty without any. */
+export function reportPolicies(rows: ReadonlyArray<CounterKey & { count: number; note?: string }>): TlsRptPolicyResult[] {
   const policies = new Map<string, { policy: ReportPolicy; ok: number; failed: number; details: TlsRptFailureDetail[] }>();
   for (const row of rows) {
     if (!(row.count > 0)) continue;
@@ -93,9 +88,8 @@ export function buildReport(
       ...(reason ? { 'failure-reason-code': reason } : {}),
     });
   }
-  if (policies.size === 0) return undefined;
   const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  const results: TlsRptPolicyResult[] = [...policies.entries()]
+  return [...policies.entries()]
     .sort(([a], [b]) => order(a, b))
     .map(([, e]) => ({
       policy: {
@@ -116,6 +110,17 @@ export function buildReport(
           }
         : {}),
     }));
+}
+
+/** The report of `domain` for `day` from its counters; undefined without any. */
+export function buildReport(
+  domain: string,
+  day: string,
+  rows: ReadonlyArray<CounterKey & { count: number; note?: string }>,
+  who: Submitter,
+): TlsRptReport | undefined {
+  const results = reportPolicies(rows);
+  if (results.length === 0) return undefined;
   return {
     'organization-name': who.organization,
     'date-range': dateRange(day),
@@ -126,6 +131,6 @@ export function buildReport(
 }
 
 /** Whether a report has a failed session (by default only such days are reported, as mox does). */
-export function hasFailure(report: TlsRptReport): boolean {
+export function hasFailure(report: Pick<TlsRptReport, 'policies'>): boolean {
   return report.policies.some((p) => p.summary['total-failure-session-count'] > 0);
 }
