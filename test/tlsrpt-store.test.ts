@@ -109,13 +109,21 @@ describe('the store option', () => {
     expect(error.message).toMatch(message);
   });
 
-  it('{ redis } also holds the MTA-STS cache, under the library prefix', async () => {
+  it('{ redis } also holds the MTA-STS cache, under the library prefix; clearing it leaves the counters', async () => {
     const { cache } = openStores({ redis: client });
     await cache.set('probe-key', { a: 1 }, 60_000);
     expect(await cache.get('probe-key')).toEqual({ a: 1 });
-    expect(await client.keys('nodemailer-tls-policy:*probe-key')).toHaveLength(1);
+    expect(await client.keys('*probe-key')).toEqual(['nodemailer-tls-policy:probe-key']);
     await cache.delete('probe-key');
     expect(await cache.get('probe-key')).toBeUndefined();
+    // clearing the cache leaves the counters alone
+    const { counters } = openStores({ redis: client });
+    await counters.add('2000-01-01|keep.test', 'f', 1);
+    await cache.set('gone-key', 1);
+    await (cache as unknown as { clear(): Promise<void> }).clear();
+    expect(await cache.get('gone-key')).toBeUndefined();
+    expect(Object.fromEntries((await counters.read('2000-01-01|keep.test')).counts)).toEqual({ f: 1 });
+    await counters.drop('2000-01-01|keep.test');
   });
 });
 

@@ -112,8 +112,9 @@ class RedisStore {
 
   constructor(private readonly client: RedisClient) {}
 
+  /** Keyv gives keys with its namespace (`nodemailer-tls-policy:`) in front already. */
   private key(key: string): string {
-    return `${REDIS_PREFIX}${key}`;
+    return key;
   }
 
   async get(key: string): Promise<unknown> {
@@ -132,10 +133,12 @@ class RedisStore {
   }
 
   async clear(): Promise<void> {
-    const pattern = `${REDIS_PREFIX}${this.namespace ? `${this.namespace}:` : ''}*`;
+    const pattern = `${this.namespace ?? NAMESPACE}:*`;
     let cursor = '0';
     do {
-      const [next, keys] = await this.client.scan(cursor, 'MATCH', pattern, 'COUNT', 100);
+      const [next, found] = await this.client.scan(cursor, 'MATCH', pattern, 'COUNT', 100);
+      // the TLS-RPT counters share the prefix, and are not the cache's to clear
+      const keys = found.filter((k) => !k.startsWith(`${REDIS_PREFIX}tlsrpt:`));
       if (keys.length) await this.client.del(...keys);
       cursor = next;
     } while (cursor !== '0');
