@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The nodemailer-tls-policy command: `probe` and `check-policy` (run it with --help).
+// The nodemailer-tls-policy command: `probe`, `check-policy` and `tls-reports` (run it with --help).
 // It runs the built package: `npm run build` makes dist/, which the published package ships.
 let cli;
 try {

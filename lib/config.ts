@@ -38,7 +38,8 @@ import type { SessionTimeouts } from './smtp/session.js';
 import type { SessionTracker } from './smtp/tracker.js';
 import type { DigestAlgorithm, Level, Policy } from './types.js';
 import { STS_DEFAULTS, type StsSettings } from './mtasts/index.js';
-import { openStore, type StoreOption } from './store/index.js';
+import { openStores, type CounterStore, type KeyValueStore, type StoreOption } from './store/index.js';
+import type { TlsRptSettings } from './tlsrpt/index.js';
 
 /** Options of `tlsPolicy()`. Each is documented once, in the README's option table. */
 export interface TlsPolicyOptions {
@@ -173,7 +174,33 @@ export interface TlsPolicyOptions {
    * not enforced for it (a policy-table entry still is). Default true; false ignores the header.
    */
   honorTlsRequiredNo?: boolean;
+  /**
+   * SMTP TLS Reporting (RFC 8460): count every new TLS session to a recipient domain (success, or
+   * failure with its result type) in the store, and build and deliver the daily reports
+   * (`transport.tlsReports`). Off unless given (Postfix's smtp_tlsrpt_enable = no).
+   */
+  tlsRpt?: false | TlsRptOptions;
 }
+
+/** The `tlsRpt` option's settings. */
+export interface TlsRptOptions {
+  /** The report's organization-name (RFC 8460 section 4.4): who sends it. Required. */
+  organization: string;
+  /** The report's contact-info: an email address for questions about it. Required. */
+  contact: string;
+  /** The submitter's domain: TLS-Report-Submitter, the subject and the report-id (section 5.3). Default: the contact address's domain. */
+  submitter?: string;
+  /** From: of reports sent by mail. Default: `contact`. */
+  from?: string;
+  /** Report days without any failure too. Default false: only days with a failure (as mox does). */
+  sendAll?: boolean;
+  /** Milliseconds an https: report delivery may take. Default 30000. */
+  httpsTimeout?: number;
+  /** A CA file (PEM) for https: report collectors, in place of the transport's `caFile` or Node's CAs. */
+  caFile?: string;
+}
+
+const TLS_RPT_OPTIONS = new Set(['organization', 'contact', 'submitter', 'from', 'sendAll', 'httpsTimeout', 'caFile']);
 
 /** The `mtaSts` option's settings. */
 export interface MtaStsOptions {
@@ -229,6 +256,7 @@ export const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'mtaSts',
   'store',
   'honorTlsRequiredNo',
+  'tlsRpt',
   'hostsRequireTls',
   'hostsAvoidTls',
   'daneInsecureMxPolicy',
@@ -332,6 +360,10 @@ export interface Configured {
   daneConfigured: boolean;
   /** MTA-STS's settings; undefined when it is off (`mtaSts: false`, or a relay takes all mail). */
   mtaSts?: StsSettings;
+  /** TLS reporting's settings; undefined when it is off. */
+  tlsRpt?: TlsRptSettings;
+  /** The TLS-RPT counters of the `store` option. */
+  counters: CounterStore;
 }
 
 /** The tlsSessionCache option, checked: the cache, or nothing when it is off. */
@@ -353,6 +385,7 @@ function ticketCache(option: TlsPolicyOptions['tlsSessionCache']): { tickets: Ti
 /** Checks the mtaSts and store options; the settings, or undefined when MTA-STS is off. */
 function parseMtaSts(
   options: TlsPolicyOptions,
+  store: KeyValueStore,
   read: (path: string | undefined, what: string) => Buffer | undefined,
   defaultCa: Array<string | Buffer> | undefined,
 ): StsSettings | undefined {
@@ -370,7 +403,6 @@ function parseMtaSts(
   if (sts.fetchTimeout !== undefined && !(typeof sts.fetchTimeout === 'number' && sts.fetchTimeout > 0 && sts.fetchTimeout <= 600_000)) {
     throw new TlsPolicyError(`option mtaSts.fetchTimeout must be milliseconds above 0 and at most 600000, not ${String(sts.fetchTimeout)}`, 'ECONFIG', false);
   }
-  const store = openStore(options.store);
   if (value === false || options.relay) return undefined;
   const ca = read(sts.caFile, 'mtaSts.caFile') ?? read(options.caFile, 'CA file') ?? defaultCa;
   return {
@@ -378,6 +410,64 @@ function parseMtaSts(
     shared: options.store !== undefined,
     port: sts.port ?? STS_DEFAULTS.port,
     fetchTimeout: sts.fetchTimeout ?? STS_DEFAULTS.fetchTimeout,
+    ...(ca ? { ca } : {}),
+  };
+}
+
+/** An addr-spec as the report's contact-info and From need it (RFC 5322 section 3.4.1, dot-atom local part or a quoted one; a domain name). */
+const ADDRESS =
+  /^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*|"[^"\\\r\n]*")@([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/;
+const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+/** Checks the tlsRpt option; its settings, or undefined when TLS reporting is off. */
+function parseTlsRpt(
+  options: TlsPolicyOptions,
+  read: (path: string | undefined, what: string) => Buffer | undefined,
+  defaultCa: Array<string | Buffer> | undefined,
+): TlsRptSettings | undefined {
+  const value = options.tlsRpt;
+  if (value === undefined || value === false) return undefined;
+  const shape = 'an object { organization, contact, submitter, from, sendAll, httpsTimeout, caFile }';
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new TlsPolicyError(`option tlsRpt must be false or ${shape}`, 'ECONFIG', false);
+  for (const name of Object.keys(value)) {
+    if (!TLS_RPT_OPTIONS.has(name)) throw new TlsPolicyError(`unknown option tlsRpt.${name} (known: ${[...TLS_RPT_OPTIONS].join(', ')})`, 'ECONFIG', false);
+  }
+  const o = value;
+  if (typeof o.organization !== 'string' || o.organization.trim() === '' || /[\u0000-\u001f\u007f]/.test(o.organization)) {
+    throw new TlsPolicyError(
+      'option tlsRpt.organization must be the name of the organization sending the reports (RFC 8460 organization-name), one line of text',
+      'ECONFIG',
+      false,
+    );
+  }
+  const contact = typeof o.contact === 'string' ? ADDRESS.exec(o.contact) : null;
+  if (!contact) {
+    throw new TlsPolicyError(`option tlsRpt.contact must be an email address (RFC 8460 contact-info), not ${JSON.stringify(o.contact)}`, 'ECONFIG', false);
+  }
+  if (o.submitter !== undefined && (typeof o.submitter !== 'string' || !DOMAIN.test(o.submitter))) {
+    throw new TlsPolicyError(
+      `option tlsRpt.submitter must be a domain name (RFC 8460 section 5.3's TLS-Report-Submitter), not ${JSON.stringify(o.submitter)}`,
+      'ECONFIG',
+      false,
+    );
+  }
+  if (o.from !== undefined && (typeof o.from !== 'string' || !ADDRESS.test(o.from))) {
+    throw new TlsPolicyError(`option tlsRpt.from must be an email address, not ${JSON.stringify(o.from)}`, 'ECONFIG', false);
+  }
+  if (o.sendAll !== undefined && typeof o.sendAll !== 'boolean')
+    throw new TlsPolicyError(`option tlsRpt.sendAll must be true or false, not ${JSON.stringify(o.sendAll)}`, 'ECONFIG', false);
+  if (o.httpsTimeout !== undefined && !(Number.isInteger(o.httpsTimeout) && o.httpsTimeout > 0 && o.httpsTimeout <= 600_000)) {
+    throw new TlsPolicyError(`option tlsRpt.httpsTimeout must be milliseconds above 0 and at most 600000, not ${String(o.httpsTimeout)}`, 'ECONFIG', false);
+  }
+  const ca = read(o.caFile, 'tlsRpt.caFile') ?? read(options.caFile, 'CA file') ?? defaultCa;
+  return {
+    organization: o.organization.trim(),
+    contact: o.contact,
+    submitter: (o.submitter ?? contact[1]!).toLowerCase(),
+    from: o.from ?? o.contact,
+    sendAll: o.sendAll === true,
+    httpsTimeout: o.httpsTimeout ?? 30_000,
     ...(ca ? { ca } : {}),
   };
 }
@@ -462,7 +552,9 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
   const defaultCa: Array<string | Buffer> | undefined = extraCa ? [...rootCertificates, extraCa] : undefined;
   read(options.certFile, 'client certificate file');
   read(options.keyFile, 'client key file');
-  const mtaSts = parseMtaSts(options, read, defaultCa);
+  const stores = openStores(options.store);
+  const mtaSts = parseMtaSts(options, stores.cache, read, defaultCa);
+  const tlsRpt = parseTlsRpt(options, read, defaultCa);
   const fileProblems = checkPolicyFiles(table);
   if (fileProblems.length > 0) throw new PolicyError(fileProblems);
   const hostLists = {
@@ -520,7 +612,7 @@ export function configure(options: TlsPolicyOptions, logger: Logger, tracker: Se
     },
   };
   const daneConfigured = isDaneLevel(base.level) || table.entries().some(([, p]) => isDaneLevel(p.level) || isDaneLevel(p.shadow));
-  return { settings, hooks, relay, table, base, daneConfigured, ...(mtaSts ? { mtaSts } : {}) };
+  return { settings, hooks, relay, table, base, daneConfigured, ...(mtaSts ? { mtaSts } : {}), ...(tlsRpt ? { tlsRpt } : {}), counters: stores.counters };
 }
 
 /** The global protocol, cipher and match options, checked as the same attributes of a policy entry are. */

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   EPOLICYLOOKUP: 'the policyLookup function failed, took too long, or answered with an invalid entry (temporary)',
   EREQUIRETLS:
     'a message sent with requireTls found no MX host that RFC 8689 lets it cross: none authenticated by DANE or an MTA-STS policy in enforce mode and advertising REQUIRETLS (5.7.30, permanent)',
+  ESTORE: 'the store (option store) failed while TLS reports were read or written (temporary)',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -5,6 +5,9 @@
 export * from './types.js';
 export { tlsPolicy, TlsPolicyTransport, TlsPolicyError, ERROR_CODES, domainOf, parseRelay } from './transport.js';
 export type { TlsPolicyOptions, TlsPolicySentInfo, ErrorCode } from './transport.js';
+export type { MtaStsOptions, TlsRptOptions } from './config.js';
+export type { StoreOption, RedisClient } from './store/index.js';
+export type { TlsReports, ReportDelivery, PendingReport, TlsRptReport, TlsRptPolicyResult, TlsRptFailureDetail } from './tlsrpt/index.js';
 export type { Attempt, Delivery, Destination, DeliverEvent } from './deliver/index.js';
 export type { Plan } from './plan/index.js';
 export type { TlsaLookup, InsecureMxPolicy } from './plan/dane.js';

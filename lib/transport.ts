@@ -17,6 +17,7 @@ import { deliver, type Delivery, type Destination, type DeliverDns, type Deliver
 import { TlsPolicyError } from './errors.js';
 import { domainOf, envelopeProblem, messageAge, parseRelay, refusedDelivery, route } from './route.js';
 import { SessionTracker } from './smtp/tracker.js';
+import { TlsReports } from './tlsrpt/index.js';
 import { lowerFirst, safeText } from './text/index.js';
 import { VERSION } from './version.js';
 
@@ -42,7 +43,7 @@ interface MailLike {
   data: { queuedAt?: Date | number | string; requireTls?: unknown; requireTLSExtensionEnabled?: unknown; [key: string]: unknown };
   message: {
     getEnvelope(): { from: string | false; to: string[] };
-    getHeader?(key: string): string | undefined;
+    getHeader?(key: string): unknown;
     messageId(): string;
     build(callback: (err: Error | null, message: Buffer) => void): void;
   };
@@ -82,6 +83,8 @@ export class TlsPolicyTransport extends EventEmitter {
   private readonly daneConfigured: boolean;
   /** The DNSSEC check of the resolver has been started (once per transport), or its warning given. */
   private dnssecChecked = false;
+  /** SMTP TLS Reporting (RFC 8460): the sessions counted, the reports built from them, and their delivery (option tlsRpt). */
+  readonly tlsReports: TlsReports;
 
   constructor(options: TlsPolicyOptions = {}) {
     super();
@@ -93,6 +96,15 @@ export class TlsPolicyTransport extends EventEmitter {
     if (configured.relay) this.relay = configured.relay;
     this.daneConfigured = configured.daneConfigured;
     this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+    const dns = this.dns;
+    this.tlsReports = new TlsReports(configured.tlsRpt, configured.counters, this.logger, {
+      ...(dns.txt ? { txt: (name: string) => dns.txt!(name) } : {}),
+      addresses: (name) => dns.addresses(name),
+      // RFC 8460 section 5.3: report messages go through this transport at its own TLS policy; their sessions are not counted.
+      sendMail: (message) => this.sendMail({ data: {}, message }, { uncounted: true }),
+    });
+    // Every new TLS session to a recipient domain is counted (RFC 8460) when tlsRpt is on.
+    if (configured.tlsRpt) this.settings.tlsRpt = this.tlsReports;
     if (configured.mtaSts) {
       const dns = this.dns;
       if (dns.txt) this.settings.mtaSts = new MtaSts({ txt: (name) => dns.txt!(name), addresses: (name) => dns.addresses(name) }, configured.mtaSts);
@@ -150,7 +162,8 @@ export class TlsPolicyTransport extends EventEmitter {
     );
   }
 
-  private async sendMail(mail: MailLike): Promise<TlsPolicySentInfo> {
+  /** `uncounted`: a TLS report message (lib/tlsrpt), whose own sessions TLS reporting does not count. */
+  private async sendMail(mail: MailLike, own: { uncounted?: boolean } = {}): Promise<TlsPolicySentInfo> {
     const envelope = mail.message.getEnvelope();
     const from = envelope.from || '';
     const recipients = [...new Set(envelope.to)];
@@ -185,8 +198,10 @@ export class TlsPolicyTransport extends EventEmitter {
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
     const { groups, refused: invalid } = route(recipients, this.relay, this.settings.port);
     const level = this.options.level ?? DEFAULTS.level;
+    const { tlsRpt: _counter, ...uncounted } = this.settings;
+    const settings: DeliverSettings = own.uncounted ? uncounted : this.settings;
     const delivered = await mapLimit(groups, this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
-      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age, ...demands }, this.dns, this.settings, this.hooks).catch(
+      deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age, ...demands }, this.dns, settings, this.hooks).catch(
         // One destination's unexpected failure must not hide what the others did.
         (err: Error): Delivery => {
           const where = group.destination.kind === 'relay' ? group.destination.host : group.destination.domain;

@@ -15,8 +15,23 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certificateReport, main, formatJson, formatProbe, probeReport, stripAnsi, type ProbeReport, type PolicyCheckReport } from '../lib/cli/index.js';
-import { tlsPolicy } from '../lib/index.js';
+import {
+  certificateReport,
+  main,
+  formatJson,
+  formatProbe,
+  formatTlsReports,
+  probeReport,
+  stripAnsi,
+  type ProbeReport,
+  type PolicyCheckReport,
+  type TlsReportsReport,
+} from '../lib/cli/index.js';
+import { Redis } from 'ioredis';
+import { createResolver, tlsPolicy } from '../lib/index.js';
+import { openStores, type StoreOption } from '../lib/store/index.js';
+import { bucketOf, counterField, utcDay, type CountedSession } from '../lib/tlsrpt/index.js';
+import { startRedis, type RedisProcess } from './helpers/redis.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 import { makeLeaf, makePki, tlsaData, type Issued, type Pki } from './helpers/pki.js';
 import { startHosts, startPeer, type HostSpec, type Peer } from './helpers/smtp-peer.js';
@@ -999,5 +1014,165 @@ describe('probe: text from a hostile peer never acts on the terminal', () => {
     }
     // a report with nothing hostile in it prints as it did
     expect(formatProbe(report)).toBe(formatProbe(JSON.parse(JSON.stringify(report)) as ProbeReport));
+  });
+});
+
+describe('tls-reports', () => {
+  const DAY = 86_400_000;
+  const yesterday = utcDay(Date.now() - DAY);
+  const today = utcDay(Date.now());
+  let redis: RedisProcess;
+  let client: Redis;
+  let file: string;
+  /** A counted session to `domain` on `day`: a failure (no STARTTLS at mx.<domain>), or a success. */
+  const session = (domain: string, day: string, failed: boolean): CountedSession => ({
+    domain,
+    day,
+    policy: { type: 'no-policy-found', domain, strings: [], mxHosts: [] },
+    ...(failed
+      ? {
+          failure: {
+            resultType: 'starttls-not-supported',
+            sendingIp: '192.0.2.1',
+            receivingMx: `mx.${domain}`,
+            receivingIp: '198.51.100.7',
+            reason: `mx.${domain} offered no STARTTLS`,
+          },
+        }
+      : {}),
+  });
+
+  /** Counts sessions into the store as transports do, and tries the reports of retry.test once, with a DNS server that does not answer. */
+  async function seed(store: StoreOption): Promise<void> {
+    const { counters } = openStores(store);
+    const add = (s: CountedSession, n: number) => counters.add(bucketOf(s.domain, s.day), counterField(s), n, s.failure?.reason);
+    await add(session('retry.test', yesterday, true), 2);
+    const sender = tlsPolicy({
+      store,
+      tlsRpt: { organization: 'Origin Test Mail', contact: 'tlsrpt@origin.test' },
+      dns: createResolver({ servers: ['127.0.0.1:9'], timeout: 200, attempts: 1 }),
+      mtaSts: false,
+    });
+    try {
+      expect(await sender.tlsReports.send()).toEqual([expect.objectContaining({ domain: 'retry.test', status: 'pending' })]);
+    } finally {
+      sender.close();
+    }
+    await add(session('due.test', yesterday, true), 3);
+    await add(session('due.test', yesterday, false), 1);
+    await add(session('quiet.test', yesterday, false), 4);
+    await add(session('today.test', today, true), 1);
+  }
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = new Redis(redis.port, '127.0.0.1');
+    file = join(dir, 'tlsrpt.sqlite');
+    await seed({ file });
+    await seed({ redis: client });
+  }, 30_000);
+  afterAll(async () => {
+    await client?.quit();
+    await redis?.stop();
+  });
+
+  it.each([
+    ['--store', () => ['--store', file], () => `SQLite file ${file}`],
+    ['--redis', () => ['--redis', `redis://127.0.0.1:${redis.port}`], () => `Redis redis://127.0.0.1:${redis.port}`],
+  ])(
+    '%s: the reports of ended days with a failure, due or being retried with the reason; not today, not a day without a failure',
+    async (_flag, store, kind) => {
+      const text = await run(['tls-reports', ...store()]);
+      expect(text).toMatchObject({ code: 0, err: '' });
+      const lines = text.out.trimEnd().split('\n');
+      expect(lines[0]).toBe(`2 TLS reports are pending in the ${kind()}:`);
+      expect(lines[1]).toMatch(new RegExp(`^  ${yesterday}  due\\.test    due       4 sessions: 1 successful, 3 failed$`));
+      expect(lines[2]).toMatch(new RegExp(`^  ${yesterday}  retry\\.test  retrying  2 sessions: 0 successful, 2 failed; 1 attempt since \\d{4}-`));
+      expect(lines[3]).toMatch(/^ {4}_smtp\._tls\.retry\.test: DNS lookup of TXT for _smtp\._tls\.retry\.test failed/);
+      expect(lines).toHaveLength(4);
+
+      const json = await run(['tls-reports', ...store(), '--json']);
+      expect(json.code).toBe(0);
+      const report = JSON.parse(json.out) as TlsReportsReport;
+      expect(report.store).toBe(kind());
+      expect(report.pending).toEqual([
+        expect.objectContaining({ domain: 'due.test', day: yesterday, status: 'due', successful: 1, failed: 3, attempts: 0, errors: {} }),
+        expect.objectContaining({
+          domain: 'retry.test',
+          day: yesterday,
+          status: 'retrying',
+          reportId: `${yesterday}.retry.test@origin.test`,
+          failed: 2,
+          attempts: 1,
+          errors: { '_smtp._tls.retry.test': expect.stringContaining('failed') },
+        }),
+      ]);
+      expect(report.pending[0]!.policies).toEqual([
+        {
+          policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'due.test' },
+          summary: { 'total-successful-session-count': 1, 'total-failure-session-count': 3 },
+          'failure-details': [
+            expect.objectContaining({ 'result-type': 'starttls-not-supported', 'receiving-mx-hostname': 'mx.due.test', 'failed-session-count': 3 }),
+          ],
+        },
+      ]);
+
+      const all = await run(['tls-reports', ...store(), '--all', '--json']);
+      expect((JSON.parse(all.out) as TlsReportsReport).pending.map((p) => p.domain)).toEqual(['due.test', 'quiet.test', 'retry.test']);
+    },
+  );
+
+  it('nothing pending: said so, exit 0', async () => {
+    const empty = join(dir, 'empty.sqlite');
+    openStores({ file: empty });
+    expect(await run(['tls-reports', '--store', empty])).toMatchObject({ code: 0, out: `No TLS report is pending in the SQLite file ${empty}.\n` });
+  });
+
+  it('a reason that quotes a hostile answer is escaped for the terminal', () => {
+    const hostile: TlsReportsReport = {
+      store: 'memory',
+      pending: [
+        {
+          domain: 'x.test',
+          day: yesterday,
+          status: 'retrying',
+          successful: 0,
+          failed: 1,
+          attempts: 1,
+          errors: { 'https://r.test/': `https://r.test/: HTTP status 500\r\n\x1b]0;pwned\x07\u202e${FORGED_RESULT}` },
+          policies: [],
+        },
+      ],
+    };
+    for (const color of [false, true]) {
+      const text = stripAnsi(formatTlsReports(hostile, { color }));
+      expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+      expect(text).toContain('HTTP status 500\\x0d\\x0a\\x1b]0;pwned');
+    }
+  });
+
+  it.each([
+    [[], /tls-reports needs the store your transports count into: --store FILE \(a SQLite file\) or --redis URL/],
+    [['--store', 'a.sqlite', '--redis', 'redis://127.0.0.1'], /--store and --redis exclude each other/],
+    [['--store', '/nonexistent/tlsrpt.sqlite'], /--store \/nonexistent\/tlsrpt\.sqlite: no such file/],
+    [['--redis', 'http://127.0.0.1'], /--redis "http:\/\/127\.0\.0\.1" is not a redis:\/\/ or rediss:\/\/ URL/],
+    [['--store', 'a.sqlite', '--bogus'], /Unknown option '--bogus'/],
+    [['--store', 'a.sqlite', 'extra'], /tls-reports takes no arguments but options, not extra/],
+  ])('%j: exit 2, with why', async (argv, message) => {
+    const r = await run(['tls-reports', ...argv]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+  });
+
+  it('a Redis that does not answer: exit 1, naming the store and why', async () => {
+    const r = await run(['tls-reports', '--redis', 'redis://127.0.0.1:9']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^nodemailer-tls-policy: tlsReports\.pending\(\): the Redis store failed: /);
+  });
+
+  it('--help: the usage, with the command', async () => {
+    const r = await run(['tls-reports', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('tls-reports (--store FILE | --redis URL) [--all] [--json] [--no-color]');
   });
 });

@@ -7,9 +7,9 @@
  *   block imports the example's files (`./x.js`) from its folder;
  * - a js block that only makes transports (tlsPolicy(...) calls, no sending, no file) runs;
  * - a sh block's commands exist: `npm run X` names a script of package.json, `npx vitest run`
- *   names test files that exist, and each
- *   `npx nodemailer-tls-policy ...` command parses with the CLI's own argument parser. System
- *   commands (apt-get, dig) are the system's.
+ *   names test files that exist, and each `npx nodemailer-tls-policy ...` command (probe,
+ *   check-policy, tls-reports) parses with the CLI's own argument parser. System commands
+ *   (apt-get, dig) are the system's.
  * Blocks without a language, and text blocks, show output or shapes, not code.
  */
 import { execFile } from 'node:child_process';
@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseCheckPolicyArgs, parseProbeArgs } from '../lib/cli/index.js';
+import { parseCheckPolicyArgs, parseProbeArgs, parseTlsReportsArgs } from '../lib/cli/index.js';
 import { tlsPolicy, type TlsPolicyOptions, type TlsPolicyTransport } from '../lib/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -149,6 +149,7 @@ describe('sh blocks', () => {
       const [verb, ...rest] = words.slice(2);
       if (verb === 'probe') return expect(parseProbeArgs(rest)).toMatchObject({ target: expect.any(Object) });
       if (verb === 'check-policy') return expect(parseCheckPolicyArgs(rest)).toMatchObject({ file: rest[0] });
+      if (verb === 'tls-reports') return expect(parseTlsReportsArgs(rest)).toMatchObject({ store: expect.any(Object) });
       throw new Error(`unknown command ${verb}`);
     }
     // The system's own commands.

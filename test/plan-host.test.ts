@@ -211,8 +211,8 @@ describe('planHost: the other rules', () => {
   });
   it.each([
     ['dane', 'none', { result: 'pass' }],
-    ['dane-only', 'none', { result: `fail: ${WHERE} has no secure TLSA records (${(TLSA.none as { why: string }).why})` }],
-    ['dane', 'failed', { result: `fail: ${(TLSA.failed as { reason: string }).reason}` }],
+    ['dane-only', 'none', { result: `fail: ${WHERE} has no secure TLSA records (${(TLSA.none as { why: string }).why})`, resultType: 'dane-required' }],
+    ['dane', 'failed', { result: `fail: ${(TLSA.failed as { reason: string }).reason}`, resultType: 'dnssec-invalid' }],
     ['dane', 'unusable', { result: 'pass' }],
   ] as const)('shadow %s with TLSA %s: known before any session', (shadow, tlsa, dane) => {
     expect(planHost(policy('may', { shadow }), target({ tlsa: TLSA[tlsa] }), settings()).shadowPlan).toEqual({

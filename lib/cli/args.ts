@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
-import { DIGESTS, type ProbeArgs, type CheckPolicyArgs, type TlsDefaultArgs } from './types.js';
+import { DIGESTS, type ProbeArgs, type CheckPolicyArgs, type TlsDefaultArgs, type TlsReportsArgs } from './types.js';
 import type { DigestAlgorithm, Level } from '../types.js';
 import { checkFallbackMap, checkPolicyTable, parseLevel, PolicyError, type PolicyProblem } from '../policy/index.js';
 import { parseServer } from '../dns/index.js';
@@ -66,6 +66,15 @@ const PROBE_OPTIONS = {
 } as const;
 
 const CHECK_OPTIONS = {
+  json: { type: 'boolean' },
+  'no-color': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const TLS_REPORTS_OPTIONS = {
+  store: { type: 'string' },
+  redis: { type: 'string' },
+  all: { type: 'boolean' },
   json: { type: 'boolean' },
   'no-color': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -287,4 +296,25 @@ export function parseCheckPolicyArgs(argv: string[]): CheckPolicyArgs | { help: 
   if (positionals.length === 0) throw new UsageError('check-policy needs a FILE');
   if (positionals.length > 1) throw new UsageError(`check-policy takes one FILE, not ${positionals.length}: ${positionals.join(' ')}`);
   return { file: positionals[0]!, json: v.json === true, noColor: v['no-color'] === true };
+}
+
+/** `tls-reports (--store FILE | --redis URL) [--all] [--json] [--no-color]`. */
+export function parseTlsReportsArgs(argv: string[]): TlsReportsArgs | { help: true } {
+  const { values: v, positionals } = parse(() => parseArgs({ args: argv, options: TLS_REPORTS_OPTIONS, allowPositionals: true, strict: true }));
+  if (v.help) return { help: true };
+  if (positionals.length > 0) throw new UsageError(`tls-reports takes no arguments but options, not ${positionals.join(' ')}`);
+  if (v.store !== undefined && v.redis !== undefined) throw new UsageError('--store and --redis exclude each other: the counters are in one store');
+  let store: TlsReportsArgs['store'];
+  if (v.store !== undefined) {
+    if (v.store.trim() === '') throw new UsageError('--store needs the SQLite file your transports were given as store: { file }');
+    store = { file: v.store };
+  } else if (v.redis !== undefined) {
+    if (!/^rediss?:\/\/[^\s]+$/.test(v.redis) || !URL.canParse(v.redis)) throw new UsageError(`--redis "${v.redis}" is not a redis:// or rediss:// URL`);
+    store = { redis: v.redis };
+  } else {
+    throw new UsageError(
+      'tls-reports needs the store your transports count into: --store FILE (a SQLite file) or --redis URL (a memory store lives and dies with its process)',
+    );
+  }
+  return { store, all: v.all === true, json: v.json === true, noColor: v['no-color'] === true };
 }

@@ -17,6 +17,7 @@
  */
 import type { AttemptReport, CertificateReport, HostReport, MtaStsReport, MxReport, ProbeReport, TlsaRecordReport } from './report.js';
 import type { PolicyCheckReport } from './check-policy.js';
+import type { TlsReportsReport } from './tls-reports.js';
 import { makeStyle, tone, type Style } from './style.js';
 import { escapeControls, hasNoControls, safeText } from '../text/index.js';
 
@@ -301,6 +302,26 @@ export function formatPolicyCheck(input: PolicyCheckReport, options: FormatOptio
       const attrs = e.attributes.map((a) => (a.default ? style.dim(`${a.name}=${a.value} (default)`) : `${a.name}=${a.value}`)).join(' ');
       lines.push(`${String(e.line).padStart(5)}  ${e.key.padEnd(keyWidth)}  ${e.level.padEnd(levelWidth)}  ${attrs}`.trimEnd());
     }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The pending TLS reports, one line each, with each address's last failure below a report being retried. */
+export function formatTlsReports(input: TlsReportsReport, options: FormatOptions = {}): string {
+  // reasons quote collectors' and servers' answers: escaped before they are printed
+  const report = escapedStrings(input);
+  const style = makeStyle(options.color === true);
+  const n = report.pending.length;
+  if (n === 0) return `No TLS report is pending in the ${report.store}.\n`;
+  const lines = [`${n} TLS ${n === 1 ? 'report is' : 'reports are'} pending in the ${report.store}:`];
+  const width = Math.max(...report.pending.map((p) => p.domain.length));
+  for (const p of report.pending) {
+    const sessions = p.successful + p.failed;
+    const counts = `${sessions} ${sessions === 1 ? 'session' : 'sessions'}: ${p.successful} successful, ${p.failed > 0 ? style.bad(`${p.failed} failed`) : '0 failed'}`;
+    const tries = p.attempts > 0 ? `; ${p.attempts} ${p.attempts === 1 ? 'attempt' : 'attempts'} since ${p.firstAttempt ?? '?'}` : '';
+    const status = p.status === 'retrying' ? style.warn('retrying') : style.info('due     ');
+    lines.push(`${INDENT}${p.day}  ${p.domain.padEnd(width)}  ${status}  ${counts}${tries}`);
+    for (const [where, why] of Object.entries(p.errors)) lines.push(`${INDENT}${INDENT}${style.dim(why.startsWith(where) ? why : `${where}: ${why}`)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,7 @@
 /**
  * The `nodemailer-tls-policy` command: `probe` (what the transport would do for one
- * destination, up to where MAIL FROM would be sent) and `check-policy` (a policy table as the
- * transport reads it). bin/nodemailer-tls-policy.mjs runs `main()` on the built package.
+ * destination, up to where MAIL FROM would be sent), `check-policy` (a policy table as the
+ * transport reads it) and `tls-reports` (the TLS reports, RFC 8460, not delivered yet). bin/nodemailer-tls-policy.mjs runs `main()` on the built package.
  *
  * Exit status:
  *   probe         0 the transport would deliver at the level asked;
@@ -12,8 +12,10 @@
  *                 3 the probe itself failed (a bug: please report it).
  *   check-policy  0 the table is valid; 1 it is not (every problem is printed with its line);
  *                 2 bad arguments (missing or unreadable FILE, unknown option).
+ *   tls-reports   0 the pending TLS reports were listed (none or some); 1 the store could not
+ *                 be read; 2 bad arguments (no store, a --store file that is not there).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createResolver } from '../dns/index.js';
 import {
@@ -30,21 +32,23 @@ import {
 import { TlsPolicyError, TlsPolicyTransport, type TlsPolicyOptions } from '../transport.js';
 import type { Policy, ReportedPolicy } from '../types.js';
 import { VERSION } from '../version.js';
-import { inFlags, parseCheckPolicyArgs, parseProbeArgs, UsageError } from './args.js';
+import { inFlags, parseCheckPolicyArgs, parseProbeArgs, parseTlsReportsArgs, UsageError } from './args.js';
 import { policyCheckReport } from './check-policy.js';
-import { formatJson, formatPolicyCheck, formatProbe } from './format.js';
+import { formatJson, formatPolicyCheck, formatProbe, formatTlsReports } from './format.js';
+import { tlsReportsReport } from './tls-reports.js';
 import { probeReport } from './report.js';
 import { wantsColor } from './style.js';
 import type { ProbeArgs } from './types.js';
 
-export { formatJson, formatPolicyCheck, formatProbe } from './format.js';
+export { formatJson, formatPolicyCheck, formatProbe, formatTlsReports } from './format.js';
+export { tlsReportsReport, type TlsReportsReport } from './tls-reports.js';
 export { certificateReport, probeExitStatus, probeReport } from './report.js';
 export type { AttemptReport, CertificateReport, HostReport, MxReport, ProbeContext, ProbeReport, ProbeResult, ResultReport, TlsaReport } from './report.js';
 export { policyAttributes, policyCheckReport } from './check-policy.js';
 export type { PolicyAttributeReport, PolicyCheckReport, PolicyEntryReport } from './check-policy.js';
-export { parseCheckPolicyArgs, parseProbeArgs, parseTarget, UsageError } from './args.js';
+export { parseCheckPolicyArgs, parseProbeArgs, parseTarget, parseTlsReportsArgs, UsageError } from './args.js';
 export { makeStyle, stripAnsi, wantsColor } from './style.js';
-export type { CheckPolicyArgs, ProbeArgs } from './types.js';
+export type { CheckPolicyArgs, ProbeArgs, TlsReportsArgs } from './types.js';
 
 /** Where the command writes, and the environment it reads (NO_COLOR). */
 export interface CliIo {
@@ -58,6 +62,7 @@ const NAME = 'nodemailer-tls-policy';
 export const USAGE = `Usage:
   ${NAME} probe <domain | [host] | [host]:port> [options]
   ${NAME} check-policy FILE [--json] [--no-color]
+  ${NAME} tls-reports (--store FILE | --redis URL) [--all] [--json] [--no-color]
   ${NAME} --help | --version
 
 probe runs one destination through the transport's own delivery path: MX lookup, DNSSEC
@@ -134,6 +139,18 @@ bounce, or deliver only through a fallback (a lower level, or a cleartext retry 
 failure); 2 bad arguments; 3 the probe itself failed.
 Exit status of check-policy: 0 valid; 1 not valid (every problem with its line); 2 bad
 arguments (no FILE, or FILE cannot be read).
+
+tls-reports lists the TLS reports (RFC 8460) not delivered yet: each recipient domain and UTC
+day that has ended with a failed session (any, with --all) and no report sent, and each report
+whose delivery failed and is tried again, with the reason. It reads the store the transports
+count into (option store) and sends nothing; transport.tlsReports.send() delivers them.
+  --store FILE              the SQLite file of store: { file }
+  --redis URL               the Redis of store: { redis } (redis://host:port/db)
+  --all                     days without a failure too (as tlsRpt.sendAll reports them)
+  --json                    print them as one JSON document
+  --no-color                no colour
+Exit status of tls-reports: 0 listed (none or some); 1 the store could not be read; 2 bad
+arguments.
 `;
 
 function defaultIo(): CliIo {
@@ -345,6 +362,39 @@ function checkPolicyCommand(argv: string[], io: CliIo): number {
   return report.valid ? 0 : 1;
 }
 
+async function tlsReportsCommand(argv: string[], io: CliIo): Promise<number> {
+  const json = argv.includes('--json');
+  let args;
+  try {
+    const parsed = parseTlsReportsArgs(argv);
+    if ('help' in parsed) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    args = parsed;
+    // a SQLite file is made when it is opened: a name that is not there would be an empty store that reports nothing
+    const file = 'file' in args.store ? args.store.file : undefined;
+    if (file !== undefined && !existsSync(file))
+      throw new UsageError(`--store ${file}: no such file (the SQLite file your transports were given as store: { file })`);
+    if (file !== undefined && !statSync(file).isFile()) throw new UsageError(`--store ${file}: not a file`);
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err, json);
+    throw err;
+  }
+  let report;
+  try {
+    report = await tlsReportsReport(args);
+  } catch (err) {
+    if (!(err instanceof TlsPolicyError)) throw err;
+    io.stderr.write(`${NAME}: ${err.message}\n`);
+    if (json) io.stdout.write(formatJson({ error: { message: err.message, code: err.code, exitStatus: err.code === 'ECONFIG' ? 2 : 1 } }));
+    return err.code === 'ECONFIG' ? 2 : 1;
+  }
+  if (json) io.stdout.write(formatJson(report));
+  else io.stdout.write(formatTlsReports(report, { color: wantsColor(io.stdout, io.env ?? {}, args.noColor) }));
+  return 0;
+}
+
 /**
  * Runs the command line `argv` (without node and the script), writing to `io`; resolves with
  * the exit status. Never throws: an unexpected error is printed and gives exit status 3.
@@ -357,6 +407,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         return await probeCommand(rest, io);
       case 'check-policy':
         return checkPolicyCommand(rest, io);
+      case 'tls-reports':
+        return await tlsReportsCommand(rest, io);
       case '-h':
       case '--help':
       case 'help':
@@ -367,14 +419,14 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         io.stdout.write(`${NAME} ${VERSION}\n`);
         return 0;
       case undefined:
-        return usageError(io, new UsageError('no command: probe or check-policy'), false);
+        return usageError(io, new UsageError('no command: probe, check-policy or tls-reports'), false);
       default:
         return usageError(
           io,
           new UsageError(
             command.startsWith('-')
-              ? `unknown option '${command}' (a command comes first: probe or check-policy)`
-              : `unknown command '${command}' (expected probe or check-policy)`,
+              ? `unknown option '${command}' (a command comes first: probe, check-policy or tls-reports)`
+              : `unknown command '${command}' (expected probe, check-policy or tls-reports)`,
           ),
           false,
         );

@@ -66,3 +66,12 @@ export interface CheckPolicyArgs {
   json: boolean;
   noColor: boolean;
 }
+
+export interface TlsReportsArgs {
+  /** The store the transports count into: a SQLite file, or a Redis URL. */
+  store: { file: string } | { redis: string };
+  /** List days without a failure too (as tlsRpt.sendAll reports them). */
+  all: boolean;
+  json: boolean;
+  noColor: boolean;
+}

@@ -6,8 +6,7 @@
  * to the configured relay and never over cleartext; then the transaction.
  */
 import { decide, type Decision, type OpportunisticRules } from '../decide/index.js';
-import { planHost, type HostTarget, type StsForHost } from '../plan/host.js';
-import type { Plan } from '../plan/index.js';
+import { planHost, type HostPlan, type HostTarget, type StsForHost } from '../plan/host.js';
 import { oneLine, type Session, type SessionFacts, type SessionOptions } from '../smtp/session.js';
 import type { AuditRecord, Level, Policy, Trust, Verdict } from '../types.js';
 import { judge, judgeShadow, judgeStsTesting } from '../verdict/index.js';
@@ -42,7 +41,7 @@ export interface SessionRun {
   decision: Decision;
   /** The failure code when it is not the decision's (EAUTH). */
   failureCode?: string;
-  plan: Plan;
+  plan: HostPlan;
   facts: SessionFacts;
   verdict?: Verdict;
   /** Set when the transaction ran. */

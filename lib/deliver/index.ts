@@ -28,7 +28,7 @@ import type { Policy } from '../types.js';
 import { stsGoverns } from '../plan/host.js';
 import type { StsLookup } from '../mtasts/index.js';
 
-export type { Attempt, DeliverDns, DeliverEvent, DeliverHooks, DeliverSettings, Delivery, Destination, Parked } from './types.js';
+export type { Attempt, AttemptReport, DeliverDns, DeliverEvent, DeliverHooks, DeliverSettings, Delivery, Destination, Parked } from './types.js';
 export { MAX_MX_NAMES, orderMx } from './gather.js';
 
 export async function deliver(destination: Destination, mail: DeliverMail, dns: DeliverDns, settings: DeliverSettings, hooks: DeliverHooks): Promise<Delivery> {
@@ -137,6 +137,8 @@ export async function deliver(destination: Destination, mail: DeliverMail, dns: 
   const tryTarget = async (target: HostTarget, mode: 'tls' | 'cleartext-retry'): Promise<boolean> => {
     const run = await runAttempt(target, mode, context);
     record(run);
+    // TLS reporting counts new TLS sessions (lib/tlsrpt/session.ts says which); report messages are sent without this hook.
+    await settings.tlsRpt?.session({ destination, attempt: run.attempt, plan: run.plan, facts: run.facts, ...(sts ? { lookup: sts } : {}) });
     const d = run.decision;
     if (d.action === 'send') return settle(run);
     // A cleartext retry is planned only from a TLS attempt, so a retry can never loop.

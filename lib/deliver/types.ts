@@ -8,6 +8,7 @@ import type { AddressRecord, CnameRecord, DnssecCheck, DnsResult, MxRecord, Tlsa
 import type { MtaSts, StsLookup } from '../mtasts/index.js';
 import type { InsecureMxPolicy, TlsaLookup } from '../plan/dane.js';
 import type { Plan } from '../plan/index.js';
+import type { HostPlan } from '../plan/host.js';
 import type { SessionPool } from '../smtp/pool.js';
 import type { TicketCache } from '../smtp/tickets.js';
 import type { SessionFacts, SessionTimeouts } from '../smtp/session.js';
@@ -77,6 +78,18 @@ export interface DeliverSettings {
   tickets?: TicketCache;
   /** Sees every fact gathered and decision made (the probe command builds its report from these). */
   observe?: (event: DeliverEvent) => void;
+  /** TLS reporting (RFC 8460): told of every attempt, counts the ones that are new TLS sessions (lib/tlsrpt); never throws. */
+  tlsRpt?: { session(input: AttemptReport): Promise<void> };
+}
+
+/** One attempt as TLS reporting reads it. */
+export interface AttemptReport {
+  destination: Destination;
+  attempt: Attempt;
+  plan: HostPlan;
+  facts: SessionFacts;
+  /** The recipient domain's MTA-STS lookup, when there was one. */
+  lookup?: StsLookup;
 }
 
 /** What `observe` sees, in order: the MX answer, each host's addresses and TLSA, each attempt. */

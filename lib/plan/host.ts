@@ -99,7 +99,7 @@ export interface ShadowPlan {
   names: string[];
   fingerprints: string[];
   /** At a DANE shadow: the records to judge with, or the result already known without a session. */
-  dane?: { session: DaneSession } | { result: string };
+  dane?: { session: DaneSession } | { result: string; resultType?: ResultType };
   /** The result known without a session (an MTA-STS pattern the host does not match). */
   known?: string;
 }
@@ -151,9 +151,12 @@ function shadowPlan(shadow: Level, policy: Policy, target: HostTarget, where: st
   const base = { level: shadow, names: [] as string[], fingerprints: [] as string[] };
   if (isDaneLevel(shadow)) {
     const lookup = target.tlsa ?? { status: 'none' as const, why: 'TLSA was not looked up' };
-    if (lookup.status === 'failed') return { ...base, dane: { result: `fail: ${lookup.reason}` } };
+    if (lookup.status === 'failed') return { ...base, dane: { result: `fail: ${lookup.reason}`, resultType: 'dnssec-invalid' } };
     if (lookup.status === 'none')
-      return { ...base, dane: { result: shadow === 'dane' ? 'pass' : `fail: ${where} has no secure TLSA records (${lookup.why})` } };
+      return {
+        ...base,
+        dane: shadow === 'dane' ? { result: 'pass' } : { result: `fail: ${where} has no secure TLSA records (${lookup.why})`, resultType: 'dane-required' },
+      };
     const usable = classifyTlsa(lookup.records).usable;
     if (usable.length === 0) return { ...base, dane: { result: 'pass' } };
     return {

@@ -156,7 +156,15 @@ export function makePlan(input: PlanInput): Plan {
  * plans with the same key can share one context (lib/smtp/session.ts builds each once).
  */
 export function tlsContextKey(tls: ConnectionOptions): string {
-  return JSON.stringify([fileId(tls.ca), fileId(tls.cert), fileId(tls.key), tls.minVersion ?? '', tls.maxVersion ?? '', tls.secureOptions ?? 0, tls.ciphers ?? '']);
+  return JSON.stringify([
+    fileId(tls.ca),
+    fileId(tls.cert),
+    fileId(tls.key),
+    tls.minVersion ?? '',
+    tls.maxVersion ?? '',
+    tls.secureOptions ?? 0,
+    tls.ciphers ?? '',
+  ]);
 }
 
 const fileIds = new WeakMap<object, string>();

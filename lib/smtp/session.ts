@@ -131,6 +131,8 @@ export interface SessionFacts {
   requireTlsOffered?: boolean;
   /** The TLS session to keep for resumption, when the server gave one. */
   tlsSession?: Buffer;
+  /** The address this connection left from, once it was up (RFC 8460's sending-mta-ip). */
+  localAddress?: string;
 }
 
 export interface RecipientResult {
@@ -483,6 +485,11 @@ export class Session {
       /* reported through the settle path below */
     });
     drainRepliesOnClose(connection);
+    // The local end of the connection, for TLS reporting (RFC 8460 section 4.4, sending-mta-ip).
+    let localAddress: string | undefined;
+    onConnected(connection, (socket) => {
+      localAddress = socket.localAddress;
+    });
     if (!options.name) {
       // RFC 5321 section 4.1.4: EHLO carries the client's FQDN, or, when it has none, an address
       // literal of the client (section 4.1.3). Nodemailer's fallback is `[127.0.0.1]`, which is
@@ -517,6 +524,7 @@ export class Session {
         const facts: SessionFacts = {
           starttlsOffered: false,
           starttlsSent,
+          ...(localAddress ? { localAddress } : {}),
         };
         if (error) {
           facts.starttlsOffered = starttlsSent || offersStarttls(plaintextEhloOf(connection));

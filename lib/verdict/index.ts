@@ -12,7 +12,7 @@ import type { HostPlan, ShadowPlan } from '../plan/host.js';
 import type { DaneSession } from '../plan/index.js';
 import type { SessionFacts } from '../smtp/session.js';
 import { isDaneLevel } from '../policy/levels.js';
-import type { Verdict } from '../types.js';
+import type { ResultType, Verdict } from '../types.js';
 import { verifyPeer, type SessionCerts } from '../pkix/index.js';
 
 function daneVerdict(plan: HostPlan, facts: SessionFacts, dane: DaneSession, certs: SessionCerts, now: Date): Verdict | undefined {
@@ -58,22 +58,41 @@ export function judgeStsTesting(plan: HostPlan, facts: SessionFacts, certs: Sess
 }
 
 function judgeReportOnly(shadow: ShadowPlan | undefined, plan: HostPlan, facts: SessionFacts, certs: SessionCerts, now: Date): string {
-  if (!shadow) return '';
-  if (shadow.known !== undefined) return shadow.known;
-  if (shadow.level === 'none' || shadow.level === 'may') return 'pass';
+  return reportOnlyVerdict(shadow, plan, facts, certs, now).result;
+}
+
+/**
+ * A report-only check (a shadow level, an MTA-STS policy in testing mode) on a session's facts:
+ * `result` as the audit shows it ('' without one, "pass", or "fail: why"), and on failure RFC
+ * 8460 section 4.3's result type, which TLS reporting counts (lib/tlsrpt).
+ */
+export function reportOnlyVerdict(
+  shadow: ShadowPlan | undefined,
+  plan: HostPlan,
+  facts: SessionFacts,
+  certs: SessionCerts,
+  now = new Date(),
+): { result: string; resultType?: ResultType } {
+  if (!shadow) return { result: '' };
+  // known without a session: an MTA-STS mx pattern that does not cover the host
+  if (shadow.known !== undefined) return { result: shadow.known, resultType: 'validation-failure' };
+  if (shadow.level === 'none' || shadow.level === 'may') return { result: 'pass' };
   if (!facts.tls) {
     const why = facts.failure
       ? facts.failure.message
       : facts.starttlsOffered
         ? `STARTTLS was refused${facts.starttlsReply ? `: ${facts.starttlsReply}` : ''}`
         : 'no STARTTLS was offered';
-    return `fail: ${plan.where} ${why}`;
+    // section 4.3.1: no STARTTLS, or a refused one; a failed handshake has no word of its own
+    const failedInTls = facts.failure?.kind === 'handshake' || facts.failure?.kind === 'tls-session';
+    return { result: `fail: ${plan.where} ${why}`, resultType: failedInTls ? 'validation-failure' : 'starttls-not-supported' };
   }
-  if (shadow.level === 'encrypt') return 'pass';
+  if (shadow.level === 'encrypt') return { result: 'pass' };
   if (shadow.dane) {
-    if ('result' in shadow.dane) return shadow.dane.result;
+    // section 4.3.2.1: the TLSA lookup failed (dnssec-invalid), or dane-only found no secure TLSA (dane-required)
+    if ('result' in shadow.dane) return { result: shadow.dane.result, ...(shadow.dane.resultType ? { resultType: shadow.dane.resultType } : {}) };
     const verdict = daneVerdict(plan, facts, shadow.dane.session, certs, now);
-    return verdict?.ok ? 'pass' : `fail: ${verdict?.reason ?? 'no TLS'}`;
+    return verdict?.ok ? { result: 'pass' } : { result: `fail: ${verdict?.reason ?? 'no TLS'}`, resultType: verdict?.resultType ?? 'validation-failure' };
   }
   const verdict = verifyPeer({
     certs,
@@ -84,5 +103,5 @@ function judgeReportOnly(shadow: ShadowPlan | undefined, plan: HostPlan, facts: 
     digest: plan.digest,
     peer: facts.tls,
   });
-  return verdict.ok ? 'pass' : `fail: ${verdict.reason}`;
+  return verdict.ok ? { result: 'pass' } : { result: `fail: ${verdict.reason}`, resultType: verdict.resultType ?? 'validation-failure' };
 }
