@@ -25,17 +25,32 @@ function resolvConf(name: string, text: string): string {
   return path;
 }
 
-describe('whose AD bit is believed by default', () => {
+describe('whose AD bit is believed by default, and the DNSSEC mode that follows', () => {
   // Docker's embedded DNS and systemd-resolved's stub: loopback addresses that forward.
   const DOCKER = 'nameserver 127.0.0.11\noptions ndots:0\n';
-  const rows: { rule: string; options: (path: string) => ResolverOptions; servers: string[]; trusted: string[]; trustAd: boolean | 'loopback' }[] = [
-    { rule: 'servers from resolv.conf: not trusted', options: (path) => ({ resolvConf: path }), servers: ['127.0.0.11:53'], trusted: [], trustAd: false },
+  const rows: {
+    rule: string;
+    options: (path: string) => ResolverOptions;
+    servers: string[];
+    trusted: string[];
+    trustAd: boolean | 'loopback';
+    dnssec: 'validate' | 'trust-ad' | 'off';
+  }[] = [
+    {
+      rule: 'servers from resolv.conf: not trusted, so validated here',
+      options: (path) => ({ resolvConf: path }),
+      servers: ['127.0.0.11:53'],
+      trusted: [],
+      trustAd: false,
+      dnssec: 'validate',
+    },
     {
       rule: "servers from resolv.conf with trustAd: 'loopback': trusted",
       options: (path) => ({ resolvConf: path, trustAd: 'loopback' }),
       servers: ['127.0.0.11:53'],
       trusted: ['127.0.0.11:53'],
       trustAd: 'loopback',
+      dnssec: 'trust-ad',
     },
     {
       rule: 'servers from resolv.conf with trustAd: true: trusted',
@@ -43,13 +58,15 @@ describe('whose AD bit is believed by default', () => {
       servers: ['127.0.0.11:53'],
       trusted: ['127.0.0.11:53'],
       trustAd: true,
+      dnssec: 'trust-ad',
     },
     {
-      rule: 'servers from resolv.conf with trustAd: false: not trusted',
+      rule: 'servers from resolv.conf with trustAd: false: not trusted, and trustAd keeps its meaning (no answer is secure)',
       options: (path) => ({ resolvConf: path, trustAd: false }),
       servers: ['127.0.0.11:53'],
       trusted: [],
       trustAd: false,
+      dnssec: 'trust-ad',
     },
     {
       rule: "servers named by the user: 'loopback' by default",
@@ -57,18 +74,51 @@ describe('whose AD bit is believed by default', () => {
       servers: ['127.0.0.11:53'],
       trusted: ['127.0.0.11:53'],
       trustAd: 'loopback',
+      dnssec: 'trust-ad',
     },
     {
-      rule: 'servers named by the user, not on loopback: not trusted',
+      rule: 'servers named by the user, not on loopback: not trusted, so validated here',
       options: () => ({ servers: ['192.0.2.53'] }),
       servers: ['192.0.2.53:53'],
       trusted: [],
       trustAd: 'loopback',
+      dnssec: 'validate',
+    },
+    {
+      rule: 'a loopback server with trust anchors given: validated here',
+      options: () => ({ servers: ['127.0.0.11'], trustAnchors: resolvConf('anchor.ds', `. IN DS 20326 8 2 ${'ab'.repeat(32)}\n`) }),
+      servers: ['127.0.0.11:53'],
+      trusted: [],
+      trustAd: 'loopback',
+      dnssec: 'validate',
+    },
+    {
+      rule: "a loopback server with dnssec: 'validate': its AD bit is not used",
+      options: () => ({ servers: ['127.0.0.11'], dnssec: 'validate' }),
+      servers: ['127.0.0.11:53'],
+      trusted: [],
+      trustAd: 'loopback',
+      dnssec: 'validate',
+    },
+    {
+      rule: "dnssec: 'off': nobody's AD bit",
+      options: () => ({ servers: ['127.0.0.11'], dnssec: 'off' }),
+      servers: ['127.0.0.11:53'],
+      trusted: [],
+      trustAd: 'loopback',
+      dnssec: 'off',
     },
   ];
-  it.each(rows)('$rule', ({ options, servers, trusted, trustAd }) => {
+  it.each(rows)('$rule', ({ options, servers, trusted, trustAd, dnssec }) => {
     const resolver = createResolver(options(resolvConf('docker.conf', DOCKER)));
-    expect({ servers: resolver.servers, trusted: resolver.trustedServers, trustAd: resolver.trustAd }).toEqual({ servers, trusted, trustAd });
+    expect({ servers: resolver.servers, trusted: resolver.trustedServers, trustAd: resolver.trustAd, dnssec: resolver.dnssec }).toEqual({
+      servers,
+      trusted,
+      trustAd,
+      dnssec,
+    });
+    // In 'validate' and 'off' every server is asked, in order; in 'trust-ad' the trusted ones if any.
+    expect(resolver.askedServers).toEqual(trusted.length > 0 ? trusted : servers);
   });
 
   it('an empty or missing resolv.conf means the local name server (resolv.conf(5)), still untrusted', () => {
@@ -134,13 +184,16 @@ describe('checkDnssec()', () => {
     expect(await resolver.checkDnssec()).toEqual({ ok: true, servers: [validating.server] });
   });
 
+  // In 'trust-ad' (given here: these servers default to 'validate').
   it.each([
     [{ resolvConf: 'docker.conf' }, (path: string) => `servers from ${path} are not trusted unless trustAd is set`],
     [{ servers: ['127.0.0.1'], trustAd: false }, () => 'trustAd is false'],
     [{ servers: ['192.0.2.53', '198.51.100.7:5353'] }, () => "none of 192.0.2.53:53, 198.51.100.7:5353 is on loopback (trustAd: 'loopback')"],
-  ] as const)('no trusted server: %j, says why, and asks nothing', async (options, why) => {
+  ] as const)("dnssec: 'trust-ad' and no trusted server: %j, says why, and asks nothing", async (options, why) => {
     const path = resolvConf('docker.conf', 'nameserver 127.0.0.11\n');
-    const resolver = createResolver('resolvConf' in options ? { resolvConf: path } : { ...options, servers: [...options.servers] });
+    const resolver = createResolver(
+      'resolvConf' in options ? { resolvConf: path, dnssec: 'trust-ad' } : { ...options, servers: [...options.servers], dnssec: 'trust-ad' },
+    );
     expect(await resolver.checkDnssec()).toEqual({ ok: false, reason: `No DNS server's AD bit is believed, so no answer can be DNSSEC-secure: ${why(path)}` });
     expect(resolver.stats.queriesSent).toBe(0);
   });
