@@ -17,103 +17,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResolver, type DnsResult, type ResolverOptions } from '../lib/dns/index.js';
 import { nameFromText, nameToText, nameWire, sameName, type Name } from '../lib/dnssec/names.js';
 import { parseNsec, type Rr } from '../lib/dnssec/records.js';
-import { T, a, collidingDnskey, makeDs, rr, sign, testKey, txt, typeBitmap, wireKeepCase } from './helpers/dnssec-signer.js';
-import { dsLine, signTree, startSignedDns, tlsa, type Reply, type SignedDnsServer, type Tree, type TreeZoneSpec } from './helpers/signed-dns.js';
+import { T, sign, typeBitmap } from './helpers/dnssec-signer.js';
+import { dsLine, signTree, startSignedDns, type Reply, type SignedDnsServer, type Tree } from './helpers/signed-dns.js';
+import { treeSpecs } from './helpers/signed-tree.js';
 
 const NOW = Math.floor(Date.now() / 1000);
 const DAY = 86_400;
 const n = nameFromText;
-const cname = (target: string) => wireKeepCase(target);
-const DIGEST = Buffer.alloc(32, 0x5e);
 
 /* ----------------------------------------------------------------------------------------
  * The tree.
  */
 
-const SPECS: TreeZoneSpec[] = [
-  { origin: '.', algorithm: 8 },
-  // An opt-out TLD (most TLDs are): its unsigned delegations are not in its NSEC3 chain.
-  { origin: 'tld.', algorithm: 13, denial: { salt: Buffer.from('c0ffee', 'hex'), iterations: 5, optOut: true } },
-  {
-    origin: 'signed.tld.',
-    algorithm: 13,
-    records: [
-      rr('mx.signed.tld.', T.A, a('192.0.2.10')),
-      rr('www.signed.tld.', T.A, a('192.0.2.11')),
-      rr('_25._tcp.mx.signed.tld.', T.TLSA, tlsa(3, 1, 1, DIGEST)),
-      rr('*.wild.signed.tld.', T.TXT, txt('wild')),
-      rr('alias.signed.tld.', T.CNAME, cname('a.ed.tld.')),
-      rr('to-insecure.signed.tld.', T.CNAME, cname('mx.insecure.tld.')),
-      rr('to-missing.signed.tld.', T.CNAME, cname('missing.ed.tld.')),
-      rr('x.y.signed.tld.', T.A, a('192.0.2.12')),
-      rr('real.wild.signed.tld.', T.A, a('192.0.2.13')),
-      ...Array.from({ length: 9 }, (_, i) => rr(`hop${i}.signed.tld.`, T.CNAME, cname(i === 8 ? 'www.signed.tld.' : `hop${i + 1}.signed.tld.`))),
-    ],
-  },
-  {
-    origin: 'ed.tld.',
-    algorithm: 15,
-    denial: { iterations: 0 },
-    records: [rr('a.ed.tld.', T.A, a('192.0.2.20')), rr('*.wild.ed.tld.', T.TXT, txt('wild ed')), rr('_25._tcp.a.ed.tld.', T.TLSA, tlsa(3, 1, 1, DIGEST))],
-  },
-  {
-    origin: 'insecure.tld.',
-    algorithm: false,
-    records: [rr('mx.insecure.tld.', T.A, a('192.0.2.30')), rr('_25._tcp.mx.insecure.tld.', T.TLSA, tlsa(3, 1, 1, DIGEST))],
-  },
-  // A DS of an algorithm the library does not implement (253, PRIVATEDNS), and one with a SHA-1 digest only.
-  {
-    origin: 'badalgo.tld.',
-    algorithm: 13,
-    records: [rr('host.badalgo.tld.', T.A, a('192.0.2.40'))],
-    ds: (key) => {
-      const ds = makeDs(key);
-      return [{ ...ds, rdata: Buffer.concat([ds.rdata.subarray(0, 2), Buffer.from([253]), ds.rdata.subarray(3)]) }];
-    },
-  },
-  { origin: 'sha1.tld.', algorithm: 13, records: [rr('host.sha1.tld.', T.A, a('192.0.2.41'))], ds: (key) => [makeDs(key, 1)] },
-  // Broken: signatures expired a day ago (beyond the 300 s skew), or valid only from tomorrow.
-  {
-    origin: 'expired.tld.',
-    algorithm: 13,
-    variant: 1,
-    records: [rr('host.expired.tld.', T.A, a('192.0.2.42'))],
-    window: { inception: NOW - 30 * DAY, expiration: NOW - DAY },
-  },
-  {
-    origin: 'future.tld.',
-    algorithm: 13,
-    variant: 1,
-    records: [rr('host.future.tld.', T.A, a('192.0.2.43'))],
-    window: { inception: NOW + DAY, expiration: NOW + 30 * DAY },
-  },
-  // Broken: the parent's DS names another key.
-  {
-    origin: 'wrongds.tld.',
-    algorithm: 13,
-    records: [rr('host.wrongds.tld.', T.A, a('192.0.2.44'))],
-    ds: () => [makeDs(testKey('wrongds.tld.', 13, { variant: 2 }))],
-  },
-  // A key-tag collision: a second DNSKEY with the signing key's tag but other material.
-  {
-    origin: 'collide.tld.',
-    algorithm: 8,
-    records: [rr('host.collide.tld.', T.A, a('192.0.2.45'))],
-    extraKeys: [collidingDnskey(testKey('collide.tld.', 8).dnskey, 1)],
-  },
-  // KeyTrap (CVE-2023-50387): eight DNSKEYs sharing the signing key's tag.
-  {
-    origin: 'keytrap.tld.',
-    algorithm: 8,
-    records: [rr('host.keytrap.tld.', T.A, a('192.0.2.46'))],
-    extraKeys: Array.from({ length: 8 }, (_, i) => collidingDnskey(testKey('keytrap.tld.', 8).dnskey, i + 1)),
-  },
-  // A second TLD, NSEC, no opt-out: an unsigned delegation proven by its NSEC, and a chain three zones deep.
-  { origin: 'other.', algorithm: 15 },
-  { origin: 'plain.other.', algorithm: false, records: [rr('mx.plain.other.', T.A, a('192.0.2.50'))] },
-  { origin: 'deep.other.', algorithm: 8, denial: { salt: Buffer.from('ab', 'hex'), iterations: 1 } },
-  { origin: 'sub.deep.other.', algorithm: 13, records: [rr('www.sub.deep.other.', T.A, a('192.0.2.51'))] },
-];
+const SPECS = treeSpecs(NOW);
 
 let tree: Tree;
 let dir: string;
@@ -269,6 +185,13 @@ const BROKEN: BrokenRow[] = [
     type: 'A',
     mutate: NOT_STRIPPED,
     reason: () => ['zone wrongds.tld.: wrongds.tld. DNSKEY: no DNSKEY matches DS'],
+  },
+  {
+    what: 'a TLSA record changed after signing',
+    name: '_25._tcp.mx.tampered.tld',
+    type: 'TLSA',
+    mutate: NOT_STRIPPED,
+    reason: () => ['in zone tampered.tld., _25._tcp.mx.tampered.tld. TLSA: RRSIG', 'signature does not verify'],
   },
   {
     what: 'a stripped RRSIG on the answer',

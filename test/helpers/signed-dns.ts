@@ -429,6 +429,8 @@ export interface TreeZoneSpec {
   variant?: number;
   /** Keys published besides the signing key (a collision, a KeyTrap set), as DNSKEY records. */
   extraKeys?: Rr[];
+  /** RRsets whose RDATA is changed after signing (the last octet of each record flipped): their RRSIGs fail. */
+  tamper?: Array<{ owner: string; type: number }>;
 }
 
 export interface Tree {
@@ -484,7 +486,9 @@ export function signTree(specs: TreeZoneSpec[], now: number): Tree {
       ...window,
     });
     signed.set(nameToText(origin), zone);
-    zones.push({ origin, records: zone.records });
+    const tampered = (record: Rr) => (spec.tamper ?? []).some((t) => t.type === record.type && sameName(nameFromText(t.owner), record.owner));
+    const flip = (rdata: Uint8Array) => Buffer.concat([rdata.subarray(0, rdata.length - 1), Buffer.from([rdata[rdata.length - 1]! ^ 1])]);
+    zones.push({ origin, records: zone.records.map((record) => (tampered(record) ? { ...record, rdata: flip(record.rdata) } : record)) });
   }
   const rootKey = keys.get('.');
   if (!rootKey) throw new Error('signTree: the root zone must be signed');
