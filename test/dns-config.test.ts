@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResolver, parseResolvConf, systemServers, type ResolverOptions } from '../lib/dns/index.js';
+import { keyTag } from '../lib/dnssec/records.js';
 import { startDnsServer, type TestDnsServer, type ZoneRecord } from './helpers/dns-server.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 
@@ -129,6 +130,59 @@ describe('whose AD bit is believed by default, and the DNSSEC mode that follows'
   it('systemServers(path) reads the given file', () => {
     expect(systemServers(resolvConf('two.conf', 'nameserver 127.0.0.53\nnameserver ::1\n'))).toEqual(['127.0.0.53', '::1']);
     expect(systemServers(join(dir, 'missing.conf'))).toEqual(['127.0.0.1']);
+  });
+});
+
+describe('resolver.dnssec and resolver.trustAnchors: what is read, and the errors', () => {
+  it("the built-in root anchors, or those of a file in Unbound's or BIND's format", () => {
+    expect(createResolver({ servers: ['192.0.2.53'] }).trustAnchors).toEqual(['. DS 20326/8', '. DS 38696/8']);
+    const bind = resolvConf(
+      'bind.conf',
+      'trust-anchors {\n  example. static-ds 12345 13 2 "' +
+        'AB'.repeat(32) +
+        '";\n  example. initial-key 257 3 15 "' +
+        Buffer.alloc(32, 7).toString('base64') +
+        '";\n};\n',
+    );
+    const tag = keyTag(Buffer.concat([Buffer.from([1, 1, 3, 15]), Buffer.alloc(32, 7)]));
+    expect(createResolver({ servers: ['192.0.2.53'], trustAnchors: bind })).toMatchObject({
+      dnssec: 'validate',
+      trustAnchors: ['example. DS 12345/13', `example. DNSKEY ${tag}/15`],
+    });
+    // 'trust-ad' and 'off' read no anchors.
+    expect(createResolver({ servers: ['127.0.0.1'] }).trustAnchors).toEqual([]);
+  });
+
+  it.each([
+    [{ dnssec: 'on' }, `resolver.dnssec must be 'validate', 'trust-ad' or 'off', got "on"`],
+    [{ dnssec: 'trust-ad', trustAnchors: '/x' }, "resolver.trustAnchors is read only with dnssec: 'validate', not with dnssec: 'trust-ad'"],
+    [{ trustAnchors: '' }, 'resolver.trustAnchors must be a file path, got ""'],
+    [{ trustAnchors: 'MISSING' }, 'resolver.trustAnchors: cannot read MISSING (ENOENT)'],
+    [{ trustAnchors: 'EMPTY' }, 'resolver.trustAnchors: EMPTY holds no DS or DNSKEY record'],
+    [{ trustAnchors: 'BAD' }, 'resolver.trustAnchors: BAD:2: '],
+  ] as const)('%j: a TypeError that says what is wrong', (options, message) => {
+    const paths: Record<string, string> = {
+      MISSING: join(dir, 'missing.anchors'),
+      EMPTY: resolvConf('empty.anchors', '; nothing here\n'),
+      BAD: resolvConf('bad.anchors', '. IN DS 20326 8 2 ' + 'AB'.repeat(32) + '\n. IN DS 20326 8 2 XYZ\n'),
+    };
+    const given = { ...options, ...('trustAnchors' in options && paths[options.trustAnchors] ? { trustAnchors: paths[options.trustAnchors] } : {}) };
+    const expected = Object.entries(paths).reduce<string>((text, [word, path]) => text.replace(word, path), message);
+    expect(() => createResolver({ servers: ['192.0.2.53'], ...(given as ResolverOptions) })).toThrow(
+      new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
+  });
+
+  it("'off': queries without DO, every answer insecure even with the AD bit, and checkDnssec says why", async () => {
+    const srv = await startDnsServer({ zone: [{ name: 'mx.example.com', type: 'A', address: '192.0.2.1' }], ad: true });
+    try {
+      const resolver = createResolver({ servers: [srv.server], dnssec: 'off' });
+      expect(await resolver.a('mx.example.com')).toMatchObject({ status: 'insecure', records: [{ address: '192.0.2.1' }] });
+      expect(srv.queries.map((q) => [q.do, q.cd])).toEqual([[false, false]]);
+      expect(await resolver.checkDnssec()).toEqual({ ok: false, reason: "resolver.dnssec is 'off', so no answer can be DNSSEC-secure" });
+    } finally {
+      await srv.close();
+    }
   });
 });
 
