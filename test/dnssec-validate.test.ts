@@ -136,6 +136,35 @@ describe('validate mode against a plain recursive server', () => {
     expect(dns.stats.queriesSent).toBe(cold + 4);
   });
 
+  it('each answer keeps the chain walked, from the anchor down, also when the keys came from the cache', async () => {
+    const dns = resolver(plain);
+    await dns.a('mx.signed.tld');
+    await dns.query('nope.signed.tld', 'TLSA');
+    await dns.a('mx.plain.other');
+    const [first, second, third] = dns.validations;
+    const root = tree.keys.get('.')!.key.keyTag;
+    const tld = tree.keys.get('tld.')!.key.keyTag;
+    const signed = tree.keys.get('signed.tld.')!.key.keyTag;
+    const zoneLines = [
+      `. DNSKEY ${root}/8 (SEP): RRSIG ${root}/8 verifies, from the trust anchor (DS ${root}/8/2)`,
+      `tld. DS ${tld}/13/2: RRSIG ${root}/8 by . verifies`,
+      `tld. DNSKEY ${tld}/13 (SEP): RRSIG ${tld}/13 verifies, from the DS RRset in .`,
+      `signed.tld. DS ${signed}/13/2: RRSIG ${tld}/13 by tld. verifies`,
+      `signed.tld. DNSKEY ${signed}/13 (SEP): RRSIG ${signed}/13 verifies, from the DS RRset in tld.`,
+    ];
+    expect(first).toEqual({
+      name: 'mx.signed.tld',
+      type: 'A',
+      status: 'secure',
+      chain: [...zoneLines, `the A RRset of mx.signed.tld.: RRSIG ${signed}/13 by signed.tld. verifies`],
+    });
+    expect(second!.status).toBe('secure');
+    expect(second!.chain.slice(0, 5)).toEqual(zoneLines);
+    expect(second!.chain[5]).toMatch(/^the NXDOMAIN answer for nope\.signed\.tld\. proven in signed\.tld\.: NSEC \S+ -> \S+ covers nope\.signed\.tld\.; NSEC /);
+    expect(third).toMatchObject({ name: 'mx.plain.other', status: 'insecure' });
+    expect(third!.chain.at(-1)).toMatch(/^plain\.other\. DS denied in other\., an unsigned delegation: NSEC plain\.other\. -> /);
+  });
+
   it('an unsigned zone is proven once; names below it cost one query each', async () => {
     const dns = resolver(plain);
     expect((await dns.a('mx.plain.other')).status).toBe('insecure');

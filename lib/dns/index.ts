@@ -154,6 +154,18 @@ export interface DnsAnswer<T> {
   canonical: string;
 }
 
+/** 'validate' only: how one answer was judged (the probe shows these). */
+export interface ValidationRecord {
+  /** The name and type asked. */
+  name: string;
+  type: string;
+  status: DnssecStatus;
+  /** Why it is insecure or failed. */
+  reason?: string;
+  /** The chain walked, one line per step: the zones' DS and DNSKEY sets from the anchor down, the signatures that verified each hop, the denial proofs. */
+  chain: string[];
+}
+
 /** A lookup that produced no usable answer. Always temporary: ask again later. */
 export interface DnsFailure {
   status: 'failed';
@@ -263,6 +275,7 @@ const DEFAULT_ATTEMPTS = 2;
 const MAX_POSITIVE_TTL = 86_400;
 const MAX_NEGATIVE_TTL = 10_800;
 const MAX_CACHE_ENTRIES = 10_000;
+const MAX_VALIDATION_RECORDS = 64;
 /** Types that cannot be asked with a plain query: none, OPT, TKEY, TSIG, IXFR, AXFR. */
 const FORBIDDEN_TYPES = new Set([0, 41, 249, 250, 251, 252]);
 
@@ -291,6 +304,7 @@ export class Resolver implements DnsResolver {
   /** 'validate' only: the trust anchors' zones and key tags, e.g. `. DS 20326/8`. */
   readonly trustAnchors: readonly string[];
   private readonly validator?: ChainValidator;
+  private readonly judged: ValidationRecord[] = [];
   private readonly serverList: ServerAddress[];
   private readonly trustedList: ServerAddress[];
   private readonly askedList: ServerAddress[];
@@ -391,6 +405,14 @@ export class Resolver implements DnsResolver {
     }
   }
 
+  /**
+   * 'validate' only: how the last answers (up to 64) that went to the network were judged, in
+   * the order they were; answers from the cache are not judged again. A copy.
+   */
+  get validations(): ValidationRecord[] {
+    return this.judged.map((record) => ({ ...record, chain: [...record.chain] }));
+  }
+
   /** Counters since creation (or the last `clear()`); a copy. */
   get stats(): ResolverStats {
     return { ...this.counters };
@@ -400,6 +422,7 @@ export class Resolver implements DnsResolver {
   clear(): void {
     this.cache.clear();
     this.validator?.clear();
+    this.judged.length = 0;
     for (const key of Object.keys(this.counters) as (keyof ResolverStats)[]) this.counters[key] = 0;
   }
 
@@ -488,6 +511,14 @@ export class Resolver implements DnsResolver {
         { name: qname, type: qtype, cnames: outcome.answer.cnames, positive: outcome.answer.records.length > 0 },
         outcome,
       );
+      if (this.judged.length >= MAX_VALIDATION_RECORDS) this.judged.shift();
+      this.judged.push({
+        name: qname,
+        type: typeName(qtype),
+        status: verdict.status,
+        ...(verdict.status === 'secure' ? {} : { reason: verdict.reason }),
+        chain: verdict.trace,
+      });
       if (verdict.status === 'failed') {
         // Bogus is never read as insecure (RFC 4035 §5.5): the lookup fails, as a validating
         // resolver's SERVFAIL makes it fail in 'trust-ad'.

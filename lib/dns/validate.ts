@@ -97,11 +97,17 @@ export interface ReadAnswer {
 const MAX_TRUST_TTL = 86_400;
 const MAX_ENTRIES = 10_000;
 
-/** A zone's standing: its validated keys, or proven insecure (and so is every name below it). */
-type Trust = { secure: true; zone: Name; keys: Dnskey[]; expires: number } | { secure: false; zone: Name; reason: string; expires: number };
+/**
+ * A zone's standing: its validated keys, or proven insecure (and so is every name below it).
+ * `chain`: how it was established, from the trust anchor down, one line per step (what the
+ * probe shows, as `delv` and `drill -S` do).
+ */
+type Trust =
+  | { secure: true; zone: Name; keys: Dnskey[]; expires: number; chain: readonly string[] }
+  | { secure: false; zone: Name; reason: string; expires: number; chain: readonly string[] };
 
 /** What a DS query at a name proved: a zone cut (secure or not), no cut there, or no such name. */
-type Cut = { kind: 'zone'; trust: Trust } | { kind: 'none'; ttl: number } | { kind: 'nxdomain' };
+type Cut = { kind: 'zone'; trust: Trust } | { kind: 'none'; ttl: number; line: string } | { kind: 'nxdomain' };
 
 /** One hop's strength. */
 type Step = { secure: true; ttl: number } | { secure: false; reason: string };
@@ -113,7 +119,13 @@ interface Lookup {
   budget: Budget;
   queries: number;
   now: number;
+  /** The chain walked for this answer: the zones' lines (noted once each), then each hop's. */
   trace: string[];
+}
+
+/** Add lines to the lookup's trace, each once. */
+function note(lookup: Lookup, lines: readonly string[]): void {
+  for (const line of lines) if (!lookup.trace.includes(line)) lookup.trace.push(line);
 }
 
 const key = (name: Name) => nameWire(name).toString('latin1');
@@ -149,7 +161,8 @@ function signerOf(sigs: readonly Rr[], owner: Name): Name | undefined {
 
 /** RFC 4035 §4.3: with no trust anchor above it, no chain of trust reaches a name (not cached: an anchor may sit below). */
 function unanchored(name: Name, now: number): Trust {
-  return { secure: false, zone: name, reason: `no trust anchor is configured at or above ${show(name)}`, expires: now + MAX_TRUST_TTL };
+  const reason = `no trust anchor is configured at or above ${show(name)}`;
+  return { secure: false, zone: name, reason, expires: now + MAX_TRUST_TTL, chain: [`${reason}: insecure`] };
 }
 
 const DENIAL_TYPES: ReadonlySet<number> = new Set([RRTYPE.NSEC, RRTYPE.NSEC3]);
@@ -367,8 +380,8 @@ export class ChainValidator {
     return trust;
   }
 
-  private insecure(zone: Name, reason: string, ttl: number, now: number): Trust {
-    return this.remember({ secure: false, zone, reason, expires: now + Math.min(ttl, MAX_TRUST_TTL) });
+  private insecure(zone: Name, reason: string, ttl: number, now: number, chain: readonly string[]): Trust {
+    return this.remember({ secure: false, zone, reason, expires: now + Math.min(ttl, MAX_TRUST_TTL), chain });
   }
 
   /** The trust anchor at `zone`, if one is configured there. */
@@ -411,21 +424,27 @@ export class ChainValidator {
   }
 
   /** The keys of the zone `zone` (a signer), established bottom-up from its DS: see the top of this file. */
-  private trust(lookup: Lookup, zone: Name): Promise<Trust> {
-    const cached = this.cached(zone, lookup.now) ?? this.insecureAbove(zone, lookup.now);
-    if (cached) return Promise.resolve(cached);
-    const id = key(zone);
-    let pending = this.pending.get(id);
-    if (!pending) {
-      pending = this.establish(lookup, zone).finally(() => this.pending.delete(id));
-      this.pending.set(id, pending);
+  private async trust(lookup: Lookup, zone: Name): Promise<Trust> {
+    let trust = this.cached(zone, lookup.now) ?? this.insecureAbove(zone, lookup.now);
+    if (!trust) {
+      const id = key(zone);
+      let pending = this.pending.get(id);
+      if (!pending) {
+        pending = this.establish(lookup, zone).finally(() => this.pending.delete(id));
+        this.pending.set(id, pending);
+      }
+      trust = await pending;
     }
-    return pending;
+    note(lookup, trust.chain);
+    return trust;
   }
 
   private async establish(lookup: Lookup, zone: Name): Promise<Trust> {
     const anchor = this.anchorAt(zone);
-    if (anchor) return this.keysFrom(lookup, zone, anchor, `the trust anchor for ${show(zone)}`, MAX_TRUST_TTL);
+    if (anchor) {
+      const named = [...anchor.ds.map((d) => `DS ${d.keyTag}/${d.algorithm}/${d.digestType}`), ...anchor.keys.map((k) => `DNSKEY ${k.keyTag}/${k.algorithm}`)];
+      return this.keysFrom(lookup, zone, anchor, `the trust anchor (${named.join(', ')})`, MAX_TRUST_TTL, []);
+    }
     if (!this.anchorAbove(zone)) return unanchored(zone, lookup.now);
     const cut = await this.cut(lookup, zone, undefined);
     if (cut.kind === 'zone') return cut.trust;
@@ -437,7 +456,7 @@ export class ChainValidator {
    * The zone's DNSKEY RRset, validated from `trust` (the parent's verified DS RRset or a trust
    * anchor, RFC 4035 §5.2). `ttl` bounds the cache lifetime (the DS RRset's).
    */
-  private async keysFrom(lookup: Lookup, zone: Name, trust: TrustPoint, from: string, ttl: number): Promise<Trust> {
+  private async keysFrom(lookup: Lookup, zone: Name, trust: TrustPoint, from: string, ttl: number, chain: readonly string[]): Promise<Trust> {
     const exchange = await this.fetch(lookup, zone, RRTYPE.DNSKEY);
     const answers = records(exchange.message.answers);
     const dnskeys = rrsetOf(answers, zone, RRTYPE.DNSKEY);
@@ -455,12 +474,15 @@ export class ChainValidator {
     switch (verdict.status) {
       case 'secure': {
         const tags = verdict.keys.map((k) => `${k.keyTag}/${k.algorithm}${k.flags & 1 ? ' (SEP)' : ''}`).join(', ');
-        lookup.trace.push(`${show(zone)} DNSKEY ${tags}: RRSIG ${verdict.keyTag}/${verdict.algorithm} verifies, from ${from}`);
-        return this.remember({ secure: true, zone, keys: verdict.keys, expires: lookup.now + Math.min(ttl, verdict.ttl, MAX_TRUST_TTL) });
+        const line = `${show(zone)} DNSKEY ${tags}: RRSIG ${verdict.keyTag}/${verdict.algorithm} verifies, from ${from}`;
+        const expires = lookup.now + Math.min(ttl, verdict.ttl, MAX_TRUST_TTL);
+        return this.remember({ secure: true, zone, keys: verdict.keys, expires, chain: [...chain, line] });
       }
       case 'insecure':
-        lookup.trace.push(`${show(zone)} is insecure: ${verdict.reason}`);
-        return this.insecure(zone, `zone ${show(zone)} is insecure: ${verdict.reason} (RFC 4035 §5.2)`, ttl, lookup.now);
+        return this.insecure(zone, `zone ${show(zone)} is insecure: ${verdict.reason} (RFC 4035 §5.2)`, ttl, lookup.now, [
+          ...chain,
+          `${show(zone)} is insecure: ${verdict.reason}`,
+        ]);
       case 'bogus':
       case 'limit':
         throw new Stop(`zone ${show(zone)}: ${verdict.reason}`);
@@ -497,15 +519,13 @@ export class ChainValidator {
       const sigs = sigsOver(answers, name, RRTYPE.DS);
       const signer = signerOf(sigs, name);
       const trust = await above(signer, 'the DS RRset');
-      if (!trust.secure) return { kind: 'zone', trust: this.insecure(name, trust.reason, trust.expires - lookup.now, lookup.now) };
+      if (!trust.secure) return { kind: 'zone', trust: this.insecure(name, trust.reason, trust.expires - lookup.now, lookup.now, trust.chain) };
       if (sigs.length === 0) throw strip(trust, `the DS RRset of ${show(name)} without RRSIG records`);
       const verdict = verifyRrset(ds, sigs, trust.keys, this.options(lookup));
       if (verdict.status !== 'secure') throw new Stop(`in zone ${show(trust.zone)}, ${verdict.reason}`);
       const parsed = ds.map((rr) => parseDs(rr));
-      lookup.trace.push(
-        `${show(name)} DS ${parsed.map((d) => `${d.keyTag}/${d.algorithm}/${d.digestType}`).join(', ')}: RRSIG ${verdict.keyTag}/${verdict.algorithm} by ${show(trust.zone)} verifies`,
-      );
-      const keys = await this.keysFrom(lookup, name, { ds: parsed }, `a DS RRset in ${show(trust.zone)}`, verdict.ttl);
+      const line = `${show(name)} DS ${parsed.map((d) => `${d.keyTag}/${d.algorithm}/${d.digestType}`).join(', ')}: RRSIG ${verdict.keyTag}/${verdict.algorithm} by ${show(trust.zone)} verifies`;
+      const keys = await this.keysFrom(lookup, name, { ds: parsed }, `the DS RRset in ${show(trust.zone)}`, verdict.ttl, [...trust.chain, line]);
       return { kind: 'zone', trust: keys };
     }
     const cname = rrsetOf(answers, name, RRTYPE.CNAME);
@@ -513,18 +533,18 @@ export class ChainValidator {
       // A CNAME owner holds no other data (RFC 2181 §10.1): no delegation there.
       const sigs = sigsOver(answers, name, RRTYPE.CNAME);
       const trust = await above(signerOf(sigs, name), 'the CNAME');
-      if (!trust.secure) return { kind: 'zone', trust: this.insecure(name, trust.reason, trust.expires - lookup.now, lookup.now) };
+      if (!trust.secure) return { kind: 'zone', trust: this.insecure(name, trust.reason, trust.expires - lookup.now, lookup.now, trust.chain) };
       if (sigs.length === 0) throw strip(trust, `the CNAME of ${show(name)} without RRSIG records`);
       const verdict = verifyRrset(cname, sigs, trust.keys, this.options(lookup));
       if (verdict.status !== 'secure') throw new Stop(`in zone ${show(trust.zone)}, ${verdict.reason}`);
-      return { kind: 'none', ttl: verdict.ttl };
+      return { kind: 'none', ttl: verdict.ttl, line: `${show(name)} is a CNAME in ${show(trust.zone)}, no zone cut` };
     }
     const nxdomain = exchange.rcode === 3;
     const what = `the ${nxdomain ? 'NXDOMAIN' : 'NODATA'} answer to the DS query`;
     const denialSigs = authority.filter((rr) => rr.type === RRTYPE.RRSIG && rr.rdata.length >= 2 && DENIAL_TYPES.has((rr.rdata[0]! << 8) | rr.rdata[1]!));
     const signer = denialSigs.map((sig) => signerOf([sig], name)).find((found) => found !== undefined);
     const trust = await above(signer, `the denial of the DS`);
-    if (!trust.secure) return { kind: 'zone', trust: this.insecure(name, trust.reason, trust.expires - lookup.now, lookup.now) };
+    if (!trust.secure) return { kind: 'zone', trust: this.insecure(name, trust.reason, trust.expires - lookup.now, lookup.now, trust.chain) };
     if (!signer) throw strip(trust, `${what} for ${show(name)} without signed NSEC or NSEC3 records`);
     const { rrs, ttl } = this.denialRecords(lookup, authority, trust);
     const proof = nxdomain
@@ -537,18 +557,25 @@ export class ChainValidator {
     switch (proof.status) {
       case 'insecure':
         // An opt-out span, or a name beneath an unsigned delegation (RFC 5155 §6, §8.6).
-        lookup.trace.push(`${show(name)} has no DS: ${proof.reason}`);
-        return { kind: 'zone', trust: this.insecure(name, `in zone ${show(trust.zone)}, ${proof.reason}`, ttl, lookup.now) };
+        return {
+          kind: 'zone',
+          trust: this.insecure(name, `in zone ${show(trust.zone)}, ${proof.reason}`, ttl, lookup.now, [
+            ...trust.chain,
+            `${show(name)} DS denied in ${show(trust.zone)}, insecure: ${proof.reason}`,
+          ]),
+        };
       case 'secure':
         if (nxdomain) return { kind: 'nxdomain' };
         if (this.delegationAt(lookup, name, rrs, trust.zone)) {
-          lookup.trace.push(`${show(name)} has no DS in ${show(trust.zone)}: ${proof.proof}`);
           return {
             kind: 'zone',
-            trust: this.insecure(name, `${show(name)} is an unsigned delegation from ${show(trust.zone)} (${proof.proof})`, ttl, lookup.now),
+            trust: this.insecure(name, `${show(name)} is an unsigned delegation from ${show(trust.zone)} (${proof.proof})`, ttl, lookup.now, [
+              ...trust.chain,
+              `${show(name)} DS denied in ${show(trust.zone)}, an unsigned delegation: ${proof.proof}`,
+            ]),
           };
         }
-        return { kind: 'none', ttl };
+        return { kind: 'none', ttl, line: `${show(name)} is no zone cut in ${show(trust.zone)}: ${proof.proof}` };
       case 'bogus':
       case 'limit':
         throw new Stop(`in zone ${show(trust.zone)}, ${what} at ${show(name)} is not proven: ${proof.reason}`);
@@ -579,6 +606,7 @@ export class ChainValidator {
       const at = suffix(name, depth);
       const cached = this.cached(at, lookup.now);
       if (cached) {
+        note(lookup, cached.chain);
         if (!cached.secure) return cached;
         trust = cached;
         continue;
@@ -586,7 +614,9 @@ export class ChainValidator {
       if (this.caching && (this.noCuts.get(key(at)) ?? 0) > lookup.now) continue;
       const cut = await this.cut(lookup, at, trust);
       if (cut.kind === 'nxdomain') break;
+      if (cut.kind === 'zone') note(lookup, cut.trust.chain);
       if (cut.kind === 'none') {
+        note(lookup, [cut.line]);
         if (this.caching && cut.ttl > 0) {
           if (this.noCuts.size >= MAX_ENTRIES) this.noCuts.delete(this.noCuts.keys().next().value!);
           this.noCuts.set(key(at), lookup.now + Math.min(cut.ttl, MAX_TRUST_TTL));
