@@ -63,6 +63,8 @@ const SIGNED: Question[] = [
   { name: '_25._tcp.a.ed.tld', type: 'TLSA', expect: 'secure' },
   { name: '_25._tcp.nope.ed.tld', type: 'TLSA', expect: 'secure' },
   { name: 'alias.signed.tld', type: 'A', expect: 'secure' },
+  { name: 'a.dn.signed.tld', type: 'A', expect: 'secure' },
+  { name: 'nope.dn.signed.tld', type: 'A', expect: 'secure' },
   { name: 'to-missing.signed.tld', type: 'A', expect: 'secure' },
   { name: 'to-insecure.signed.tld', type: 'A', expect: 'insecure' },
   { name: 'mx.insecure.tld', type: 'A', expect: 'insecure' },

@@ -102,6 +102,12 @@ const GOOD: Row[] = [
   { what: 'NODATA for TLSA, NSEC3', name: '_25._tcp.nope.ed.tld', type: 'TLSA', expect: { status: 'secure', rcode: 'NXDOMAIN' } },
   { what: 'a CNAME into another signed zone: both hops secure', name: 'alias.signed.tld', type: 'A', expect: { status: 'secure' } },
   { what: 'a CNAME to a name that does not exist in another zone', name: 'to-missing.signed.tld', type: 'A', expect: { status: 'secure', rcode: 'NXDOMAIN' } },
+  {
+    what: 'a DNAME into another signed zone: the synthesized CNAME stands on the signed DNAME',
+    name: 'a.dn.signed.tld',
+    type: 'A',
+    expect: { status: 'secure' },
+  },
   { what: 'a CNAME into an unsigned zone: the weakest hop wins', name: 'to-insecure.signed.tld', type: 'A', expect: { status: 'insecure' } },
   { what: 'an unsigned zone in an opt-out span', name: 'mx.insecure.tld', type: 'A', expect: { status: 'insecure' } },
   { what: 'TLSA in an unsigned zone', name: '_25._tcp.mx.insecure.tld', type: 'TLSA', expect: { status: 'insecure' } },
@@ -294,6 +300,16 @@ const BROKEN: BrokenRow[] = [
     mutate: (reply, query) =>
       at('_25._tcp.mx.signed.tld.', T.TLSA)(query) ? { rcode: 0, answer: [], authority: answer(replyFor('_25._tcp.mx.signed.tld.', T.MX)).authority } : reply,
     reason: () => ['in zone signed.tld., the NODATA answer for _25._tcp.mx.signed.tld. TLSA is not proven', 'has the type TLSA'],
+  },
+  {
+    what: 'a CNAME that the DNAME above it does not synthesize',
+    name: 'a.dn.signed.tld',
+    type: 'A',
+    mutate: (reply, query) =>
+      at('a.dn.signed.tld.', T.A)(query)
+        ? { ...reply, answer: reply.answer.map((r) => (r.type === T.CNAME ? { ...r, rdata: nameWire(n('mx.signed.tld.'), false) } : r)) }
+        : reply,
+    reason: () => ['the CNAME of a.dn.signed.tld. points to mx.signed.tld., not to a.ed.tld. as the DNAME at dn.signed.tld. synthesizes'],
   },
   {
     what: 'a forged NSEC (the TLSA bit cleared under its RRSIG)',

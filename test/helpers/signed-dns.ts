@@ -201,6 +201,15 @@ function answerQuery(indexes: Index[], qname: Name, qtype: number, authoritative
     seen.add(key(current));
     const cut = ix.cuts.find((owner) => isProperSubdomain(current, owner) || (sameName(current, owner) && qtype !== T.DS));
     if (cut) return { rcode: 2, answer: [], authority: [] };
+    // RFC 6672 §3.1: a DNAME above the name redirects it; the CNAME is synthesized, unsigned, with the DNAME's TTL.
+    const dname = ix.zone.records.find((rr) => rr.type === T.DNAME && isProperSubdomain(current, rr.owner));
+    if (dname) {
+      const target = [...current.slice(0, current.length - dname.owner.length), ...nameFromRdata(dname.rdata)];
+      reply.answer.push(...withSigs(ix, dname.owner, T.DNAME), { owner: current, type: T.CNAME, class: 1, ttl: dname.ttl, rdata: nameWire(target, false) });
+      if (authoritative) return reply;
+      current = target;
+      continue;
+    }
     const soa = withSigs(ix, ix.zone.origin, T.SOA);
     const found = rrset(ix.zone.records, current, qtype);
     if (found.length > 0) {

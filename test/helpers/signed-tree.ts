@@ -33,6 +33,8 @@ export function treeSpecs(NOW: number): TreeZoneSpec[] {
         rr('to-missing.signed.tld.', T.CNAME, cname('missing.ed.tld.')),
         rr('x.y.signed.tld.', T.A, a('192.0.2.12')),
         rr('real.wild.signed.tld.', T.A, a('192.0.2.13')),
+        // RFC 6672: names below dn.signed.tld. are redirected to ed.tld.
+        rr('dn.signed.tld.', T.DNAME, wireKeepCase('ed.tld.')),
         ...Array.from({ length: 9 }, (_, i) => rr(`hop${i}.signed.tld.`, T.CNAME, cname(i === 8 ? 'www.signed.tld.' : `hop${i + 1}.signed.tld.`))),
       ],
     },
