@@ -58,6 +58,8 @@ export interface SignedDnsOptions {
   host?: string;
   /** Answer as each zone's authoritative server (AA=1, RA=0, no CNAME followed out of the zone). */
   authoritative?: boolean;
+  /** Set the AD bit on every reply, as a validating resolver would (for 'trust-ad' beside 'validate' in the bench). */
+  ad?: boolean;
   /** Change a reply before it is sent; the query name as labels, and its type. */
   mutate?: (reply: Reply, query: { name: Name; type: number }) => Reply;
 }
@@ -316,7 +318,7 @@ function encodeRecord(rr: Rr): Buffer {
 
 const DNSSEC_TYPES = new Set<number>([T.RRSIG, T.NSEC, T.NSEC3]);
 
-function encodeReply(query: ParsedQuery, reply: Reply, authoritative: boolean, limit: number): Buffer {
+function encodeReply(query: ParsedQuery, reply: Reply, authoritative: boolean, limit: number, ad = false): Buffer {
   const keep = (rrs: Rr[]) => (query.edns?.do ? rrs : rrs.filter((rr) => !DNSSEC_TYPES.has(rr.type)));
   const answer = keep(reply.answer);
   const authority = keep(reply.authority);
@@ -325,7 +327,7 @@ function encodeReply(query: ParsedQuery, reply: Reply, authoritative: boolean, l
     const out = Buffer.alloc(12);
     out.writeUInt16BE(query.id, 0);
     out[2] = 0x80 | (authoritative ? 0x04 : 0) | (tc ? 0x02 : 0) | (query.rd ? 0x01 : 0);
-    out[3] = (authoritative ? 0 : 0x80) | (query.cd ? 0x10 : 0) | (reply.rcode & 0x0f);
+    out[3] = (authoritative ? 0 : 0x80) | (ad ? 0x20 : 0) | (query.cd ? 0x10 : 0) | (reply.rcode & 0x0f);
     out.writeUInt16BE(1, 4);
     out.writeUInt16BE(an, 6);
     out.writeUInt16BE(ns, 8);
@@ -356,7 +358,7 @@ export async function startSignedDns(options: SignedDnsOptions): Promise<SignedD
     let reply = answerQuery(indexes, query.name, query.type, authoritative);
     if (options.mutate) reply = options.mutate(reply, { name: query.name, type: query.type });
     const limit = transport === 'tcp' ? 65_535 : query.edns ? Math.max(512, query.edns.payload) : 512;
-    return encodeReply(query, reply, authoritative, limit);
+    return encodeReply(query, reply, authoritative, limit, options.ad ?? false);
   };
   for (let attempt = 0; ; attempt++) {
     const udp: UdpSocket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
