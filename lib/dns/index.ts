@@ -3,13 +3,22 @@
  * with its DNSSEC status ('secure' | 'insecure' | 'failed', lib/types.ts `DnssecStatus`).
  *
  * What it implements, and from where:
- * - A stub resolver (RFC 1034 §5.3.1) asking recursive servers, with RD=1, CD=0 and EDNS0
- *   (RFC 6891) carrying DO=1 (RFC 3225, RFC 4035 §3.2.1) and a UDP payload size of 1232.
- *   AD is clear in queries (RFC 4035 §4.6). It validates nothing itself: like Postfix
- *   (dns_lookup.c, RES_TRUSTAD), it believes the AD bit (RFC 4035 §3.2.3, RFC 6840 §5.8) of
- *   a validating resolver it trusts, and only over a path it trusts (RFC 4035 §4.6, §4.9.3;
- *   RFC 3655 §1.1). Servers the user names are trusted on loopback only by default
- *   (`trustAd: 'loopback'`, what glibc's and OpenBSD's `trust-ad` handling also chose).
+ * - A stub resolver (RFC 1034 §5.3.1) asking recursive servers, with RD=1 and EDNS0 (RFC
+ *   6891) with a UDP payload size of 1232. AD is clear in queries (RFC 4035 §4.6). Where
+ *   'secure' comes from is `dnssec` (ResolverOptions):
+ *   - 'validate' (a security-aware stub that validates, RFC 4035 §4.9.1-§4.9.3): DO=1 (RFC
+ *     3225) and CD=1 (RFC 4035 §3.2.2, RFC 6840 §5.9), and every answer judged in process
+ *     from the trust anchors by lib/dns/validate.ts, over lib/dnssec; no server is trusted.
+ *   - 'trust-ad': DO=1, CD=0, and like Postfix (dns_lookup.c, RES_TRUSTAD) it believes the AD
+ *     bit (RFC 4035 §3.2.3, RFC 6840 §5.8) of a validating resolver it trusts, and only over
+ *     a path it trusts (RFC 4035 §4.6, §4.9.3; RFC 3655 §1.1). Servers the user names are
+ *     trusted on loopback only by default (`trustAd: 'loopback'`, what glibc's and OpenBSD's
+ *     `trust-ad` handling also chose).
+ *   - 'off': DO=0, every answer insecure.
+ *   The default is 'trust-ad' where that path is configured (trustAd given, or a named
+ *   server it trusts) and no trustAnchors are given, else 'validate'. The trust rules below
+ *   ("trusted", "who is asked", SERVFAIL) are those of 'trust-ad'; in 'validate' and 'off'
+ *   every server is asked in order and a SERVFAIL moves on to the next.
  * - UDP first, TCP when the reply has TC set (RFC 1035 §4.2, RFC 7766 §5). Random IDs and a
  *   fresh source port per try; replies are checked for ID, question and sender, and
  *   mismatches are ignored rather than trusted or fatal (RFC 5452 §4, §9).
