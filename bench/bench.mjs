@@ -20,13 +20,20 @@
 //   4. A new destination whose DNS answers after 50 ms, level dane: sendMail -> first TCP
 //      connection at the sink (median of several new destinations).
 //   5. One 25 MB message to 10 domains: peak RSS minus idle (bench/memory.mjs, own process).
+//   6. DNSSEC validated in process (resolver.dnssec 'validate') beside the AD bit of a
+//      validating resolver ('trust-ad'), over the same signed records (bench/dnssec-dns.mjs):
+//      a. row 2's dane run to one domain (DNS cached), the two modes interleaved: client CPU
+//         per message;
+//      b. TLSA lookups of names not in the answer cache, key sets cached (warm): client CPU
+//         and queries per lookup;
+//      c. the same with nothing cached (a new resolver per lookup: the chain from the root).
 //
 // Environment: BENCH_SCALE (default 1: row 1/2 runs of 2,000 messages and row 3 of 10,000 as
 // the spec says; 0.25 for a quick look), BENCH_ROUNDS (default 3), BENCH_CONCURRENCY
 // (default 32), BENCH_OPTIONS (JSON merged into every tlsPolicy() options object, e.g. to try
 // a pooling option), BENCH_TIME_LIMIT (seconds, default 600: the bench gives up after that).
 import { fork } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,6 +66,8 @@ const ROW4_ROUNDS = 5;
 const SLOW_DELAY_MS = 50;
 const BIG_SIZE = 25 * 1024 * 1024;
 const BIG_DOMAINS = 10;
+const LOOKUPS6 = Math.max(200, Math.round(1000 * SCALE));
+const COLD6 = Math.max(20, Math.round(100 * SCALE));
 const WARMUP = Math.min(500, N1); // per variant, before the rounds: JIT, TLS contexts, DNS cache
 const FROM = 'bench@origin.test';
 const TEXT_10K =
@@ -356,6 +365,94 @@ async function main() {
         `connections per message: ${fmt(conns('dane'), 3)}, peak open at the sink ${median(runs12.dane.map((r) => r.sink.peakOpen))}; resolver queries/message after warm-up: ${fmt(dnsPerMsg('dane'), 3)}; ` +
         `vs Nodemailer pool: CPU ${fmt(dane.cpu / nm.cpu, 2)}x, rate ${fmt(dane.rate / nm.rate, 2)}x${reuseNote('dane')}`,
     });
+
+    // ----- row 6 ------------------------------------------------------------------------------
+    {
+      const child = startChild('./dnssec-dns.mjs', ['--import', here('../test/helpers/ts-register.mjs'), '--experimental-transform-types', '--no-warnings']);
+      const zones = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('row 6: the DNSSEC server did not start within 30 s')), 30_000);
+        child.once('message', (message) => {
+          clearTimeout(timer);
+          if (message.ok) resolve(message.result);
+          else reject(new Error(`row 6: ${message.error}`));
+        });
+        child.send({ cmd: 'start', port, tlsaHex: tlsaData(leaf.der, 1, 1), address: ONE_ADDRESS, count: LOOKUPS6 });
+      });
+      const dir = await mkdtemp(join(os.tmpdir(), 'bench-dnssec-'));
+      const trustAnchors = join(dir, 'root.ds');
+      await writeFile(trustAnchors, `${zones.anchor}\n`);
+      const resolverFor = (mode) =>
+        mode === 'validate'
+          ? createResolver({ servers: [zones.plain], dnssec: 'validate', trustAnchors, timeout: 2000, attempts: 2 })
+          : createResolver({ servers: [zones.ad], dnssec: 'trust-ad', timeout: 2000, attempts: 2 });
+      // a. row 2 in each mode, interleaved.
+      const resolvers = { validate: resolverFor('validate'), 'trust-ad': resolverFor('trust-ad') };
+      const runs6 = { validate: [], 'trust-ad': [] };
+      const run6 = async (mode, count, round) => {
+        await sink.drained();
+        await sink.request('reset');
+        const transport = ours('dane', resolvers[mode]);
+        const run = await runLoad(transport, count, mailTo(oneDomain), CONCURRENCY);
+        await closeTransport(transport);
+        if (run.failures > 0) throw new Error(`row 6 ${mode}: ${run.failures} messages failed: ${run.firstError?.message}`);
+        const attempt = run.firstInfo?.deliveries?.[0]?.attempts?.at(-1);
+        if (attempt?.level !== 'dane' || attempt?.trust !== 'Verified') throw new Error(`row 6 ${mode}: DANE was not enforced: ${attempt?.auditLine}`);
+        if (round >= 0) runs6[mode].push(run.cpuMsPerMsg);
+        results.runs.push({ row: '6a', mode, round, count, msgsPerSec: run.msgsPerSec, cpuMsPerMsg: run.cpuMsPerMsg });
+        log(`row 6a ${mode.padEnd(8)} ${round < 0 ? 'warm-up' : `round ${round + 1}`}: ${fmt(run.msgsPerSec, 0)} msg/s, ${fmt(run.cpuMsPerMsg, 3)} CPU ms/msg`);
+      };
+      for (const mode of ['validate', 'trust-ad']) await run6(mode, WARMUP, -1);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const mode of round % 2 ? ['trust-ad', 'validate'] : ['validate', 'trust-ad']) await run6(mode, N1, round);
+      }
+      const validateCpu = median(runs6.validate);
+      const adCpu = median(runs6['trust-ad']);
+      addRow({
+        id: '6a',
+        what: "dane (DNS cached): client CPU ms/message, dnssec 'validate' / 'trust-ad'",
+        value: `${fmt(validateCpu, 3)} / ${fmt(adCpu, 3)} = ${fmt(validateCpu / adCpu, 2)}x`,
+        target: '<= 1.10x',
+        pass: validateCpu / adCpu <= 1.1,
+      });
+      // b. and c.: lookups, one at a time, client CPU only (the servers run in their own process).
+      const lookups = async (mode, names, fresh) => {
+        let resolver = resolverFor(mode);
+        await resolver.tlsa('_25._tcp.h0.bench.test'); // the chain of trust, validated once
+        let queries = 0;
+        const cpu0 = process.cpuUsage();
+        for (const name of names) {
+          if (fresh) resolver = resolverFor(mode);
+          const before = resolver.stats.queriesSent;
+          const answer = await resolver.tlsa(name);
+          if (answer.status !== 'secure') throw new Error(`row 6 ${mode}: ${name}: ${answer.status === 'failed' ? answer.reason : answer.status}`);
+          queries += resolver.stats.queriesSent - before;
+        }
+        const cpu = process.cpuUsage(cpu0);
+        return { cpuUsPerLookup: (cpu.user + cpu.system) / names.length, queriesPerLookup: queries / names.length };
+      };
+      const warmNames = Array.from({ length: LOOKUPS6 - 1 }, (_, i) => `_25._tcp.h${i + 1}.bench.test`);
+      const coldNames = warmNames.slice(0, COLD6);
+      const warm = { validate: await lookups('validate', warmNames, false), 'trust-ad': await lookups('trust-ad', warmNames, false) };
+      const cold = { validate: await lookups('validate', coldNames, true), 'trust-ad': await lookups('trust-ad', coldNames, true) };
+      results.runs.push({ row: '6b', warm }, { row: '6c', cold });
+      log(`row 6b/6c: ${JSON.stringify({ warm, cold })}`);
+      addRow({
+        id: '6b',
+        what: `TLSA lookup not in the answer cache, key sets cached: client CPU us/lookup, 'validate' / 'trust-ad' (${warmNames.length} names)`,
+        value: `${fmt(warm.validate.cpuUsPerLookup, 0)} / ${fmt(warm['trust-ad'].cpuUsPerLookup, 0)} = ${fmt(warm.validate.cpuUsPerLookup / warm['trust-ad'].cpuUsPerLookup, 2)}x`,
+        target: 'info',
+        note: `queries per lookup: ${fmt(warm.validate.queriesPerLookup, 2)} / ${fmt(warm['trust-ad'].queriesPerLookup, 2)} (one query and one ECDSA P-256 signature check)`,
+      });
+      addRow({
+        id: '6c',
+        what: `TLSA lookup with nothing cached (root RSA, TLD and domain ECDSA): client CPU us/lookup, 'validate' / 'trust-ad' (${coldNames.length} names)`,
+        value: `${fmt(cold.validate.cpuUsPerLookup, 0)} / ${fmt(cold['trust-ad'].cpuUsPerLookup, 0)} = ${fmt(cold.validate.cpuUsPerLookup / cold['trust-ad'].cpuUsPerLookup, 2)}x`,
+        target: 'info',
+        note: `queries per lookup: ${fmt(cold.validate.queriesPerLookup, 2)} / ${fmt(cold['trust-ad'].queriesPerLookup, 2)} (the answer, DNSKEY ., DS and DNSKEY of test. and bench.test.)`,
+      });
+      child.disconnect();
+      await rm(dir, { recursive: true, force: true });
+    }
 
     // ----- row 3 ------------------------------------------------------------------------------
     {

@@ -15,7 +15,7 @@ export type { SessionFacts } from './smtp/session.js';
 export { createPolicyTable, checkPolicyTable, lookupPolicy, PolicyError, PolicyTable } from './policy/index.js';
 export type { PolicyInput, PolicyObjectEntry, PolicyProblem, FallbackMapInput, NextHop, PolicyLookup } from './policy/index.js';
 export { createResolver, Resolver } from './dns/index.js';
-export type { ResolverOptions, DnsResult, DnsAnswer, DnsFailure, DnssecCheck } from './dns/index.js';
+export type { ResolverOptions, DnsResult, DnsAnswer, DnsFailure, DnssecCheck, DnssecMode, ValidationRecord } from './dns/index.js';
 export { renderTemplate, parseTemplate, parseAuditLine, DEFAULT_AUDIT_TEMPLATE, TemplateError, AuditLineError } from './audit/index.js';
 export type { RenderOptions, TemplateFields } from './audit/index.js';
 export { VERSION } from './version.js';

@@ -118,12 +118,18 @@ export class TlsPolicyTransport extends EventEmitter {
     setImmediate(() => {
       if (this.isIdle()) this.emit('idle');
     });
-    if (this.daneConfigured && this.dns.trustedServers?.length === 0) {
+    if (this.daneConfigured && this.dns.dnssec === 'off') {
+      this.dnssecChecked = true;
+      this.logger.warn(
+        { tnx: 'dns' },
+        "DANE is configured, but resolver.dnssec is 'off', so every answer is insecure: dane runs as may and dane-only delivers nothing; remove resolver.dnssec to validate DNSSEC",
+      );
+    } else if (this.daneConfigured && this.dns.dnssec !== 'validate' && this.dns.trustedServers?.length === 0) {
       // DANE that is silently inactive is the failure nobody sees: say so once, now.
       this.dnssecChecked = true;
       this.logger.warn(
         { tnx: 'dns' },
-        'DANE is configured, but no DNS server is trusted to validate DNSSEC, so every answer is insecure: dane runs as may and dane-only delivers nothing; name a validating resolver in resolver.servers (one on loopback is trusted by default) or set resolver.trustAd',
+        "DANE is configured, but no DNS server is trusted to validate DNSSEC, so every answer is insecure: dane runs as may and dane-only delivers nothing; set resolver.dnssec: 'validate' to validate here, name a validating resolver in resolver.servers (one on loopback is trusted by default) or set resolver.trustAd",
       );
     }
   }

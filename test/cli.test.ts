@@ -378,10 +378,43 @@ describe('probe --json, by kind of destination', () => {
     expect(parent.report.policy).toMatchObject({ level: 'encrypt', source: `${file}:3` });
   });
 
+  it('--dnssec validate: Unbound is only asked (CD=1), the library validates from --trust-anchors, and the report shows each chain', async () => {
+    const anchors = join(tree.dir, 'test.anchor');
+    const { code, report } = await probe('dane.test', '--level', 'dane', '--dnssec', 'validate', '--trust-anchors', anchors);
+    expect(code).toBe(0);
+    expect(report.config.resolver).toEqual({ servers: [tree.resolver], trustAd: 'loopback', dnssec: 'validate' });
+    expect(report.mx!.dnssec).toBe('secure');
+    expect(report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified' });
+    const asked = report.dnssec!.map((v) => `${v.type} ${v.name} ${v.status}`);
+    expect(asked).toEqual(expect.arrayContaining(['MX dane.test secure', 'A mx.dane.test secure', `TLSA _${port}._tcp.mx.dane.test secure`]));
+    const mx = report.dnssec!.find((v) => v.type === 'MX')!;
+    expect(mx.chain[0]).toMatch(/^test\. DNSKEY \d+\/13 \(SEP\): RRSIG \d+\/13 verifies, from the trust anchor \(DNSKEY \d+\/13\)$/);
+    expect(mx.chain[1]).toMatch(/^dane\.test\. DS \d+\/13\/2: RRSIG \d+\/13 by test\. verifies$/);
+    expect(mx.chain.at(-1)).toMatch(/^the MX RRset of dane\.test\.: RRSIG \d+\/13 by dane\.test\. verifies$/);
+    // The text form: the resolver line says where DNSSEC is checked, and a DNSSEC section lists each name with its chain.
+    const text = await run(['probe', 'dane.test', '--port', String(port), '--resolver', tree.resolver, '--dnssec', 'validate', '--trust-anchors', anchors]);
+    const lines = stripAnsi(text.out).split('\n');
+    expect(lines).toContain(`  resolver     ${tree.resolver}  (DNSSEC validated here, from the trust anchors)`);
+    const section = lines.indexOf('DNSSEC');
+    expect(section).toBeGreaterThan(0);
+    expect(lines[section + 1]).toBe('  MX           dane.test  secure');
+    expect(lines[section + 2]).toMatch(/^ {15} {2}test\. DNSKEY /);
+  });
+
+  it('--dnssec and --trust-anchors: bad values are usage errors that name the flag', async () => {
+    const bad = await run(['probe', 'dane.test', '--dnssec', 'yes']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--dnssec');
+    const missing = await run(['probe', 'dane.test', '--dnssec', 'validate', '--trust-anchors', join(tree.dir, 'nothing-here')]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain(`resolver.trustAnchors: cannot read ${join(tree.dir, 'nothing-here')} (ENOENT)`);
+  });
+
   it('--trust-ad no: every answer is insecure, so dane runs as may', async () => {
     const { code, report } = await probe('dane.test', '--level', 'dane', '--trust-ad', 'no');
     expect(code).toBe(0);
-    expect(report.config.resolver).toEqual({ servers: [tree.resolver], trustAd: false });
+    expect(report.config.resolver).toEqual({ servers: [tree.resolver], trustAd: false, dnssec: 'trust-ad' });
+    expect(report.dnssec).toBeUndefined();
     expect(report.mx!.dnssec).toBe('insecure');
     expect(report.hosts[0]!.dnssec).toBe('insecure');
     expect(report.attempts[0]!.plan.level).toBe('may');

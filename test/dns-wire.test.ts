@@ -394,6 +394,16 @@ describe('queries', () => {
     expect(own.header).toMatchObject({ qr: false, rd: true, ad: false, cd: false });
   });
 
+  it("sets CD for a validating stub (RFC 4035 §3.2.2) and clears DO when asked ('off')", () => {
+    const validating = encodeQuery(7, 'example.com', 48, { checkingDisabled: true });
+    expect(validating[3]).toBe(0x10);
+    expect(decodeMessage(validating).header).toMatchObject({ rd: true, ad: false, cd: true });
+    expect(Packet.parse(validating).additionals[0]).toMatchObject({ type: 41, class: 1232, ttl: 0x8000 });
+    const plain = encodeQuery(7, 'example.com', 1, { dnssecOk: false });
+    expect(decodeMessage(plain).header.cd).toBe(false);
+    expect(Packet.parse(plain).additionals[0]).toMatchObject({ type: 41, class: 1232, ttl: 0 });
+  });
+
   it('encodes escaped labels as their octets, and the root as one zero octet', () => {
     const query = encodeQuery(1, 'a\\.b\\032c.example', 1);
     expect(query.subarray(12, 12 + 15)).toEqual(

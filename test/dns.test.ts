@@ -117,12 +117,15 @@ describe('classification', () => {
 
   // Tests bind only to loopback, so a non-loopback server is checked without asking it anything:
   // the warnings come at construction, and the AD decision is believesAd().
-  it('does not believe AD from a non-loopback server by default, but does with trustAd: true', () => {
+  it("does not believe AD from a non-loopback server by default ('validate'), nor in 'trust-ad', but does with trustAd: true", () => {
     const remote = '192.0.2.53';
     expect([believesAd(remote, 'loopback'), believesAd(remote, true), believesAd(remote, false)]).toEqual([false, true, false]);
     expect([believesAd('127.0.0.53', 'loopback'), believesAd('::1', 'loopback'), believesAd('127.0.0.53', false)]).toEqual([true, true, false]);
     const warnings: string[] = [];
-    createResolver({ servers: [remote], logger: { warn: (m) => warnings.push(m) } });
+    // By default such a server's answers are validated here: nothing to warn about.
+    expect(createResolver({ servers: [remote], logger: { warn: (m) => warnings.push(m) } }).dnssec).toBe('validate');
+    expect(warnings).toEqual([]);
+    createResolver({ servers: [remote], dnssec: 'trust-ad', logger: { warn: (m) => warnings.push(m) } });
     createResolver({ servers: [remote], trustAd: true, logger: { warn: (m) => warnings.push(m) } });
     createResolver({ servers: ['127.0.0.53'], trustAd: true, logger: { warn: (m) => warnings.push(m) } });
     expect(warnings).toEqual([

@@ -30,6 +30,8 @@ const PROBE_OPTIONS = {
   match: { type: 'string', multiple: true },
   resolver: { type: 'string', multiple: true },
   'trust-ad': { type: 'string' },
+  dnssec: { type: 'string' },
+  'trust-anchors': { type: 'string' },
   'dns-timeout': { type: 'string' },
   'ca-file': { type: 'string' },
   'extra-ca-file': { type: 'string' },
@@ -238,6 +240,8 @@ export function parseProbeArgs(argv: string[]): ProbeArgs | { help: true } {
     const t = oneOf(v['trust-ad'], 'trust-ad', ['loopback', 'yes', 'no'] as const);
     args.trustAd = t === 'loopback' ? 'loopback' : t === 'yes';
   }
+  if (v.dnssec !== undefined) args.dnssec = oneOf(v.dnssec, 'dnssec', ['validate', 'trust-ad', 'off'] as const);
+  if (v['trust-anchors'] !== undefined) args.trustAnchors = v['trust-anchors'];
   if (v['dns-timeout'] !== undefined) args.dnsTimeout = integer(v['dns-timeout'], 'dns-timeout', 1, 60_000);
   if (v['ca-file'] !== undefined) args.caFile = v['ca-file'];
   if (v['extra-ca-file'] !== undefined) args.extraCaFile = v['extra-ca-file'];

@@ -20,6 +20,7 @@ import type { PolicyCheckReport } from './check-policy.js';
 import type { TlsReportsReport } from './tls-reports.js';
 import { makeStyle, tone, type Style } from './style.js';
 import { escapeControls, hasNoControls, safeText } from '../text/index.js';
+import type { ValidationRecord } from '../dns/index.js';
 
 export interface FormatOptions {
   color?: boolean;
@@ -84,6 +85,16 @@ function mxSection(style: Style, mx: MxReport): string[] {
   for (const r of mx.records) {
     const note = r.exchange === '.' ? `  ${style.bad('null MX: accepts no mail (RFC 7505)')}` : '';
     out.push(...rows(style, `pref ${r.preference}`, `${r.exchange}${note}`));
+  }
+  return out;
+}
+
+/** 'validate': per name, the verdict and the chain of trust walked (what `delv` and `drill -S` show). */
+function dnssecSection(style: Style, records: ValidationRecord[]): string[] {
+  const out = [style.bold('DNSSEC')];
+  for (const record of records) {
+    const verdict = `${tone(style, record.status)}${record.reason ? `: ${record.reason}` : ''}`;
+    out.push(...rows(style, record.type, [`${record.name}  ${verdict}`, ...record.chain.map((line) => style.dim(`  ${line}`))]));
   }
   return out;
 }
@@ -258,11 +269,15 @@ export function formatProbe(input: ProbeReport, options: FormatOptions = {}): st
   if (c.policyFile) lines.push(...rows(style, 'table', c.policyFile));
   if (c.resolver) {
     const trust =
-      c.resolver.trustAd === 'loopback'
-        ? 'AD bit believed from loopback servers only'
-        : c.resolver.trustAd
-          ? 'AD bit believed from every server'
-          : 'AD bit never believed';
+      c.resolver.dnssec === 'validate'
+        ? 'DNSSEC validated here, from the trust anchors'
+        : c.resolver.dnssec === 'off'
+          ? 'DNSSEC off: every answer insecure'
+          : c.resolver.trustAd === 'loopback'
+            ? 'AD bit believed from loopback servers only'
+            : c.resolver.trustAd
+              ? 'AD bit believed from every server'
+              : 'AD bit never believed';
     lines.push(...rows(style, 'resolver', `${c.resolver.servers.join(', ')}  ${style.dim(`(${trust})`)}`));
   }
   if (c.port !== undefined) lines.push(...rows(style, 'port', String(c.port)));
@@ -274,6 +289,7 @@ export function formatProbe(input: ProbeReport, options: FormatOptions = {}): st
   }
   if (report.mtaSts) lines.push('', ...mtaStsSection(style, report.mtaSts));
   for (const host of report.hosts) lines.push('', ...hostSection(style, host));
+  if (report.dnssec?.length) lines.push('', ...dnssecSection(style, report.dnssec));
   report.attempts.forEach((a, i) => lines.push('', ...attemptSection(style, a, i)));
   const r = report.result;
   const summary = r.action === 'deliver' ? style.good(r.summary) : r.action === 'fallback' ? style.warn(r.summary) : style.bad(r.summary);

@@ -86,6 +86,11 @@ Probe options (each is the tlsPolicy() option in brackets):
   --resolver ADDR[:PORT]    DNS server, repeatable (resolver.servers; default: resolv.conf)
   --trust-ad WHOSE          loopback, yes or no: whose AD bit to believe (resolver.trustAd;
                             default loopback for --resolver servers, no for resolv.conf's)
+  --dnssec MODE             validate, trust-ad or off (resolver.dnssec; default validate,
+                            trust-ad with --trust-ad or a --resolver on loopback); with
+                            validate the report shows the chain of trust walked per name
+  --trust-anchors FILE      DS or DNSKEY records, Unbound's or BIND's format, to validate
+                            from (resolver.trustAnchors; default the root KSKs built in)
   --dns-timeout MS          wait for each DNS try (resolver.timeout; default 2000)
   --ca-file FILE            PEM CA bundle for verify and secure (caFile)
   --extra-ca-file FILE      PEM CAs trusted beside Node's own (extraCaFile)
@@ -243,6 +248,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
   const warnings: string[] = [];
   let servers: string[];
   let trustAd: boolean | 'loopback';
+  let dns: ReturnType<typeof createResolver>;
   const json = argv.includes('--json');
   try {
     const parsed = parseProbeArgs(argv);
@@ -258,9 +264,11 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
             ...(args.match ? { match: args.match } : {}),
           })
         : args.policy;
-    const dns = createResolver({
+    dns = createResolver({
       ...(args.resolvers ? { servers: args.resolvers } : {}),
       ...(args.trustAd !== undefined ? { trustAd: args.trustAd } : {}),
+      ...(args.dnssec !== undefined ? { dnssec: args.dnssec } : {}),
+      ...(args.trustAnchors !== undefined ? { trustAnchors: args.trustAnchors } : {}),
       ...(args.dnsTimeout !== undefined ? { timeout: args.dnsTimeout } : {}),
       // An address literal is reached without any DNS (no MX, address or TLSA lookup): what the
       // resolver has to say about its servers would be a warning about nothing this probe does.
@@ -325,7 +333,7 @@ async function probeCommand(argv: string[], io: CliIo): Promise<number> {
     ...(args.fallbackLevels ? { fallbackLevels: args.fallbackLevels } : {}),
     digest: args.digest ?? 'sha256',
     insecureMxPolicy: args.insecureMxPolicy ?? 'dane',
-    resolver: { servers, trustAd },
+    resolver: { servers, trustAd, dnssec: dns.dnssec, ...(dns.dnssec === 'validate' ? { validations: dns.validations } : {}) },
     warnings,
   });
   if (args.json) io.stdout.write(formatJson(report));

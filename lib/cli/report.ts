@@ -25,6 +25,7 @@ import { isDaneLevel } from '../policy/levels.js';
 import { classifyTlsa, formatTlsa } from '../dane/index.js';
 import { certDigest, certNames, spkiDer, spkiDigest } from '../pkix/index.js';
 import type { AuditRecord, DigestAlgorithm, DnssecStatus, FallbackLevel, Level, Stage, Trust } from '../types.js';
+import type { DnssecMode, ValidationRecord } from '../dns/index.js';
 import { VERSION } from '../version.js';
 import { mxMatches, type StsLookup } from '../mtasts/index.js';
 
@@ -48,7 +49,8 @@ export interface ProbeContext {
   port?: number;
   digest?: DigestAlgorithm;
   insecureMxPolicy?: 'may' | 'encrypt' | 'dane';
-  resolver?: { servers: string[]; trustAd: boolean | 'loopback' };
+  /** The resolver's settings; `validations`: how each answer was judged ('validate' only). */
+  resolver?: { servers: string[]; trustAd: boolean | 'loopback'; dnssec?: DnssecMode; validations?: ValidationRecord[] };
   /** Warnings to show (e.g. the resolver's, about servers whose AD bit is not believed). */
   warnings?: string[];
   /** The time certificates are judged at (default: now). */
@@ -236,9 +238,11 @@ export interface ProbeReport {
     fallbackLevels?: string;
     digest?: DigestAlgorithm;
     insecureMxPolicy?: string;
-    resolver?: { servers: string[]; trustAd: boolean | 'loopback' };
+    resolver?: { servers: string[]; trustAd: boolean | 'loopback'; dnssec?: DnssecMode };
   };
   warnings: string[];
+  /** 'validate' only: per name asked, the chain of trust walked and the verdict, in the order asked. */
+  dnssec?: ValidationRecord[];
   mx?: MxReport;
   /** Present when MTA-STS was looked up for the destination. */
   mtaSts?: MtaStsReport;
@@ -546,9 +550,18 @@ export function probeReport(result: ProbeResult, context: ProbeContext = {}): Pr
       ...(context.fallbackLevels ? { fallbackLevels: context.fallbackLevels } : {}),
       ...(context.digest ? { digest: context.digest } : {}),
       ...(context.insecureMxPolicy ? { insecureMxPolicy: context.insecureMxPolicy } : {}),
-      ...(context.resolver ? { resolver: { servers: [...context.resolver.servers], trustAd: context.resolver.trustAd } } : {}),
+      ...(context.resolver
+        ? {
+            resolver: {
+              servers: [...context.resolver.servers],
+              trustAd: context.resolver.trustAd,
+              ...(context.resolver.dnssec ? { dnssec: context.resolver.dnssec } : {}),
+            },
+          }
+        : {}),
     },
     warnings: [...(context.warnings ?? [])],
+    ...(context.resolver?.validations ? { dnssec: context.resolver.validations.map((v) => ({ ...v, chain: [...v.chain] })) } : {}),
     ...(mx ? { mx } : {}),
     ...(delivery.mtaSts ? { mtaSts: mtaStsReport(delivery.mtaSts, mx) } : {}),
     hosts,

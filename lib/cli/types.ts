@@ -39,6 +39,10 @@ export interface ProbeArgs {
   match?: string[];
   resolvers?: string[];
   trustAd?: boolean | 'loopback';
+  /** --dnssec: resolver.dnssec. */
+  dnssec?: 'validate' | 'trust-ad' | 'off';
+  /** --trust-anchors FILE: resolver.trustAnchors. */
+  trustAnchors?: string;
   dnsTimeout?: number;
   caFile?: string;
   extraCaFile?: string;

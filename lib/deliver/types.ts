@@ -23,7 +23,9 @@ export interface DeliverDns {
   cname(name: string): Promise<DnsResult<CnameRecord>>;
   /** TXT records (MTA-STS discovery); without it, MTA-STS cannot be used. */
   txt?(name: string): Promise<DnsResult<TxtRecord>>;
-  /** The servers whose AD bit is believed (lib/dns's Resolver has it); none: DANE cannot apply. */
+  /** How answers become secure (lib/dns's Resolver has it): 'validate' needs no trusted server. */
+  readonly dnssec?: 'validate' | 'trust-ad' | 'off';
+  /** The servers whose AD bit is believed (lib/dns's Resolver has it); none, unless dnssec is 'validate': DANE cannot apply. */
   readonly trustedServers?: readonly string[];
   /** Whether the trusted servers answer and validate DNSSEC (lib/dns's Resolver has it). */
   checkDnssec?(name?: string): Promise<DnssecCheck>;

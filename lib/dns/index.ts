@@ -3,13 +3,22 @@
  * with its DNSSEC status ('secure' | 'insecure' | 'failed', lib/types.ts `DnssecStatus`).
  *
  * What it implements, and from where:
- * - A stub resolver (RFC 1034 §5.3.1) asking recursive servers, with RD=1, CD=0 and EDNS0
- *   (RFC 6891) carrying DO=1 (RFC 3225, RFC 4035 §3.2.1) and a UDP payload size of 1232.
- *   AD is clear in queries (RFC 4035 §4.6). It validates nothing itself: like Postfix
- *   (dns_lookup.c, RES_TRUSTAD), it believes the AD bit (RFC 4035 §3.2.3, RFC 6840 §5.8) of
- *   a validating resolver it trusts, and only over a path it trusts (RFC 4035 §4.6, §4.9.3;
- *   RFC 3655 §1.1). Servers the user names are trusted on loopback only by default
- *   (`trustAd: 'loopback'`, what glibc's and OpenBSD's `trust-ad` handling also chose).
+ * - A stub resolver (RFC 1034 §5.3.1) asking recursive servers, with RD=1 and EDNS0 (RFC
+ *   6891) with a UDP payload size of 1232. AD is clear in queries (RFC 4035 §4.6). Where
+ *   'secure' comes from is `dnssec` (ResolverOptions):
+ *   - 'validate' (a security-aware stub that validates, RFC 4035 §4.9.1-§4.9.3): DO=1 (RFC
+ *     3225) and CD=1 (RFC 4035 §3.2.2, RFC 6840 §5.9), and every answer judged in process
+ *     from the trust anchors by lib/dns/validate.ts, over lib/dnssec; no server is trusted.
+ *   - 'trust-ad': DO=1, CD=0, and like Postfix (dns_lookup.c, RES_TRUSTAD) it believes the AD
+ *     bit (RFC 4035 §3.2.3, RFC 6840 §5.8) of a validating resolver it trusts, and only over
+ *     a path it trusts (RFC 4035 §4.6, §4.9.3; RFC 3655 §1.1). Servers the user names are
+ *     trusted on loopback only by default (`trustAd: 'loopback'`, what glibc's and OpenBSD's
+ *     `trust-ad` handling also chose).
+ *   - 'off': DO=0, every answer insecure.
+ *   The default is 'trust-ad' where that path is configured (trustAd given, or a named
+ *   server it trusts) and no trustAnchors are given, else 'validate'. The trust rules below
+ *   ("trusted", "who is asked", SERVFAIL) are those of 'trust-ad'; in 'validate' and 'off'
+ *   every server is asked in order and a SERVFAIL moves on to the next.
  * - UDP first, TCP when the reply has TC set (RFC 1035 §4.2, RFC 7766 §5). Random IDs and a
  *   fresh source port per try; replies are checked for ID, question and sender, and
  *   mismatches are ignored rather than trusted or fatal (RFC 5452 §4, §9).
@@ -89,6 +98,9 @@
  *   failed -> failed, both reasons given.
  */
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { TrustAnchorError, parseTrustAnchors, rootTrustAnchors, type TrustAnchor } from '../dnssec/anchors.js';
+import { nameToText } from '../dnssec/names.js';
 import type { DnssecStatus } from '../types.js';
 import { safeText } from '../text/index.js';
 import {
@@ -112,6 +124,7 @@ import {
 import { normalizeName } from './names.js';
 import { isLoopback, parseServer, systemServers, DEFAULT_RESOLV_CONF, type ServerAddress } from './servers.js';
 import { tcpTry, udpTry, type Query, type TryOutcome } from './transport.js';
+import { ChainValidator, type Exchange, type ValidationLimits } from './validate.js';
 
 export type {
   AddressRecord,
@@ -150,6 +163,18 @@ export interface DnsAnswer<T> {
   canonical: string;
 }
 
+/** 'validate' only: how one answer was judged (the probe shows these). */
+export interface ValidationRecord {
+  /** The name and type asked. */
+  name: string;
+  type: string;
+  status: DnssecStatus;
+  /** Why it is insecure or failed. */
+  reason?: string;
+  /** The chain walked, one line per step: the zones' DS and DNSKEY sets from the anchor down, the signatures that verified each hop, the denial proofs. */
+  chain: string[];
+}
+
 /** A lookup that produced no usable answer. Always temporary: ask again later. */
 export interface DnsFailure {
   status: 'failed';
@@ -165,9 +190,35 @@ export interface DnsLogger {
   warn?: (message: string) => void;
 }
 
+/**
+ * How answers become DNSSEC-secure: 'validate' (the chain of trust checked in process, from
+ * the trust anchors), 'trust-ad' (the AD bit of a trusted validating resolver believed) or
+ * 'off' (every answer insecure).
+ */
+export type DnssecMode = 'validate' | 'trust-ad' | 'off';
+
+const DNSSEC_MODES: readonly DnssecMode[] = ['validate', 'trust-ad', 'off'];
+
 export interface ResolverOptions {
   /** `'127.0.0.1'`, `'127.0.0.1:5353'`, `'[::1]:53'`. Default: the nameservers of `resolvConf`. */
   servers?: string[];
+  /**
+   * 'validate': queries carry DO=1 and CD=1 and every answer is validated in process from
+   * `trustAnchors` (any recursive server that passes DNSSEC records through will do);
+   * 'trust-ad': the AD bit of the servers `trustAd` trusts is believed (a validating resolver
+   * on loopback); 'off': no DNSSEC (DO=0), every answer insecure. Default: 'trust-ad' when
+   * `trustAd` is given or a server it trusts is configured (a named server on loopback), and
+   * no `trustAnchors`; else 'validate'.
+   */
+  dnssec?: DnssecMode;
+  /**
+   * 'validate' only: a file of trust anchors, DS or DNSKEY records in the formats Unbound and
+   * BIND read (lib/dnssec/anchors.ts). Default: the IANA root KSKs built in (KSK-2017, tag
+   * 20326; KSK-2024, tag 38696).
+   */
+  trustAnchors?: string;
+  /** 'validate' only: the work caps of one lookup (KeyTrap). Default lib/dnssec's and lib/dns/validate.ts's. */
+  validationLimits?: Partial<ValidationLimits>;
   /**
    * Whose AD bit to believe: servers on loopback ('loopback'), every server (true), none
    * (false). Default: 'loopback' for the `servers` given; false for servers read from
@@ -212,7 +263,9 @@ export type DnssecCheck =
 
 /** What other modules need of a resolver; tests may pass any object of this shape. */
 export interface DnsResolver {
-  /** The servers whose AD bit is believed (`address:port`), in order; empty when none is. */
+  /** How answers become secure (see ResolverOptions.dnssec). */
+  readonly dnssec?: DnssecMode;
+  /** The servers whose AD bit is believed (`address:port`), in order; empty when none is (always, unless dnssec is 'trust-ad'). */
   readonly trustedServers?: readonly string[];
   /** Whether the trusted servers validate DNSSEC: see `Resolver.checkDnssec`. */
   checkDnssec?(name?: string): Promise<DnssecCheck>;
@@ -231,6 +284,7 @@ const DEFAULT_ATTEMPTS = 2;
 const MAX_POSITIVE_TTL = 86_400;
 const MAX_NEGATIVE_TTL = 10_800;
 const MAX_CACHE_ENTRIES = 10_000;
+const MAX_VALIDATION_RECORDS = 64;
 /** Types that cannot be asked with a plain query: none, OPT, TKEY, TSIG, IXFR, AXFR. */
 const FORBIDDEN_TYPES = new Set([0, 41, 249, 250, 251, 252]);
 
@@ -240,7 +294,7 @@ interface CacheEntry {
 }
 
 type ServerResult =
-  | { kind: 'answer'; answer: DnsAnswer<AnyRecord>; cacheable: boolean }
+  | { kind: 'answer'; answer: DnsAnswer<AnyRecord>; cacheable: boolean; message: Message }
   /** `servfail`: the server answered SERVFAIL (what a validating resolver says of bogus data). */
   | { kind: 'error'; why: string; final: boolean; servfail?: boolean }
   | Extract<TryOutcome, { kind: 'timeout' }>;
@@ -254,6 +308,12 @@ export class Resolver implements DnsResolver {
   readonly askedServers: readonly string[];
   /** The `trustAd` in effect (the default depends on where the servers came from). */
   readonly trustAd: boolean | 'loopback';
+  /** The DNSSEC mode in effect (the default depends on `trustAd` and the servers: see ResolverOptions). */
+  readonly dnssec: DnssecMode;
+  /** 'validate' only: the trust anchors' zones and key tags, e.g. `. DS 20326/8`. */
+  readonly trustAnchors: readonly string[];
+  private readonly validator?: ChainValidator;
+  private readonly judged: ValidationRecord[] = [];
   private readonly serverList: ServerAddress[];
   private readonly trustedList: ServerAddress[];
   private readonly askedList: ServerAddress[];
@@ -282,7 +342,20 @@ export class Resolver implements DnsResolver {
     // across the network (RFC 4035 §4.9.3 asks for a secure path to the validator). So their
     // AD bit is believed only when the user says so, as glibc wants `options trust-ad`.
     this.trustAd = given ?? (fromSystem ? false : 'loopback');
-    this.trustedList = this.serverList.filter((server) => this.trusts(server));
+    const believed = this.serverList.filter((server) => believesAd(server.address, this.trustAd));
+    const mode = options.dnssec;
+    if (mode !== undefined && !DNSSEC_MODES.includes(mode)) {
+      throw new TypeError(`resolver.dnssec must be 'validate', 'trust-ad' or 'off', got ${JSON.stringify(mode)}`);
+    }
+    if (options.trustAnchors !== undefined && mode !== undefined && mode !== 'validate') {
+      throw new TypeError(`resolver.trustAnchors is read only with dnssec: 'validate', not with dnssec: '${mode}'`);
+    }
+    // The default: a configured AD path (trustAd given, or a server it trusts, a validating
+    // resolver on loopback) keeps it, as before; otherwise (the system's servers, remote
+    // servers, Docker's 127.0.0.11 from resolv.conf) answers are validated here, since no AD
+    // bit from such a server may be believed (RFC 4035 §4.9.3, RFC 6840 §5.9).
+    this.dnssec = mode ?? (options.trustAnchors === undefined && (given !== undefined || believed.length > 0) ? 'trust-ad' : 'validate');
+    this.trustedList = this.dnssec === 'trust-ad' ? believed : [];
     this.trustedServers = this.trustedList.map((server) => server.label);
     // With a trusted server configured, an untrusted one could only ever answer in place of
     // a trusted one that failed: the answer would be 'insecure' where the trusted server's
@@ -290,15 +363,31 @@ export class Resolver implements DnsResolver {
     this.askedList = this.trustedList.length > 0 ? this.trustedList : this.serverList;
     this.askedServers = this.askedList.map((server) => server.label);
     this.untrustedWhy =
-      given === undefined && fromSystem
-        ? `servers from ${resolvConf} are not trusted unless trustAd is set`
-        : this.trustAd === false
-          ? 'trustAd is false'
-          : `none of ${this.servers.join(', ')} is on loopback (trustAd: 'loopback')`;
+      this.dnssec === 'off'
+        ? "resolver.dnssec is 'off'"
+        : given === undefined && fromSystem
+          ? `servers from ${resolvConf} are not trusted unless trustAd is set`
+          : this.trustAd === false
+            ? 'trustAd is false'
+            : `none of ${this.servers.join(', ')} is on loopback (trustAd: 'loopback')`;
+    let anchors: TrustAnchor[] = [];
+    if (this.dnssec === 'validate') {
+      anchors = options.trustAnchors === undefined ? rootTrustAnchors() : readTrustAnchors(options.trustAnchors);
+      this.validator = new ChainValidator({
+        anchors,
+        fetch: (name, type) => this.exchange(name, type),
+        ...(options.validationLimits ? { limits: options.validationLimits } : {}),
+        cache: options.cache ?? true,
+      });
+    }
+    this.trustAnchors = anchors.flatMap((anchor) => [
+      ...anchor.ds.map((ds) => `${anchorZone(anchor)} DS ${ds.keyTag}/${ds.algorithm}`),
+      ...anchor.keys.map((key) => `${anchorZone(anchor)} DNSKEY ${key.keyTag}/${key.algorithm}`),
+    ]);
     this.timeout = positiveInteger(options.timeout ?? DEFAULT_TIMEOUT, 'timeout');
     this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, 'attempts');
     this.caching = options.cache ?? true;
-    const warn = options.logger?.warn;
+    const warn = this.dnssec === 'trust-ad' ? options.logger?.warn : undefined;
     if (warn) {
       for (const server of this.serverList) {
         if (this.trustedList.length > 0 && !this.trustedList.includes(server)) {
@@ -325,6 +414,14 @@ export class Resolver implements DnsResolver {
     }
   }
 
+  /**
+   * 'validate' only: how the last answers (up to 64) that went to the network were judged, in
+   * the order they were; answers from the cache are not judged again. A copy.
+   */
+  get validations(): ValidationRecord[] {
+    return this.judged.map((record) => ({ ...record, chain: [...record.chain] }));
+  }
+
   /** Counters since creation (or the last `clear()`); a copy. */
   get stats(): ResolverStats {
     return { ...this.counters };
@@ -333,6 +430,8 @@ export class Resolver implements DnsResolver {
   /** Empty the cache and reset the counters. Lookups under way are not affected. */
   clear(): void {
     this.cache.clear();
+    this.validator?.clear();
+    this.judged.length = 0;
     for (const key of Object.keys(this.counters) as (keyof ResolverStats)[]) this.counters[key] = 0;
   }
 
@@ -413,12 +512,46 @@ export class Resolver implements DnsResolver {
   }
 
   private async resolve(qname: string, qtype: number): Promise<DnsResult<AnyRecord>> {
-    const what = `DNS lookup of ${typeName(qtype)} for ${qname}`;
+    const outcome = await this.exchange(qname, qtype);
+    if ('failed' in outcome) return { status: 'failed', name: qname, reason: outcome.failed, temporary: true };
+    let result: DnsResult<AnyRecord> = outcome.answer;
+    if (this.validator) {
+      const verdict = await this.validator.validate(
+        { name: qname, type: qtype, cnames: outcome.answer.cnames, positive: outcome.answer.records.length > 0 },
+        outcome,
+      );
+      if (this.judged.length >= MAX_VALIDATION_RECORDS) this.judged.shift();
+      this.judged.push({
+        name: qname,
+        type: typeName(qtype),
+        status: verdict.status,
+        ...(verdict.status === 'secure' ? {} : { reason: verdict.reason }),
+        chain: verdict.trace,
+      });
+      if (verdict.status === 'failed') {
+        // Bogus is never read as insecure (RFC 4035 §5.5): the lookup fails, as a validating
+        // resolver's SERVFAIL makes it fail in 'trust-ad'.
+        const reason = `DNS lookup of ${typeName(qtype)} for ${qname} failed DNSSEC validation: ${verdict.reason}`;
+        return { status: 'failed', name: qname, reason, temporary: true };
+      }
+      result = { ...outcome.answer, status: verdict.status, ttl: Math.min(outcome.answer.ttl, Math.floor(verdict.ttl)) };
+    }
+    if (this.caching) this.store(`${qtype}/${qname}`, result, outcome.cacheable);
+    return result;
+  }
+
+  /**
+   * One question to the servers asked, in order, over the rounds (see the top of this file):
+   * the first usable reply, or why there was none. Neither cached nor validated: the
+   * validator asks its DS and DNSKEY queries through here too.
+   */
+  private async exchange(qname: string, qtype: number): Promise<(Exchange & { answer: DnsAnswer<AnyRecord>; cacheable: boolean }) | { failed: string }> {
+    const what = `DNS lookup of ${typeName(qtype)} for ${qname || '.'}`;
     const details = new Map<string, string>();
     const tries = new Map<string, number>();
     const ignored = new Map<string, number>();
     const done = new Set<string>();
-    const failed = () => ({ status: 'failed' as const, name: qname, reason: `${what} failed: ${[...details.values()].join('; ')}`, temporary: true as const });
+    const failed = () => ({ failed: `${what} failed: ${[...details.values()].join('; ')}` });
     for (let round = 0; round < this.attempts; round++) {
       for (const server of this.askedList) {
         if (done.has(server.label)) continue;
@@ -430,8 +563,13 @@ export class Resolver implements DnsResolver {
           outcome = { kind: 'error', why: `${(error as Error).message} (${server.label})`, final: true };
         }
         if (outcome.kind === 'answer') {
-          if (this.caching) this.store(`${qtype}/${qname}`, outcome.answer, outcome.cacheable);
-          return outcome.answer;
+          return {
+            answer: outcome.answer,
+            cacheable: outcome.cacheable,
+            message: outcome.message,
+            rcode: outcome.answer.rcode === 'NXDOMAIN' ? 3 : 0,
+            server: server.label,
+          };
         }
         if (outcome.kind === 'error' && outcome.servfail && this.trusts(server)) {
           // A validating resolver answers SERVFAIL for data that did not validate (RFC 4035
@@ -470,6 +608,21 @@ export class Resolver implements DnsResolver {
     const qname = name === '.' ? '' : normalizeName(name);
     const shown = qname === '' ? '.' : qname;
     const what = `the SOA query for ${shown}`;
+    if (this.validator) {
+      // 'validate': the SOA of `name` validated here, bypassing the cache.
+      const outcome = await this.exchange(qname, TYPE.SOA);
+      if ('failed' in outcome) return { ok: false, reason: outcome.failed };
+      const verdict = await this.validator.validate(
+        { name: qname, type: TYPE.SOA, cnames: outcome.answer.cnames, positive: outcome.answer.records.length > 0 },
+        outcome,
+      );
+      if (verdict.status === 'secure') return { ok: true, servers: [outcome.server] };
+      if (verdict.status === 'insecure') {
+        return { ok: false, reason: `The answer of ${outcome.server} to ${what} validated as insecure from the trust anchors: ${verdict.reason}` };
+      }
+      return { ok: false, reason: `DNSSEC validation of ${what} (answered by ${outcome.server}) failed: ${verdict.reason}` };
+    }
+    if (this.dnssec === 'off') return { ok: false, reason: "resolver.dnssec is 'off', so no answer can be DNSSEC-secure" };
     if (this.trustedList.length === 0) {
       return { ok: false, reason: `No DNS server's AD bit is believed, so no answer can be DNSSEC-secure: ${this.untrustedWhy}` };
     }
@@ -554,17 +707,21 @@ export class Resolver implements DnsResolver {
       cnames: read.cnames,
       canonical: read.canonical,
     };
-    return { kind: 'answer', answer, cacheable: read.cacheable };
+    return { kind: 'answer', answer, cacheable: read.cacheable, message };
   }
 
   private newQuery(name: string, type: number): Query {
     const id = randomInt(0x10000);
     this.counters.queriesSent++;
-    return { id, name, type, buffer: buildQuery(id, name, type) };
+    // RFC 4035 §3.2.1: DO asks for the DNSSEC records; §3.2.2, §4.9.2: CD when validating here,
+    // so the recursive server hands over data that failed its own validation too (RFC 6840 §5.9).
+    const flags = { dnssecOk: this.dnssec !== 'off', checkingDisabled: this.dnssec === 'validate' };
+    return { id, name, type, buffer: buildQuery(id, name, type, flags) };
   }
 
+  /** Whether the AD bit of this server's replies is believed: only in 'trust-ad'. */
   private trusts(server: ServerAddress): boolean {
-    return believesAd(server.address, this.trustAd);
+    return this.dnssec === 'trust-ad' && believesAd(server.address, this.trustAd);
   }
 
   private store(key: string, answer: DnsAnswer<AnyRecord>, cacheable: boolean): void {
@@ -581,6 +738,30 @@ export class Resolver implements DnsResolver {
 /** Whether the AD bit of a reply from `address` is believed under the `trustAd` setting. */
 export function believesAd(address: string, trustAd: boolean | 'loopback'): boolean {
   return trustAd === 'loopback' ? isLoopback(address) : trustAd;
+}
+
+/** Anchors from a file: a TypeError naming the file and why when it cannot be used. */
+function readTrustAnchors(path: string): TrustAnchor[] {
+  if (typeof path !== 'string' || path === '') throw new TypeError(`resolver.trustAnchors must be a file path, got ${JSON.stringify(path)}`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new TypeError(`resolver.trustAnchors: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let anchors: TrustAnchor[];
+  try {
+    anchors = parseTrustAnchors(text, path);
+  } catch (error) {
+    if (error instanceof TrustAnchorError) throw new TypeError(`resolver.trustAnchors: ${error.message}`);
+    throw error;
+  }
+  if (anchors.length === 0) throw new TypeError(`resolver.trustAnchors: ${path} holds no DS or DNSKEY record`);
+  return anchors;
+}
+
+function anchorZone(anchor: TrustAnchor): string {
+  return nameToText(anchor.zone);
 }
 
 export function createResolver(options?: ResolverOptions): Resolver {

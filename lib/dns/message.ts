@@ -3,7 +3,7 @@
  * is believed to answer that query, and reading the answer section into typed records.
  * The wire format itself (encoding, decoding, its limits) is lib/dns/wire.ts.
  */
-import { CLASS_IN, TYPE, decodeMessage, encodeQuery, type AnyRecord, type CnameRecord, type Message, type ResourceRecord } from './wire.js';
+import { CLASS_IN, TYPE, decodeMessage, encodeQuery, type AnyRecord, type QueryFlags, type CnameRecord, type Message, type ResourceRecord } from './wire.js';
 
 export {
   CLASS_IN,
@@ -100,11 +100,11 @@ export interface Flags {
 }
 
 /**
- * A recursive query: RD=1, CD=0, AD=0, one question of class IN, and an OPT record
- * (RFC 6891) with DO=1 (RFC 3225) and a UDP payload size of 1232.
+ * A recursive query: RD=1, AD=0, one question of class IN, and an OPT record (RFC 6891) with a
+ * UDP payload size of 1232; DO=1 (RFC 3225) and CD=0 unless `flags` say otherwise.
  */
-export function buildQuery(id: number, name: string, type: number): Buffer {
-  return encodeQuery(id, name, type);
+export function buildQuery(id: number, name: string, type: number, flags?: QueryFlags): Buffer {
+  return encodeQuery(id, name, type, flags);
 }
 
 export type ReplyCheck =

@@ -637,18 +637,31 @@ class Reader {
  * Queries.
  */
 
+/** Header and EDNS flags of a query (RFC 4035 §3.2.1, §3.2.2; RFC 3225). */
+export interface QueryFlags {
+  /** EDNS DO (DNSSEC OK, RFC 3225): ask for RRSIG, NSEC, NSEC3 and DS records. Default true. */
+  dnssecOk?: boolean;
+  /**
+   * CD (Checking Disabled, RFC 4035 §3.2.2): the recursive server is to return data that did
+   * not validate for it too, since the stub validates itself (RFC 4035 §4.9.2, RFC 6840 §5.9).
+   * Default false.
+   */
+  checkingDisabled?: boolean;
+}
+
 /**
- * A recursive query (RFC 1035 §4.1): RD=1, CD=0, AD=0 (RFC 4035 §4.6), one question of class
- * IN, and an OPT record (RFC 6891 §6.1.2) with DO=1 (RFC 3225) and a UDP payload size of 1232.
- * `name` is in the form of lib/dns/names.ts ('' for the root).
+ * A recursive query (RFC 1035 §4.1): RD=1, AD=0 (RFC 4035 §4.6), CD as `flags` says (default
+ * 0), one question of class IN, and an OPT record (RFC 6891 §6.1.2) with DO as `flags` says
+ * (default 1, RFC 3225) and a UDP payload size of 1232. `name` is in the form of
+ * lib/dns/names.ts ('' for the root).
  */
-export function encodeQuery(id: number, name: string, type: number): Buffer {
+export function encodeQuery(id: number, name: string, type: number, flags: QueryFlags = {}): Buffer {
   const labels = nameLabels(name);
   const nameLength = labels.reduce((sum, label) => sum + 1 + label.length, 1);
   const buffer = Buffer.alloc(12 + nameLength + 4 + 11);
   buffer.writeUInt16BE(id, 0);
   buffer[2] = 0x01; // RD
-  buffer[3] = 0x00; // RA, Z, AD, CD and RCODE clear
+  buffer[3] = flags.checkingDisabled ? 0x10 : 0x00; // RA, Z, AD and RCODE clear; CD as asked
   buffer.writeUInt16BE(1, 4); // QDCOUNT
   buffer.writeUInt16BE(1, 10); // ARCOUNT: the OPT record
   let pos = 12;
@@ -665,7 +678,7 @@ export function encodeQuery(id: number, name: string, type: number): Buffer {
   buffer[pos++] = 0;
   buffer.writeUInt16BE(TYPE.OPT, pos);
   buffer.writeUInt16BE(EDNS_UDP_PAYLOAD, pos + 2);
-  buffer.writeUInt32BE(0x00008000, pos + 4);
+  buffer.writeUInt32BE((flags.dnssecOk ?? true) ? 0x00008000 : 0, pos + 4);
   buffer.writeUInt16BE(0, pos + 8);
   return buffer;
 }

@@ -518,6 +518,164 @@ function tamperZone(text: string, zone: Zone): string {
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Unbound.
+ */
+
+interface UnboundRun {
+  dir: string;
+  /** A trust anchor file (DS or DNSKEY lines). */
+  anchorFile: string;
+  /** Zones whose queries go to a given server (`stub-addr`), the root included if wanted. */
+  stubs: Array<{ name: string; address: string; port: number }>;
+  /** Addresses already taken. */
+  avoid: string[];
+  /** Unbound's built-in local zones to turn off (e.g. test., RFC 6761). */
+  nodefault: string[];
+  /** A name whose SOA Unbound must answer with AD once started. */
+  probe: string;
+  logFile: string;
+  /** Everything to show when it fails. */
+  logs: () => string;
+}
+
+/** Start Unbound as a validating resolver on a free loopback address and port (see the top of this file). */
+async function runUnbound(options: UnboundRun): Promise<{ address: string; port: number; daemon: Daemon }> {
+  const bin = binaries();
+  let unboundAt = await freeEndpoint(options.avoid);
+  for (let attempt = 1; ; attempt++) {
+    const conf = join(options.dir, 'unbound.conf');
+    const stub = (name: string, at: { address: string; port: number }) => [
+      'stub-zone:',
+      `  name: "${name === '' || name === '.' ? '.' : `${name.replace(/\.$/, '')}.`}"`,
+      `  stub-addr: ${at.address}@${at.port}`,
+    ];
+    await writeFile(
+      conf,
+      [
+        'server:',
+        '  verbosity: 1',
+        `  interface: ${unboundAt.address}@${unboundAt.port}`,
+        `  port: ${unboundAt.port}`,
+        '  interface-automatic: no',
+        '  do-ip4: yes',
+        '  do-ip6: no',
+        '  do-udp: yes',
+        '  do-tcp: yes',
+        '  access-control: 127.0.0.0/8 allow',
+        '  do-not-query-localhost: no',
+        '  username: ""',
+        '  chroot: ""',
+        `  directory: "${options.dir}"`,
+        `  pidfile: "${join(options.dir, 'unbound.pid')}"`,
+        `  logfile: "${options.logFile}"`,
+        '  use-syslog: no',
+        '  log-time-ascii: yes',
+        '  log-servfail: yes',
+        '  val-log-level: 2',
+        '  ede: yes',
+        '  do-daemonize: no',
+        '  num-threads: 1',
+        '  so-reuseport: no',
+        '  outgoing-range: 64',
+        '  outgoing-port-avoid: 0-32767',
+        '  outgoing-port-permit: 32768-60999',
+        '  msg-cache-size: 1m',
+        '  rrset-cache-size: 1m',
+        '  key-cache-size: 1m',
+        '  neg-cache-size: 1m',
+        '  infra-cache-numhosts: 100',
+        '  module-config: "validator iterator"',
+        `  trust-anchor-file: "${options.anchorFile}"`,
+        '  harden-dnssec-stripped: yes',
+        '  qname-minimisation: no',
+        '  aggressive-nsec: no',
+        '  prefetch: no',
+        '  serve-expired: no',
+        '  target-fetch-policy: "0 0 0 0 0"',
+        ...options.nodefault.map((name) => `  local-zone: "${name}." nodefault`),
+        'remote-control:',
+        '  control-enable: no',
+        ...options.stubs.flatMap((entry) => stub(entry.name, entry)),
+        '',
+      ].join('\n'),
+    );
+    const unbound = startDaemon(bin.unbound, ['-d', '-c', conf], options.dir);
+    const reply = await waitForReply(unbound, unboundAt.address, unboundAt.port, options.probe, true);
+    if (reply !== 'exited' && reply !== 'timeout') {
+      if (reply.rcode !== 0 || !reply.ad) {
+        await stopChild(unbound.child);
+        throw new Error(
+          `startDnssec: unbound does not validate ${options.probe} SOA (rcode ${reply.rcode}, AD ${reply.ad})\n${options.logs()}\n${unbound.output()}`,
+        );
+      }
+      return { ...unboundAt, daemon: unbound };
+    }
+    const why = `${readLogFile(options.logFile)}${unbound.output()}`;
+    await stopChild(unbound.child);
+    if (reply === 'exited' && /in use/i.test(why) && attempt < START_ATTEMPTS) {
+      unboundAt = await freeEndpoint(options.avoid);
+      continue;
+    }
+    throw new Error(`startDnssec: unbound did not start (${reply})\n${why}\n${options.logs()}`);
+  }
+}
+
+function readLogFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** A validating Unbound over zones served elsewhere (the tests' own authoritative server). */
+export interface StartedUnbound {
+  /** `address:port`, for the resolver's `servers`. */
+  server: string;
+  logs(): string;
+  close(): Promise<void>;
+}
+
+/**
+ * Unbound validating from `anchor` (trust anchor file text), every zone of `stubs` asked at
+ * its server: for zones signed by the tests themselves (test/helpers/signed-dns.ts in
+ * authoritative mode), so the library and Unbound judge the same records.
+ */
+export async function startUnbound(anchor: string, stubs: Array<{ name: string; server: string }>, probe: string): Promise<StartedUnbound> {
+  const dir = await mkdtemp(join(tmpdir(), 'unbound-'));
+  const anchorFile = join(dir, 'anchor');
+  await writeFile(anchorFile, `${anchor}\n`);
+  const logFile = join(dir, 'unbound.log');
+  const parsed = stubs.map(({ name, server }) => {
+    const match = /^(.*):(\d+)$/.exec(server);
+    if (!match) throw new TypeError(`startUnbound: ${server} is not address:port`);
+    return { name, address: match[1]!, port: Number(match[2]) };
+  });
+  let daemon: Daemon | undefined;
+  const logs = () => `--- unbound.log\n${readLogFile(logFile)}\n--- unbound output\n${daemon?.output() ?? ''}`;
+  try {
+    const started = await runUnbound({ dir, anchorFile, stubs: parsed, avoid: parsed.map((p) => p.address), nodefault: [], probe, logFile, logs });
+    daemon = started.daemon;
+    let closed = false;
+    let finalLogs: string | undefined;
+    return {
+      server: `${started.address}:${started.port}`,
+      logs: () => finalLogs ?? logs(),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await stopChild(started.daemon.child);
+        finalLogs = logs();
+        if (process.env.DNSSEC_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------
  * The tree.
  */
 
@@ -698,79 +856,18 @@ export async function startDnssec(spec: DnssecZoneSpec[]): Promise<DnssecTree> {
     const unboundStart = Date.now();
     const anchor = join(dir, 'test.anchor');
     await writeFile(anchor, `${zones[0]!.dnskey}\n`);
-    let unbound: Daemon | undefined;
-    let unboundAt = await freeEndpoint(used);
-    for (let attempt = 1; ; attempt++) {
-      const conf = join(dir, 'unbound.conf');
-      const stub = (name: string, at: { address: string; port: number }) => ['stub-zone:', `  name: "${name}."`, `  stub-addr: ${at.address}@${at.port}`];
-      await writeFile(
-        conf,
-        [
-          'server:',
-          '  verbosity: 1',
-          `  interface: ${unboundAt.address}@${unboundAt.port}`,
-          `  port: ${unboundAt.port}`,
-          '  interface-automatic: no',
-          '  do-ip4: yes',
-          '  do-ip6: no',
-          '  do-udp: yes',
-          '  do-tcp: yes',
-          '  access-control: 127.0.0.0/8 allow',
-          '  do-not-query-localhost: no',
-          '  username: ""',
-          '  chroot: ""',
-          `  directory: "${dir}"`,
-          `  pidfile: "${join(dir, 'unbound.pid')}"`,
-          `  logfile: "${logFiles.unbound}"`,
-          '  use-syslog: no',
-          '  log-time-ascii: yes',
-          '  log-servfail: yes',
-          '  val-log-level: 2',
-          '  ede: yes',
-          '  do-daemonize: no',
-          '  num-threads: 1',
-          '  so-reuseport: no',
-          '  outgoing-range: 64',
-          '  outgoing-port-avoid: 0-32767',
-          '  outgoing-port-permit: 32768-60999',
-          '  msg-cache-size: 1m',
-          '  rrset-cache-size: 1m',
-          '  key-cache-size: 1m',
-          '  neg-cache-size: 1m',
-          '  infra-cache-numhosts: 100',
-          '  module-config: "validator iterator"',
-          `  trust-anchor-file: "${anchor}"`,
-          '  harden-dnssec-stripped: yes',
-          '  qname-minimisation: no',
-          '  aggressive-nsec: no',
-          '  prefetch: no',
-          '  serve-expired: no',
-          '  target-fetch-policy: "0 0 0 0 0"',
-          `  local-zone: "${TLD}." nodefault`,
-          'remote-control:',
-          '  control-enable: no',
-          ...stub(TLD, nsdAt),
-          ...zones.slice(1).flatMap((zone) => stub(zone.origin, blackholes.get(zone.origin) ?? nsdAt)),
-          '',
-        ].join('\n'),
-      );
-      unbound = startDaemon(bin.unbound, ['-d', '-c', conf], dir);
-      const reply = await waitForReply(unbound, unboundAt.address, unboundAt.port, `${TLD}.`, true);
-      if (reply !== 'exited' && reply !== 'timeout') {
-        daemons.push(unbound);
-        if (reply.rcode !== 0 || !reply.ad) {
-          throw new Error(`startDnssec: unbound does not validate test. SOA (rcode ${reply.rcode}, AD ${reply.ad})\n${logs()}`);
-        }
-        break;
-      }
-      const why = `${readLog(logFiles.unbound)}${unbound.output()}`;
-      await stopChild(unbound.child);
-      if (reply === 'exited' && /in use/i.test(why) && attempt < START_ATTEMPTS) {
-        unboundAt = await freeEndpoint(used);
-        continue;
-      }
-      throw new Error(`startDnssec: unbound did not start (${reply})\n${why}\n${logs()}`);
-    }
+    const unbound = await runUnbound({
+      dir,
+      anchorFile: anchor,
+      stubs: [{ name: TLD, ...nsdAt }, ...zones.slice(1).map((zone) => ({ name: zone.origin, ...(blackholes.get(zone.origin) ?? nsdAt) }))],
+      avoid: used,
+      nodefault: [TLD],
+      probe: `${TLD}.`,
+      logFile: logFiles.unbound,
+      logs,
+    });
+    daemons.push(unbound.daemon);
+    const unboundAt = unbound;
     const unboundMs = Date.now() - unboundStart;
 
     return {
