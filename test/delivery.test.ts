@@ -423,6 +423,12 @@ describe('DNS and routing', () => {
     expect(info.accepted).toEqual(['a@ok.test', 'b@ok.test', 'good@rcpt.test']);
     expect(info.rejected).toEqual(['bad@rcpt.test']);
     expect(info.pending).toEqual(['c@nostarttls.test', 'later@rcpt.test']);
+    // each recipient's own reply, with the server that gave it
+    const replies = info.deliveries[2]!.replies!;
+    expect(replies['bad@rcpt.test']).toMatch(/^mx\.rcpt\.test\[[\d.]+\]:\d+: 550 5\.1\.1 no such user$/);
+    expect(replies['later@rcpt.test']).toMatch(/^mx\.rcpt\.test\[[\d.]+\]:\d+: 451 4\.2\.0 try again later$/);
+    expect(replies['good@rcpt.test']).toMatch(/^mx\.rcpt\.test\[[\d.]+\]:\d+: 250 /);
+    expect(info.deliveries[1]!.replies).toBeUndefined(); // no server answered for c@nostarttls.test
   });
   it('the message is built once: every destination gets the same bytes, attachment streams included', async () => {
     const ok = peer('mx.ok.test');

@@ -122,11 +122,9 @@ function reasonIn(deliveries: readonly Delivery[], recipient: string, fallback: 
   const d = deliveries.find((x) => x.rejected.includes(recipient) || x.pending.includes(recipient));
   if (!d) return fallback;
   if (d.reason) return d.reason;
-  const sent = d.attempts.filter((a) => a.decision === 'send').pop();
-  const server = sent ? `${sent.mx}[${sent.address}]:${sent.port}` : 'the server';
-  return d.rejected.includes(recipient)
-    ? `${d.destination}: ${server} refused ${recipient} at RCPT TO with a permanent (5xx) reply`
-    : `${d.destination}: ${server} deferred ${recipient} at RCPT TO with a temporary (4xx) reply`;
+  // The recipient's own reply, with the server that gave it (Delivery.replies).
+  const reply = d.replies?.[recipient] ?? 'the server gave no reply of its own';
+  return `${d.destination}: ${d.rejected.includes(recipient) ? 'refused' : 'deferred'} ${recipient}: ${reply}`;
 }
 
 function reasonsFor(recipients: readonly string[], deliveries: readonly Delivery[], fallback: string): Record<string, string> {

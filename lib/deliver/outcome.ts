@@ -41,10 +41,12 @@ export interface Outcome {
   transactionFailures: number;
   /** A message refused for good by a server (every recipient, MAIL FROM or DATA). */
   refused?: { reason: string; code: string };
+  /** Each recipient's own last reply from a server (RCPT TO, or the end of DATA when accepted), with where it came from. */
+  replies: Record<string, string>;
 }
 
 export function newOutcome(recipients: readonly string[]): Outcome {
-  return { recipients, remaining: [...recipients], accepted: [], rejected: [], pending: [], failures: [], transactionFailures: 0 };
+  return { recipients, remaining: [...recipients], accepted: [], rejected: [], pending: [], failures: [], transactionFailures: 0, replies: {} };
 }
 
 /** What a finished transaction means for the loop. */
@@ -73,6 +75,7 @@ export function settleTransaction(o: Outcome, t: TransactionResult, relay: strin
   }
   const accepted = t.recipients.filter((r) => r.status === 'accepted');
   const deferred = t.recipients.filter((r) => r.status === 'deferred');
+  for (const r of t.recipients) if (r.reply) o.replies[r.recipient] = `${relay}: ${r.reply}`;
   o.accepted.push(...accepted.map((r) => r.recipient));
   o.rejected.push(...t.recipients.filter((r) => r.status === 'rejected').map((r) => r.recipient));
   if (t.reply && accepted.length) o.response = t.reply;
@@ -131,6 +134,7 @@ export interface Concluded {
   reason?: string;
   code?: string;
   temporary?: boolean;
+  replies?: Record<string, string>;
 }
 
 /**
@@ -140,6 +144,7 @@ export interface Concluded {
  */
 export function conclude(o: Outcome, failure?: { reason: string; code: string; temporary: boolean }, tlsFailuresPermanent = false): Concluded {
   const out: Concluded = { status: 'deferred', accepted: [...o.accepted], rejected: [...o.rejected], pending: [...o.pending] };
+  if (Object.keys(o.replies).length > 0) out.replies = { ...o.replies };
   if (o.response !== undefined) out.response = o.response;
   if (failure) {
     const permanent = !failure.temporary || (failure.code === 'ETLS' && tlsFailuresPermanent);

@@ -167,6 +167,11 @@ export interface Delivery {
   pending: string[];
   /** The final reply to the message, when it was sent. */
   response?: string;
+  /**
+   * Each recipient's own last reply from a server, with the server: `mx1.example.net[192.0.2.1]:25:
+   * 550 5.1.1 no such user` (a refused or deferred RCPT TO, or the reply that accepted it).
+   */
+  replies?: Record<string, string>;
   attempts: Attempt[];
   /** The recipient domain's MTA-STS lookup, when MTA-STS applied to it (see StsLookup). */
   mtaSts?: StsLookup;
