@@ -5,19 +5,17 @@
  * moved the MX to a host of their own and blocks the TXT record and the policy host. A process
  * with an empty cache is the control: it delivers to the attacker, so the test can fail.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnsServer, type TestDnsServer, type ZoneData } from './helpers/dns-server.js';
 import { makePki, type Pki } from './helpers/pki.js';
 import { startRedis, type RedisProcess } from './helpers/redis.js';
+import { runTsChild } from './helpers/ts-child.js';
 import { loopbackBlock, startHosts, type Hosts } from './helpers/smtp-peer.js';
 import { policyText, startStsHosts, type StsHosts } from './helpers/sts-host.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
 let pki: Pki;
 let peers: Hosts;
 let dns: TestDnsServer;
@@ -73,27 +71,7 @@ interface Sent {
 /** One message from a process of its own. */
 function sendFrom(store: { redis: number } | { file: string } | 'memory', to: string): Promise<Sent> {
   const args = { dns: dns.server, port: peers.port, stsPort: sts.port, caFile: pki.caFile, to, store };
-  return new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      [
-        '--import',
-        join(here, 'helpers/ts-register.mjs'),
-        '--experimental-transform-types',
-        '--no-warnings',
-        join(here, 'helpers/sts-sender.ts'),
-        JSON.stringify(args),
-      ],
-      { timeout: 30_000 },
-      (error, stdout, stderr) => {
-        try {
-          resolve(JSON.parse(stdout) as Sent);
-        } catch {
-          reject(new Error(`the sending process failed: ${error?.message ?? ''}\n${stderr}`));
-        }
-      },
-    ),
-  );
+  return runTsChild<Sent>('sts-sender.ts', args, 30_000);
 }
 
 const mailsTo = (host: string) => peers.peers.get(host)!.events.filter((e) => e.command === 'MAIL').length;

@@ -5,22 +5,20 @@
  * they exist: two processes, each with its own transport, count their sessions into one store
  * concurrently, and one report is built with the sum of the sessions the real SMTP peer saw.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 import { startRedis, type RedisProcess } from './helpers/redis.js';
+import { runTsChild } from './helpers/ts-child.js';
 import { thrown } from './helpers/thrown.js';
 import { tlsrptProblems } from './helpers/tlsrpt-schema.js';
 import { openStores, type CounterStore, type StoreOption } from '../lib/store/index.js';
 import { tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
 import { utcDay } from '../lib/tlsrpt/index.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
 let redis: RedisProcess;
 let client: Redis;
 let dir: string;
@@ -130,27 +128,7 @@ describe('the store option', () => {
 /** `count` sessions from a process of its own, into `store`. */
 function sendFrom(store: { redis: number } | { file: string }, to: string, count: number): Promise<{ accepted: number }> {
   const args = { dns: world.dns.server, port: world.port, caFile: pki.caFile, to, count, store };
-  return new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      [
-        '--import',
-        join(here, 'helpers/ts-register.mjs'),
-        '--experimental-transform-types',
-        '--no-warnings',
-        join(here, 'helpers/tlsrpt-sender.ts'),
-        JSON.stringify(args),
-      ],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        try {
-          resolve(JSON.parse(stdout) as { accepted: number });
-        } catch {
-          reject(new Error(`the sending process failed: ${error?.message ?? ''}\n${stderr}`));
-        }
-      },
-    ),
-  );
+  return runTsChild<{ accepted: number }>('tlsrpt-sender.ts', args, 60_000);
 }
 
 describe.each([
