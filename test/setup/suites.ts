@@ -15,7 +15,6 @@ export const INTEROP_TESTS = [
   'test/dane.test.ts',
   'test/dns-config.test.ts',
   'test/dns-wire.test.ts',
-  'test/names-from-dns.test.ts',
   'test/cli.test.ts',
   // State shared by processes through a real redis-server.
   'test/bullmq-retry.test.ts',
