@@ -60,6 +60,8 @@ export interface SignedDnsOptions {
   authoritative?: boolean;
   /** Set the AD bit on every reply, as a validating resolver would (for 'trust-ad' beside 'validate' in the bench). */
   ad?: boolean;
+  /** Queries that get no reply at all (a server that has gone quiet), as the query name and type. */
+  silent?: (query: { name: Name; type: number }) => boolean;
   /** Change a reply before it is sent; the query name as labels, and its type. */
   mutate?: (reply: Reply, query: { name: Name; type: number }) => Reply;
 }
@@ -355,6 +357,7 @@ export async function startSignedDns(options: SignedDnsOptions): Promise<SignedD
     const query = parseQuery(data);
     if (!query) return undefined;
     queries.push({ name: nameToText(query.name), type: query.type, transport, cd: query.cd, do: query.edns?.do ?? false });
+    if (options.silent?.({ name: query.name, type: query.type })) return undefined;
     let reply = answerQuery(indexes, query.name, query.type, authoritative);
     if (options.mutate) reply = options.mutate(reply, { name: query.name, type: query.type });
     const limit = transport === 'tcp' ? 65_535 : query.edns ? Math.max(512, query.edns.payload) : 512;

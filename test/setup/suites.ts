@@ -12,7 +12,6 @@ export const INTEROP_TESTS = [
   'test/dnssec-unbound-interop.test.ts',
   // The AD path through a real validating unbound in front of nsd.
   'test/dnssec.test.ts',
-  'test/dane.test.ts',
   'test/dns-config.test.ts',
   'test/dns-wire.test.ts',
   'test/cli.test.ts',
