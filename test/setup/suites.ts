@@ -14,9 +14,9 @@ export const INTEROP_TESTS = [
   'test/dnssec.test.ts',
   'test/dns-config.test.ts',
   'test/dns-wire.test.ts',
-  'test/cli.test.ts',
   // State shared by processes through a real redis-server.
   'test/bullmq-retry.test.ts',
+  'test/cli-tls-reports-redis.test.ts',
   'test/mtasts-store.test.ts',
   'test/tlsrpt-deliver.test.ts',
   'test/tlsrpt-store.test.ts',
