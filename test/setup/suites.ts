@@ -12,7 +12,7 @@ export const INTEROP_TESTS = [
   'test/dnssec-unbound-interop.test.ts',
   // The AD path through a real validating unbound in front of nsd.
   'test/dnssec.test.ts',
-  'test/dns-config.test.ts',
+  'test/dns-config-unbound.test.ts',
   'test/dns-wire.test.ts',
   // State shared by processes through a real redis-server.
   'test/bullmq-retry.test.ts',
