@@ -13,7 +13,7 @@ export const INTEROP_TESTS = [
   // The AD path through a real validating unbound in front of nsd.
   'test/dnssec.test.ts',
   'test/dns-config-unbound.test.ts',
-  'test/dns-wire.test.ts',
+  'test/dns-wire-interop.test.ts',
   // State shared by processes through a real redis-server.
   'test/bullmq-retry.test.ts',
   'test/cli-tls-reports-redis.test.ts',
