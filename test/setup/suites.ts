@@ -19,5 +19,5 @@ export const INTEROP_TESTS = [
   'test/cli-tls-reports-redis.test.ts',
   'test/mtasts-store.test.ts',
   'test/tlsrpt-deliver.test.ts',
-  'test/tlsrpt-store.test.ts',
+  'test/tlsrpt-store-redis.test.ts',
 ];
