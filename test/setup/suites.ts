@@ -17,7 +17,7 @@ export const INTEROP_TESTS = [
   // State shared by processes through a real redis-server.
   'test/bullmq-retry.test.ts',
   'test/cli-tls-reports-redis.test.ts',
-  'test/mtasts-store.test.ts',
+  'test/mtasts-store-redis.test.ts',
   'test/tlsrpt-deliver.test.ts',
   'test/tlsrpt-store-redis.test.ts',
 ];
