@@ -18,6 +18,6 @@ export const INTEROP_TESTS = [
   'test/bullmq-retry.test.ts',
   'test/cli-tls-reports-redis.test.ts',
   'test/mtasts-store-redis.test.ts',
-  'test/tlsrpt-deliver.test.ts',
+  'test/tlsrpt-deliver-redis.test.ts',
   'test/tlsrpt-store-redis.test.ts',
 ];
