@@ -10,7 +10,7 @@ export const INTEROP_TESTS = [
   // Real unbound, nsd and ldns-signzone against the library's validator and signer.
   'test/dnssec-interop.test.ts',
   'test/dnssec-unbound-interop.test.ts',
-  // The AD path through a real validating unbound in front of nsd.
+  // The AD path through a real validating unbound in front of nsd, and unbound's and nsd's wire.
   'test/dnssec.test.ts',
   'test/dns-config-unbound.test.ts',
   'test/dns-wire-interop.test.ts',
