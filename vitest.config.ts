@@ -1,6 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { INTEROP_TESTS } from './test/setup/suites.js';
 
+/**
+ * `npm test`: every test file but those of `npm run test:interop` (vitest.interop.config.ts), so
+ * that it passes on a machine with Node and npm only.
+ */
 export default defineConfig({
   resolve: {
     // The examples import the library by its package name, as an app does; the tests run them
@@ -9,8 +14,7 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    // Stops at once, with one line, when the DNSSEC tests' system tools are missing.
-    globalSetup: ['test/setup/requirements.ts'],
+    exclude: [...INTEROP_TESTS, '**/node_modules/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -18,7 +18,7 @@ try {
 } catch (error) {
   const what = error?.code === 'ENOENT' ? 'is missing' : `cannot be read (${error?.code ?? error})`;
   console.log(
-    `no test summary: the test report ${file} ${what}, so the tests did not run to the end (npm test typechecks first and stops there when the typecheck fails): see the output above`,
+    `no test summary: the test report ${file} ${what}, so the tests did not run to the end (npm test typechecks first and stops there when the typecheck fails; npm run test:interop stops at once when unbound, nsd, the ldns tools or redis-server are missing): see the output above`,
   );
   process.exit(1);
 }

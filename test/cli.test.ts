@@ -1,8 +1,11 @@
 /**
- * The nodemailer-tls-policy command, through its `main()` in process, against the same real
- * world as the transport's DANE tests: a validating resolver (unbound) over zones signed at
- * setup (nsd), smtp-server peers with certificates made now. Every probe is also checked from
- * the servers' side: they see connections, never MAIL FROM, RCPT, AUTH or DATA.
+ * The nodemailer-tls-policy command, through its `main()` in process, against the same kind of
+ * world as the transport's DANE tests: zones signed at setup (test/helpers/signed-dns.ts) behind
+ * a recursive server on loopback that plays a trusted local validator (AD on the answers of
+ * signed zones, none for the unsigned one), which the probe trusts by default; with --dnssec
+ * validate the library checks the same zones itself from the `test.` key. smtp-server peers with
+ * certificates made now. Every probe is also checked from the servers' side: they see
+ * connections, never MAIL FROM, RCPT, AUTH or DATA.
  *
  * The built command (bin/ -> dist/esm/cli/) is run once at the end, from a build made into a
  * temporary directory (never the repository's dist/, which test/package.test.ts rebuilds).
@@ -27,14 +30,14 @@ import {
   type PolicyCheckReport,
   type TlsReportsReport,
 } from '../lib/cli/index.js';
-import { Redis } from 'ioredis';
-import { createResolver, tlsPolicy } from '../lib/index.js';
-import { openStores, type StoreOption } from '../lib/store/index.js';
-import { bucketOf, counterField, utcDay, type CountedSession } from '../lib/tlsrpt/index.js';
-import { startRedis, type RedisProcess } from './helpers/redis.js';
-import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
+import { isSubdomain, nameFromText } from '../lib/dnssec/names.js';
+import { tlsPolicy } from '../lib/index.js';
+import { openStores } from '../lib/store/index.js';
+import { T, a, mx, rr } from './helpers/dnssec-signer.js';
+import { signTree, startSignedDns, tlsa as tlsaRdata, type SignedDnsServer } from './helpers/signed-dns.js';
 import { makeLeaf, makePki, tlsaData, type Issued, type Pki } from './helpers/pki.js';
 import { startHosts, startPeer, type HostSpec, type Peer } from './helpers/smtp-peer.js';
+import { expectPendingReports, seed, yesterday } from './helpers/tls-reports-seed.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -68,7 +71,9 @@ function expectTerminalSafe(text: string, color: boolean) {
   expect(lines.at(-1)).toMatch(/^Result {2}would (deliver to|defer mail for|bounce mail for) (?!bank\.example)/);
 }
 
-let tree: DnssecTree;
+let dns: SignedDnsServer;
+/** Holds the trust anchor file of --dnssec validate: the `test.` zone's key. */
+let dnsDir = '';
 let peers = new Map<string, Peer>();
 const certs = new Map<string, Issued>();
 let pki: Pki;
@@ -97,36 +102,62 @@ beforeAll(async () => {
   ];
   ({ peers, port } = await startHosts(hosts));
   for (const h of hosts) certs.set(h.name, h.cert);
-  const A = (name: string) => `${name}. A ${peers.get(name)!.host}`;
-  const tlsa = (host: string, record: string) => `_${port}._tcp.${host}. TLSA ${record}`;
-  tree = await startDnssec([
-    // a usable DANE-EE record that matches, and a PKIX-TA record no SMTP client may use
-    {
-      origin: 'dane.test',
-      records: [
-        '@ MX 10 mx',
-        A('mx.dane.test'),
-        tlsa('mx.dane.test', `3 1 1 ${spkiSha256(certs.get('mx.dane.test')!.der)}`),
-        tlsa('mx.dane.test', `0 0 1 ${'ab'.repeat(32)}`),
-      ],
-    },
-    { origin: 'mismatch.test', records: ['@ MX 10 mx', A('mx.mismatch.test'), tlsa('mx.mismatch.test', `3 1 1 ${spkiSha256(other.der)}`)] },
-    {
-      origin: 'unsigned.test',
-      signed: false,
-      records: ['@ MX 10 mx', A('mx.unsigned.test'), tlsa('mx.unsigned.test', `3 1 1 ${spkiSha256(certs.get('mx.unsigned.test')!.der)}`)],
-    },
-    { origin: 'nostarttls.test', records: ['@ MX 10 mx', A('mx.nostarttls.test')] },
-    { origin: 'good.test', records: ['@ MX 10 mx', A('mx.good.test')] },
-    { origin: 'badcert.test', records: ['@ MX 10 mx', A('mx.badcert.test')] },
-    { origin: 'nullmx.test', records: ['@ MX 0 .'] },
-  ]);
+  const A = (name: string) => rr(`${name}.`, T.A, a(peers.get(name)!.host));
+  const MX = (domain: string, preference: number, host: string) => rr(`${domain}.`, T.MX, mx(preference, host === '.' ? '.' : `${host}.`));
+  const tlsa = (host: string, usage: number, selector: number, matching: number, hex: string) =>
+    rr(`_${port}._tcp.${host}.`, T.TLSA, tlsaRdata(usage, selector, matching, Buffer.from(hex, 'hex')));
+  const tree = signTree(
+    [
+      { origin: '.', algorithm: 13 },
+      { origin: 'test.', algorithm: 13 },
+      // a usable DANE-EE record that matches, and a PKIX-TA record no SMTP client may use
+      {
+        origin: 'dane.test.',
+        algorithm: 13,
+        records: [
+          MX('dane.test', 10, 'mx.dane.test'),
+          A('mx.dane.test'),
+          tlsa('mx.dane.test', 3, 1, 1, spkiSha256(certs.get('mx.dane.test')!.der)),
+          tlsa('mx.dane.test', 0, 0, 1, 'ab'.repeat(32)),
+        ],
+      },
+      {
+        origin: 'mismatch.test.',
+        algorithm: 13,
+        records: [MX('mismatch.test', 10, 'mx.mismatch.test'), A('mx.mismatch.test'), tlsa('mx.mismatch.test', 3, 1, 1, spkiSha256(other.der))],
+      },
+      {
+        origin: 'unsigned.test.',
+        algorithm: false,
+        records: [
+          MX('unsigned.test', 10, 'mx.unsigned.test'),
+          A('mx.unsigned.test'),
+          tlsa('mx.unsigned.test', 3, 1, 1, spkiSha256(certs.get('mx.unsigned.test')!.der)),
+        ],
+      },
+      { origin: 'nostarttls.test.', algorithm: 13, records: [MX('nostarttls.test', 10, 'mx.nostarttls.test'), A('mx.nostarttls.test')] },
+      { origin: 'good.test.', algorithm: 13, records: [MX('good.test', 10, 'mx.good.test'), A('mx.good.test')] },
+      { origin: 'badcert.test.', algorithm: 13, records: [MX('badcert.test', 10, 'mx.badcert.test'), A('mx.badcert.test')] },
+      { origin: 'nullmx.test.', algorithm: 13, records: [MX('nullmx.test', 0, '.')] },
+    ],
+    Math.floor(Date.now() / 1000),
+  );
+  // A trusted validator's verdict: every name is in a signed zone under the signed test. but those of unsigned.test.
+  const unsigned = nameFromText('unsigned.test.');
+  dns = await startSignedDns({ zones: tree.zones, ad: (query) => !isSubdomain(query.name, unsigned) });
+  dnsDir = mkdtempSync(join(tmpdir(), 'ntp-cli-dns-'));
+  const testKey = tree.keys.get('test.')!.dnskey.rdata;
+  writeFileSync(
+    join(dnsDir, 'test.anchor'),
+    `test. IN DNSKEY ${(testKey[0]! << 8) | testKey[1]!} ${testKey[2]} ${testKey[3]} ${Buffer.from(testKey.subarray(4)).toString('base64')}\n`,
+  );
 }, 60_000);
 
 afterAll(async () => {
   await Promise.all([...peers.values()].map((p) => p.close()));
-  await tree?.close();
+  await dns?.close();
   pki?.close();
+  if (dnsDir) rmSync(dnsDir, { recursive: true, force: true });
 });
 
 interface Run {
@@ -161,7 +192,7 @@ async function watched<T>(fn: () => Promise<T>): Promise<{ result: T; commands: 
 /** `probe TARGET --json` against the test world; checks that no peer saw any of a mail. */
 async function probe(target: string, ...args: string[]): Promise<Run & { report: ProbeReport; connections: number }> {
   const { result, commands, connections } = await watched(() =>
-    run(['probe', target, '--json', '--port', String(port), '--resolver', tree.resolver, '--dns-timeout', '1000', ...args]),
+    run(['probe', target, '--json', '--port', String(port), '--resolver', dns.server, '--dns-timeout', '1000', ...args]),
   );
   expect(result.err).toBe('');
   expect(commands, 'the probe must send no MAIL FROM, RCPT, AUTH or DATA').toEqual([]);
@@ -378,11 +409,11 @@ describe('probe --json, by kind of destination', () => {
     expect(parent.report.policy).toMatchObject({ level: 'encrypt', source: `${file}:3` });
   });
 
-  it('--dnssec validate: Unbound is only asked (CD=1), the library validates from --trust-anchors, and the report shows each chain', async () => {
-    const anchors = join(tree.dir, 'test.anchor');
+  it('--dnssec validate: the server is only asked (CD=1), the library validates from --trust-anchors, and the report shows each chain', async () => {
+    const anchors = join(dnsDir, 'test.anchor');
     const { code, report } = await probe('dane.test', '--level', 'dane', '--dnssec', 'validate', '--trust-anchors', anchors);
     expect(code).toBe(0);
-    expect(report.config.resolver).toEqual({ servers: [tree.resolver], trustAd: 'loopback', dnssec: 'validate' });
+    expect(report.config.resolver).toEqual({ servers: [dns.server], trustAd: 'loopback', dnssec: 'validate' });
     expect(report.mx!.dnssec).toBe('secure');
     expect(report.attempts[0]!.verdict).toMatchObject({ trust: 'Verified' });
     const asked = report.dnssec!.map((v) => `${v.type} ${v.name} ${v.status}`);
@@ -392,9 +423,9 @@ describe('probe --json, by kind of destination', () => {
     expect(mx.chain[1]).toMatch(/^dane\.test\. DS \d+\/13\/2: RRSIG \d+\/13 by test\. verifies$/);
     expect(mx.chain.at(-1)).toMatch(/^the MX RRset of dane\.test\.: RRSIG \d+\/13 by dane\.test\. verifies$/);
     // The text form: the resolver line says where DNSSEC is checked, and a DNSSEC section lists each name with its chain.
-    const text = await run(['probe', 'dane.test', '--port', String(port), '--resolver', tree.resolver, '--dnssec', 'validate', '--trust-anchors', anchors]);
+    const text = await run(['probe', 'dane.test', '--port', String(port), '--resolver', dns.server, '--dnssec', 'validate', '--trust-anchors', anchors]);
     const lines = stripAnsi(text.out).split('\n');
-    expect(lines).toContain(`  resolver     ${tree.resolver}  (DNSSEC validated here, from the trust anchors)`);
+    expect(lines).toContain(`  resolver     ${dns.server}  (DNSSEC validated here, from the trust anchors)`);
     const section = lines.indexOf('DNSSEC');
     expect(section).toBeGreaterThan(0);
     expect(lines[section + 1]).toBe('  MX           dane.test  secure');
@@ -405,15 +436,15 @@ describe('probe --json, by kind of destination', () => {
     const bad = await run(['probe', 'dane.test', '--dnssec', 'yes']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('--dnssec');
-    const missing = await run(['probe', 'dane.test', '--dnssec', 'validate', '--trust-anchors', join(tree.dir, 'nothing-here')]);
+    const missing = await run(['probe', 'dane.test', '--dnssec', 'validate', '--trust-anchors', join(dnsDir, 'nothing-here')]);
     expect(missing.code).toBe(2);
-    expect(missing.err).toContain(`resolver.trustAnchors: cannot read ${join(tree.dir, 'nothing-here')} (ENOENT)`);
+    expect(missing.err).toContain(`resolver.trustAnchors: cannot read ${join(dnsDir, 'nothing-here')} (ENOENT)`);
   });
 
   it('--trust-ad no: every answer is insecure, so dane runs as may', async () => {
     const { code, report } = await probe('dane.test', '--level', 'dane', '--trust-ad', 'no');
     expect(code).toBe(0);
-    expect(report.config.resolver).toEqual({ servers: [tree.resolver], trustAd: false, dnssec: 'trust-ad' });
+    expect(report.config.resolver).toEqual({ servers: [dns.server], trustAd: false, dnssec: 'trust-ad' });
     expect(report.dnssec).toBeUndefined();
     expect(report.mx!.dnssec).toBe('insecure');
     expect(report.hosts[0]!.dnssec).toBe('insecure');
@@ -597,7 +628,7 @@ describe('probe: the global protocol, cipher and match flags (tlsProtocols ... s
 });
 
 describe('probe, human format', () => {
-  const args = () => ['probe', 'dane.test', '--level', 'dane', '--port', String(port), '--resolver', tree.resolver];
+  const args = () => ['probe', 'dane.test', '--level', 'dane', '--port', String(port), '--resolver', dns.server];
 
   it('aligned sections, the result last, no colour when stdout is not a terminal', async () => {
     const { result: r, commands } = await watched(() => run(args()));
@@ -926,10 +957,10 @@ describe('the installed command', () => {
       expect((await exec(process.execPath, [bin, 'probe'])).code).toBe(2);
 
       const before = peers.get('mx.dane.test')!.events.length;
-      const dane = await exec(process.execPath, [bin, 'probe', 'dane.test', '--level', 'dane', '--json', '--port', String(port), '--resolver', tree.resolver]);
+      const dane = await exec(process.execPath, [bin, 'probe', 'dane.test', '--level', 'dane', '--json', '--port', String(port), '--resolver', dns.server]);
       expect(dane.code, dane.stderr).toBe(0);
       expect((JSON.parse(dane.stdout) as ProbeReport).result.via?.trust).toBe('Verified');
-      const mismatch = await exec(process.execPath, [bin, 'probe', 'mismatch.test', '--level', 'dane', '--port', String(port), '--resolver', tree.resolver]);
+      const mismatch = await exec(process.execPath, [bin, 'probe', 'mismatch.test', '--level', 'dane', '--port', String(port), '--resolver', dns.server]);
       expect(mismatch.code).toBe(1);
       expect(mismatch.stdout).not.toContain('\u001b['); // a pipe is not a terminal
       expect(mismatch.stdout).toMatch(/\nResult  would defer mail for mismatch\.test/);
@@ -956,7 +987,7 @@ function exec(file: string, args: string[], timeout = 20_000): Promise<{ code: n
 describe('probe: text from a hostile peer never acts on the terminal', () => {
   const at = (name: string) => `[${peers.get(name)!.host}]:${port}`;
   const textRun = (target: string, level: string, options: { tty?: boolean; env?: Record<string, string> } = {}, ...more: string[]) =>
-    watched(() => run(['probe', target, '--level', level, '--port', String(port), '--resolver', tree.resolver, ...more], options));
+    watched(() => run(['probe', target, '--level', level, '--port', String(port), '--resolver', dns.server, ...more], options));
 
   it('a self-signed certificate whose names and subject hold controls: shown escaped, with or without colour', async () => {
     for (const options of [{}, { tty: true, env: { NO_COLOR: '1' } }, { tty: true }]) {
@@ -1051,109 +1082,16 @@ describe('probe: text from a hostile peer never acts on the terminal', () => {
 });
 
 describe('tls-reports', () => {
-  const DAY = 86_400_000;
-  const yesterday = utcDay(Date.now() - DAY);
-  const today = utcDay(Date.now());
-  let redis: RedisProcess;
-  let client: Redis;
   let file: string;
-  /** A counted session to `domain` on `day`: a failure (no STARTTLS at mx.<domain>), or a success. */
-  const session = (domain: string, day: string, failed: boolean): CountedSession => ({
-    domain,
-    day,
-    policy: { type: 'no-policy-found', domain, strings: [], mxHosts: [] },
-    ...(failed
-      ? {
-          failure: {
-            resultType: 'starttls-not-supported',
-            sendingIp: '192.0.2.1',
-            receivingMx: `mx.${domain}`,
-            receivingIp: '198.51.100.7',
-            reason: `mx.${domain} offered no STARTTLS`,
-          },
-        }
-      : {}),
-  });
-
-  /** Counts sessions into the store as transports do, and tries the reports of retry.test once, with a DNS server that does not answer. */
-  async function seed(store: StoreOption): Promise<void> {
-    const { counters } = openStores(store);
-    const add = (s: CountedSession, n: number) => counters.add(bucketOf(s.domain, s.day), counterField(s), n, s.failure?.reason);
-    await add(session('retry.test', yesterday, true), 2);
-    const sender = tlsPolicy({
-      store,
-      tlsRpt: { organization: 'Origin Test Mail', contact: 'tlsrpt@origin.test' },
-      dns: createResolver({ servers: ['127.0.0.1:9'], timeout: 200, attempts: 1 }),
-      mtaSts: false,
-    });
-    try {
-      expect(await sender.tlsReports.send()).toEqual([expect.objectContaining({ domain: 'retry.test', status: 'pending' })]);
-    } finally {
-      sender.close();
-    }
-    await add(session('due.test', yesterday, true), 3);
-    await add(session('due.test', yesterday, false), 1);
-    await add(session('quiet.test', yesterday, false), 4);
-    await add(session('today.test', today, true), 1);
-  }
-
   beforeAll(async () => {
-    redis = await startRedis();
-    client = new Redis(redis.port, '127.0.0.1');
     file = join(dir, 'tlsrpt.sqlite');
     await seed({ file });
-    await seed({ redis: client });
   }, 30_000);
-  afterAll(async () => {
-    await client?.quit();
-    await redis?.stop();
+
+  // The same with --redis and a real redis-server: test/cli-tls-reports-redis.test.ts (npm run test:interop).
+  it('--store: the reports of ended days with a failure, due or being retried with the reason; not today, not a day without a failure', async () => {
+    await expectPendingReports(['--store', file], `SQLite file ${file}`);
   });
-
-  it.each([
-    ['--store', () => ['--store', file], () => `SQLite file ${file}`],
-    ['--redis', () => ['--redis', `redis://127.0.0.1:${redis.port}`], () => `Redis redis://127.0.0.1:${redis.port}`],
-  ])(
-    '%s: the reports of ended days with a failure, due or being retried with the reason; not today, not a day without a failure',
-    async (_flag, store, kind) => {
-      const text = await run(['tls-reports', ...store()]);
-      expect(text).toMatchObject({ code: 0, err: '' });
-      const lines = text.out.trimEnd().split('\n');
-      expect(lines[0]).toBe(`2 TLS reports are pending in the ${kind()}:`);
-      expect(lines[1]).toMatch(new RegExp(`^  ${yesterday}  due\\.test    due       4 sessions: 1 successful, 3 failed$`));
-      expect(lines[2]).toMatch(new RegExp(`^  ${yesterday}  retry\\.test  retrying  2 sessions: 0 successful, 2 failed; 1 attempt since \\d{4}-`));
-      expect(lines[3]).toMatch(/^ {4}_smtp\._tls\.retry\.test: DNS lookup of TXT for _smtp\._tls\.retry\.test failed/);
-      expect(lines).toHaveLength(4);
-
-      const json = await run(['tls-reports', ...store(), '--json']);
-      expect(json.code).toBe(0);
-      const report = JSON.parse(json.out) as TlsReportsReport;
-      expect(report.store).toBe(kind());
-      expect(report.pending).toEqual([
-        expect.objectContaining({ domain: 'due.test', day: yesterday, status: 'due', successful: 1, failed: 3, attempts: 0, errors: {} }),
-        expect.objectContaining({
-          domain: 'retry.test',
-          day: yesterday,
-          status: 'retrying',
-          reportId: `${yesterday}.retry.test@origin.test`,
-          failed: 2,
-          attempts: 1,
-          errors: { '_smtp._tls.retry.test': expect.stringContaining('failed') },
-        }),
-      ]);
-      expect(report.pending[0]!.policies).toEqual([
-        {
-          policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'due.test' },
-          summary: { 'total-successful-session-count': 1, 'total-failure-session-count': 3 },
-          'failure-details': [
-            expect.objectContaining({ 'result-type': 'starttls-not-supported', 'receiving-mx-hostname': 'mx.due.test', 'failed-session-count': 3 }),
-          ],
-        },
-      ]);
-
-      const all = await run(['tls-reports', ...store(), '--all', '--json']);
-      expect((JSON.parse(all.out) as TlsReportsReport).pending.map((p) => p.domain)).toEqual(['due.test', 'quiet.test', 'retry.test']);
-    },
-  );
 
   it('nothing pending: said so, exit 0', async () => {
     const empty = join(dir, 'empty.sqlite');

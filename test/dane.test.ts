@@ -1,18 +1,26 @@
 /**
- * DANE end to end: a real validating resolver (unbound) over zones signed at setup and served
- * by nsd, real smtp-server peers whose certificates are made now, and TLSA records computed
- * from those certificates. Each test checks from the server's side what crossed which channel.
+ * DANE end to end: zones signed at setup (test/helpers/signed-dns.ts) behind a plain recursive
+ * server that never sets AD, validated by the library itself from the tree's trust anchor
+ * (`resolver.dnssec: 'validate'`), real smtp-server peers whose certificates are made now, and
+ * TLSA records computed from those certificates. Each test checks from the server's side what
+ * crossed which channel. (The AD path through a real unbound: test/dnssec.test.ts, interop.)
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, type TlsPolicyError, type TlsPolicyOptions, type TlsPolicySentInfo } from '../lib/index.js';
-import { startDnssec, type DnssecTree, type DnssecZoneSpec } from './helpers/dnssec.js';
+import { isSubdomain, nameFromText } from '../lib/dnssec/names.js';
+import { T, a, mx, rr, wireKeepCase } from './helpers/dnssec-signer.js';
 import { daysFromNow, makeCA, makeLeaf, tlsaData, type Issued } from './helpers/pki.js';
+import { signTree, startSignedDns, tlsa as tlsaRdata, type SignedDnsServer, type TreeZoneSpec } from './helpers/signed-dns.js';
 import { startHosts, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
 import { sendOnce } from './helpers/world.js';
 
-const tlsa = (usage: 2 | 3, selector: 0 | 1, matching: 0 | 1 | 2, cert: Issued) =>
-  `TLSA ${usage} ${selector} ${matching} ${tlsaData(cert.der, selector, matching)}`;
+const tlsa = (usage: 0 | 1 | 2 | 3, selector: 0 | 1, matching: 0 | 1 | 2, cert: Issued) =>
+  tlsaRdata(usage, selector, matching, Buffer.from(tlsaData(cert.der, selector, matching), 'hex'));
+const NOW = Math.floor(Date.now() / 1000);
 
 interface HostDef {
   /** absolute host name */
@@ -21,7 +29,9 @@ interface HostDef {
   cert: Issued;
 }
 
-let tree: DnssecTree;
+let dnsServer: SignedDnsServer;
+let dir = '';
+let anchorFile = '';
 let peers = new Map<string, Peer>();
 let root: Issued;
 let inter: Issued;
@@ -53,58 +63,95 @@ beforeAll(async () => {
     { name: 'mx.nostarttls.test', behaviour: 'no-starttls', cert: await self(['mx.nostarttls.test']) },
   ];
   ({ peers, port } = await startHosts(hosts.map((h) => ({ ...h, behaviour: h.behaviour ?? 'starttls' }))));
-  const A = (name: string) => `${name}. A ${peers.get(name)!.host}`;
+  const A = (name: string) => rr(`${name}.`, T.A, a(peers.get(name)!.host));
   const cert = (name: string) => hosts.find((h) => h.name === name)!.cert;
-  const tlsaAt = (name: string, record: string) => `_${port}._tcp.${name}. ${record}`;
-  const zone = (origin: string, records: string[], extra: Partial<DnssecZoneSpec> = {}): DnssecZoneSpec => ({ origin, records, ...extra });
-  const spec: DnssecZoneSpec[] = [
-    zone('ee311.test', ['@ MX 10 mx', A('mx.ee311.test'), tlsaAt('mx.ee311.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
-    zone('ee301.test', ['@ MX 10 mx', A('mx.ee301.test'), tlsaAt('mx.ee301.test', tlsa(3, 0, 1, cert('mx.ee301.test')))]),
-    zone('ee312.test', ['@ MX 10 mx', A('mx.ee312.test'), tlsaAt('mx.ee312.test', tlsa(3, 1, 2, cert('mx.ee312.test')))]),
-    zone('expired.test', ['@ MX 10 mx', A('mx.expired.test'), tlsaAt('mx.expired.test', tlsa(3, 1, 1, cert('mx.expired.test')))]),
-    zone('ta201.test', ['@ MX 10 mx', A('mx.ta201.test'), tlsaAt('mx.ta201.test', tlsa(2, 0, 1, inter))]),
-    zone('ta211.test', ['@ MX 10 mx', A('mx.ta211.test'), tlsaAt('mx.ta211.test', tlsa(2, 1, 1, inter))]),
-    zone('tawrong.test', ['@ MX 10 mx', A('mx.tawrong.test'), tlsaAt('mx.tawrong.test', tlsa(2, 0, 1, inter))]),
-    zone('nomatch.test', ['@ MX 10 mx', A('mx.nomatch.test'), tlsaAt('mx.nomatch.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
-    zone('unusable.test', [
-      '@ MX 10 mx',
-      A('mx.unusable.test'),
-      tlsaAt('mx.unusable.test', `TLSA 1 1 1 ${tlsaData(cert('mx.unusable.test').der, 1, 1)}`),
-      tlsaAt('mx.unusable.test', `TLSA 0 0 1 ${tlsaData(root.der, 0, 1)}`),
+  const tlsaAt = (name: string, rdata: Buffer) => rr(`_${port}._tcp.${name}.`, T.TLSA, rdata);
+  const mxAt = (domain: string, preference: number, host: string) => rr(`${domain}.`, T.MX, mx(preference, `${host}.`));
+  const zone = (origin: string, records: ReturnType<typeof rr>[], extra: Partial<TreeZoneSpec> = {}): TreeZoneSpec => ({
+    origin: `${origin}.`,
+    algorithm: 13,
+    records,
+    ...extra,
+  });
+  const spec: TreeZoneSpec[] = [
+    { origin: '.', algorithm: 13 },
+    { origin: 'test.', algorithm: 13 },
+    zone('ee311.test', [mxAt('ee311.test', 10, 'mx.ee311.test'), A('mx.ee311.test'), tlsaAt('mx.ee311.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
+    zone('ee301.test', [mxAt('ee301.test', 10, 'mx.ee301.test'), A('mx.ee301.test'), tlsaAt('mx.ee301.test', tlsa(3, 0, 1, cert('mx.ee301.test')))]),
+    zone('ee312.test', [mxAt('ee312.test', 10, 'mx.ee312.test'), A('mx.ee312.test'), tlsaAt('mx.ee312.test', tlsa(3, 1, 2, cert('mx.ee312.test')))]),
+    zone('expired.test', [
+      mxAt('expired.test', 10, 'mx.expired.test'),
+      A('mx.expired.test'),
+      tlsaAt('mx.expired.test', tlsa(3, 1, 1, cert('mx.expired.test'))),
     ]),
-    zone('unsigned.test', ['@ MX 10 mx', A('mx.unsigned.test'), tlsaAt('mx.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { signed: false }),
+    zone('ta201.test', [mxAt('ta201.test', 10, 'mx.ta201.test'), A('mx.ta201.test'), tlsaAt('mx.ta201.test', tlsa(2, 0, 1, inter))]),
+    zone('ta211.test', [mxAt('ta211.test', 10, 'mx.ta211.test'), A('mx.ta211.test'), tlsaAt('mx.ta211.test', tlsa(2, 1, 1, inter))]),
+    zone('tawrong.test', [mxAt('tawrong.test', 10, 'mx.tawrong.test'), A('mx.tawrong.test'), tlsaAt('mx.tawrong.test', tlsa(2, 0, 1, inter))]),
+    zone('nomatch.test', [mxAt('nomatch.test', 10, 'mx.nomatch.test'), A('mx.nomatch.test'), tlsaAt('mx.nomatch.test', tlsa(3, 1, 1, cert('mx.ee311.test')))]),
+    zone('unusable.test', [
+      mxAt('unusable.test', 10, 'mx.unusable.test'),
+      A('mx.unusable.test'),
+      tlsaAt('mx.unusable.test', tlsa(1, 1, 1, cert('mx.unusable.test'))),
+      tlsaAt('mx.unusable.test', tlsa(0, 0, 1, root)),
+    ]),
+    zone(
+      'unsigned.test',
+      [mxAt('unsigned.test', 10, 'mx.unsigned.test'), A('mx.unsigned.test'), tlsaAt('mx.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))],
+      {
+        algorithm: false,
+      },
+    ),
     // a signed domain whose MX host sits in an unsigned zone
-    zone('signedmx.test', ['@ MX 10 mx.island.unsigned.test.']),
-    zone('island.unsigned.test', [A('mx.island.unsigned.test'), tlsaAt('mx.island.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { signed: false }),
+    zone('signedmx.test', [mxAt('signedmx.test', 10, 'mx.island.unsigned.test')]),
+    zone('island.unsigned.test', [A('mx.island.unsigned.test'), tlsaAt('mx.island.unsigned.test', tlsa(3, 1, 1, cert('mx.ee311.test')))], { algorithm: false }),
     // an unsigned domain whose MX host is in a signed zone with TLSA: insecure MX, DANE still enforced (Trusted)
-    zone('insecuremx.test', ['@ MX 10 mx.ee311.test.'], { signed: false }),
-    zone('bogus.test', ['@ MX 10 mx', A('mx.bogus.test'), tlsaAt('mx.bogus.test', tlsa(3, 1, 1, cert('mx.bogus.test')))], {
-      tamper: [{ owner: `_${port}._tcp.mx`, type: 'TLSA' }],
+    zone('insecuremx.test', [mxAt('insecuremx.test', 10, 'mx.ee311.test')], { algorithm: false }),
+    // the TLSA RRset changed after signing: its RRSIG fails
+    zone('bogus.test', [mxAt('bogus.test', 10, 'mx.bogus.test'), A('mx.bogus.test'), tlsaAt('mx.bogus.test', tlsa(3, 1, 1, cert('mx.bogus.test')))], {
+      tamper: [{ owner: `_${port}._tcp.mx.bogus.test.`, type: T.TLSA }],
     }),
     // MX host is a CNAME to target.cname.test, whose TLSA is found first
-    zone('cname.test', ['@ MX 10 mx', 'mx CNAME target', A('target.cname.test'), tlsaAt('target.cname.test', tlsa(3, 1, 1, cert('target.cname.test')))]),
+    zone('cname.test', [
+      mxAt('cname.test', 10, 'mx.cname.test'),
+      rr('mx.cname.test.', T.CNAME, wireKeepCase('target.cname.test.')),
+      A('target.cname.test'),
+      tlsaAt('target.cname.test', tlsa(3, 1, 1, cert('target.cname.test'))),
+    ]),
     zone('two.test', [
-      '@ MX 10 mx1',
-      '@ MX 20 mx2',
+      mxAt('two.test', 10, 'mx1.two.test'),
+      mxAt('two.test', 20, 'mx2.two.test'),
       A('mx1.two.test'),
       A('mx2.two.test'),
       tlsaAt('mx1.two.test', tlsa(3, 1, 1, cert('mx.ee311.test'))),
       tlsaAt('mx2.two.test', tlsa(3, 1, 1, cert('mx2.two.test'))),
     ]),
-    zone('slow.test', ['@ MX 10 mx.slow.test.', A('mx.slow.test')]),
-    zone('_tcp.mx.slow.test', [], { blackhole: true }),
-    zone('nostarttls.test', ['@ MX 10 mx', A('mx.nostarttls.test'), tlsaAt('mx.nostarttls.test', tlsa(3, 1, 1, cert('mx.nostarttls.test')))]),
+    // every query at or below _tcp.mx.slow.test goes unanswered (startSignedDns's silent, below)
+    zone('slow.test', [mxAt('slow.test', 10, 'mx.slow.test'), A('mx.slow.test')]),
+    zone('nostarttls.test', [
+      mxAt('nostarttls.test', 10, 'mx.nostarttls.test'),
+      A('mx.nostarttls.test'),
+      tlsaAt('mx.nostarttls.test', tlsa(3, 1, 1, cert('mx.nostarttls.test'))),
+    ]),
   ];
-  tree = await startDnssec(spec);
+  const tree = signTree(spec, NOW);
+  const quiet = nameFromText('_tcp.mx.slow.test.');
+  dnsServer = await startSignedDns({ zones: tree.zones, silent: (query) => isSubdomain(query.name, quiet) });
+  dir = mkdtempSync(join(tmpdir(), 'dane-'));
+  anchorFile = join(dir, 'root.ds');
+  writeFileSync(anchorFile, `${tree.anchor}\n`);
 }, 60_000);
 
 afterAll(async () => {
   await Promise.all([...peers.values()].map((p) => p.close()));
-  await tree?.close();
+  await dnsServer?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The library validates every answer itself: the server is a plain recursive one. */
+const resolverOptions = () => ({ servers: [dnsServer.server], dnssec: 'validate' as const, trustAnchors: anchorFile });
+
 function send(options: TlsPolicyOptions, to: string | string[]): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
-  const dns = createResolver({ servers: [tree.resolver], timeout: 400, attempts: 2 });
+  const dns = createResolver({ ...resolverOptions(), timeout: 400, attempts: 2 });
   return sendOnce({ port, dns, ...options }, { from: 's@origin.test', to, subject: 'dane' });
 }
 
@@ -177,7 +224,7 @@ describe('DANE refuses what does not match, and sends nothing', () => {
       expect(result.error?.temporary).toBe(true);
       expect(result.error?.message).toMatch(
         new RegExp(
-          `DNS lookup of TLSA for _${port}\\._tcp\\.mx\\.bogus\\.test failed: SERVFAIL .*DNSSEC_BOGUS.*mx\\.bogus\\.test\\[[\\d.]+\\]:${port} is not tried at level (dane|dane-only) without its TLSA records`,
+          `DNS lookup of TLSA for _${port}\\._tcp\\.mx\\.bogus\\.test failed DNSSEC validation: in zone bogus\\.test\\., _${port}\\._tcp\\.mx\\.bogus\\.test\\. TLSA: RRSIG \\d+/13: signature does not verify with DNSKEY \\d+; mx\\.bogus\\.test\\[[\\d.]+\\]:${port} is not tried at level ${level} without its TLSA records`,
         ),
       );
       expect(s['mx.bogus.test']).toEqual([]);
@@ -295,7 +342,7 @@ describe('DANE and connection reuse', () => {
   it('a second message under the same DANE plan reuses the verified session', async () => {
     const peer = peers.get('mx.ee312.test')!;
     const before = peer.connections;
-    const transport = tlsPolicy({ level: 'dane', port, dns: createResolver({ servers: [tree.resolver] }) });
+    const transport = tlsPolicy({ level: 'dane', port, dns: createResolver(resolverOptions()) });
     const mailer = nodemailer.createTransport(transport);
     const infos = [];
     for (let i = 0; i < 3; i++) infos.push(await mailer.sendMail({ from: 's@origin.test', to: `u${i}@ee312.test`, text: 'x' }));

@@ -1,7 +1,8 @@
 /**
  * Where the resolver's servers come from and whose AD bit it believes by default, what
- * checkDnssec() says about the trusted servers (against the test DNS server and a real
- * validating Unbound), and reading resolv.conf, hostile lines included.
+ * checkDnssec() says about the trusted servers (against the test DNS server; against a real
+ * validating Unbound in test/dns-config-unbound.test.ts, npm run test:interop), and reading
+ * resolv.conf, hostile lines included.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResolver, parseResolvConf, systemServers, type ResolverOptions } from '../lib/dns/index.js';
 import { keyTag } from '../lib/dnssec/records.js';
 import { startDnsServer, type TestDnsServer, type ZoneRecord } from './helpers/dns-server.js';
-import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
 
 let dir: string;
 beforeAll(() => {
@@ -250,28 +250,6 @@ describe('checkDnssec()', () => {
     );
     expect(await resolver.checkDnssec()).toEqual({ ok: false, reason: `No DNS server's AD bit is believed, so no answer can be DNSSEC-secure: ${why(path)}` });
     expect(resolver.stats.queriesSent).toBe(0);
-  });
-});
-
-describe('checkDnssec() against a validating Unbound', () => {
-  let tree: DnssecTree;
-  beforeAll(async () => {
-    tree = await startDnssec([
-      { origin: 'example.test', records: ['mx A 127.0.0.2'] },
-      { origin: 'insecure.test', signed: false, records: ['mx A 127.0.0.4'] },
-    ]);
-  }, 60_000);
-  afterAll(async () => {
-    await tree?.close();
-  });
-
-  it('a signed zone: ok; an unsigned one: the AD bit is missing', async () => {
-    const resolver = createResolver({ servers: [tree.resolver], timeout: 1000 });
-    expect(await resolver.checkDnssec('example.test')).toEqual({ ok: true, servers: [tree.resolver] });
-    expect(await resolver.checkDnssec('insecure.test')).toEqual({
-      ok: false,
-      reason: `DNS server ${tree.resolver} answered the SOA query for insecure.test without the AD bit, so it does not validate DNSSEC (or insecure.test is not signed)`,
-    });
   });
 });
 

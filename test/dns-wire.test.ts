@@ -1,18 +1,20 @@
 /**
  * The DNS wire decoder (lib/dns/wire.ts) and the reply checks built on it (checkReply): one
- * row per rule, then a fuzz run over real replies (Unbound and NSD answering with DNSSEC
- * records, the test DNS server's dns2-encoded ones) mutated tens of thousands of times plus
+ * row per rule, then a fuzz run over real replies (zones signed in the test, answered with their
+ * DNSSEC records by a recursive and an authoritative server; the test DNS server's dns2-encoded
+ * ones; a real Unbound and NSD's in test/dns-wire-interop.test.ts) mutated tens of thousands of times plus
  * crafted hostile ones, asserting that decoding always returns, that its work stays within
  * workBudget(length), and that every name it returns is in the safe presentation form.
  */
-import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import dns2 from 'dns2';
 import { createResolver } from '../lib/dns/index.js';
 import { checkReply } from '../lib/dns/message.js';
 import { MAX_POINTERS_PER_NAME, decodeMessage, encodeQuery, formatIPv6, workBudget, type Message } from '../lib/dns/wire.js';
 import { normalizeName } from '../lib/dns/names.js';
-import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
+import { T, a, mx as mxRdata, rr as rrOf, txt, wireKeepCase } from './helpers/dnssec-signer.js';
+import { signTree, startSignedDns, tlsa, type SignedDnsServer } from './helpers/signed-dns.js';
+import { exchange, expectCleanSeeds, expectMutationsSafe, problems } from './helpers/wire-fuzz.js';
 import { pointerChainReply, startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
 
 const { Packet } = dns2;
@@ -515,148 +517,39 @@ describe('checkReply', () => {
  * Fuzzing.
  */
 
-/** mulberry32: a small seeded generator, so a failure can be replayed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function mutate(seed: Buffer, random: () => number): Buffer {
-  let b = Buffer.from(seed);
-  const int = (n: number) => Math.floor(random() * n);
-  const steps = 1 + int(4);
-  for (let s = 0; s < steps; s++) {
-    const at = b.length > 0 ? int(b.length) : 0;
-    switch (int(9)) {
-      case 0: // flip a bit
-        if (b.length > 0) b[at] = b[at]! ^ (1 << int(8));
-        break;
-      case 1: // any octet
-        if (b.length > 0) b[at] = int(256);
-        break;
-      case 2: // a pointer, backwards, forwards, into the header or to itself
-        if (b.length > 1) {
-          const choice = int(4);
-          const target = choice === 0 ? int(Math.max(1, at)) : choice === 1 ? at + int(64) : choice === 2 ? int(12) : at;
-          b[at] = 0xc0 | ((target >> 8) & 0x3f);
-          if (at + 1 < b.length) b[at + 1] = target & 0xff;
-        }
-        break;
-      case 3: // truncate
-        b = b.subarray(0, int(b.length + 1));
-        break;
-      case 4: // insert octets
-        b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + int(8) }, () => int(256))), b.subarray(at)]);
-        break;
-      case 5: // a section count
-        if (b.length >= 12) b.writeUInt16BE(int(4) === 0 ? int(0x10000) : int(8), 4 + 2 * int(4));
-        break;
-      case 6: // a 16-bit field (an RDLENGTH, a type) nudged
-        if (at + 1 < b.length) b.writeUInt16BE((b.readUInt16BE(at) + int(9) - 4) & 0xffff, at);
-        break;
-      case 7: // a label length: reserved types, over-long, zero
-        if (b.length > 0) b[at] = [0x40, 0x80, 0x3f, 0, 1, 63][int(6)]!;
-        break;
-      case 8: // a slice repeated
-        if (b.length > 0) {
-          const from = int(b.length);
-          b = Buffer.concat([b.subarray(0, at), b.subarray(from, from + int(32)), b.subarray(at)]);
-        }
-        break;
-    }
-  }
-  return b;
-}
-
-/** The presentation form of lib/dns/names.ts: no bare dot inside a label, no space or control. */
-const LABEL = /^(?:[!-\-/-[\]-~]|\\[.\\]|\\[0-9]{3})+$/;
-/** What is wrong with a decoded name, or '' (plain code: this runs millions of times). */
-function nameProblem(name: string): string {
-  if (name === '') return '';
-  // Split on dots not escaped (a dot after a backslash is part of a label).
-  const labels = name.match(/(?:\\[0-9]{3}|\\.|[^.\\])+/g) ?? [];
-  if (labels.join('.') !== name) return `${JSON.stringify(name)} does not split into labels`;
-  let wire = 1;
-  for (const label of labels) {
-    if (!LABEL.test(label)) return `${JSON.stringify(name)} has a label with an unescaped character`;
-    if (label !== label.toLowerCase()) return `${JSON.stringify(name)} is not lowercase`;
-    const octets = label.replace(/\\[0-9]{3}|\\./g, 'x').length;
-    if (octets > 63) return `${JSON.stringify(name)} has a label over 63 octets`;
-    wire += octets + 1;
-  }
-  return wire > 255 ? `${JSON.stringify(name)} is over 255 octets` : '';
-}
-
-/** Problems with one decoded message: work over the bound, unsafe names, empty reasons. */
-function problems(input: Buffer, message: Message): string[] {
-  const found: string[] = [];
-  if (message.work > workBudget(input.length)) found.push(`work ${message.work} over the bound for ${input.toString('hex')}`);
-  for (const name of names(message)) {
-    const problem = nameProblem(name);
-    if (problem) found.push(`${problem} in ${input.toString('hex')}`);
-  }
-  for (const error of message.errors) if (error.reason.length < 10) found.push(`reason ${JSON.stringify(error.reason)}`);
-  return found;
-}
-
-function names(message: Message): string[] {
-  const out = message.questions.map((q) => q.name);
-  for (const record of [...message.answers, ...message.authorities, ...message.additionals]) {
-    out.push(record.name);
-    const data = record.data as Record<string, unknown> | undefined;
-    for (const key of ['exchange', 'target', 'host', 'primary', 'admin']) {
-      if (data && typeof data[key] === 'string') out.push(data[key] as string);
-    }
-  }
-  return out;
-}
-
-/** One query over UDP to `server` (`address:port`), the reply's octets. */
-function exchange(server: string, query: Buffer): Promise<Buffer> {
-  const [address, port] = [server.slice(0, server.lastIndexOf(':')), Number(server.slice(server.lastIndexOf(':') + 1))];
-  return new Promise((resolve, reject) => {
-    const socket = createSocket('udp4');
-    const timer = setTimeout(() => {
-      socket.close();
-      reject(new Error(`no reply from ${server}`));
-    }, 3000);
-    socket.on('message', (message) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(message);
-    });
-    socket.send(query, port, address);
-  });
-}
-
 describe('fuzz', () => {
-  let tree: DnssecTree;
+  let recursive: SignedDnsServer;
+  let authoritative: SignedDnsServer;
   let plain: TestDnsServer;
   const seeds: Buffer[] = [];
 
   beforeAll(async () => {
-    tree = await startDnssec([
-      {
-        origin: 'example.test',
-        records: [
-          '@ MX 10 mx1',
-          '@ MX 20 mx2.example.test.',
-          'mx1 A 127.0.0.2',
-          'mx2 A 127.0.0.3',
-          'mx1 AAAA 2001:db8::2',
-          `_25._tcp.mx1 TLSA 3 1 1 ${'ab'.repeat(32)}`,
-          'www CNAME mx1',
-          'txt TXT "v=spf1 -all" "two"',
-        ],
-        tamper: [{ owner: 'mx2', type: 'A' }],
-      },
-    ]);
+    // Signed here (test/helpers/signed-dns.ts) and served as a recursive server and as the zones'
+    // authoritative one; the same with a real Unbound and NSD: test/dns-wire-interop.test.ts.
+    const tree = signTree(
+      [
+        { origin: '.', algorithm: 13 },
+        { origin: 'test.', algorithm: 13 },
+        {
+          origin: 'example.test.',
+          algorithm: 13,
+          records: [
+            rrOf('example.test.', T.MX, mxRdata(10, 'mx1.example.test.')),
+            rrOf('example.test.', T.MX, mxRdata(20, 'mx2.example.test.')),
+            rrOf('mx1.example.test.', T.A, a('127.0.0.2')),
+            rrOf('mx2.example.test.', T.A, a('127.0.0.3')),
+            rrOf('mx1.example.test.', T.AAAA, Buffer.from('20010db8000000000000000000000002', 'hex')),
+            rrOf('_25._tcp.mx1.example.test.', T.TLSA, tlsa(3, 1, 1, Buffer.alloc(32, 0xab))),
+            rrOf('www.example.test.', T.CNAME, wireKeepCase('mx1.example.test.')),
+            rrOf('txt.example.test.', T.TXT, Buffer.concat([txt('v=spf1 -all'), txt('two')])),
+          ],
+          tamper: [{ owner: 'mx2.example.test.', type: T.A }],
+        },
+      ],
+      Math.floor(Date.now() / 1000),
+    );
+    recursive = await startSignedDns({ zones: tree.zones });
+    authoritative = await startSignedDns({ zones: tree.zones, authoritative: true });
     plain = await startDnsServer({
       zone: [
         { name: 'example.com', type: 'MX', exchange: 'mx1.example.com', preference: 10 },
@@ -679,10 +572,9 @@ describe('fuzz', () => {
       ['example.test', 48],
       ['example.test', 6],
     ];
-    const nsd = tree.nsd;
     for (const [name, type] of questions) {
-      seeds.push(await exchange(tree.resolver, encodeQuery(1, name, type)));
-      seeds.push(await exchange(nsd, encodeQuery(2, name, type)));
+      seeds.push(await exchange(recursive.server, encodeQuery(1, name, type)));
+      seeds.push(await exchange(authoritative.server, encodeQuery(2, name, type)));
     }
     for (const [name, type] of [
       ['example.com', 15],
@@ -697,48 +589,17 @@ describe('fuzz', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await tree?.close();
-    await plain?.close();
+    await Promise.all([recursive?.close(), authoritative?.close(), plain?.close()]);
   });
 
   it('the real replies decode without errors, and their names agree with dns2', () => {
     expect(seeds.length).toBeGreaterThan(20);
-    for (const seed of seeds.slice(0, -1)) {
-      const message = decodeMessage(seed);
-      expect(message.errors, seed.toString('hex')).toEqual([]);
-      const theirs = Packet.parse(seed);
-      expect(message.questions.map((q) => q.name)).toEqual(theirs.questions.map((q) => q.name.toLowerCase()));
-      expect(message.answers.map((r) => `${r.name} ${r.type}`)).toEqual(theirs.answers.map((r) => `${r.name.toLowerCase()} ${r.type}`));
-    }
     // They include DNSSEC records (RRSIG 46, NSEC 47, DNSKEY 48), kept raw.
-    const types = new Set(seeds.flatMap((seed) => [...decodeMessage(seed).answers, ...decodeMessage(seed).authorities].map((r) => r.type)));
-    expect([...types]).toEqual(expect.arrayContaining([1, 5, 15, 16, 28, 52, 46, 47, 48, 6]));
+    expectCleanSeeds(seeds.slice(0, -1), [1, 5, 15, 16, 28, 52, 46, 47, 48, 6]);
   });
 
   it('40,000 mutated replies: decoding returns, its work stays within the bound, every name is safe', () => {
-    const random = generator(0x5eed);
-    let clean = 0;
-    let broken = 0;
-    const found: string[] = [];
-    for (let i = 0; i < 40_000 && found.length < 5; i++) {
-      const input = mutate(seeds[i % seeds.length]!, random);
-      let message: Message;
-      try {
-        message = decodeMessage(input);
-        // The reply checks on top of it must not throw either.
-        checkReply(input, input.length >= 2 ? input.readUInt16BE(0) : 0, 'example.test', 1);
-      } catch (error) {
-        found.push(`threw for ${input.toString('hex')}: ${(error as Error).stack}`);
-        continue;
-      }
-      found.push(...problems(input, message));
-      if (message.errors.length === 0) clean++;
-      else broken++;
-    }
-    expect(found).toEqual([]);
-    // Both paths were exercised.
-    expect(clean).toBeGreaterThan(1000);
-    expect(broken).toBeGreaterThan(1000);
+    expectMutationsSafe(seeds, 40_000);
   });
 
   it('crafted replies: every pointer target from every position, then every label length', () => {

@@ -7,16 +7,25 @@
  * insecure DNS never gets the mail; the same peer with a name from secure DNS does (so each row
  * can fail).
  *
- * Real parts: zones signed at setup, served by nsd, validated by unbound; smtp-server peers.
+ * Real parts: zones signed at setup (test/helpers/signed-dns.ts), served by a plain recursive
+ * server that never sets AD, validated by the library itself from the tree's trust anchor
+ * (`resolver.dnssec: 'validate'`); smtp-server peers.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResolver, type Level, type TlsPolicyError, type TlsPolicySentInfo } from '../lib/index.js';
-import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
+import { T, a, mx, rr, wireKeepCase } from './helpers/dnssec-signer.js';
 import { makeCA, makeLeaf, makePki, tlsaData, type Pki } from './helpers/pki.js';
+import { signTree, startSignedDns, tlsa, type SignedDnsServer } from './helpers/signed-dns.js';
 import { startHosts, type Peer } from './helpers/smtp-peer.js';
 import { sendOnce } from './helpers/world.js';
 
-let tree: DnssecTree;
+const NOW = Math.floor(Date.now() / 1000);
+let dns: SignedDnsServer;
+let dir = '';
+let anchorFile = '';
 let peers = new Map<string, Peer>();
 let pki: Pki;
 let port = 0;
@@ -36,34 +45,60 @@ beforeAll(async () => {
   const issued = await Promise.all(certs.map(([, name]) => makeLeaf(intermediate, { names: [name] })));
   ({ peers, port } = await startHosts(certs.map(([key], i) => ({ name: key, behaviour: 'starttls', cert: issued[i]! }))));
   const addr = (key: string) => peers.get(key)!.host;
-  const ta = `TLSA 2 0 1 ${tlsaData(intermediate.der, 0, 1)}`;
-  const tlsaAt = (name: string) => `_${port}._tcp.${name}. ${ta}`;
-  tree = await startDnssec([
-    // signed domain; its MX host is a secure CNAME into an unsigned zone the attacker can forge
-    { origin: 'alias.test', records: ['@ MX 10 mx', 'mx CNAME mx.evil.test.', tlsaAt('mx.alias.test')] },
-    { origin: 'evil.test', signed: false, records: [`mx A ${addr('evil')}`, tlsaAt('mx.evil.test')] },
-    // the same shape, but the peer behind the insecure target carries the original MX name
-    { origin: 'alias2.test', records: ['@ MX 10 mx', 'mx CNAME mx.other.test.', tlsaAt('mx.alias2.test')] },
-    { origin: 'other.test', signed: false, records: [`mx A ${addr('alias-ok')}`] },
-    // a signed CNAME chain end to end
-    { origin: 'chain.test', records: ['@ MX 10 mx', 'mx CNAME target', `target A ${addr('secure-end')}`, tlsaAt('target.chain.test')] },
-    // an unsigned domain whose MX names a host in a signed zone with TLSA
-    { origin: 'forged.test', signed: false, records: ['@ MX 10 mx.pinned.test.'] },
-    { origin: 'pinned.test', records: [`mx A ${addr('insecure-mx')}`, tlsaAt('mx.pinned.test')] },
-    // a signed domain whose MX names the same host
-    { origin: 'pinned2.test', records: ['@ MX 10 mx.pinned.test.'] },
-  ]);
+  const ta = tlsa(2, 0, 1, Buffer.from(tlsaData(intermediate.der, 0, 1), 'hex'));
+  const tlsaAt = (name: string) => rr(`_${port}._tcp.${name}.`, T.TLSA, ta);
+  const mxOf = (domain: string, host: string) => rr(`${domain}.`, T.MX, mx(10, `${host}.`));
+  const cname = (owner: string, target: string) => rr(`${owner}.`, T.CNAME, wireKeepCase(`${target}.`));
+  const host = (name: string, key: string) => rr(`${name}.`, T.A, a(addr(key)));
+  const tree = signTree(
+    [
+      { origin: '.', algorithm: 13 },
+      { origin: 'test.', algorithm: 13 },
+      // signed domain; its MX host is a secure CNAME into an unsigned zone the attacker can forge
+      { origin: 'alias.test.', algorithm: 13, records: [mxOf('alias.test', 'mx.alias.test'), cname('mx.alias.test', 'mx.evil.test'), tlsaAt('mx.alias.test')] },
+      { origin: 'evil.test.', algorithm: false, records: [host('mx.evil.test', 'evil'), tlsaAt('mx.evil.test')] },
+      // the same shape, but the peer behind the insecure target carries the original MX name
+      {
+        origin: 'alias2.test.',
+        algorithm: 13,
+        records: [mxOf('alias2.test', 'mx.alias2.test'), cname('mx.alias2.test', 'mx.other.test'), tlsaAt('mx.alias2.test')],
+      },
+      { origin: 'other.test.', algorithm: false, records: [host('mx.other.test', 'alias-ok')] },
+      // a signed CNAME chain end to end
+      {
+        origin: 'chain.test.',
+        algorithm: 13,
+        records: [
+          mxOf('chain.test', 'mx.chain.test'),
+          cname('mx.chain.test', 'target.chain.test'),
+          host('target.chain.test', 'secure-end'),
+          tlsaAt('target.chain.test'),
+        ],
+      },
+      // an unsigned domain whose MX names a host in a signed zone with TLSA
+      { origin: 'forged.test.', algorithm: false, records: [mxOf('forged.test', 'mx.pinned.test')] },
+      { origin: 'pinned.test.', algorithm: 13, records: [host('mx.pinned.test', 'insecure-mx'), tlsaAt('mx.pinned.test')] },
+      // a signed domain whose MX names the same host
+      { origin: 'pinned2.test.', algorithm: 13, records: [mxOf('pinned2.test', 'mx.pinned.test')] },
+    ],
+    NOW,
+  );
+  dns = await startSignedDns({ zones: tree.zones });
+  dir = mkdtempSync(join(tmpdir(), 'names-from-dns-'));
+  anchorFile = join(dir, 'root.ds');
+  writeFileSync(anchorFile, `${tree.anchor}\n`);
 }, 60_000);
 
 afterAll(async () => {
   await Promise.all([...peers.values()].map((p) => p.close()));
-  await tree?.close();
+  await dns?.close();
   pki?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function send(level: Level, to: string, extra: Record<string, unknown> = {}): Promise<{ info?: TlsPolicySentInfo; error?: TlsPolicyError }> {
-  const dns = createResolver({ servers: [tree.resolver], timeout: 800, attempts: 2 });
-  return sendOnce({ port, level, caFile, dns, connectionReuse: false, ...extra }, { from: 's@origin.test', to, subject: 'names' });
+  const resolver = createResolver({ servers: [dns.server], dnssec: 'validate', trustAnchors: anchorFile, timeout: 800, attempts: 2 });
+  return sendOnce({ port, level, caFile, dns: resolver, connectionReuse: false, ...extra }, { from: 's@origin.test', to, subject: 'names' });
 }
 
 function mailSeen(key: string): number {

@@ -514,9 +514,10 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
   });
 
   /**
-   * The lines of .ci/run after `npm ci` (the test command and the summary), run by bash with an
-   * `npm` on PATH that plays the test run: the exit status stays npm test's, and the summary is
-   * printed after a failing run too, never from an earlier run's report.
+   * The lines of .ci/run after `npm ci` (the two test commands and their summaries), run by bash
+   * with an `npm` on PATH that plays the test runs: both commands run, the exit status is the
+   * first failing one's, and each summary is printed after a failing run too, never from an
+   * earlier run's report.
    */
   const tail = () => {
     const script = readFileSync(at('.ci', 'run'), 'utf8');
@@ -526,31 +527,86 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
   };
   const passing = JSON.stringify(report({ numPassedTests: 7, numFailedTests: 0, success: true }));
   const failing = JSON.stringify(report({ numPassedTests: 6, numFailedTests: 1, success: false }));
-  const runs: Array<{ name: string; npmTest: number; writes: string | undefined; stdout: RegExp; code: number }> = [
-    { name: 'tests pass', npmTest: 0, writes: passing, stdout: /^7 passed, 0 failed$/m, code: 0 },
-    { name: 'a test fails', npmTest: 1, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
+  const interopPassing = JSON.stringify(report({ numPassedTests: 3, numFailedTests: 0, success: true }));
+  const interopFailing = JSON.stringify(report({ numPassedTests: 2, numFailedTests: 1, success: false }));
+  /** What the fake npm does for one command: its exit status and the report it writes (undefined: none). */
+  interface Play {
+    code: number;
+    writes: string | undefined;
+  }
+  const runs: Array<{ name: string; test: Play; interop: Play; stdout: RegExp[]; code: number }> = [
+    {
+      name: 'both commands pass',
+      test: { code: 0, writes: passing },
+      interop: { code: 0, writes: interopPassing },
+      stdout: [/^npm test: 7 passed, 0 failed$/m, /^npm run test:interop: 3 passed, 0 failed$/m],
+      code: 0,
+    },
+    {
+      name: 'a test of npm test fails',
+      test: { code: 1, writes: failing },
+      interop: { code: 0, writes: interopPassing },
+      stdout: [/^npm test: 6 passed, 1 failed$/m, /^npm run test:interop: 3 passed, 0 failed$/m],
+      code: 1,
+    },
+    {
+      name: 'an interop test fails',
+      test: { code: 0, writes: passing },
+      interop: { code: 1, writes: interopFailing },
+      stdout: [/^npm test: 7 passed, 0 failed$/m, /^npm run test:interop: 2 passed, 1 failed$/m],
+      code: 1,
+    },
     {
       name: 'the typecheck fails (no report; an earlier passing one is left in .tmp)',
-      npmTest: 2,
-      writes: undefined,
-      stdout: /^no test summary: the test report \.tmp\/vitest\.json is missing/m,
+      test: { code: 2, writes: undefined },
+      interop: { code: 0, writes: interopPassing },
+      stdout: [/^npm test: no test summary: the test report \.tmp\/vitest\.json is missing/m, /^npm run test:interop: 3 passed, 0 failed$/m],
       code: 2,
     },
-    { name: 'npm test exits 0 but the report has a failure', npmTest: 0, writes: failing, stdout: /^6 passed, 1 failed$/m, code: 1 },
+    {
+      name: 'the interop packages are missing (no report; an earlier passing one is left in .tmp)',
+      test: { code: 0, writes: passing },
+      interop: { code: 1, writes: undefined },
+      stdout: [/^npm test: 7 passed, 0 failed$/m, /^npm run test:interop: no test summary: the test report \.tmp\/vitest-interop\.json is missing/m],
+      code: 1,
+    },
+    {
+      name: 'npm test exits 0 but the report has a failure',
+      test: { code: 0, writes: failing },
+      interop: { code: 0, writes: interopPassing },
+      stdout: [/^npm test: 6 passed, 1 failed$/m],
+      code: 1,
+    },
+    {
+      name: 'npm run test:interop exits 0 but the report has a failure',
+      test: { code: 0, writes: passing },
+      interop: { code: 0, writes: interopFailing },
+      stdout: [/^npm run test:interop: 2 passed, 1 failed$/m],
+      code: 1,
+    },
   ];
+  const play = (p: Play, report: string, fake: string) =>
+    `  ${p.writes !== undefined ? `cp ${fake} .tmp/${report}` : 'echo "no report" >&2'}\n  exit ${p.code}\n`;
   for (const c of runs) {
-    it(`.ci/run when ${c.name}: exit ${c.code}, summary printed`, async () => {
+    it(`.ci/run when ${c.name}: exit ${c.code}, summaries printed`, async () => {
       const work = mkdtempSync(join(dir, 'ci-'));
       mkdirSync(join(work, 'scripts'));
       cpSync(at('scripts', 'test-summary.mjs'), join(work, 'scripts', 'test-summary.mjs'));
       mkdirSync(join(work, '.tmp'));
       writeFileSync(join(work, '.tmp', 'vitest.json'), passing);
-      if (c.writes !== undefined) writeFileSync(join(work, 'fake-report.json'), c.writes);
+      writeFileSync(join(work, '.tmp', 'vitest-interop.json'), interopPassing);
+      if (c.test.writes !== undefined) writeFileSync(join(work, 'fake-report.json'), c.test.writes);
+      if (c.interop.writes !== undefined) writeFileSync(join(work, 'fake-interop-report.json'), c.interop.writes);
       const bin = join(work, 'fake-bin');
       mkdirSync(bin);
       writeFileSync(
         join(bin, 'npm'),
-        `#!/usr/bin/env bash\nif [ "$1" = test ]; then\n  echo "npm $*"\n  ${c.writes !== undefined ? 'cp fake-report.json .tmp/vitest.json' : 'echo "error TS2322: typecheck failed" >&2'}\n  exit ${c.npmTest}\nfi\nexit 0\n`,
+        '#!/usr/bin/env bash\necho "npm $*"\n' +
+          'if [ "$1" = test ]; then\n' +
+          play(c.test, 'vitest.json', 'fake-report.json') +
+          'fi\nif [ "$1 $2" = "run test:interop" ]; then\n' +
+          play(c.interop, 'vitest-interop.json', 'fake-interop-report.json') +
+          'fi\nexit 0\n',
         { mode: 0o755 },
       );
       writeFileSync(join(work, 'tail.sh'), tail());
@@ -558,8 +614,10 @@ describe(".ci/run's closing line (scripts/test-summary.mjs)", () => {
       const r = await run('bash', ['tail.sh'], { cwd: work, env });
       expect(r.code, show(r)).toBe(c.code);
       expect(r.stdout).toContain('npm test -- --reporter=default --reporter=json --outputFile=.tmp/vitest.json');
-      expect(r.stdout).toMatch(c.stdout);
-      if (c.writes === undefined) expect(r.stdout).not.toMatch(/passed/);
+      expect(r.stdout).toContain('npm run test:interop -- --reporter=default --reporter=json --outputFile=.tmp/vitest-interop.json');
+      for (const line of c.stdout) expect(r.stdout).toMatch(line);
+      // Exactly two summaries, the test command's first.
+      expect(r.stdout.match(/^npm (test|run test:interop): /gm)).toEqual(['npm test: ', 'npm run test:interop: ']);
     });
   }
 });

@@ -9,30 +9,23 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { Redis } from 'ioredis';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 import { loopbackBlock } from './helpers/smtp-peer.js';
 import { startCollector, type Collector } from './helpers/tlsrpt-collector.js';
-import { startRedis, type RedisProcess } from './helpers/redis.js';
+import { after, fleetDeliversOnce, reportOf, traffic, transportIn, TLSRPT } from './helpers/tlsrpt-fleet.js';
 import { tlsrptProblems } from './helpers/tlsrpt-schema.js';
 import { decodedBody, parameters, parseMime } from './helpers/mime.js';
 import { verifyDkim } from './helpers/dkim.js';
 import type { ZoneRecord } from './helpers/dns-server.js';
-import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
+import type { TlsPolicyOptions } from '../lib/index.js';
 import type { TlsPolicyTransport } from '../lib/transport.js';
-import { parseTlsRptRecords, utcDay, type TlsRptReport } from '../lib/tlsrpt/index.js';
+import { parseTlsRptRecords, utcDay } from '../lib/tlsrpt/index.js';
 
 let pki: Pki;
 let world: World;
 let collector: Collector;
-let redis: RedisProcess;
-let client: Redis;
 let dir: string;
-const TLSRPT = { organization: 'Origin Test Mail', contact: 'tlsrpt@origin.test' };
-const DAY = 86_400_000;
 
 /** Each domain's report address(es), written into its `_smtp._tls` record; the MX of each offers no STARTTLS (a failure per session). */
 const RUA: Record<string, string | undefined> = {
@@ -44,15 +37,12 @@ const RUA: Record<string, string | undefined> = {
   'giveup.test': 'https://collector.test:PORT/giveup.test',
   'clean.test': 'https://collector.test:PORT/clean.test',
   'fleet.test': 'https://collector.test:PORT/fleet.test',
-  'fleet-redis.test': 'https://collector.test:PORT/fleet-redis.test',
   'slow.test': 'https://collector.test:PORT/slow.test',
 };
 
 beforeAll(async () => {
   pki = await makePki('TLS-RPT delivery test CA');
   collector = await startCollector(loopbackBlock()(2), await pki.leaf(['collector.test']));
-  redis = await startRedis();
-  client = new Redis(redis.port, '127.0.0.1');
   dir = mkdtempSync(join(tmpdir(), 'ntp-tlsrpt-deliver-'));
   const records: ZoneRecord[] = [
     { name: 'collector.test', type: 'A', address: collector.address },
@@ -74,37 +64,15 @@ beforeAll(async () => {
   );
 }, 30_000);
 afterAll(async () => {
-  await client?.quit();
-  await Promise.all([world?.close(), collector?.close(), redis?.stop()]);
+  await Promise.all([world?.close(), collector?.close()]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function transportWith(options: TlsPolicyOptions = {}): TlsPolicyTransport {
-  return tlsPolicy({
-    port: world.port,
-    caFile: pki.caFile,
-    dns: createResolver({ servers: [world.dns.server], timeout: 1000, attempts: 1 }),
-    mtaSts: false,
-    connectionReuse: false,
-    tlsRpt: TLSRPT,
-    ...options,
-  });
+  return transportIn(world, pki, options);
 }
 
-/** Sends `count` messages to `domain` through `transport`, all on one UTC day (again when a run crosses midnight); the day. */
-async function traffic(transport: TlsPolicyTransport, domain: string, count = 2): Promise<string> {
-  const mailer = nodemailer.createTransport(transport);
-  for (;;) {
-    const day = utcDay(Date.now());
-    for (let i = 0; i < count; i++) await mailer.sendMail({ from: 'sender@origin.test', to: `u${i}@${domain}`, text: 'hello' });
-    if (utcDay(Date.now()) === day) return day;
-  }
-}
-
-/** The morning after `day` (the report is due). */
-const after = (day: string, ms = 0) => Date.parse(`${day}T00:00:00Z`) + DAY + 3_600_000 + ms;
 const posted = (path: string) => collector.requests.filter((r) => r.path === path);
-const reportOf = (body: Buffer) => JSON.parse(gunzipSync(body).toString('utf8')) as TlsRptReport;
 const ruaMessages = () => world.peers.get('mx.rua.test')!.messages;
 
 describe('https: (RFC 8460 section 5.4)', () => {
@@ -315,25 +283,9 @@ describe('which days are reported', () => {
 });
 
 describe('once per domain and day, with many workers sharing the store', () => {
-  it.each([
-    ['a SQLite file', 'fleet.test', () => ({ file: join(dir, 'fleet.sqlite') })],
-    ['Redis', 'fleet-redis.test', () => ({ redis: client })],
-  ] as const)('%s: four workers sending at once deliver the report once', async (_name, domain, store) => {
-    const workers = Array.from({ length: 4 }, () => transportWith({ store: store() }));
-    try {
-      const day = await traffic(workers[0]!, domain, 2);
-      await traffic(workers[1]!, domain, 1);
-      const results = (await Promise.all(workers.map((w) => w.tlsReports.send({ now: after(day) })))).flat();
-      expect(results.filter((r) => r.status === 'sent')).toHaveLength(1);
-      expect(results.every((r) => r.status === 'sent' || r.status === 'busy')).toBe(true);
-      expect(posted(`/${domain}`)).toHaveLength(1);
-      expect(reportOf(posted(`/${domain}`)[0]!.body).policies[0]!.summary['total-failure-session-count']).toBe(3);
-      // and later runs find it done
-      expect((await Promise.all(workers.map((w) => w.tlsReports.send({ now: after(day, 60_000) })))).flat()).toEqual([]);
-      expect(posted(`/${domain}`)).toHaveLength(1);
-    } finally {
-      for (const w of workers) w.close();
-    }
+  // The same with a real redis-server: test/tlsrpt-deliver-redis.test.ts (npm run test:interop).
+  it('a SQLite file: four workers sending at once deliver the report once', async () => {
+    await fleetDeliversOnce({ world, pki, collector }, 'fleet.test', { file: join(dir, 'fleet.sqlite') });
   });
 });
 

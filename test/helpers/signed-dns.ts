@@ -58,8 +58,14 @@ export interface SignedDnsOptions {
   host?: string;
   /** Answer as each zone's authoritative server (AA=1, RA=0, no CNAME followed out of the zone). */
   authoritative?: boolean;
-  /** Set the AD bit on every reply, as a validating resolver would (for 'trust-ad' beside 'validate' in the bench). */
-  ad?: boolean;
+  /**
+   * Set the AD bit, as a validating resolver would: on every reply (for 'trust-ad' beside
+   * 'validate' in the bench), or on the replies this says are secure (a trusted local
+   * validator's verdict per query, for the tests of the AD path).
+   */
+  ad?: boolean | ((query: { name: Name; type: number }) => boolean);
+  /** Queries that get no reply at all (a server that has gone quiet), as the query name and type. */
+  silent?: (query: { name: Name; type: number }) => boolean;
   /** Change a reply before it is sent; the query name as labels, and its type. */
   mutate?: (reply: Reply, query: { name: Name; type: number }) => Reply;
 }
@@ -355,10 +361,12 @@ export async function startSignedDns(options: SignedDnsOptions): Promise<SignedD
     const query = parseQuery(data);
     if (!query) return undefined;
     queries.push({ name: nameToText(query.name), type: query.type, transport, cd: query.cd, do: query.edns?.do ?? false });
+    if (options.silent?.({ name: query.name, type: query.type })) return undefined;
     let reply = answerQuery(indexes, query.name, query.type, authoritative);
     if (options.mutate) reply = options.mutate(reply, { name: query.name, type: query.type });
     const limit = transport === 'tcp' ? 65_535 : query.edns ? Math.max(512, query.edns.payload) : 512;
-    return encodeReply(query, reply, authoritative, limit, options.ad ?? false);
+    const ad = typeof options.ad === 'function' ? options.ad({ name: query.name, type: query.type }) : (options.ad ?? false);
+    return encodeReply(query, reply, authoritative, limit, ad);
   };
   for (let attempt = 0; ; attempt++) {
     const udp: UdpSocket = createSocket(host.includes(':') ? 'udp6' : 'udp4');

@@ -1,6 +1,7 @@
 /**
- * Before any test: the system tools the tests run themselves are there (unbound, nsd, ldnsutils
- * for the DNSSEC tests; redis-server for the BullMQ example's test), or the run stops at once
+ * Before the tests of `npm run test:interop` (test/setup/suites.ts): the system tools they run
+ * themselves are there (unbound, nsd, ldnsutils for the DNSSEC interop tests; redis-server for
+ * the shared-store tests), or the run stops at once
  * with one line that says what to install, instead of failing after a minute inside many test
  * files. The tests are never skipped.
  */
@@ -24,6 +25,6 @@ export default function setup(): void {
   if (missing.length === 0) return;
   const packages = [...new Set(missing.map((m) => m.pkg))].join(' ');
   throw new Error(
-    `npm test needs ${missing.map((m) => m.name).join(', ')}: install them first (Debian: apt-get install -y ${packages}); .ci/run does this itself`,
+    `npm run test:interop needs ${missing.map((m) => m.name).join(', ')}: install them first (Debian: apt-get install -y ${packages}); .ci/run does this itself`,
   );
 }
