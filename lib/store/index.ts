@@ -94,8 +94,10 @@ function openSqlite(file: string): SqliteDatabase {
   if (!sqlite) throw new TlsPolicyError('option store { file } needs node:sqlite (Node 22.13 or later)', 'ECONFIG', false);
   try {
     const db = new sqlite.DatabaseSync(file);
-    db.exec('PRAGMA journal_mode = WAL');
+    // The wait first: another process opening the same file at the same moment holds a lock
+    // while it switches the journal to WAL, and without a wait that is "database is locked".
     db.exec('PRAGMA busy_timeout = 5000');
+    db.exec('PRAGMA journal_mode = WAL');
     return db;
   } catch (err) {
     throw new TlsPolicyError(`option store: the file ${file} cannot be opened as SQLite: ${(err as Error).message}`, 'ECONFIG', false);
