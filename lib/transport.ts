@@ -95,7 +95,7 @@ export class TlsPolicyTransport extends EventEmitter {
     this.hooks = configured.hooks;
     if (configured.relay) this.relay = configured.relay;
     this.daneConfigured = configured.daneConfigured;
-    this.dns = options.dns ?? createResolver({ ...(options.resolver ?? {}), logger: this.logger });
+    this.dns = options.dns ?? resolverFrom(options.resolver, this.logger);
     const dns = this.dns;
     this.tlsReports = new TlsReports(configured.tlsRpt, configured.counters, this.logger, {
       ...(dns.txt ? { txt: (name: string) => dns.txt!(name) } : {}),
@@ -371,6 +371,17 @@ export class TlsPolicyTransport extends EventEmitter {
   /** Whether it can take more work now: fewer than `maxConcurrentDestinations` sends in flight. */
   isIdle(): boolean {
     return this.inFlight < (this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations) && !this.tracker.closed;
+  }
+}
+
+/** The resolver the `resolver` option describes; a wrong value is an ECONFIG error naming it, as for every option. */
+function resolverFrom(resolver: TlsPolicyOptions['resolver'], logger: Logger): ReturnType<typeof createResolver> {
+  try {
+    return createResolver({ ...(resolver ?? {}), logger });
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    const message = err.message.startsWith('resolver') ? err.message : `option resolver: ${err.message}`;
+    throw new TlsPolicyError(message, 'ECONFIG', false);
   }
 }
 

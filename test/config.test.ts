@@ -57,3 +57,22 @@ describe('option names', () => {
     ).toBeUndefined();
   });
 });
+
+describe('the resolver option: a wrong value is ECONFIG, naming it', () => {
+  it.each([
+    [{ dnssec: 'maybe' }, /^resolver\.dnssec must be 'validate', 'trust-ad' or 'off', got "maybe"$/],
+    [{ trustAd: 'sometimes' }, /^option resolver: trustAd must be true, false or 'loopback', got "sometimes"$/],
+    [{ servers: [] }, /^option resolver: DNS servers must be a non-empty array$/],
+    [{ dnssec: 'validate', trustAnchors: '/nonexistent/anchors' }, /^resolver\.trustAnchors: cannot read \/nonexistent\/anchors \(ENOENT\)$/],
+  ])('%j', (resolver, message) => {
+    let error: unknown;
+    try {
+      tlsPolicy({ resolver } as unknown as TlsPolicyOptions).close();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TlsPolicyError);
+    expect(error).toMatchObject({ code: 'ECONFIG', temporary: false });
+    expect((error as Error).message).toMatch(message);
+  });
+});
