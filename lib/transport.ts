@@ -204,8 +204,8 @@ export class TlsPolicyTransport extends EventEmitter {
     const message = await new Promise<Buffer>((resolve, reject) => mail.message.build((err, buf) => (err ? reject(err) : resolve(buf))));
     const { groups, refused: invalid } = route(recipients, this.relay, this.settings.port);
     const level = this.options.level ?? DEFAULTS.level;
-    const { tlsRpt: _counter, ...uncounted } = this.settings;
-    const settings: DeliverSettings = own.uncounted ? uncounted : this.settings;
+    // A report message's own sessions are not counted; every other send uses the settings as they are.
+    const settings: DeliverSettings = own.uncounted ? withoutCounting(this.settings) : this.settings;
     const delivered = await mapLimit(groups, this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations, (group) =>
       deliver(group.destination, { from, recipients: group.recipients, message, messageAge: age, ...demands }, this.dns, settings, this.hooks).catch(
         // One destination's unexpected failure must not hide what the others did.
@@ -372,6 +372,12 @@ export class TlsPolicyTransport extends EventEmitter {
   isIdle(): boolean {
     return this.inFlight < (this.options.maxConcurrentDestinations ?? DEFAULTS.maxConcurrentDestinations) && !this.tracker.closed;
   }
+}
+
+/** The settings without TLS reporting's session counter (RFC 8460: report messages are not counted). */
+function withoutCounting(settings: DeliverSettings): DeliverSettings {
+  const { tlsRpt: _counter, ...uncounted } = settings;
+  return uncounted;
 }
 
 /** The resolver the `resolver` option describes; a wrong value is an ECONFIG error naming it, as for every option. */

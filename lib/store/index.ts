@@ -190,8 +190,3 @@ export function openStores(option: StoreOption | undefined): Stores {
   }
   return { cache: store, counters: new MemoryCounters() };
 }
-
-/** The MTA-STS cache for an option: memory when none is given. */
-export function openStore(option: StoreOption | undefined): KeyValueStore {
-  return openStores(option).cache;
-}
