@@ -15,6 +15,7 @@
  */
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { DigestAlgorithm } from '../types.js';
+import { subjectPublicKeyInfoOf } from './der.js';
 import { certNamesOf } from './names.js';
 
 /** Digest algorithms we accept, each with its digest length in bytes. */
@@ -36,7 +37,10 @@ export function checkAlgorithm(alg: DigestAlgorithm): void {
 
 /** Formats raw digest bytes as Postfix does: uppercase hex bytes joined with ':'. */
 export function formatDigest(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).toUpperCase().padStart(2, '0')).join(':');
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex').toUpperCase();
+  let out = hex.slice(0, 2);
+  for (let i = 2; i < hex.length; i += 2) out += `:${hex.slice(i, i + 2)}`;
+  return out;
 }
 
 /** The work a SessionCerts has done so far. */
@@ -98,14 +102,20 @@ export class SessionCert {
     return x;
   }
 
-  /** The DER SubjectPublicKeyInfo (exported once; a failure to export is remembered and thrown again). */
+  /**
+   * The DER SubjectPublicKeyInfo as the certificate holds it (taken once; a failure is
+   * remembered and thrown again). The bytes are found by walking the DER (subjectPublicKeyInfoOf),
+   * which is what OpenSSL's i2d_X509_PUBKEY gives for the parsed certificate; a certificate the
+   * TLS handshake did not already parse is parsed first, so that bytes that are no certificate
+   * still fail as before. Only if the walk finds no key is the parsed key exported instead.
+   */
   spki(): Buffer {
     if (this.#spki === undefined) {
       if (this.#spkiError !== undefined) throw this.#spkiError;
-      const x = this.x509;
+      const x = this.#owner.fromHandshake(this.der) ? undefined : this.x509;
       this.#owner.counters.spkiExports++;
       try {
-        this.#spki = x.publicKey.export({ type: 'spki', format: 'der' });
+        this.#spki = subjectPublicKeyInfoOf(this.der) ?? (x ?? this.x509).publicKey.export({ type: 'spki', format: 'der' });
       } catch (err) {
         this.#spkiError = err ?? new Error('public key cannot be exported');
         throw this.#spkiError;
@@ -204,6 +214,21 @@ export class SessionCerts {
   readonly counters: CertCounters = { parses: 0, spkiExports: 0, keyParses: 0, digests: 0, signatures: 0 };
   readonly #certs = new Map<string, SessionCert>();
   readonly #keys = new Map<string, KeyObject | null>();
+  readonly #handshake: ReadonlySet<Uint8Array>;
+
+  /**
+   * `handshake`: the certificates the session's TLS handshake received (PeerTls.chain), which
+   * OpenSSL has already parsed as certificates: taking their public keys needs no second parse.
+   */
+  constructor(handshake: readonly Uint8Array[] = []) {
+    this.#handshake = new Set(handshake);
+  }
+
+  /** Whether `der` is one of the handshake's own certificates (the same bytes object). */
+  fromHandshake(der: Uint8Array): boolean {
+    for (const sent of this.#handshake) if (sent === der || Buffer.compare(sent, der) === 0) return true;
+    return false;
+  }
 
   /** The entry for a DER certificate (the same entry for the same bytes; nothing is parsed yet). */
   cert(der: Uint8Array): SessionCert {

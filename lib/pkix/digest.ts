@@ -2,7 +2,7 @@
  * Certificate and public-key digests in Postfix's fingerprint format, and the parsing of
  * configured fingerprints.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { DigestAlgorithm, PeerTls } from '../types.js';
 import { checkAlgorithm, DIGEST_BYTES, formatDigest, SessionCerts } from './certs.js';
 
@@ -18,9 +18,9 @@ export function certDigest(der: Buffer, alg: DigestAlgorithm): string {
   return digest(der, alg);
 }
 
-/** The DER SubjectPublicKeyInfo of a DER certificate. */
+/** The DER SubjectPublicKeyInfo of a DER certificate, as the certificate holds it (the same bytes SessionCert.spki() takes). */
 export function spkiDer(der: Buffer): Buffer {
-  return new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' });
+  return new SessionCerts().cert(der).spki();
 }
 
 /** The digest of the certificate's DER SubjectPublicKeyInfo (Postfix's "pkey fingerprint"). */
