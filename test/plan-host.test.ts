@@ -234,6 +234,22 @@ describe('planHost: the other rules', () => {
       },
     });
   });
+  it('peerChain: only a judgement by DANE (the level, or a DANE shadow with records) reads the certificates above the leaf', () => {
+    const chain = (p: Policy, t: Partial<HostTarget> = {}) => planHost(p, target(t), settings()).peerChain;
+    expect(chain(policy('dane'), { tlsa: TLSA.usable })).toBe(true);
+    expect(chain(policy('dane-only'), { tlsa: TLSA.usable })).toBe(true);
+    expect(chain(policy('may', { shadow: 'dane' }), { tlsa: TLSA.usable })).toBe(true);
+    expect(chain(policy('dane'), { tlsa: TLSA.none })).toBe(false); // runs as may
+    expect(chain(policy('dane'), { tlsa: TLSA.unusable })).toBe(false); // runs as encrypt
+    expect(chain(policy('may', { shadow: 'dane' }), { tlsa: TLSA.none })).toBe(false); // the shadow's result is known without a session
+    for (const level of ['may', 'encrypt', 'verify', 'secure'] as const) expect(chain(policy(level)), level).toBe(false);
+    expect(chain(policy('fingerprint', { match: ['AB:CD'] }))).toBe(false);
+    expect(chain(policy('may', { shadow: 'verify' }))).toBe(false);
+    // a session that took only the leaf is never reused (nor its TLS session resumed) under a plan that reads the chain
+    const key = (p: Policy) => planHost(p, target({ tlsa: TLSA.usable }), settings()).key;
+    expect(key(policy('may', { shadow: 'dane' }))).not.toBe(key(policy('may')));
+    expect(key(policy('may', { shadow: 'verify' }))).toBe(key(policy('may')));
+  });
   it('shadow verify, secure and fingerprint: their names and digests', () => {
     expect(planHost(policy('may', { shadow: 'verify' }), target(), settings()).shadowPlan).toEqual({
       level: 'verify',

@@ -2,6 +2,7 @@ import { format } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oneLine, Session } from '../lib/smtp/session.js';
 import { replyLine } from '../lib/text/index.js';
+import { makeCA, makeLeaf, type Issued } from './helpers/pki.js';
 import { loopbackBlock, startPeers, type Peer, type PeerBehaviour } from './helpers/smtp-peer.js';
 
 const ip = loopbackBlock();
@@ -197,5 +198,37 @@ describe('oneLine', () => {
       const gathered = replyLine(raw)!;
       expect(oneLine(gathered)).toBe(gathered);
     }
+  });
+});
+
+describe('the certificates taken from the handshake: the whole chain, or only the leaf (SessionOptions.peerChain)', () => {
+  let chained: Peer | undefined;
+  let leaf: Issued;
+  let intermediate: Issued;
+  beforeAll(async () => {
+    const root = await makeCA('session chain root');
+    intermediate = await makeCA('session chain intermediate', { issuer: root });
+    leaf = await makeLeaf(intermediate, { names: ['mx.chain.test'] });
+    [chained] = await startPeers([{ host: ip(20), behaviour: 'starttls', cert: leaf.chainPem, key: leaf.keyPem }]);
+  });
+  afterAll(async () => {
+    await chained?.close();
+  });
+
+  it.each([
+    ['by default, the chain the server sent', undefined, 2],
+    ['peerChain: true, the same', true, 2],
+    ['peerChain: false, the leaf alone', false, 1],
+  ] as const)('%s', async (_name, peerChain, count) => {
+    const { facts, session } = await Session.open({
+      host: 'mx.chain.test',
+      address: chained!.host,
+      port: chained!.port,
+      starttls: true,
+      tls: { servername: 'mx.chain.test' },
+      ...(peerChain !== undefined ? { peerChain } : {}),
+    });
+    session?.quit();
+    expect(facts.tls?.chain.map((der) => der.toString('hex'))).toEqual([leaf.der, intermediate.der].slice(0, count).map((der) => der.toString('hex')));
   });
 });

@@ -104,6 +104,8 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
               implicitTls: plan.implicitTls,
               starttls: mode === 'tls' && plan.level !== 'none',
               tls: plan.tls,
+              // the whole chain when a judgement reads it, or when someone observes the facts (the probe shows every certificate)
+              peerChain: plan.peerChain || settings.observe !== undefined,
               ...(resumeFrom ? { tlsSession: resumeFrom.ticket } : {}),
               ...(settings.name ? { name: settings.name } : {}),
               ...settings.timeouts,
@@ -126,7 +128,7 @@ export async function runAttempt(target: HostTarget, mode: 'tls' | 'cleartext-re
         settings.tickets!.resumed++;
       }
       // Each certificate of the session is parsed and hashed once, for every judgement on it.
-      const certs = new SessionCerts();
+      const certs = new SessionCerts(facts.tls?.chain);
       verdict = judge(plan, facts, certs);
       decision = refused
         ? plan.refusedForRequireTls

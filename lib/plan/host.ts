@@ -128,6 +128,12 @@ export interface HostPlan extends Plan {
   /** Exim's tls_tempfail_tryclear in force for this host (the entry's, else the global one). */
   tempfailTryclear?: boolean;
   shadowPlan?: ShadowPlan;
+  /**
+   * Whether a judgement of this host reads the certificates above the leaf: only DANE does
+   * (the level, or a DANE shadow with records). Without it the session takes only the leaf
+   * from the handshake: the PKIX levels judge the leaf and the handshake's own chain check.
+   */
+  peerChain: boolean;
   /** The key a session under this plan is reused with; undefined when the host is refused. */
   key?: string;
 }
@@ -303,7 +309,9 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     verifyLevel: verifyLevelOf(plan.level),
     ...(tempfailTryclear !== undefined ? { tempfailTryclear } : {}),
     ...(plan.shadow ? { shadowPlan: shadowPlan(plan.shadow, plan.policy, target, where, settings.nexthop, settings.tlsDefaults?.certMatch) } : {}),
+    peerChain: false,
   };
+  host.peerChain = dane !== undefined || readsChain(host.shadowPlan) || readsChain(host.stsTesting);
   if (refused) {
     return {
       ...host,
@@ -314,8 +322,19 @@ export function planHost(policy: Policy, target: HostTarget, settings: HostSetti
     };
   }
   // A REQUIRETLS message never takes a session judged for one without (its REQUIRETLS check is part of the decision kept with it).
-  host.key = sessionKey(plan, dane, settings.authUser, [tempfailTryclear ?? null, settings.rules.strict, settings.requireTls ? 'requiretls' : null]);
+  // A session (or a kept TLS session) that took only the leaf is never judged by a plan that reads the chain.
+  host.key = sessionKey(plan, dane, settings.authUser, [
+    tempfailTryclear ?? null,
+    settings.rules.strict,
+    settings.requireTls ? 'requiretls' : null,
+    host.peerChain ? 'chain' : 'leaf',
+  ]);
   return host;
+}
+
+/** Whether a report-only check judges the chain: a DANE shadow with records to match. */
+function readsChain(check: ShadowPlan | undefined): boolean {
+  return check?.dane !== undefined && 'session' in check.dane;
 }
 
 /**

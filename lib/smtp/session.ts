@@ -81,6 +81,11 @@ export interface SessionOptions extends SessionTimeouts {
   tls: ConnectionOptions;
   /** EHLO name. */
   name?: string;
+  /**
+   * Take the whole certificate chain from the handshake (default), or only the leaf (false):
+   * HostPlan.peerChain says whether anything judges the certificates above it.
+   */
+  peerChain?: boolean;
   /** A kept TLS session to offer for resumption (lib/smtp/tickets.ts). */
   tlsSession?: Buffer;
   /** Where the session is registered while it is in progress, so the transport's close() can end it. */
@@ -210,9 +215,18 @@ function safeLogger(logger: unknown): unknown {
   return wrapped;
 }
 
-function peerOf(socket: TLSSocket): PeerTls {
+/**
+ * What the handshake showed: protocol, cipher, the certificates as DER (the whole chain the
+ * server sent, or with `wholeChain` false only the leaf: Node builds an object per certificate,
+ * and at the PKIX levels nothing reads the ones above the leaf), and OpenSSL's chain check.
+ */
+function peerOf(socket: TLSSocket, wholeChain: boolean): PeerTls {
   const chain: Buffer[] = [];
-  let cert = socket.getPeerCertificate(true);
+  if (!wholeChain) {
+    const leaf = socket.getPeerCertificate(false);
+    if (leaf && leaf.raw) chain.push(leaf.raw);
+  }
+  let cert = wholeChain ? socket.getPeerCertificate(true) : undefined;
   const seen = new Set<string>();
   while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
     seen.add(cert.fingerprint256);
@@ -542,7 +556,7 @@ export class Session {
         }
         const socket = tlsSocketOf(connection);
         if (socket) {
-          facts.tls = peerOf(socket);
+          facts.tls = peerOf(socket, options.peerChain !== false);
           if (socket.isSessionReused()) facts.tls.resumed = true;
           // By the EHLO reply inside TLS the server's session ticket (TLS 1.3) has arrived.
           const kept = socket.getSession();
