@@ -199,7 +199,21 @@ function render(nodes: readonly TemplateNode[], fields: TemplateFields, write: (
  * could read as more than one field is quoted (see above).
  */
 export function renderTemplate(template: string | readonly TemplateNode[], fields: TemplateFields, options: RenderOptions = {}): string {
-  return render(typeof template === 'string' ? parseTemplate(template) : template, fields, options.quoteValues ? quoteValue : escapeControls);
+  return render(typeof template === 'string' ? parsedTemplate(template) : template, fields, options.quoteValues ? quoteValue : escapeControls);
+}
+
+/** Templates parsed once: every delivery renders the same few (the audit line, the Received header). */
+const parsedTemplates = new Map<string, readonly TemplateNode[]>();
+const MAX_PARSED_TEMPLATES = 64;
+
+function parsedTemplate(template: string): readonly TemplateNode[] {
+  let nodes = parsedTemplates.get(template);
+  if (nodes === undefined) {
+    nodes = parseTemplate(template); // a template that does not parse throws here, every time
+    if (parsedTemplates.size >= MAX_PARSED_TEMPLATES) parsedTemplates.clear();
+    parsedTemplates.set(template, nodes);
+  }
+  return nodes;
 }
 
 /** An audit line that parseAuditLine cannot read; `offset` is where in the line it stopped. */

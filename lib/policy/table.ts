@@ -436,6 +436,21 @@ function splitAttribute(token: string): { name: string; value: string } | string
  * fixed host `[host]:port` names too.
  */
 export function lookupKeys(nexthop: NextHop): string[] {
+  // The keys depend on the next hop alone, and a sender sends to the same few again and again.
+  const id = nexthop.kind === 'domain' ? `d ${nexthop.domain}` : `h ${nexthop.host} ${nexthop.port ?? ''} ${nexthop.written ?? ''}`;
+  let keys = keysOf.get(id);
+  if (keys === undefined) {
+    keys = keysFor(nexthop);
+    if (keysOf.size >= MAX_KEYS_OF) keysOf.clear();
+    keysOf.set(id, keys);
+  }
+  return [...keys];
+}
+
+const keysOf = new Map<string, readonly string[]>();
+const MAX_KEYS_OF = 1024;
+
+function keysFor(nexthop: NextHop): string[] {
   if (nexthop.kind === 'domain') {
     // Every name delivery uses walks its parent patterns, valid host name or not: a
     // `.example.com` entry must apply to `mail-.example.com` too (a name the table could not hold
