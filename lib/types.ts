@@ -188,7 +188,7 @@ export interface PeerTls {
   protocol: string;
   /** e.g. `TLS_AES_256_GCM_SHA384`. */
   cipher: string;
-  /** The certificates the server sent, DER, leaf first; empty when it sent none. */
+  /** The certificates the server sent, DER, leaf first and in the order sent (only the leaf where nothing judges the rest: HostPlan.peerChain); empty when it sent none. */
   chain: Buffer[];
   /** Whether OpenSSL verified the chain against the CA set the handshake used. */
   authorized: boolean;

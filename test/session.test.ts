@@ -203,16 +203,51 @@ describe('oneLine', () => {
 
 describe('the certificates taken from the handshake: the whole chain, or only the leaf (SessionOptions.peerChain)', () => {
   let chained: Peer | undefined;
+  let withStranger: Peer | undefined;
   let leaf: Issued;
   let intermediate: Issued;
+  let root: Issued;
+  let stranger: Issued;
   beforeAll(async () => {
-    const root = await makeCA('session chain root');
+    root = await makeCA('session chain root');
     intermediate = await makeCA('session chain intermediate', { issuer: root });
+    stranger = await makeCA('session chain stranger');
     leaf = await makeLeaf(intermediate, { names: ['mx.chain.test'] });
-    [chained] = await startPeers([{ host: ip(20), behaviour: 'starttls', cert: leaf.chainPem, key: leaf.keyPem }]);
+    [chained, withStranger] = await startPeers([
+      { host: ip(20), behaviour: 'starttls', cert: leaf.chainPem, key: leaf.keyPem },
+      // a certificate off the issuer path between the leaf and its issuer, and the root at the end
+      { host: ip(21), behaviour: 'starttls', cert: leaf.certPem + stranger.certPem + intermediate.certPem + root.certPem, key: leaf.keyPem },
+    ]);
   });
   afterAll(async () => {
-    await chained?.close();
+    await Promise.all([chained?.close(), withStranger?.close()]);
+  });
+
+  it('every certificate the server sent, in the order sent: what OpenSSL searches for issuers, nothing dropped, nothing added', async () => {
+    // The local CA store knows the root: the handshake verifies the chain with it, and still the chain is what was sent.
+    const { facts, session } = await Session.open({
+      host: 'mx.chain.test',
+      address: withStranger!.host,
+      port: withStranger!.port,
+      starttls: true,
+      tls: { servername: 'mx.chain.test', ca: [root.certPem] },
+    });
+    session?.quit();
+    expect(facts.tls?.authorized).toBe(true);
+    expect(facts.tls?.chain.map((der) => der.toString('hex'))).toEqual([leaf.der, stranger.der, intermediate.der, root.der].map((der) => der.toString('hex')));
+  });
+
+  it('nothing the server did not send: a root found in the local CA store is not added', async () => {
+    const { facts, session } = await Session.open({
+      host: 'mx.chain.test',
+      address: chained!.host,
+      port: chained!.port,
+      starttls: true,
+      tls: { servername: 'mx.chain.test', ca: [root.certPem] },
+    });
+    session?.quit();
+    expect(facts.tls?.authorized).toBe(true);
+    expect(facts.tls?.chain.map((der) => der.toString('hex'))).toEqual([leaf.der, intermediate.der].map((der) => der.toString('hex')));
   });
 
   it.each([

@@ -17,6 +17,7 @@
  * logs, the probe report) ever sees the raw text. The logger handed to SMTPConnection gets the
  * same treatment, since SMTPConnection logs replies in its own messages.
  */
+import type { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
@@ -215,22 +216,28 @@ function safeLogger(logger: unknown): unknown {
   return wrapped;
 }
 
+/** The most certificates taken from a handshake: far more than any chain that can be judged (DANE stops at 12). */
+const MAX_PEER_CERTS = 100;
+
 /**
- * What the handshake showed: protocol, cipher, the certificates as DER (the whole chain the
- * server sent, or with `wholeChain` false only the leaf: Node builds an object per certificate,
- * and at the PKIX levels nothing reads the ones above the leaf), and OpenSSL's chain check.
+ * What the handshake showed: protocol, cipher, the certificates the server sent as DER, leaf
+ * first and in the order sent (or with `wholeChain` false only the leaf: at the PKIX levels
+ * nothing reads the ones above it), and OpenSSL's chain check.
+ *
+ * getPeerX509Certificate() gives the leaf and, through issuerCertificate, the other
+ * certificates in the order the server sent them: what OpenSSL's build_chain() searches for
+ * issuers, and what daneVerify expects. (getPeerCertificate(true) gave an issuer path of its
+ * own instead, dropping certificates off it and adding issuers from the local CA store that the
+ * server never sent, and built an object with every field and three digests per certificate.)
+ * On the client Node takes the certificates out of the TLS session's list as it hands them
+ * over, so it is called once per session, here.
  */
 function peerOf(socket: TLSSocket, wholeChain: boolean): PeerTls {
   const chain: Buffer[] = [];
-  if (!wholeChain) {
-    const leaf = socket.getPeerCertificate(false);
-    if (leaf && leaf.raw) chain.push(leaf.raw);
-  }
-  let cert = wholeChain ? socket.getPeerCertificate(true) : undefined;
-  const seen = new Set<string>();
-  while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
+  let cert: X509Certificate | undefined = socket.getPeerX509Certificate();
+  while (cert && chain.length < MAX_PEER_CERTS) {
     chain.push(cert.raw);
+    if (!wholeChain) break;
     cert = cert.issuerCertificate;
   }
   const authorizationError = socket.authorizationError;
