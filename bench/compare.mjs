@@ -3,7 +3,7 @@
 //
 // One sink process (bench/sink.mjs: the test kit's smtp-server peers with STARTTLS, discarding
 // data, greeting at once instead of after smtp-server's 100 ms early-talker wait) on 127.0.0.x; 10 KB messages; each row runs its two sides in interleaved rounds
-// (BENCH_ROUNDS, default 5) after a warm-up, and reports per side the median messages/s and client
+// (BENCH_ROUNDS, default 21) after a warm-up, and reports per side the median messages/s and client
 // CPU per message (this process's user + system CPU over the run), and the ratio this transport /
 // Nodemailer per round: median, min-max. The A/A row runs Nodemailer against itself: the noise floor.
 //
@@ -23,7 +23,7 @@
 //                  on a fresh connection, and with resumption.
 //
 // Environment: BENCH_SCALE (default 1: 1,000 messages per side and round for the reuse rows, 200
-// for fresh), BENCH_ROUNDS (default 5), BENCH_ROWS (row names to run, comma-separated
+// for fresh), BENCH_ROUNDS (default 21), BENCH_ROWS (row names to run, comma-separated
 // beginnings, e.g. `reuse-4,fresh`; default all; `latency` names the latency row).
 import { fork } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -44,7 +44,9 @@ const envNumber = (name, fallback) => {
   return value;
 };
 const SCALE = envNumber('BENCH_SCALE', 1);
-const ROUNDS = Math.max(3, Math.round(envNumber('BENCH_ROUNDS', 5)));
+// Many short rounds rather than a few long ones: the machine's own drift is what makes rounds
+// differ (the A/A row), and the median of many paired rounds holds still where five did not.
+const ROUNDS = Math.max(3, Math.round(envNumber('BENCH_ROUNDS', 21)));
 const N_REUSE = Math.max(100, Math.round(1000 * SCALE));
 const N_FRESH = Math.max(40, Math.round(200 * SCALE));
 const TEXT_10K =
