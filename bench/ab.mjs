@@ -10,12 +10,11 @@
 // Environment: BENCH_BASE (required), AB_LEVEL (default encrypt), AB_MODE (reuse: 4 sessions and
 // 32 in flight, the default; fresh: a new connection per message, 1 in flight), AB_COUNT
 // (messages per round, default 1000 for reuse, 200 for fresh), BENCH_ROUNDS (default 21).
-import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import nodemailer from 'nodemailer';
 import { makeLeaf } from '../test/helpers/pki.ts';
-import { median, runLoad } from './load.mjs';
+import { forkSink, median, runLoad } from './load.mjs';
 
 const base = process.env.BENCH_BASE;
 if (!base) throw new Error('BENCH_BASE must name a copy of dist/ (npm run build && mkdir -p .tmp && cp -r dist .tmp/dist-base)');
@@ -29,20 +28,7 @@ const count = Number(process.env.AB_COUNT ?? (fresh ? 200 : 1000));
 const rounds = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 21));
 const TEXT_10K = `${'The quick brown fox jumps over the lazy dog. '.repeat(2).slice(0, 78)}\n`.repeat(128);
 
-const sink = fork(fileURLToPath(new URL('./sink.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-let nextId = 0;
-const waiting = new Map();
-sink.on('message', ({ id, ok, result, error }) => {
-  const w = waiting.get(id);
-  waiting.delete(id);
-  if (w) (ok ? w.resolve : w.reject)(ok ? result : new Error(error));
-});
-const ask = (cmd, args = {}) =>
-  new Promise((resolve, reject) => {
-    const id = ++nextId;
-    waiting.set(id, { resolve, reject });
-    sink.send({ id, cmd, ...args });
-  });
+const { ask } = forkSink();
 
 const SINK = '127.0.66.3';
 const cert = await makeLeaf('self', { names: ['mx.bench.test'] });

@@ -25,17 +25,15 @@
 // Environment: BENCH_SCALE (default 1: 1,000 messages per side and round for the reuse rows, 200
 // for fresh), BENCH_ROUNDS (default 21), BENCH_ROWS (row names to run, comma-separated
 // beginnings, e.g. `reuse-4,fresh`; default all; `latency` names the latency row).
-import { fork } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, VERSION } from '../dist/esm/index.js';
 import { startDnsServer } from '../test/helpers/dns-server.ts';
 import { makeLeaf } from '../test/helpers/pki.ts';
-import { median, runLoad } from './load.mjs';
+import { forkSink, median, runLoad } from './load.mjs';
 
 const envNumber = (name, fallback) => {
   const raw = process.env[name];
@@ -56,20 +54,7 @@ const SINK = '127.0.66.2';
 const log = (line) => process.stderr.write(`[compare] ${line}\n`);
 
 // --- the sink process ---------------------------------------------------------------------------
-const sink = fork(fileURLToPath(new URL('./sink.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-let nextId = 0;
-const waiting = new Map();
-sink.on('message', ({ id, ok, result, error }) => {
-  const w = waiting.get(id);
-  waiting.delete(id);
-  if (w) (ok ? w.resolve : w.reject)(ok ? result : new Error(error));
-});
-const ask = (cmd, args = {}) =>
-  new Promise((resolve, reject) => {
-    const id = ++nextId;
-    waiting.set(id, { resolve, reject });
-    sink.send({ id, cmd, ...args });
-  });
+const { ask } = forkSink();
 
 // --- load ---------------------------------------------------------------------------------------
 /** `count` sendMail calls, `concurrency` in flight: messages/s and this process's CPU per message; throws when any failed. */

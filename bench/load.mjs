@@ -1,4 +1,6 @@
-// What bench.mjs and compare.mjs share: the load loop and the median.
+// What the bench scripts share: the load loop, the median, and the forked sink.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /** The median of the finite values; NaN when there is none. */
 export const median = (values) => {
@@ -35,4 +37,26 @@ export async function runLoad(transport, count, makeMail, concurrency) {
   const cpu = process.cpuUsage(cpu0);
   const cpuMs = (cpu.user + cpu.system) / 1000;
   return { count, ms, cpuMs, msgsPerSec: (count / ms) * 1000, cpuMsPerMsg: cpuMs / count, failures, firstError, firstInfo };
+}
+
+/**
+ * The sink (bench/sink.mjs) in a process of its own, and `ask(cmd, args)` to drive it over IPC:
+ * { id, cmd, ...args } -> the result, or an Error with the sink's message.
+ */
+export function forkSink() {
+  const sink = fork(fileURLToPath(new URL('./sink.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let nextId = 0;
+  const waiting = new Map();
+  sink.on('message', ({ id, ok, result, error }) => {
+    const w = waiting.get(id);
+    waiting.delete(id);
+    if (w) (ok ? w.resolve : w.reject)(ok ? result : new Error(error));
+  });
+  const ask = (cmd, args = {}) =>
+    new Promise((resolve, reject) => {
+      const id = ++nextId;
+      waiting.set(id, { resolve, reject });
+      sink.send({ id, cmd, ...args });
+    });
+  return { sink, ask };
 }
