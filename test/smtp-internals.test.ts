@@ -15,6 +15,7 @@ import {
   onReply,
   plaintextEhloOf,
   tlsSocketOf,
+  WatchedConnection,
 } from '../lib/smtp/connection-internals.js';
 
 describe('SMTPConnection private fields', () => {
@@ -47,7 +48,8 @@ describe('SMTPConnection private fields', () => {
     expect(written.join('')).toContain('STARTTLS');
   });
   it('lastServerResponse is where every reply lands (onReply sees it)', () => {
-    const c = new SMTPConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;
+    const c = new WatchedConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;
+    expect(c.lastServerResponse).toBe(false); // SMTPConnection's constructor assigned it, through the inherited setter
     const seen: string[] = [];
     onReply(c, (reply) => seen.push(reply));
     c._responseActions = [() => undefined];
@@ -55,6 +57,13 @@ describe('SMTPConnection private fields', () => {
     (c._processResponse as () => void).call(c);
     expect(seen).toEqual(['250 ok']);
     expect(lastReplyOf(c)).toBe('250 ok');
+    // the instance itself is never reshaped: no own lastServerResponse, data or accessor (an own
+    // accessor made every SMTPConnection a dictionary-mode object in V8, with slow field reads)
+    expect(Object.getOwnPropertyDescriptor(c, 'lastServerResponse')).toBeUndefined();
+  });
+  it('onReply takes only a WatchedConnection: on a plain SMTPConnection it would see nothing', () => {
+    const c = new SMTPConnection({ host: '127.0.0.1', port: 1 });
+    expect(() => onReply(c, () => undefined)).toThrow(TypeError);
   });
   it('_onClose, _processResponse, _responseQueue and _onError exist (drainRepliesOnClose, failConnection)', () => {
     const c = new SMTPConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;

@@ -8,6 +8,7 @@
  * package.json pins the range, and test/smtp-internals.test.ts breaks if any of them changes.
  */
 import type { Socket } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { TLSSocket } from 'node:tls';
 
 /** The private fields read, with the types they have in Nodemailer 10.6. */
@@ -69,22 +70,39 @@ export function onCommand(connection: object, listener: (command: string) => voi
   };
 }
 
+const replyListener = Symbol('replyListener');
+const lastReply = Symbol('lastReply');
+type Watched = { [replyListener]?: (reply: string) => void; [lastReply]?: string | false };
+
+/**
+ * SMTPConnection whose `lastServerResponse` is an accessor on the prototype, so that onReply
+ * can watch every reply without reshaping the instance: SMTPConnection assigns the field (in its
+ * constructor and for each reply), and an assignment runs the inherited setter. Redefining the
+ * instance's own data property as an accessor instead (as onReply once did) turns the object
+ * into a dictionary-mode object in V8, and every field SMTPConnection reads on itself, many per
+ * command, then becomes a slow lookup.
+ */
+export class WatchedConnection extends SMTPConnection {}
+Object.defineProperty(WatchedConnection.prototype, 'lastServerResponse', {
+  configurable: true,
+  enumerable: true,
+  get(this: Watched): string | false {
+    return this[lastReply] ?? false;
+  },
+  set(this: Watched, next: string | false) {
+    this[lastReply] = next;
+    if (typeof next === 'string') this[replyListener]?.(next);
+  },
+});
+
 /**
  * Calls `listener` with every reply SMTPConnection takes in, as it records it in
- * `lastServerResponse` (each complete reply, and an unterminated one left when the server closes).
+ * `lastServerResponse` (each complete reply, and an unterminated one left when the server
+ * closes). The connection must be a WatchedConnection; one listener per connection.
  */
 export function onReply(connection: object, listener: (reply: string) => void): void {
-  const c = connection as { lastServerResponse: string | false };
-  let value = c.lastServerResponse;
-  Object.defineProperty(connection, 'lastServerResponse', {
-    configurable: true,
-    enumerable: true,
-    get: () => value,
-    set: (next: string | false) => {
-      value = next;
-      if (typeof next === 'string') listener(next);
-    },
-  });
+  if (!(connection instanceof WatchedConnection)) throw new TypeError('onReply: the connection is not a WatchedConnection');
+  (connection as Watched)[replyListener] = listener;
 }
 
 /**

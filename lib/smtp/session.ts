@@ -37,6 +37,7 @@ import {
   onCommand,
   onConnected,
   onReply,
+  WatchedConnection,
   setEhloName,
   plaintextEhloOf,
   socketOf,
@@ -479,7 +480,7 @@ export class Session {
    * again. Resolves with the facts, and a session ready for a transaction when it got that far.
    */
   static open(options: SessionOptions): Promise<{ facts: SessionFacts; session?: Session }> {
-    const connection = new SMTPConnection({
+    const connection = new WatchedConnection({
       host: options.address,
       port: options.port,
       secure: options.implicitTls === true,
