@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeQuery } from '../lib/dns/wire.js';
 import { startDnssec, type DnssecTree } from './helpers/dnssec.js';
-import { exchange, expectCleanSeeds, expectMutationsSafe } from './helpers/wire-fuzz.js';
+import { EXAMPLE_TEST_QUESTIONS, exchange, expectCleanSeeds, expectMutationsSafe } from './helpers/wire-fuzz.js';
 
 describe('fuzz over Unbound and NSD replies', () => {
   let tree: DnssecTree;
@@ -30,20 +30,8 @@ describe('fuzz over Unbound and NSD replies', () => {
         tamper: [{ owner: 'mx2', type: 'A' }],
       },
     ]);
-    const questions: [string, number][] = [
-      ['example.test', 15],
-      ['mx1.example.test', 1],
-      ['mx1.example.test', 28],
-      ['_25._tcp.mx1.example.test', 52],
-      ['www.example.test', 1],
-      ['txt.example.test', 16],
-      ['nothere.example.test', 1],
-      ['mx1.example.test', 15],
-      ['example.test', 48],
-      ['example.test', 6],
-    ];
     const nsd = tree.nsd;
-    for (const [name, type] of questions) {
+    for (const [name, type] of EXAMPLE_TEST_QUESTIONS) {
       seeds.push(await exchange(tree.resolver, encodeQuery(1, name, type)));
       seeds.push(await exchange(nsd, encodeQuery(2, name, type)));
     }

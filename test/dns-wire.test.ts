@@ -14,7 +14,7 @@ import { MAX_POINTERS_PER_NAME, decodeMessage, encodeQuery, formatIPv6, workBudg
 import { normalizeName } from '../lib/dns/names.js';
 import { T, a, mx as mxRdata, rr as rrOf, txt, wireKeepCase } from './helpers/dnssec-signer.js';
 import { signTree, startSignedDns, tlsa, type SignedDnsServer } from './helpers/signed-dns.js';
-import { exchange, expectCleanSeeds, expectMutationsSafe, problems } from './helpers/wire-fuzz.js';
+import { EXAMPLE_TEST_QUESTIONS, exchange, expectCleanSeeds, expectMutationsSafe, problems } from './helpers/wire-fuzz.js';
 import { pointerChainReply, startDnsServer, type TestDnsServer } from './helpers/dns-server.js';
 
 const { Packet } = dns2;
@@ -560,19 +560,7 @@ describe('fuzz', () => {
       ],
       ad: true,
     });
-    const questions: [string, number][] = [
-      ['example.test', 15],
-      ['mx1.example.test', 1],
-      ['mx1.example.test', 28],
-      ['_25._tcp.mx1.example.test', 52],
-      ['www.example.test', 1],
-      ['txt.example.test', 16],
-      ['nothere.example.test', 1],
-      ['mx1.example.test', 15],
-      ['example.test', 48],
-      ['example.test', 6],
-    ];
-    for (const [name, type] of questions) {
+    for (const [name, type] of EXAMPLE_TEST_QUESTIONS) {
       seeds.push(await exchange(recursive.server, encodeQuery(1, name, type)));
       seeds.push(await exchange(authoritative.server, encodeQuery(2, name, type)));
     }

@@ -12,14 +12,14 @@ import { loopbackBlock } from './helpers/smtp-peer.js';
 import { policyText, startStsHosts, type StsHosts } from './helpers/sts-host.js';
 import type { ZoneRecord } from './helpers/dns-server.js';
 import { thrown } from './helpers/thrown.js';
-import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
+import { TLSRPT, transportIn } from './helpers/tlsrpt-fleet.js';
+import { tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
 import type { TlsPolicyTransport } from '../lib/transport.js';
 import { utcDay, type CounterRow } from '../lib/tlsrpt/index.js';
 
 let pki: Pki;
 let world: World;
 let sts: StsHosts;
-const TLSRPT = { organization: 'Origin Test Mail', contact: 'tlsrpt@origin.test' };
 
 /** Domain -> its MX hosts and, for MTA-STS domains, what the policy host serves. */
 const DOMAINS: Record<string, { mx: string[]; sts?: string | number }> = {
@@ -81,14 +81,7 @@ afterAll(async () => {
 });
 
 function transportWith(options: TlsPolicyOptions = {}): TlsPolicyTransport {
-  return tlsPolicy({
-    port: world.port,
-    caFile: pki.caFile,
-    dns: createResolver({ servers: [world.dns.server], timeout: 1000, attempts: 1 }),
-    mtaSts: { port: sts.port },
-    tlsRpt: TLSRPT,
-    ...options,
-  });
+  return transportIn(world, pki, { mtaSts: { port: sts.port }, connectionReuse: true, ...options });
 }
 
 /**

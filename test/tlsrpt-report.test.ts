@@ -10,14 +10,14 @@ import { makePki, makeWorld, type Pki, type World } from './helpers/world.js';
 import { loopbackBlock } from './helpers/smtp-peer.js';
 import { policyText, startStsHosts, type StsHosts } from './helpers/sts-host.js';
 import { tlsrptProblems } from './helpers/tlsrpt-schema.js';
-import { createResolver, tlsPolicy, type TlsPolicyOptions } from '../lib/index.js';
+import { transportIn } from './helpers/tlsrpt-fleet.js';
+import type { TlsPolicyOptions } from '../lib/index.js';
 import type { TlsPolicyTransport } from '../lib/transport.js';
 import { buildReport, hasFailure, utcDay, type TlsRptReport } from '../lib/tlsrpt/index.js';
 
 let pki: Pki;
 let world: World;
 let sts: StsHosts;
-const TLSRPT = { organization: 'Origin Test Mail', contact: 'tlsrpt@origin.test' };
 
 beforeAll(async () => {
   pki = await makePki('TLS-RPT report test CA');
@@ -48,15 +48,7 @@ afterAll(async () => {
 });
 
 function transportWith(options: TlsPolicyOptions = {}): TlsPolicyTransport {
-  return tlsPolicy({
-    port: world.port,
-    caFile: pki.caFile,
-    dns: createResolver({ servers: [world.dns.server], timeout: 1000, attempts: 1 }),
-    mtaSts: { port: sts.port },
-    connectionReuse: false,
-    tlsRpt: TLSRPT,
-    ...options,
-  });
+  return transportIn(world, pki, { mtaSts: { port: sts.port }, ...options });
 }
 
 const connections = (host: string) => world.peers.get(host)!.connections;

@@ -133,7 +133,7 @@ export function countSession(input: SessionInput): CountedSession | undefined {
   // A report-only check that failed on a session that met its level: MTA-STS testing mode, then the shadow level.
   for (const check of [plan.stsTesting, plan.shadowPlan]) {
     if (!check) continue;
-    const judged = reportOnlyVerdict(check, plan, facts, new SessionCerts());
+    const judged = reportOnlyVerdict(check, plan, facts, new SessionCerts(facts.tls?.chain));
     if (judged.resultType) return counted(policy, judged.resultType, judged.result.replace(/^fail: /, ''));
   }
   return counted(policy);

@@ -174,3 +174,21 @@ export function expectMutationsSafe(seeds: Buffer[], count: number): void {
   expect(clean).toBeGreaterThan(1000);
   expect(broken).toBeGreaterThan(1000);
 }
+
+/**
+ * What both fuzz tests (dns-wire, dns-wire-interop) ask of the example.test zone they sign and
+ * serve: its MX, addresses, TLSA, a CNAME, TXT, a name that is not there, a type a name lacks,
+ * the DNSKEY and the SOA (name, type code).
+ */
+export const EXAMPLE_TEST_QUESTIONS: readonly (readonly [string, number])[] = [
+  ['example.test', 15],
+  ['mx1.example.test', 1],
+  ['mx1.example.test', 28],
+  ['_25._tcp.mx1.example.test', 52],
+  ['www.example.test', 1],
+  ['txt.example.test', 16],
+  ['nothere.example.test', 1],
+  ['mx1.example.test', 15],
+  ['example.test', 48],
+  ['example.test', 6],
+];
