@@ -106,7 +106,6 @@ export class TlsPolicyTransport extends EventEmitter {
     // Every new TLS session to a recipient domain is counted (RFC 8460) when tlsRpt is on.
     if (configured.tlsRpt) this.settings.tlsRpt = this.tlsReports;
     if (configured.mtaSts) {
-      const dns = this.dns;
       if (dns.txt) this.settings.mtaSts = new MtaSts({ txt: (name) => dns.txt!(name), addresses: (name) => dns.addresses(name) }, configured.mtaSts);
       else
         this.logger.warn(
