@@ -7,6 +7,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import {
   drainRepliesOnClose,
   ehloLinesOf,
+  extensionsOf,
   failConnection,
   isSecure,
   isUpgrading,
@@ -14,9 +15,11 @@ import {
   onCommand,
   onReply,
   plaintextEhloOf,
+  takeSocket,
   tlsSocketOf,
   WatchedConnection,
 } from '../lib/smtp/connection-internals.js';
+import { EventEmitter } from 'node:events';
 
 describe('SMTPConnection private fields', () => {
   it('exist with the types connection-internals expects', () => {
@@ -88,5 +91,42 @@ describe('SMTPConnection private fields', () => {
     d.on('error', (e: Error) => errors.push(e));
     failConnection(d, new Error('deadline passed'));
     expect(errors.map((e) => [e.message, (e as { code?: string }).code])).toEqual([['deadline passed', 'ETIMEDOUT']]);
+  });
+  it('the EHLO extensions and size limit the transaction reads (extensionsOf)', () => {
+    const c = new SMTPConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;
+    expect(extensionsOf(c)).toEqual({ pipelining: false, size: false, smtpUtf8: false, requireTls: false, maxSize: 0 });
+    (c._parseEhloExtensions as (s: string) => void).call(c, '250-mx.test\r\n250-PIPELINING\r\n250-SIZE 35882577\r\n250-SMTPUTF8\r\n250 REQUIRETLS');
+    expect(extensionsOf(c)).toEqual({ pipelining: true, size: true, smtpUtf8: true, requireTls: true, maxSize: 35882577 });
+  });
+  it('takeSocket removes every listener SMTPConnection put on the socket, its timers, and hands over what it had not acted on', () => {
+    const c = new SMTPConnection({ host: '127.0.0.1', port: 1 }) as unknown as Record<string, unknown>;
+    for (const name of ['_onSocketData', '_onSocketTimeout', '_onSocketClose', '_onSocketEnd', '_onSocketError', '_onConnectionSocketError', '_clearPhase']) {
+      expect(typeof c[name], name).toBe('function');
+    }
+    expect(c._remainder).toBe('');
+    expect(c._closing).toBe(false);
+    expect(c._destroyed).toBe(false);
+    const socket = Object.assign(new EventEmitter(), { destroyed: false, setTimeout: () => socket });
+    socket.on('data', c._onSocketData as () => void);
+    socket.on('timeout', c._onSocketTimeout as () => void);
+    socket.once('close', c._onSocketClose as () => void);
+    socket.once('end', c._onSocketEnd as () => void);
+    socket.on('error', c._onSocketError as () => void);
+    socket.on('error', c._onConnectionSocketError as () => void);
+    c._socket = socket;
+    c._phaseTimer = setTimeout(() => {
+      throw new Error('the phase timer must be cleared');
+    }, 50);
+    (c._responseQueue as string[]).push('250-a\n250 b');
+    c._remainder = '25';
+    const taken = takeSocket(c);
+    expect(taken?.socket).toBe(socket);
+    expect(taken?.leftover).toBe('250-a\r\n250 b\r\n25');
+    for (const event of ['data', 'timeout', 'close', 'end', 'error']) expect(socket.listenerCount(event), event).toBe(0);
+    expect(c._phaseTimer).toBe(false);
+    // SMTPConnection acts on nothing any more: close() and the methods that write bail out
+    expect(c._closing).toBe(true);
+    expect(c._destroyed).toBe(true);
+    expect(takeSocket(c)).toBeUndefined();
   });
 });

@@ -155,3 +155,59 @@ export function onConnected(connection: object, listener: (socket: Socket) => vo
 export function setEhloName(connection: object, name: string): void {
   (connection as { name: string }).name = name;
 }
+
+/** What the transaction uses of the server's last EHLO reply, as SMTPConnection parsed it. */
+export function extensionsOf(connection: object): { pipelining: boolean; size: boolean; smtpUtf8: boolean; requireTls: boolean; maxSize: number } {
+  const c = connection as { _supportedExtensions?: string[]; _maxAllowedSize?: number };
+  const ext = c._supportedExtensions ?? [];
+  return {
+    pipelining: ext.includes('PIPELINING'),
+    size: ext.includes('SIZE'),
+    smtpUtf8: ext.includes('SMTPUTF8'),
+    requireTls: ext.includes('REQUIRETLS'),
+    maxSize: Number(c._maxAllowedSize) || 0,
+  };
+}
+
+/**
+ * Takes the socket of a ready, idle connection away from SMTPConnection (lib/smtp/transaction.ts
+ * carries the session on from there): its listeners and timers are removed, so it neither reads
+ * nor acts on the socket again. Returns the socket and the bytes SMTPConnection had taken in and
+ * not yet acted on (nothing, from a server that sends only what it is asked for).
+ */
+export function takeSocket(connection: object): { socket: Socket | TLSSocket; leftover: string } | undefined {
+  const c = connection as {
+    _socket: Socket | TLSSocket | false;
+    _onSocketData: (...args: unknown[]) => void;
+    _onSocketTimeout: (...args: unknown[]) => void;
+    _onSocketClose: (...args: unknown[]) => void;
+    _onSocketEnd: (...args: unknown[]) => void;
+    _onSocketError: (...args: unknown[]) => void;
+    _onConnectionSocketError: (...args: unknown[]) => void;
+    _clearPhase: () => void;
+    _responseQueue: string[];
+    _remainder: string;
+    _responseActions: unknown[];
+    _destroyed: boolean;
+    _closing: boolean;
+  };
+  const socket = c._socket;
+  if (!socket || socket.destroyed || c._destroyed) return undefined;
+  socket.removeListener('data', c._onSocketData);
+  socket.removeListener('timeout', c._onSocketTimeout);
+  socket.removeListener('close', c._onSocketClose);
+  socket.removeListener('end', c._onSocketEnd);
+  socket.removeListener('error', c._onSocketError);
+  socket.removeListener('error', c._onConnectionSocketError);
+  socket.setTimeout(0);
+  c._clearPhase();
+  const leftover = c._responseQueue.map((reply) => `${reply.replace(/\n/g, '\r\n')}\r\n`).join('') + c._remainder;
+  c._responseQueue = [];
+  c._remainder = '';
+  c._responseActions = [];
+  // SMTPConnection no longer owns the socket: close() (which checks _closing) and every method
+  // that reads or writes (which check _destroyed) bail out.
+  c._destroyed = true;
+  c._closing = true;
+  return { socket, leftover };
+}

@@ -1,5 +1,8 @@
 /**
- * One SMTP conversation with one MX address, around Nodemailer's SMTPConnection.
+ * One SMTP conversation with one MX address: Nodemailer's SMTPConnection sets it up (connect,
+ * greeting, EHLO, STARTTLS, EHLO, AUTH); the mail transactions and QUIT then run on the session's
+ * own wire (lib/smtp/transaction.ts), which takes the socket from SMTPConnection at the first
+ * transaction and reports with the same replies and words.
  *
  * The session holds no policy. It connects, lets SMTPConnection do EHLO and STARTTLS, and
  * reports facts: was STARTTLS offered, what did the server answer to it, did the handshake
@@ -19,7 +22,6 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Readable } from 'node:stream';
 import { createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { tlsContextKey } from '../plan/index.js';
 import { format } from 'node:util';
@@ -30,6 +32,7 @@ import type { PeerTls } from '../types.js';
 import {
   drainRepliesOnClose,
   ehloLinesOf,
+  extensionsOf,
   failConnection,
   isSecure,
   isUpgrading,
@@ -41,8 +44,10 @@ import {
   setEhloName,
   plaintextEhloOf,
   socketOf,
+  takeSocket,
   tlsSocketOf,
 } from './connection-internals.js';
+import { transact, Wire, wireError, type WireError } from './transaction.js';
 import type { SessionTracker } from './tracker.js';
 import { replyCode } from './reply.js';
 
@@ -98,6 +103,8 @@ export interface SessionOptions extends SessionTimeouts {
 
 export const DEFAULT_COMMAND_TIMEOUT = 300_000;
 export const DEFAULT_DATA_TIMEOUT = 600_000;
+/** Socket inactivity that ends a session (Nodemailer's default socketTimeout, 10 minutes). */
+const DEFAULT_SOCKET_TIMEOUT = 600_000;
 
 /** How a session that never became ready ended. */
 export type SessionFailureKind =
@@ -285,25 +292,6 @@ function withSecureContext(tls: ConnectionOptions): ConnectionOptions {
   return { ...rest, secureContext: context };
 }
 
-const SLICE = 64 * 1024;
-
-/** A readable stream over `buffer` in 64 KiB views of it; `onEnd` runs when all of it was read. */
-function sliced(buffer: Buffer, onEnd: () => void): Readable {
-  let offset = 0;
-  return new Readable({
-    read() {
-      if (offset >= buffer.length) {
-        this.push(null);
-        onEnd();
-        return;
-      }
-      const end = Math.min(offset + SLICE, buffer.length);
-      this.push(buffer.subarray(offset, end));
-      offset = end;
-    },
-  });
-}
-
 function offersStarttls(ehlo: string | string[] | undefined): boolean {
   if (!ehlo) return false;
   const lines = Array.isArray(ehlo) ? ehlo : ehlo.split(/\r?\n/).slice(1);
@@ -418,33 +406,78 @@ class Deadlines {
   }
 }
 
+/** Where a deadline or the transport's close() ends the connection: SMTPConnection's, until the session's own wire takes the socket. */
+interface FailRoute {
+  fail(error: Error, code?: string): void;
+}
+
+/** What the session's own wire needs from open(): the inactivity timeout and the transaction log. */
+interface WireSettings {
+  socketTimeout: number;
+  log?: (tnx: 'client' | 'server', text: string) => void;
+}
+
 export class Session {
   readonly facts: SessionFacts;
   private readonly connection: SMTPConnection;
   private readonly deadlines: Deadlines;
   private readonly untrack: () => void;
+  private readonly route: FailRoute;
+  private readonly settings: WireSettings;
+  /** The socket once this session carries the transactions itself (lib/smtp/transaction.ts). */
+  private wire: Wire | undefined;
   private closed = false;
   private ended = false;
   private dataSent = false;
   private readonly closeListeners: Array<() => void> = [];
 
-  private constructor(connection: SMTPConnection, facts: SessionFacts, deadlines: Deadlines, untrack: () => void) {
+  private constructor(connection: SMTPConnection, facts: SessionFacts, deadlines: Deadlines, untrack: () => void, route: FailRoute, settings: WireSettings) {
     this.connection = connection;
     this.facts = facts;
     this.deadlines = deadlines;
     this.untrack = untrack;
-    onCommand(connection, (command) => {
-      if (/^DATA\b/i.test(command)) this.dataSent = true;
-    });
-    const end = () => {
-      if (this.ended) return;
-      this.ended = true;
-      this.deadlines.finish();
-      this.untrack();
-      for (const listener of this.closeListeners.splice(0)) listener();
-    };
-    connection.on('end', end);
-    connection.on('error', end);
+    this.route = route;
+    this.settings = settings;
+    connection.on('end', () => this.markEnded());
+    connection.on('error', () => this.markEnded());
+  }
+
+  private markEnded(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.deadlines.finish();
+    this.untrack();
+    for (const listener of this.closeListeners.splice(0)) listener();
+  }
+
+  /**
+   * The session's own wire: the socket taken from SMTPConnection once the session is set up
+   * (greeting, EHLO, STARTTLS, AUTH are SMTPConnection's), at the first transaction. The
+   * deadlines, the transport's close() and the transaction log follow the socket.
+   */
+  private takeWire(): Wire | undefined {
+    if (this.wire) return this.wire;
+    if (this.ended) return undefined;
+    const taken = takeSocket(this.connection);
+    if (!taken) return undefined;
+    const wire = new Wire(
+      taken.socket,
+      {
+        command: (line) => {
+          if (/^DATA\b/i.test(line)) this.dataSent = true;
+          this.deadlines.command(line);
+        },
+        reply: (reply) => this.deadlines.reply(reply),
+        bodyEnd: () => this.deadlines.bodyEnd(),
+        ended: () => this.markEnded(),
+        ...(this.settings.log ? { log: this.settings.log } : {}),
+      },
+      taken.leftover,
+      this.settings.socketTimeout,
+    );
+    this.wire = wire;
+    this.route.fail = (error, code = 'ETIMEDOUT') => wire.fail(wireError(error, code, undefined, 'CONN'));
+    return wire;
   }
 
   /** Whether the connection is still open and usable (not closed by us or by the server). */
@@ -480,6 +513,7 @@ export class Session {
    * again. Resolves with the facts, and a session ready for a transaction when it got that far.
    */
   static open(options: SessionOptions): Promise<{ facts: SessionFacts; session?: Session }> {
+    const logger = safeLogger(options.logger);
     const connection = new WatchedConnection({
       host: options.address,
       port: options.port,
@@ -498,7 +532,7 @@ export class Session {
       ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
       ...(options.greetingTimeout ? { greetingTimeout: options.greetingTimeout } : {}),
       ...(options.socketTimeout ? { socketTimeout: options.socketTimeout } : {}),
-      logger: safeLogger(options.logger) as never,
+      logger: logger as never,
       debug: options.debug === true,
       socketCloseTimeout: 0,
     });
@@ -519,8 +553,9 @@ export class Session {
       const fqdn = localFqdn();
       onConnected(connection, (socket) => setEhloName(connection, fqdn ?? addressLiteral(socket.localAddress)));
     }
+    const route: FailRoute = { fail: (error, code) => failConnection(connection, error, code) };
     const deadlines = new Deadlines(
-      (why) => failConnection(connection, Object.assign(new Error(why), { deadline: true })),
+      (why) => route.fail(Object.assign(new Error(why), { deadline: true })),
       options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT,
       options.dataTimeout ?? DEFAULT_DATA_TIMEOUT,
     );
@@ -528,7 +563,7 @@ export class Session {
     onReply(connection, (reply) => deadlines.reply(reply));
     const untrack =
       options.tracker?.add({
-        abort: (reason) => failConnection(connection, Object.assign(new Error(reason), { closedByTransport: true }), 'ECONNECTION'),
+        abort: (reason) => route.fail(Object.assign(new Error(reason), { closedByTransport: true }), 'ECONNECTION'),
         get bodySent() {
           return deadlines.bodyPending;
         },
@@ -582,7 +617,13 @@ export class Session {
             if (reply !== undefined) facts.starttlsReply = reply;
           }
         }
-        resolve({ facts, session: new Session(connection, facts, deadlines, untrack) });
+        // The transaction log, as SMTPConnection writes it with `debug`: through the same safe logger.
+        const debugLog = options.debug === true && logger ? (logger as { debug: (entry: object, message: string, text: string) => void }).debug : undefined;
+        const settings: WireSettings = {
+          socketTimeout: options.socketTimeout || DEFAULT_SOCKET_TIMEOUT,
+          ...(debugLog ? { log: (tnx: 'client' | 'server', text: string) => debugLog({ tnx }, '%s', text) } : {}),
+        };
+        resolve({ facts, session: new Session(connection, facts, deadlines, untrack, route, settings) });
       };
       // Watch the commands SMTPConnection writes, to know when STARTTLS went out.
       onCommand(connection, (command) => {
@@ -621,65 +662,19 @@ export class Session {
   }
 
   /** One mail transaction: MAIL FROM (with REQUIRETLS when `requireTls`, RFC 8689 section 4.1), RCPT TO for each recipient, DATA. */
-  send(from: string, recipients: string[], message: Buffer, requireTls = false): Promise<TransactionResult> {
+  async send(from: string, recipients: string[], message: Buffer, requireTls = false): Promise<TransactionResult> {
     this.dataSent = false;
-    return new Promise((resolve) => {
-      // Handed over as a stream of slices of the one buffer (no copies): written whole, TLS would
-      // encrypt the entire message into memory at once on every connection.
-      const body = sliced(message, () => this.deadlines.bodyEnd());
-      const envelope = { from, to: recipients, size: message.length, ...(requireTls ? { requireTLSExtensionEnabled: true } : {}) };
-      this.connection.send(envelope, body, (err, info) => {
-        if (!err && info) {
-          const rejected = new Map<string, string | undefined>();
-          for (const e of info.rejectedErrors ?? []) {
-            const r = e as { recipient?: string; response?: string };
-            if (r.recipient) rejected.set(r.recipient, r.response);
-          }
-          const results: RecipientResult[] = recipients.map((recipient) => {
-            if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: replyLine(info.response) };
-            const reply = replyLine(rejected.get(recipient));
-            return { recipient, status: (replyCode(reply) ?? 500) >= 500 ? 'rejected' : 'deferred', reply };
-          });
-          resolve({ ok: true, recipients: results, reply: replyLine(info.response) });
-          return;
-        }
-        const e = err as Error & {
-          response?: string;
-          responseCode?: number;
-          rejectedErrors?: Array<{ recipient?: string; response?: string }>;
-          command?: string;
-        };
-        const reply = replyLine(e.response);
-        const message = errorMessage(e);
-        const code = e.responseCode ?? replyCode(reply);
-        if (e.rejectedErrors && e.rejectedErrors.length && e.command === 'RCPT TO') {
-          // Every recipient refused: each with its own reply.
-          const byRecipient = new Map(e.rejectedErrors.map((r) => [r.recipient, replyLine(r.response)]));
-          const results: RecipientResult[] = recipients.map((recipient) => {
-            const r = byRecipient.get(recipient) ?? reply;
-            return { recipient, status: (replyCode(r) ?? 400) >= 500 ? 'rejected' : 'deferred', reply: r };
-          });
-          resolve({ ok: false, recipients: results, reply });
-          return;
-        }
-        const temporary = code === undefined || code < 500;
-        // Recipients the server already refused at RCPT keep that answer; the rest share the failure.
-        const refused = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient, replyLine(r.response)]));
-        resolve({
-          ok: false,
-          recipients: recipients.map((recipient): RecipientResult => {
-            const own = refused.get(recipient);
-            if (own && (replyCode(own) ?? 400) >= 500) return { recipient, status: 'rejected', reply: own };
-            return { recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? message };
-          }),
-          reply,
-          dataSent: this.dataSent,
-          // the body went out whole and nothing answered its end (a reply is an answer)
-          bodySent: this.deadlines.bodyPending && reply === undefined,
-          failure: { message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
-        });
-      });
-    });
+    const wire = this.takeWire();
+    if (!wire) {
+      return transactionResult(recipients, wireError('Connection closed unexpectedly', 'ECONNECTION', undefined, 'API'), undefined, this.dataSent, false);
+    }
+    const result = await transact(
+      wire,
+      { from, to: recipients, size: message.length, requireTls, secure: isSecure(this.connection) },
+      extensionsOf(this.connection),
+      message,
+    );
+    return transactionResult(recipients, result.error, result.info, this.dataSent, this.deadlines.bodyPending);
   }
 
   /**
@@ -700,6 +695,10 @@ export class Session {
     this.closed = true;
     this.deadlines.finish();
     this.untrack();
+    if (this.wire) {
+      this.wire.quit(1000);
+      return;
+    }
     try {
       this.connection.quit();
     } catch {
@@ -713,7 +712,8 @@ export class Session {
     this.closed = true;
     this.deadlines.finish();
     this.untrack();
-    this.connection.close();
+    if (this.wire) this.wire.destroy();
+    else this.connection.close();
   }
 }
 
@@ -753,4 +753,57 @@ export function classifyFailure(
     return { kind: 'tls-session', message: `connection lost inside TLS: ${detail}` };
   }
   return { kind: 'connect', message: state.sawReply ? `connection lost: ${detail}` : `connection failed: ${detail}` };
+}
+
+/**
+ * A transaction's outcome as the session reports it: each recipient accepted, deferred (4xx) or
+ * rejected (5xx) with its own reply where the server gave one, and the failure that ended the
+ * transaction, its reply and words made safe to print (lib/text).
+ */
+function transactionResult(
+  recipients: string[],
+  error: WireError | undefined,
+  info: { accepted: string[]; rejectedErrors?: WireError[]; response: string } | undefined,
+  dataSent: boolean,
+  bodyPending: boolean,
+): TransactionResult {
+  if (!error && info) {
+    const rejected = new Map<string, string | undefined>();
+    for (const e of info.rejectedErrors ?? []) if (e.recipient) rejected.set(e.recipient, e.response);
+    const results: RecipientResult[] = recipients.map((recipient) => {
+      if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: replyLine(info.response) };
+      const reply = replyLine(rejected.get(recipient));
+      return { recipient, status: (replyCode(reply) ?? 500) >= 500 ? 'rejected' : 'deferred', reply };
+    });
+    return { ok: true, recipients: results, reply: replyLine(info.response) };
+  }
+  const e = error ?? wireError('Connection closed unexpectedly', 'ECONNECTION', undefined, 'CONN');
+  const reply = replyLine(e.response);
+  const message = errorMessage(e);
+  const code = e.responseCode ?? replyCode(reply);
+  if (e.rejectedErrors && e.rejectedErrors.length && e.command === 'RCPT TO') {
+    // Every recipient refused: each with its own reply.
+    const byRecipient = new Map(e.rejectedErrors.map((r) => [r.recipient, replyLine(r.response)]));
+    const results: RecipientResult[] = recipients.map((recipient) => {
+      const r = byRecipient.get(recipient) ?? reply;
+      return { recipient, status: (replyCode(r) ?? 400) >= 500 ? 'rejected' : 'deferred', reply: r };
+    });
+    return { ok: false, recipients: results, reply };
+  }
+  const temporary = code === undefined || code < 500;
+  // Recipients the server already refused at RCPT keep that answer; the rest share the failure.
+  const refused = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient, replyLine(r.response)]));
+  return {
+    ok: false,
+    recipients: recipients.map((recipient): RecipientResult => {
+      const own = refused.get(recipient);
+      if (own && (replyCode(own) ?? 400) >= 500) return { recipient, status: 'rejected', reply: own };
+      return { recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? message };
+    }),
+    reply,
+    dataSent,
+    // the body went out whole and nothing answered its end (a reply is an answer)
+    bodySent: bodyPending && reply === undefined,
+    failure: { message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
+  };
 }
