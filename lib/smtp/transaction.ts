@@ -138,12 +138,17 @@ export class Wire {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  /** QUIT, then the connection is dropped once the reply came or after `graceMs`. */
+  /**
+   * QUIT; once its reply came this side closes (TLS close_notify, then FIN), as Nodemailer ends a
+   * session; the connection is dropped when the server has not closed within `graceMs`.
+   */
   quit(graceMs: number): void {
     if (!this.alive) return;
     this.quitting = true;
     this.write(['QUIT']);
-    void this.next().then(() => this.destroy());
+    void this.next().then(() => {
+      if (!this.socket.destroyed) this.socket.end();
+    });
     setTimeout(() => this.destroy(), graceMs).unref();
   }
 
