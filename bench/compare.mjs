@@ -15,6 +15,10 @@
 //   fresh          a new connection per message, 1 in flight, encrypt, TLS session cache off;
 //                  Nodemailer without pool
 //   fresh+resume   the same with TLS session resumption (the default)
+//   floor          not this transport: a bare SMTP client (bench/bare-client.mjs: no policy, no
+//                  certificate check, no audit) with TLS resumption vs Nodemailer without pool,
+//                  a new connection per message: the least CPU any client on Node's net and tls
+//                  pays for a fresh delivery, the bound under the fresh+resume row's ratio
 //   latency        a TCP proxy per destination delays each direction 12.5 ms (every round trip
 //                  25 ms): 200 messages to 20 destinations, 8 in flight; this transport (MX
 //                  delivery, one transport) vs Nodemailer (a transport per destination, no pool):
@@ -33,6 +37,7 @@ import nodemailer from 'nodemailer';
 import { createResolver, tlsPolicy, VERSION } from '../dist/esm/index.js';
 import { startDnsServer } from '../test/helpers/dns-server.ts';
 import { makeLeaf } from '../test/helpers/pki.ts';
+import { bareTransport } from './bare-client.mjs';
 import { forkSink, median, runLoad } from './load.mjs';
 
 const envNumber = (name, fallback) => {
@@ -203,6 +208,17 @@ rows.push(
   await pair(
     'fresh+resume encrypt',
     { ours: ours({ level: 'encrypt', connectionReuse: false }), theirs: nm({ requireTLS: true }) },
+    { count: N_FRESH, concurrency: 1 },
+  ),
+);
+
+rows.push(
+  await pair(
+    'floor: bare client, fresh+resume',
+    {
+      ours: () => nodemailer.createTransport(bareTransport({ host: SINK, port, servername: 'mx.bench.test', resume: true })),
+      theirs: nm({ requireTLS: true }),
+    },
     { count: N_FRESH, concurrency: 1 },
   ),
 );
