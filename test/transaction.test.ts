@@ -4,6 +4,7 @@
  * without PIPELINING, every way a reply can end a transaction, the server's declared SIZE, a
  * server that talks out of turn, and the deadlines of a session kept and used again.
  */
+import { format } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session, type TransactionResult } from '../lib/smtp/session.js';
 import { startRawPeer, type RawPeer, type RawReply } from './helpers/raw-peer.js';
@@ -35,7 +36,7 @@ async function peer(ehlo: string, script?: (command: string) => RawReply | undef
   return p;
 }
 
-async function open(p: RawPeer, options: { commandTimeout?: number; dataTimeout?: number; tls?: boolean } = {}): Promise<Session> {
+async function open(p: RawPeer, options: { commandTimeout?: number; dataTimeout?: number; tls?: boolean; logger?: unknown } = {}): Promise<Session> {
   const { session, facts } = await Session.open({
     host: 'mx.wire.test',
     address: p.host,
@@ -44,6 +45,7 @@ async function open(p: RawPeer, options: { commandTimeout?: number; dataTimeout?
     tls: { servername: 'mx.wire.test' },
     ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}),
     ...(options.dataTimeout ? { dataTimeout: options.dataTimeout } : {}),
+    ...(options.logger ? { logger: options.logger, debug: true } : {}),
   });
   expect(facts.failure).toBeUndefined();
   return session!;
@@ -238,5 +240,21 @@ describe('a transaction on the session own wire', () => {
     const result = await send(s);
     expect(result.failure?.message).toMatch(/no reply to the end of the message within 300 ms/);
     expect(result.bodySent).toBe(true);
+  });
+
+  it('with debug, the transaction log has each command, each line of the message and each reply, every one escaped', async () => {
+    const p = await peer(EHLO_PIPELINING, (c) => (c === '.' ? '250 2.0.0 queued \x1b[31mred\x1b[0m' : undefined));
+    const lines: Array<{ tnx?: string | undefined; text: string }> = [];
+    const record = (entry: { tnx?: string }, message: string, ...args: unknown[]) => lines.push({ tnx: entry?.tnx, text: format(message, ...args) });
+    const logger = { trace: record, debug: record, info: record, warn: record, error: record, fatal: record };
+    const s = await open(p, { logger });
+    expect((await send(s)).ok).toBe(true);
+    const of = (tnx: string) => lines.filter((l) => l.tnx === tnx).map((l) => l.text);
+    expect(of('client')).toEqual(expect.arrayContaining(['MAIL FROM:<s@origin.test>', 'RCPT TO:<a@wire.test>', 'DATA']));
+    expect(of('message')).toEqual(expect.arrayContaining(['Subject: wire', 'hello', '..dot line']));
+    const final = of('server').find((t) => t.startsWith('250 2.0.0 queued'));
+    expect(final).toBeDefined();
+    expect(final).not.toContain('\x1b');
+    expect(lines.every((l) => !/[\r\n\x1b]/.test(l.text))).toBe(true);
   });
 });

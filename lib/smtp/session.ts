@@ -414,7 +414,7 @@ interface FailRoute {
 /** What the session's own wire needs from open(): the inactivity timeout and the transaction log. */
 interface WireSettings {
   socketTimeout: number;
-  log?: (tnx: 'client' | 'server', text: string) => void;
+  log?: (tnx: 'client' | 'server' | 'message', text: string) => void;
 }
 
 export class Session {
@@ -621,7 +621,7 @@ export class Session {
         const debugLog = options.debug === true && logger ? (logger as { debug: (entry: object, message: string, text: string) => void }).debug : undefined;
         const settings: WireSettings = {
           socketTimeout: options.socketTimeout || DEFAULT_SOCKET_TIMEOUT,
-          ...(debugLog ? { log: (tnx: 'client' | 'server', text: string) => debugLog({ tnx }, '%s', text) } : {}),
+          ...(debugLog ? { log: (tnx: 'client' | 'server' | 'message', text: string) => debugLog({ tnx }, '%s', text) } : {}),
         };
         resolve({ facts, session: new Session(connection, facts, deadlines, untrack, route, settings) });
       };

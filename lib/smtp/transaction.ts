@@ -56,8 +56,8 @@ export interface WireHooks {
   bodyEnd(): void;
   /** The connection ended (closed by either side, or failed). */
   ended(): void;
-  /** The transaction log (SMTPConnection's `debug`): client lines and server replies, made safe by the logger. */
-  log?: (tnx: 'client' | 'server', text: string) => void;
+  /** The transaction log (SMTPConnection's `debug`): client lines, the message, server replies, made safe by the logger. */
+  log?: (tnx: 'client' | 'server' | 'message', text: string) => void;
 }
 
 type Waiter = (reply: string | WireError) => void;
@@ -109,19 +109,23 @@ export class Wire {
   }
 
   /** Writes the body (as dataSlices gives it); bodyEnd runs once the socket took all of it. */
-  writeBody(message: Buffer): number {
+  writeBody(message: Buffer): void {
     const slices = dataSlices(message);
-    let size = 0;
+    if (this.hooks.log)
+      this.hooks.log(
+        'message',
+        Buffer.concat(slices)
+          .toString('latin1')
+          .replace(/\r?\n$/, ''),
+      );
     this.owed++;
     this.bodyUnconfirmed = true;
     this.socket.cork();
     for (let i = 0; i < slices.length; i++) {
-      size += slices[i]!.length;
       if (i < slices.length - 1) this.socket.write(slices[i]!);
       else this.socket.write(slices[i]!, () => this.confirmBody());
     }
     this.socket.uncork();
-    return size;
   }
 
   /** The socket took the whole body (or the reply to its end came first): the deadlines move on. */
