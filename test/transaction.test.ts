@@ -7,6 +7,7 @@
 import { format } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session, type TransactionResult } from '../lib/smtp/session.js';
+import { socketOf } from '../lib/smtp/connection-internals.js';
 import { startRawPeer, type RawPeer, type RawReply } from './helpers/raw-peer.js';
 import { loopbackBlock } from './helpers/smtp-peer.js';
 import { makeLeaf, type Issued } from './helpers/pki.js';
@@ -256,5 +257,25 @@ describe('a transaction on the session own wire', () => {
     expect(final).toBeDefined();
     expect(final).not.toContain('\x1b');
     expect(lines.every((l) => !/[\r\n\x1b]/.test(l.text))).toBe(true);
+  });
+
+  it('a large body goes in pieces as the socket drains: never a copy of the whole message waiting in the socket (over TLS)', async () => {
+    const p = await peer(EHLO_PIPELINING.replace('250-raw-peer', '250-raw-peer\r\n250-STARTTLS'), undefined, true);
+    const s = await open(p, { tls: true });
+    const socket = socketOf((s as unknown as { connection: object }).connection)!;
+    let most = 0;
+    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+    (socket as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+      const room = write(...args);
+      most = Math.max(most, socket.writableLength);
+      return room;
+    };
+    const line = `${'x'.repeat(76)}\r\n`;
+    const big = `Subject: big\r\n\r\n${line.repeat(50_000)}`; // 3.9 MB
+    const result = await send(s, ['a@wire.test'], big);
+    expect(result.ok).toBe(true);
+    expect(p.messages()[0]?.length).toBe(big.length - 2); // the peer keeps the body without its last CRLF
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(256 * 1024);
   });
 });

@@ -62,6 +62,9 @@ export interface WireHooks {
 
 type Waiter = (reply: string | WireError) => void;
 
+/** The most of the body handed to the socket at once (then more when it drains). */
+const BODY_PIECE = 64 * 1024;
+
 /** The socket of a ready session, taken from SMTPConnection. */
 export class Wire {
   private readonly reader = new ReplyReader();
@@ -108,7 +111,11 @@ export class Wire {
     this.socket.write(text);
   }
 
-  /** Writes the body (as dataSlices gives it); bodyEnd runs once the socket took all of it. */
+  /**
+   * Writes the body (as dataSlices gives it) in pieces of at most 64 KiB, each after the socket
+   * drained the one before once it is full, so that TLS never holds an encrypted copy of a whole
+   * large message per connection; bodyEnd runs once the socket took all of it.
+   */
   writeBody(message: Buffer): void {
     const slices = dataSlices(message);
     if (this.hooks.log)
@@ -120,11 +127,30 @@ export class Wire {
       );
     this.owed++;
     this.bodyUnconfirmed = true;
+    let slice = 0;
+    let offset = 0;
+    const more = (): void => {
+      while (slice < slices.length) {
+        if (!this.alive) return;
+        const current = slices[slice]!;
+        const end = Math.min(offset + BODY_PIECE, current.length);
+        const piece = offset === 0 && end === current.length ? current : current.subarray(offset, end);
+        if (end === current.length) {
+          slice++;
+          offset = 0;
+        } else {
+          offset = end;
+        }
+        const last = slice === slices.length;
+        const room = last ? this.socket.write(piece, () => this.confirmBody()) : this.socket.write(piece);
+        if (!room && !last) {
+          this.socket.once('drain', more);
+          return;
+        }
+      }
+    };
     this.socket.cork();
-    for (let i = 0; i < slices.length; i++) {
-      if (i < slices.length - 1) this.socket.write(slices[i]!);
-      else this.socket.write(slices[i]!, () => this.confirmBody());
-    }
+    more();
     this.socket.uncork();
   }
 
