@@ -12,7 +12,7 @@ export const ERROR_CODES = {
   ENULLMX: 'the domain accepts no mail (a null MX, RFC 7505)',
   ECONNECTION: 'a server could not be reached or the transaction failed; also every send after close()',
   EENVELOPE: 'an address cannot be sent, or the servers refused every recipient',
-  EMESSAGE: 'a server refused the message at DATA',
+  EMESSAGE: 'a server refused the message at DATA, or declared a SIZE below it',
   EAUTH: 'the relay refused SMTP AUTH',
   ECONFIG: 'an option is wrong: the message says which and what to write instead',
   EPOLICY: 'the policy table has problems: every one is listed with its line',

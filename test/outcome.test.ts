@@ -57,6 +57,26 @@ describe('settleTransaction', () => {
       want: { refused: { code: 'EMESSAGE' } },
     },
     {
+      name: 'above the SIZE the server declared: not offered, EMESSAGE, permanent',
+      recipients: ['a'],
+      t: {
+        ok: false,
+        recipients: [hard('a')],
+        failure: {
+          message: 'message size 30 exceeds the size limit 20 that the server declared (EHLO SIZE)',
+          replyCode: 552,
+          temporary: false,
+          command: 'MAIL FROM',
+          code: 'EMESSAGE',
+        },
+      },
+      done: true,
+      want: {
+        rejected: ['a'],
+        refused: { code: 'EMESSAGE', reason: expect.stringMatching(/the message was not offered to .*: message size 30 exceeds the size limit 20/) },
+      },
+    },
+    {
       name: 'the body went out and nothing answered its end: stop, may be delivered',
       recipients: ['a', 'b'],
       t: { ok: false, bodySent: true, recipients: [soft('a'), soft('b')], failure: { message: 'Connection closed unexpectedly', temporary: true } },

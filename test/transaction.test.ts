@@ -6,6 +6,8 @@
  */
 import { format } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { tlsPolicy, type TlsPolicyError } from '../lib/index.js';
 import { Session, type TransactionResult } from '../lib/smtp/session.js';
 import { socketOf } from '../lib/smtp/connection-internals.js';
 import { startRawPeer, type RawPeer, type RawReply } from './helpers/raw-peer.js';
@@ -192,6 +194,7 @@ describe('a transaction on the session own wire', () => {
     expect(after(p, 'MAIL')).toEqual([]);
     expect(result.failure).toMatchObject({
       replyCode: 552,
+      code: 'EMESSAGE',
       temporary: false,
       message: `message size ${Buffer.byteLength(BODY)} exceeds the size limit 20 that the server declared (EHLO SIZE)`,
     });
@@ -277,5 +280,18 @@ describe('a transaction on the session own wire', () => {
     expect(p.messages()[0]?.length).toBe(big.length - 2); // the peer keeps the body without its last CRLF
     expect(most).toBeGreaterThan(0);
     expect(most).toBeLessThanOrEqual(256 * 1024);
+  });
+
+  it('through the transport: a message above the SIZE the relay declared bounces with EMESSAGE, naming the relay, and nothing is offered', async () => {
+    const p = await peer('250-raw-peer\r\n250-PIPELINING\r\n250 SIZE 100');
+    const transport = nodemailer.createTransport(tlsPolicy({ relay: `[${p.host}]:${p.port}`, level: 'may', mtaSts: false, connectionReuse: false }));
+    const error = await transport.sendMail({ from: 's@origin.test', to: 'a@wire.test', subject: 'big', text: 'x'.repeat(500) }).then(
+      () => undefined,
+      (e: TlsPolicyError) => e,
+    );
+    transport.close();
+    expect(error).toMatchObject({ code: 'EMESSAGE', temporary: false, rejected: ['a@wire.test'] });
+    expect(error!.message).toMatch(new RegExp(`not offered to .*${p.host.replace(/\./g, '\\.')}.*exceeds the size limit 100`));
+    expect(after(p, 'MAIL')).toEqual([]);
   });
 });

@@ -81,11 +81,15 @@ export function settleTransaction(o: Outcome, t: TransactionResult, relay: strin
   if (t.reply && accepted.length) o.response = t.reply;
   o.remaining = deferred.map((r) => r.recipient);
   if (!accepted.length && !deferred.length) {
+    const messageFailed = t.failure?.command === 'DATA' || t.failure?.code === 'EMESSAGE';
     o.refused = {
-      code: t.failure?.command === 'DATA' ? 'EMESSAGE' : 'EENVELOPE',
-      reason: t.failure
-        ? `${nexthop}: ${relay} refused the message at ${t.failure.command ?? 'the transaction'}: ${t.failure.reply ?? t.failure.message}`
-        : `${nexthop}: ${relay} refused every recipient: ${t.recipients.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`,
+      code: messageFailed ? 'EMESSAGE' : 'EENVELOPE',
+      reason: !t.failure
+        ? `${nexthop}: ${relay} refused every recipient: ${t.recipients.map((r) => `${r.recipient}: ${r.reply ?? 'no reply'}`).join('; ')}`
+        : t.failure.reply === undefined && messageFailed
+          ? // not offered at all: the server declared a SIZE below the message's (RFC 1870)
+            `${nexthop}: the message was not offered to ${relay}: ${t.failure.message}`
+          : `${nexthop}: ${relay} refused the message at ${t.failure.command ?? 'the transaction'}: ${t.failure.reply ?? t.failure.message}`,
     };
   }
   if (o.remaining.length === 0) return { done: true };

@@ -171,7 +171,15 @@ export interface TransactionResult {
   /** The final reply (to DATA), or the reply that stopped the transaction; undefined when none came. */
   reply?: string | undefined;
   /** Set when the transaction failed as a whole (MAIL FROM, DATA or the connection). */
-  failure?: { message: string; reply?: string; replyCode?: number; temporary: boolean; command?: string };
+  failure?: {
+    message: string;
+    reply?: string;
+    replyCode?: number;
+    temporary: boolean;
+    command?: string;
+    /** EMESSAGE when the message itself failed (refused at its end, or above the SIZE the server declared). */
+    code?: string;
+  };
 }
 
 /**
@@ -804,6 +812,13 @@ function transactionResult(
     dataSent,
     // the body went out whole and nothing answered its end (a reply is an answer)
     bodySent: bodyPending && reply === undefined,
-    failure: { message, ...(reply ? { reply } : {}), ...(code ? { replyCode: code } : {}), temporary, ...(e.command ? { command: e.command } : {}) },
+    failure: {
+      message,
+      ...(reply ? { reply } : {}),
+      ...(code ? { replyCode: code } : {}),
+      temporary,
+      ...(e.command ? { command: e.command } : {}),
+      ...(e.code === 'EMESSAGE' ? { code: 'EMESSAGE' } : {}),
+    },
   };
 }
