@@ -115,6 +115,23 @@ describe('a transaction on the session own wire', () => {
     expect(p.messages()).toHaveLength(1);
   });
 
+  it.each([
+    ['451 to the end of the message', '451 4.3.0 try later', 'deferred'],
+    ['554 to the end of the message', '554 5.6.0 bad content', 'rejected'],
+  ])('some recipients refused, then %s: each refused one keeps its own answer, the accepted one gets the failure', async (_name, final, status) => {
+    const p = await peer(EHLO_PIPELINING, (c) =>
+      c === 'RCPT TO:<b@wire.test>' ? '550 5.1.1 no such user' : c === 'RCPT TO:<c@wire.test>' ? '450 4.2.1 mailbox busy' : c === '.' ? final : undefined,
+    );
+    const s = await open(p);
+    const result = await send(s, ['a@wire.test', 'b@wire.test', 'c@wire.test']);
+    expect(result.ok).toBe(false);
+    expect(result.recipients).toEqual([
+      { recipient: 'a@wire.test', status, reply: final },
+      { recipient: 'b@wire.test', status: 'rejected', reply: '550 5.1.1 no such user' },
+      { recipient: 'c@wire.test', status: 'deferred', reply: '450 4.2.1 mailbox busy' },
+    ]);
+  });
+
   it('every recipient refused and the server still says 354 to DATA: no message goes, only the end of an empty one (RFC 2920 section 3.1)', async () => {
     const p = await peer(EHLO_PIPELINING, (c) => (c.startsWith('RCPT') ? '550 5.1.1 no such user' : undefined));
     const s = await open(p);

@@ -799,13 +799,14 @@ function transactionResult(
     return { ok: false, recipients: results, reply };
   }
   const temporary = code === undefined || code < 500;
-  // Recipients the server already refused at RCPT keep that answer; the rest share the failure.
+  // Recipients the server already refused at RCPT keep that answer (a 5xx rejected, a 4xx
+  // deferred): the failure after it was not theirs. The rest share the failure.
   const refused = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient, replyLine(r.response)]));
   return {
     ok: false,
     recipients: recipients.map((recipient): RecipientResult => {
       const own = refused.get(recipient);
-      if (own && (replyCode(own) ?? 400) >= 500) return { recipient, status: 'rejected', reply: own };
+      if (own) return { recipient, status: (replyCode(own) ?? 400) >= 500 ? 'rejected' : 'deferred', reply: own };
       return { recipient, status: temporary ? 'deferred' : 'rejected', reply: reply ?? message };
     }),
     reply,

@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { replyCode } from './reply.js';
 import { dataSlices, mailFromLine, needsSmtpUtf8, ReplyReader, ReplyTooLarge, validEnvelopeAddress, type EnvelopeExtensions } from './wire.js';
 
 /** An error as SMTPConnection shapes it: the message ends with ": " and the reply when there is one. */
@@ -32,8 +33,8 @@ export function wireError(message: string | Error, code: string, response: strin
   if (response) {
     error.response = response;
     error.message += `: ${response}`;
-    const replyCode = Number(/^\d+/.exec(response)?.[0]);
-    if (replyCode) error.responseCode = replyCode;
+    const code = replyCode(response);
+    if (code) error.responseCode = code;
   }
   error.command = command;
   return error;
@@ -42,7 +43,6 @@ export function wireError(message: string | Error, code: string, response: strin
 /** A successful transaction, as SMTPConnection's send() reports it. */
 export interface WireInfo {
   accepted: string[];
-  rejected: string[];
   rejectedErrors?: WireError[];
   response: string;
 }
@@ -264,7 +264,16 @@ export async function transact(
   ext: EnvelopeExtensions & { maxSize: number },
   message: Buffer,
 ): Promise<WireResult> {
-  const fail = (error: WireError): WireResult => ({ error });
+  /** Each recipient the server refused at RCPT, with its reply. */
+  const rejectedErrors: WireError[] = [];
+  /** MAIL FROM refused: the RCPT replies after it answer no transaction and count for nothing. */
+  let mailError: WireError | undefined;
+  // A failure after an accepted MAIL FROM keeps the RCPT refusals, so a recipient refused for good
+  // is not reported with the later failure's reply (a 550 to RCPT, then a 451 to DATA, is still a 550).
+  const fail = (error: WireError): WireResult => {
+    if (rejectedErrors.length && !mailError && !error.rejectedErrors) error.rejectedErrors = rejectedErrors;
+    return { error };
+  };
   if (!wire.alive) return fail(wireError('Connection closed unexpectedly', 'ECONNECTION', undefined, 'API'));
   if (ext.maxSize && envelope.size > ext.maxSize) {
     // RFC 1870 section 6: the server declared its limit, so the message is not offered to it. As
@@ -297,9 +306,6 @@ export async function transact(
   const pipelined = ext.pipelining;
 
   const accepted: string[] = [];
-  const rejected: string[] = [];
-  const rejectedErrors: WireError[] = [];
-  let mailError: WireError | undefined;
   const closedBy = (reply: string) => wireError('Server closed the connection', 'ECONNECTION', reply, 'CONN');
   const ended = (reply: string | WireError): reply is WireError => typeof reply !== 'string';
   /** Every RCPT refused, or MAIL refused: the error that ends the message (Nodemailer's _envelopeError). */
@@ -346,7 +352,6 @@ export async function transact(
       const intl = usingUtf8 && /^553 /.test(reply) && needsSmtpUtf8(to[i]!);
       const error = wireError(intl ? 'Internationalized mailbox name not allowed' : 'Recipient command failed', 'EENVELOPE', reply, 'RCPT TO');
       error.recipient = to[i]!;
-      rejected.push(to[i]!);
       rejectedErrors.push(error);
     }
     if (closing(reply)) return stop(mailError ?? closedBy(reply), reply);
@@ -380,5 +385,5 @@ export async function transact(
   const endReply = await wire.next();
   if (ended(endReply)) return fail(endReply);
   if (!isOk(endReply)) return stop(wireError('Message failed', 'EMESSAGE', endReply, 'DATA'), endReply);
-  return { info: { accepted, rejected, ...(rejectedErrors.length ? { rejectedErrors } : {}), response: endReply } };
+  return { info: { accepted, ...(rejectedErrors.length ? { rejectedErrors } : {}), response: endReply } };
 }
