@@ -434,6 +434,8 @@ export class Session {
   private readonly settings: WireSettings;
   /** The socket once this session carries the transactions itself (lib/smtp/transaction.ts). */
   private wire: Wire | undefined;
+  /** What the last EHLO offered for transactions, read once when the wire takes the socket. */
+  private extensions: ReturnType<typeof extensionsOf> | undefined;
   private closed = false;
   private ended = false;
   private dataSent = false;
@@ -484,6 +486,7 @@ export class Session {
       this.settings.socketTimeout,
     );
     this.wire = wire;
+    this.extensions = extensionsOf(this.connection);
     this.route.fail = (error, code = 'ETIMEDOUT') => wire.fail(wireError(error, code, undefined, 'CONN'));
     return wire;
   }
@@ -674,12 +677,12 @@ export class Session {
     this.dataSent = false;
     const wire = this.takeWire();
     if (!wire) {
-      return transactionResult(recipients, wireError('Connection closed unexpectedly', 'ECONNECTION', undefined, 'API'), undefined, this.dataSent, false);
+      return transactionResult(recipients, wireError('Connection closed unexpectedly', 'ECONNECTION', undefined, 'API'), undefined, false, false);
     }
     const result = await transact(
       wire,
       { from, to: recipients, size: message.length, requireTls, secure: isSecure(this.connection) },
-      extensionsOf(this.connection),
+      this.extensions!,
       message,
     );
     return transactionResult(recipients, result.error, result.info, this.dataSent, this.deadlines.bodyPending);
@@ -778,12 +781,13 @@ function transactionResult(
   if (!error && info) {
     const rejected = new Map<string, string | undefined>();
     for (const e of info.rejectedErrors ?? []) if (e.recipient) rejected.set(e.recipient, e.response);
+    const final = replyLine(info.response);
     const results: RecipientResult[] = recipients.map((recipient) => {
-      if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: replyLine(info.response) };
+      if (info.accepted.includes(recipient)) return { recipient, status: 'accepted', reply: final };
       const reply = replyLine(rejected.get(recipient));
       return { recipient, status: (replyCode(reply) ?? 500) >= 500 ? 'rejected' : 'deferred', reply };
     });
-    return { ok: true, recipients: results, reply: replyLine(info.response) };
+    return { ok: true, recipients: results, reply: final };
   }
   const e = error ?? wireError('Connection closed unexpectedly', 'ECONNECTION', undefined, 'CONN');
   const reply = replyLine(e.response);
