@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { TLSSocket } from 'node:tls';
+import type { SessionExtensions } from './wire.js';
 
 /** The private fields read, with the types they have in Nodemailer 10.6. */
 export interface ConnectionInternals {
@@ -157,7 +158,7 @@ export function setEhloName(connection: object, name: string): void {
 }
 
 /** What the transaction uses of the server's last EHLO reply, as SMTPConnection parsed it. */
-export function extensionsOf(connection: object): { pipelining: boolean; size: boolean; smtpUtf8: boolean; requireTls: boolean; maxSize: number } {
+export function extensionsOf(connection: object): SessionExtensions {
   const c = connection as { _supportedExtensions?: string[]; _maxAllowedSize?: number };
   const ext = c._supportedExtensions ?? [];
   return {

@@ -48,6 +48,7 @@ import {
   tlsSocketOf,
 } from './connection-internals.js';
 import { transact, Wire, wireError, type WireError } from './transaction.js';
+import type { SessionExtensions } from './wire.js';
 import type { SessionTracker } from './tracker.js';
 import { replyCode } from './reply.js';
 
@@ -435,7 +436,7 @@ export class Session {
   /** The socket once this session carries the transactions itself (lib/smtp/transaction.ts). */
   private wire: Wire | undefined;
   /** What the last EHLO offered for transactions, read once when the wire takes the socket. */
-  private extensions: ReturnType<typeof extensionsOf> | undefined;
+  private extensions: SessionExtensions | undefined;
   private closed = false;
   private ended = false;
   private dataSent = false;

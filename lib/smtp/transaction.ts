@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { replyCode } from './reply.js';
-import { dataSlices, mailFromLine, needsSmtpUtf8, ReplyReader, ReplyTooLarge, validEnvelopeAddress, type EnvelopeExtensions } from './wire.js';
+import { dataSlices, mailFromLine, needsSmtpUtf8, ReplyReader, ReplyTooLarge, validEnvelopeAddress, type SessionExtensions } from './wire.js';
 
 /** An error as SMTPConnection shapes it: the message ends with ": " and the reply when there is one. */
 export interface WireError extends Error {
@@ -261,7 +261,7 @@ const closing = (reply: string) => /^421[ -]/.test(reply);
 export async function transact(
   wire: Wire,
   envelope: { from: string; to: string[]; size: number; requireTls: boolean; secure: boolean },
-  ext: EnvelopeExtensions & { maxSize: number },
+  ext: SessionExtensions,
   message: Buffer,
 ): Promise<WireResult> {
   /** Each recipient the server refused at RCPT, with its reply. */

@@ -148,6 +148,11 @@ export interface EnvelopeExtensions {
   requireTls: boolean;
 }
 
+/** The extensions, and the size limit the server declared (RFC 1870; 0 when none). */
+export interface SessionExtensions extends EnvelopeExtensions {
+  maxSize: number;
+}
+
 /**
  * MAIL FROM with its parameters: SMTPUTF8 when an address needs it and the server offers it
  * (RFC 6531 section 3.4), SIZE when offered (RFC 1870), REQUIRETLS when asked (RFC 8689 section
